@@ -1,0 +1,76 @@
+//! The command line (clap definitions only; `main.rs` dispatches).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::data::Split;
+use crate::device::DeviceKind;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "blockdrop",
+    version,
+    about = "BlockDrop workbench: run, evaluate and inspect learned per-image residual-block policies",
+    long_about = "BlockDrop (Wu et al., CVPR 2018) learns, for each image, which residual blocks of a \
+ResNet to run. This tool evaluates such models with dropped blocks truly skipped.\n\n\
+Run without a subcommand to evaluate the bundled default model on the bundled \
+Fashion-MNIST sample.",
+    after_help = "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Evaluate a model on a dataset and print the reference's four summary lines.
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Model file: this project's .safetensors, or a reference PyTorch checkpoint (zip format).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+
+    /// Dataset folder: IDX files (e.g. /usr/share/datasets/fashion-mnist), a CIFAR-10/100 folder
+    /// (binary or python version), or a folder of class folders.
+    #[arg(long, value_name = "PATH")]
+    pub data: PathBuf,
+
+    /// Configuration name (R32_C10, R110_C10, R32_C100, R110_C100, R101_ImgNet, R32_FMNIST,
+    /// R110_FMNIST). Default: the model file's metadata, else inferred from its tensors.
+    #[arg(long, value_name = "NAME")]
+    pub config: Option<String>,
+
+    /// Which split to evaluate.
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    pub split: Split,
+
+    /// Evaluate only the first N images.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// Images per forward pass (images sharing a policy run together, dropped blocks skipped).
+    /// Per-image results do not depend on it.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub batch: usize,
+
+    /// A block runs when its keep probability is at least this.
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f32,
+
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+
+    /// Write one row per image here: Parquet if the name ends in .parquet, else CSV.
+    #[arg(long, value_name = "FILE")]
+    pub records: Option<PathBuf>,
+
+    /// Add the base network's logits to the records.
+    #[arg(long)]
+    pub logits: bool,
+}

@@ -1,0 +1,261 @@
+//! Named configurations: the reference's five (REFERENCE.md) and this project's Fashion-MNIST
+//! ones. A configuration fixes both networks' architecture, the input shape and the test-time
+//! transform.
+
+use crate::error::{Error, Result};
+
+/// Which family of flat ResNet: stem, shortcut and pooling differ between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// conv3x3 stem, option-A shortcut (avg-pool + zero channels), global average pool.
+    Cifar,
+    /// conv7x7/2 stem + max-pool 3x3/2, conv1x1+BN shortcut ("option B"), global average pool.
+    ImageNet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockKind {
+    /// conv3x3 → BN → ReLU → conv3x3 → BN (expansion 1).
+    Basic,
+    /// conv1x1 → BN → ReLU → conv3x3 → BN → ReLU → conv1x1 → BN (expansion 4).
+    Bottleneck,
+}
+
+impl BlockKind {
+    pub fn expansion(self) -> usize {
+        match self {
+            BlockKind::Basic => 1,
+            BlockKind::Bottleneck => 4,
+        }
+    }
+}
+
+/// The shape of one flat ResNet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResNetSpec {
+    pub family: Family,
+    pub block: BlockKind,
+    /// Blocks per segment, e.g. `[5, 5, 5]` for ResNet-32.
+    pub layers: Vec<usize>,
+    /// Planes per segment (before expansion), e.g. `[16, 32, 64]`.
+    pub widths: Vec<usize>,
+    pub in_channels: usize,
+    /// `Some(classes)` for a base network with its `fc`; `None` for a policy's feature trunk.
+    pub classes: Option<usize>,
+}
+
+impl ResNetSpec {
+    pub fn num_blocks(&self) -> usize {
+        self.layers.iter().sum()
+    }
+
+    /// The first segment keeps the resolution, every later one halves it.
+    pub fn stride(&self, segment: usize) -> usize {
+        if segment == 0 {
+            1
+        } else {
+            2
+        }
+    }
+
+    pub fn stem_width(&self) -> usize {
+        self.widths[0]
+    }
+
+    /// Channels the network's features have before the head.
+    pub fn feature_dim(&self) -> usize {
+        self.widths[self.widths.len() - 1] * self.block.expansion()
+    }
+
+    /// `(segment, index within segment)` of flat block `k`.
+    pub fn locate(&self, k: usize) -> (usize, usize) {
+        let mut first = 0;
+        for (segment, &n) in self.layers.iter().enumerate() {
+            if k < first + n {
+                return (segment, k - first);
+            }
+            first += n;
+        }
+        panic!("block {k} out of range for {} blocks", self.num_blocks())
+    }
+}
+
+/// The test-time input transform: `ToTensor` (0..1), optionally resize + centre crop first and
+/// per-channel normalisation after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transform {
+    /// `(short side, crop)`: resize the short side bilinearly, then centre-crop a square.
+    pub resize_crop: Option<(u32, u32)>,
+    /// Per-channel `(mean, std)` on the 0..1 scale; `None` is `ToTensor` only.
+    pub normalize: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+/// A named BlockDrop configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub name: String,
+    pub base: ResNetSpec,
+    pub policy: ResNetSpec,
+    /// The policy network sees the input average-pooled by this factor (2 on ImageNet).
+    pub policy_input_pool: usize,
+    /// `(channels, height, width)` the base network expects.
+    pub input: (usize, usize, usize),
+    pub transform: Transform,
+}
+
+/// Fashion-MNIST's training-set pixel mean and (population) std on the 0..1 scale, computed
+/// over all 60,000 images of the Debian package (a test recomputes them).
+pub const FMNIST_MEAN: f32 = 0.286_040_6;
+pub const FMNIST_STD: f32 = 0.353_024_24;
+
+/// Names accepted by [`Config::by_name`], in the order `--help` lists them.
+pub const NAMES: [&str; 7] = [
+    "R32_C10",
+    "R110_C10",
+    "R32_C100",
+    "R110_C100",
+    "R101_ImgNet",
+    "R32_FMNIST",
+    "R110_FMNIST",
+];
+
+fn cifar_spec(layers: [usize; 3], in_channels: usize, classes: Option<usize>) -> ResNetSpec {
+    ResNetSpec {
+        family: Family::Cifar,
+        block: BlockKind::Basic,
+        layers: layers.to_vec(),
+        widths: vec![16, 32, 64],
+        in_channels,
+        classes,
+    }
+}
+
+fn imagenet_spec(block: BlockKind, layers: [usize; 4], classes: Option<usize>) -> ResNetSpec {
+    ResNetSpec {
+        family: Family::ImageNet,
+        block,
+        layers: layers.to_vec(),
+        widths: vec![64, 128, 256, 512],
+        in_channels: 3,
+        classes,
+    }
+}
+
+fn to_tensor_only() -> Transform {
+    Transform {
+        resize_crop: None,
+        normalize: None,
+    }
+}
+
+/// A CIFAR-family configuration with the ResNet-8 policy ([1,1,1]) on the full image.
+fn cifar_config(
+    name: &str,
+    depth: usize,
+    input: (usize, usize, usize),
+    classes: usize,
+    transform: Transform,
+) -> Config {
+    let n = (depth - 2) / 6;
+    Config {
+        name: name.to_string(),
+        base: cifar_spec([n, n, n], input.0, Some(classes)),
+        policy: cifar_spec([1, 1, 1], input.0, None),
+        policy_input_pool: 1,
+        input,
+        transform,
+    }
+}
+
+impl Config {
+    /// Looks a configuration up by name (case-insensitive).
+    pub fn by_name(name: &str) -> Result<Config> {
+        let c10 = (3, 32, 32);
+        let fmnist = (1, 28, 28);
+        // R32_C10 is the one reference configuration that normalises (a quirk of its
+        // pretrained base); the other CIFAR ones feed ToTensor output directly.
+        let cifar10_norm = Transform {
+            resize_crop: None,
+            normalize: Some((
+                vec![125.3 / 255.0, 123.0 / 255.0, 113.9 / 255.0],
+                vec![63.0 / 255.0, 62.1 / 255.0, 66.7 / 255.0],
+            )),
+        };
+        let fmnist_norm = Transform {
+            resize_crop: None,
+            normalize: Some((vec![FMNIST_MEAN], vec![FMNIST_STD])),
+        };
+        let config = match name.to_ascii_uppercase().as_str() {
+            "R32_C10" => cifar_config("R32_C10", 32, c10, 10, cifar10_norm),
+            "R110_C10" => cifar_config("R110_C10", 110, c10, 10, to_tensor_only()),
+            "R32_C100" => cifar_config("R32_C100", 32, c10, 100, to_tensor_only()),
+            "R110_C100" => cifar_config("R110_C100", 110, c10, 100, to_tensor_only()),
+            "R32_FMNIST" => cifar_config("R32_FMNIST", 32, fmnist, 10, fmnist_norm),
+            "R110_FMNIST" => cifar_config("R110_FMNIST", 110, fmnist, 10, fmnist_norm.clone()),
+            "R101_IMGNET" => Config {
+                name: "R101_ImgNet".to_string(),
+                base: imagenet_spec(BlockKind::Bottleneck, [3, 4, 23, 3], Some(1000)),
+                policy: imagenet_spec(BlockKind::Basic, [1, 1, 1, 1], None),
+                policy_input_pool: 2,
+                input: (3, 224, 224),
+                transform: Transform {
+                    resize_crop: Some((256, 224)),
+                    normalize: Some((vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225])),
+                },
+            },
+            _ => {
+                return Err(Error::BadUsage(format!(
+                    "unknown config '{name}'; known configs: {}",
+                    NAMES.join(", ")
+                )))
+            }
+        };
+        Ok(config)
+    }
+
+    /// Number of decisions the policy makes: one per base block.
+    pub fn num_blocks(&self) -> usize {
+        self.base.num_blocks()
+    }
+
+    pub fn classes(&self) -> usize {
+        self.base.classes.unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_depths_give_reference_block_counts() {
+        let blocks = |n: &str| Config::by_name(n).map(|c| c.num_blocks()).ok();
+        assert_eq!(blocks("R32_C10"), Some(15));
+        assert_eq!(blocks("R110_C10"), Some(54));
+        assert_eq!(blocks("R110_C100"), Some(54));
+        assert_eq!(blocks("R101_ImgNet"), Some(33));
+        assert_eq!(blocks("r110_fmnist"), Some(54));
+    }
+
+    #[test]
+    fn unknown_config_names_the_known_ones() {
+        let err = Config::by_name("R50_C10").unwrap_err().to_string();
+        assert!(err.contains("R50_C10") && err.contains("R110_C100"), "{err}");
+    }
+
+    #[test]
+    fn only_r32_c10_normalises_among_cifar_configs() {
+        for name in ["R110_C10", "R32_C100", "R110_C100"] {
+            assert_eq!(Config::by_name(name).unwrap().transform.normalize, None);
+        }
+        assert!(Config::by_name("R32_C10").unwrap().transform.normalize.is_some());
+    }
+
+    #[test]
+    fn locate_walks_segments() {
+        let c = Config::by_name("R32_C10").unwrap();
+        assert_eq!(c.base.locate(0), (0, 0));
+        assert_eq!(c.base.locate(5), (1, 0));
+        assert_eq!(c.base.locate(14), (2, 4));
+    }
+}

@@ -1,0 +1,190 @@
+//! Datasets, detected from a path: IDX files (MNIST / Fashion-MNIST), CIFAR-10/100 in the
+//! binary and python versions, or ImageNet-style class folders.
+
+pub mod cifar;
+pub mod folder;
+pub mod idx;
+pub mod transform;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+pub use transform::Image;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Split {
+    Train,
+    Test,
+}
+
+impl fmt::Display for Split {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Idx,
+    Cifar(cifar::Variant),
+    ImageFolder,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Format::Idx => f.write_str("IDX"),
+            Format::Cifar(v) => write!(f, "{v:?}"),
+            Format::ImageFolder => f.write_str("image folders"),
+        }
+    }
+}
+
+/// Where a dataset's images are: decoded in memory (IDX, CIFAR) or files read on demand.
+#[derive(Debug, Clone)]
+pub enum Store {
+    InMemory {
+        /// Planar 8-bit pixels, image after image.
+        pixels: Vec<u8>,
+        shape: (usize, usize, usize),
+        labels: Vec<u32>,
+    },
+    Files {
+        files: Vec<PathBuf>,
+        labels: Vec<u32>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub path: PathBuf,
+    pub format: Format,
+    pub split: Split,
+    store: Store,
+}
+
+/// Well-known sub-folder names a user may point at the parent of.
+const KNOWN_SUBFOLDERS: [&str; 5] = [
+    "cifar-10-batches-bin",
+    "cifar-10-batches-py",
+    "cifar-100-binary",
+    "cifar-100-python",
+    "fashion-mnist",
+];
+
+const EXPECTED: &str = "expected IDX files (t10k-images-idx3-ubyte[.gz], …), a CIFAR folder \
+(cifar-10-batches-bin, cifar-10-batches-py, cifar-100-binary, cifar-100-python) or a folder of class folders";
+
+fn detect(dir: &Path, split: Split) -> Option<Format> {
+    if idx::find(dir, Split::Test, "images-idx3-ubyte").is_some() || idx::find(dir, Split::Train, "images-idx3-ubyte").is_some() {
+        Some(Format::Idx)
+    } else if let Some(v) = cifar::Variant::detect(dir) {
+        Some(Format::Cifar(v))
+    } else if folder::detect(dir, split) {
+        Some(Format::ImageFolder)
+    } else {
+        None
+    }
+}
+
+impl Dataset {
+    /// Opens the `split` of the dataset at `path`, detecting its format.
+    pub fn open(path: &Path, split: Split) -> Result<Dataset> {
+        if !path.exists() {
+            return Err(Error::bad_input(path, format!("no such file or folder; {EXPECTED}")));
+        }
+        if !path.is_dir() {
+            return Err(Error::bad_input(path, format!("is a file, not a dataset folder; {EXPECTED}")));
+        }
+        let (dir, format) = match detect(path, split) {
+            Some(format) => (path.to_path_buf(), format),
+            None => KNOWN_SUBFOLDERS
+                .iter()
+                .map(|name| path.join(name))
+                .find_map(|sub| detect(&sub, split).map(|f| (sub, f)))
+                .ok_or_else(|| Error::bad_input(path, format!("no dataset recognised; {EXPECTED}")))?,
+        };
+        let store = match format {
+            Format::Idx => idx::load(&dir, split)?,
+            Format::Cifar(variant) => cifar::load(&dir, variant, split)?,
+            Format::ImageFolder => folder::load(&dir, split)?,
+        };
+        Ok(Dataset {
+            path: dir,
+            format,
+            split,
+            store,
+        })
+    }
+
+    /// A dataset already decoded (e.g. the bundled sample); `path` names it in messages.
+    pub fn from_store(path: PathBuf, format: Format, split: Split, store: Store) -> Dataset {
+        Dataset {
+            path,
+            format,
+            split,
+            store,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn labels(&self) -> &[u32] {
+        match &self.store {
+            Store::InMemory { labels, .. } | Store::Files { labels, .. } => labels,
+        }
+    }
+
+    /// Image `i` as decoded 8-bit pixels.
+    pub fn image(&self, i: usize) -> Result<Image> {
+        match &self.store {
+            Store::InMemory { pixels, shape, .. } => {
+                let (c, h, w) = *shape;
+                let size = c * h * w;
+                Ok(Image {
+                    channels: c,
+                    height: h,
+                    width: w,
+                    pixels: pixels[i * size..(i + 1) * size].to_vec(),
+                })
+            }
+            Store::Files { files, .. } => {
+                let path = &files[i];
+                let decoded = image::open(path).map_err(|e| Error::bad_input(path, format!("cannot decode image: {e}")))?;
+                Ok(Image::from_rgb(&decoded.to_rgb8()))
+            }
+        }
+    }
+
+    /// Images `indices` transformed for `config`, as one `[N, C, H, W]` tensor.
+    pub fn batch(&self, indices: &[usize], config: &Config, device: &Device) -> Result<Tensor> {
+        let mut data = Vec::with_capacity(indices.len() * config.input.0 * config.input.1 * config.input.2);
+        for &i in indices {
+            let (values, shape) = transform::apply(&self.image(i)?, &config.transform);
+            if shape != config.input {
+                let (c, h, w) = shape;
+                let (ec, eh, ew) = config.input;
+                return Err(Error::bad_input(
+                    &self.path,
+                    format!("image {i} is {c}x{h}x{w} after the transform; config {} expects {ec}x{eh}x{ew}", config.name),
+                ));
+            }
+            data.extend(values);
+        }
+        let (c, h, w) = config.input;
+        Ok(Tensor::from_vec(data, (indices.len(), c, h, w), device)?)
+    }
+}

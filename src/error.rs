@@ -1,0 +1,63 @@
+//! The library's one error type. Every variant that comes from what a user handed us
+//! (a path, a file's contents, a flag) is an *input* error: the binary maps it to exit code 2.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or folder the user named is missing, unreadable or malformed.
+    #[error("{}: {problem}", path.display())]
+    BadInput { path: PathBuf, problem: String },
+
+    /// A flag or name the user gave does not fit (unknown config, bad threshold, …).
+    #[error("{0}")]
+    BadUsage(String),
+
+    /// Reading or writing a file failed at the operating-system level.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+
+    #[error(transparent)]
+    Polars(#[from] polars::error::PolarsError),
+}
+
+impl Error {
+    pub fn bad_input(path: impl AsRef<Path>, problem: impl Into<String>) -> Self {
+        Error::BadInput {
+            path: path.as_ref().to_path_buf(),
+            problem: problem.into(),
+        }
+    }
+
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    /// True when the error is the user's input rather than a failure of ours (exit code 2).
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            Error::BadInput { .. } | Error::BadUsage(_) => true,
+            // A path that does not exist or cannot be read is bad input too.
+            Error::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::InvalidData
+            ),
+            Error::Candle(_) | Error::Polars(_) => false,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

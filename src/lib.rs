@@ -1,0 +1,19 @@
+//! blockdrop: BlockDrop (Wu et al., CVPR 2018) in Rust. A policy network looks at an image
+//! once and decides which residual blocks of a ResNet to run; this crate loads, runs and
+//! evaluates such models with blocks truly skipped. See DESIGN.md for the map.
+
+pub mod atomic;
+pub mod bundled;
+pub mod checkpoint;
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod eval;
+pub mod exec;
+pub mod model;
+pub mod pickle;
+pub mod records;
+
+pub use error::{Error, Result};

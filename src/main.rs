@@ -1,0 +1,103 @@
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use blockdrop::cli::{Cli, Command, EvalArgs};
+use blockdrop::eval::{evaluate, EvalOptions, Summary};
+use blockdrop::{bundled, checkpoint, data, records};
+
+fn progress_bar(total: usize) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn eval(args: &EvalArgs) -> anyhow::Result<()> {
+    let device = args.device.open()?;
+    let loaded = checkpoint::load_model(&args.model, args.config.as_deref(), &device)?;
+    let dataset = data::Dataset::open(&args.data, args.split)?;
+    let options = EvalOptions {
+        limit: args.limit,
+        batch: args.batch,
+        threshold: args.threshold,
+        keep_logits: args.logits,
+    };
+    if loaded.is_untrained() {
+        eprintln!("note: {} is an untrained model (random weights)", args.model.display());
+    }
+    let bar = progress_bar(options.limit.unwrap_or(dataset.len()).min(dataset.len()));
+    let records = evaluate(&loaded.model, &dataset, &options, &device, |done, _| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    println!("{}", Summary::of(&records));
+    println!(
+        "({} {} images of {} [{}], config {}, threshold {})",
+        records.len(),
+        dataset.split,
+        dataset.path.display(),
+        dataset.format,
+        loaded.model.config.name,
+        options.threshold
+    );
+    if let Some(path) = &args.records {
+        records::write(&records, path)?;
+        println!("records: {}", path.display());
+    }
+    Ok(())
+}
+
+/// The main job without arguments: the bundled default model on the bundled sample.
+fn default_job() -> anyhow::Result<()> {
+    let device = candle_core::Device::Cpu;
+    let loaded = bundled::default_model(&device).context("loading the bundled default model")?;
+    let dataset = bundled::sample_dataset().context("loading the bundled Fashion-MNIST sample")?;
+    println!(
+        "Bundled default: {} on the first {} Fashion-MNIST test images",
+        loaded.model.config.name,
+        dataset.len()
+    );
+    if loaded.is_untrained() {
+        println!(
+            "The bundled model is UNTRAINED (random weights): its accuracy is chance level until a trained default ships."
+        );
+    }
+    let options = EvalOptions::default();
+    let bar = progress_bar(dataset.len());
+    let records = evaluate(&loaded.model, &dataset, &options, &device, |done, _| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    println!("{}", Summary::of(&records));
+    println!("(evaluate your own: blockdrop eval --model M --data D; see --help)");
+    Ok(())
+}
+
+/// Exit code 2 for the user's input (bad flags, bad files), 1 for anything else.
+fn exit_code(error: &anyhow::Error) -> u8 {
+    let user_error = error
+        .chain()
+        .filter_map(|e| e.downcast_ref::<blockdrop::Error>())
+        .any(blockdrop::Error::is_user_error);
+    if user_error {
+        2
+    } else {
+        1
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Some(Command::Eval(args)) => eval(args),
+        None => default_job(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(exit_code(&error))
+        }
+    }
+}

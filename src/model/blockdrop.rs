@@ -1,0 +1,54 @@
+//! The pair the method is about: a policy network deciding, per image, which blocks of the
+//! base ResNet run.
+
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
+
+use crate::config::Config;
+use crate::model::policy::PolicyNet;
+use crate::model::resnet::FlatResNet;
+
+/// Policy = keep-probability ≥ this (REFERENCE.md: `test.py`).
+pub const DEFAULT_THRESHOLD: f32 = 0.5;
+
+#[derive(Debug, Clone)]
+pub struct BlockDrop {
+    pub config: Config,
+    pub agent: PolicyNet,
+    pub resnet: FlatResNet,
+}
+
+impl BlockDrop {
+    /// Builds both networks from `vb`, whose tensors sit under `agent.` and `resnet.`.
+    pub fn new(config: &Config, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            config: config.clone(),
+            agent: PolicyNet::new(config, vb.pp("agent"))?,
+            resnet: FlatResNet::new(&config.base, vb.pp("resnet"))?,
+        })
+    }
+
+    pub fn num_blocks(&self) -> usize {
+        self.resnet.num_blocks()
+    }
+}
+
+/// Turns keep probabilities `[N, K]` into keep bits per image.
+pub fn policy_bits(probs: &[Vec<f32>], threshold: f32) -> Vec<Vec<bool>> {
+    probs
+        .iter()
+        .map(|row| row.iter().map(|&p| p >= threshold).collect())
+        .collect()
+}
+
+/// Keep bits as the reference prints them: one '0'/'1' per block.
+pub fn policy_string(keep: &[bool]) -> String {
+    keep.iter().map(|&k| if k { '1' } else { '0' }).collect()
+}
+
+/// Keep bits as a `[N, K]` f32 tensor of 0/1 (for the masked executor).
+pub fn policy_tensor(keep: &[Vec<bool>], device: &candle_core::Device) -> Result<Tensor> {
+    let k = keep.first().map_or(0, Vec::len);
+    let flat: Vec<f32> = keep.iter().flatten().map(|&b| if b { 1.0 } else { 0.0 }).collect();
+    Tensor::from_vec(flat, (keep.len(), k), device)
+}

@@ -1,0 +1,55 @@
+//! The policy network ("agent"): a small flat ResNet without `fc`, then `logit` (one
+//! keep-probability per base block, through a sigmoid) and `vnet` (a value head that exists
+//! in the reference's weights but takes no part in its loss).
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Linear, VarBuilder};
+
+use crate::config::Config;
+use crate::model::resnet::FlatResNet;
+
+#[derive(Debug, Clone)]
+pub struct PolicyNet {
+    pub features: FlatResNet,
+    pub logit: Linear,
+    pub vnet: Linear,
+    /// The input is average-pooled by this factor first (2 for the ImageNet policy).
+    pub input_pool: usize,
+}
+
+impl PolicyNet {
+    pub fn new(config: &Config, vb: VarBuilder) -> Result<Self> {
+        let features = FlatResNet::new(&config.policy, vb.pp("features"))?;
+        let dim = config.policy.feature_dim();
+        Ok(Self {
+            features,
+            logit: candle_nn::linear(dim, config.num_blocks(), vb.pp("logit"))?,
+            vnet: candle_nn::linear(dim, 1, vb.pp("vnet"))?,
+            input_pool: config.policy_input_pool,
+        })
+    }
+
+    /// The trunk's pooled features, `[N, feature_dim]`.
+    pub fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let x = if self.input_pool > 1 {
+            x.avg_pool2d(self.input_pool)?
+        } else {
+            x.clone()
+        };
+        self.features.forward_full(&x, train)
+    }
+
+    /// Keep probabilities `[N, K]` = sigmoid(logit(features)).
+    pub fn keep_probs(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.probs_from_features(&self.features(x, train)?)
+    }
+
+    pub fn probs_from_features(&self, features: &Tensor) -> Result<Tensor> {
+        candle_nn::ops::sigmoid(&self.logit.forward(features)?)
+    }
+
+    /// The value head's output `[N, 1]` (kept for completeness; BlockDrop's loss ignores it).
+    pub fn value(&self, features: &Tensor) -> Result<Tensor> {
+        self.vnet.forward(features)
+    }
+}

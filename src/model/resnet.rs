@@ -1,0 +1,261 @@
+//! The flat ResNets of the reference: blocks indexed segment by segment, each one addressable
+//! on its own so executors can run, skip or time it. Parameter names follow the reference's
+//! state dicts exactly (`conv1`, `bn1`, `blocks.{segment}.{block}.*`, `ds.{segment}.{0,1}.*`,
+//! `fc`), so the struct tree is the checkpoint's name tree.
+
+use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_nn::{BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Linear, VarBuilder};
+
+use crate::config::{BlockKind, Family, ResNetSpec};
+
+/// PyTorch's BatchNorm2d defaults, which the reference never changes.
+fn bn_config() -> BatchNormConfig {
+    BatchNormConfig {
+        eps: 1e-5,
+        remove_mean: true,
+        affine: true,
+        momentum: 0.1,
+    }
+}
+
+/// A bias-free convolution followed by BatchNorm, as every conv in these networks is.
+#[derive(Debug, Clone)]
+pub struct ConvBn {
+    pub conv: Conv2d,
+    pub bn: BatchNorm,
+}
+
+impl ConvBn {
+    /// `conv_vb` and `bn_vb` are the two modules' own prefixes (siblings in the reference).
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        cin: usize,
+        cout: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        conv_vb: VarBuilder,
+        bn_vb: VarBuilder,
+    ) -> Result<Self> {
+        let cfg = Conv2dConfig {
+            padding,
+            stride,
+            ..Default::default()
+        };
+        let conv = candle_nn::conv2d_no_bias(cin, cout, kernel, cfg, conv_vb)?;
+        let bn = candle_nn::batch_norm(cout, bn_config(), bn_vb)?;
+        Ok(Self { conv, bn })
+    }
+
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.bn.forward_t(&self.conv.forward(x)?, train)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BasicBlock {
+    pub conv1: ConvBn,
+    pub conv2: ConvBn,
+}
+
+#[derive(Debug, Clone)]
+pub struct Bottleneck {
+    pub conv1: ConvBn,
+    pub conv2: ConvBn,
+    pub conv3: ConvBn,
+}
+
+/// One residual block's branch `f(x)`; the block's output is `relu(residual + f(x))`.
+#[derive(Debug, Clone)]
+pub enum Block {
+    Basic(BasicBlock),
+    Bottleneck(Bottleneck),
+}
+
+impl Block {
+    fn new(kind: BlockKind, cin: usize, planes: usize, stride: usize, vb: VarBuilder) -> Result<Self> {
+        let conv_bn = |i: usize, cin, cout, k, s, p| {
+            ConvBn::new(cin, cout, k, s, p, vb.pp(format!("conv{i}")), vb.pp(format!("bn{i}")))
+        };
+        Ok(match kind {
+            BlockKind::Basic => Block::Basic(BasicBlock {
+                conv1: conv_bn(1, cin, planes, 3, stride, 1)?,
+                conv2: conv_bn(2, planes, planes, 3, 1, 1)?,
+            }),
+            BlockKind::Bottleneck => Block::Bottleneck(Bottleneck {
+                conv1: conv_bn(1, cin, planes, 1, 1, 0)?,
+                conv2: conv_bn(2, planes, planes, 3, stride, 1)?,
+                conv3: conv_bn(3, planes, planes * 4, 1, 1, 0)?,
+            }),
+        })
+    }
+
+    /// The residual branch `f(x)` (no final ReLU, no addition).
+    pub fn branch(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match self {
+            Block::Basic(b) => {
+                let h = b.conv1.forward_t(x, train)?.relu()?;
+                b.conv2.forward_t(&h, train)
+            }
+            Block::Bottleneck(b) => {
+                let h = b.conv1.forward_t(x, train)?.relu()?;
+                let h = b.conv2.forward_t(&h, train)?.relu()?;
+                b.conv3.forward_t(&h, train)
+            }
+        }
+    }
+}
+
+/// The shortcut of a segment's first block (`ds.{segment}` in the reference).
+#[derive(Debug, Clone)]
+pub enum Shortcut {
+    Identity,
+    /// "Option A" (`DownsampleB`): average-pool by the stride, then append zero channels.
+    ZeroPad { stride: usize, extra_channels: usize },
+    /// "Option B": conv1x1 with stride, then BatchNorm.
+    Projection(ConvBn),
+}
+
+impl Shortcut {
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match self {
+            Shortcut::Identity => Ok(x.clone()),
+            Shortcut::ZeroPad {
+                stride,
+                extra_channels,
+            } => {
+                let pooled = if *stride > 1 {
+                    x.avg_pool2d(*stride)?
+                } else {
+                    x.clone()
+                };
+                if *extra_channels == 0 {
+                    return Ok(pooled);
+                }
+                let (n, _, h, w) = pooled.dims4()?;
+                let zeros = Tensor::zeros((n, *extra_channels, h, w), pooled.dtype(), pooled.device())?;
+                Tensor::cat(&[&pooled, &zeros], 1)
+            }
+            Shortcut::Projection(conv_bn) => conv_bn.forward_t(x, train),
+        }
+    }
+}
+
+/// A flat ResNet: stem, blocks in one flat list, one shortcut per segment, optional `fc`.
+#[derive(Debug, Clone)]
+pub struct FlatResNet {
+    pub spec: ResNetSpec,
+    pub stem: ConvBn,
+    pub blocks: Vec<Block>,
+    /// Indexed by segment; applied to the input of the segment's first block.
+    pub shortcuts: Vec<Shortcut>,
+    pub fc: Option<Linear>,
+    /// Flat index of each segment's first block.
+    segment_starts: Vec<usize>,
+}
+
+impl FlatResNet {
+    pub fn new(spec: &ResNetSpec, vb: VarBuilder) -> Result<Self> {
+        let stem = match spec.family {
+            Family::Cifar => ConvBn::new(spec.in_channels, spec.stem_width(), 3, 1, 1, vb.pp("conv1"), vb.pp("bn1"))?,
+            Family::ImageNet => ConvBn::new(spec.in_channels, spec.stem_width(), 7, 2, 3, vb.pp("conv1"), vb.pp("bn1"))?,
+        };
+        let mut inplanes = spec.stem_width();
+        let mut blocks = Vec::with_capacity(spec.num_blocks());
+        let mut shortcuts = Vec::with_capacity(spec.layers.len());
+        let mut segment_starts = Vec::with_capacity(spec.layers.len());
+        for (segment, (&n, &planes)) in spec.layers.iter().zip(&spec.widths).enumerate() {
+            let stride = spec.stride(segment);
+            let out = planes * spec.block.expansion();
+            let needs_shortcut = stride != 1 || inplanes != out;
+            shortcuts.push(match (needs_shortcut, spec.family) {
+                (false, _) => Shortcut::Identity,
+                (true, Family::Cifar) => Shortcut::ZeroPad {
+                    stride,
+                    extra_channels: out.checked_sub(inplanes).ok_or_else(|| {
+                        candle_core::Error::Msg(format!("option-A shortcut cannot shrink {inplanes} to {out} channels"))
+                    })?,
+                },
+                (true, Family::ImageNet) => {
+                    let ds = vb.pp("ds").pp(segment);
+                    Shortcut::Projection(ConvBn::new(inplanes, out, 1, stride, 0, ds.pp(0), ds.pp(1))?)
+                }
+            });
+            segment_starts.push(blocks.len());
+            let seg_vb = vb.pp("blocks").pp(segment);
+            for b in 0..n {
+                let (cin, s) = if b == 0 { (inplanes, stride) } else { (out, 1) };
+                blocks.push(Block::new(spec.block, cin, planes, s, seg_vb.pp(b))?);
+            }
+            inplanes = out;
+        }
+        let fc = match spec.classes {
+            Some(classes) => Some(candle_nn::linear(inplanes, classes, vb.pp("fc"))?),
+            None => None,
+        };
+        Ok(Self {
+            spec: spec.clone(),
+            stem,
+            blocks,
+            shortcuts,
+            fc,
+            segment_starts,
+        })
+    }
+
+    pub fn num_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// `conv1 → bn1 → relu` (+ max-pool 3x3/2 on the ImageNet family).
+    pub fn stem(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let x = self.stem.forward_t(x, train)?.relu()?;
+        match self.spec.family {
+            Family::Cifar => Ok(x),
+            // Zero padding equals PyTorch's -inf padding here: the input is post-ReLU (≥ 0) and
+            // every window holds at least one real element.
+            Family::ImageNet => x.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?.max_pool2d_with_stride(3, 2),
+        }
+    }
+
+    /// What block `k` adds its branch to, and what it outputs when dropped: the segment's
+    /// shortcut for a segment's first block (which therefore runs even when the block is
+    /// dropped), the input itself otherwise.
+    pub fn residual(&self, k: usize, x: &Tensor, train: bool) -> Result<Tensor> {
+        match self.segment_starts.iter().position(|&start| start == k) {
+            Some(segment) => self.shortcuts[segment].forward_t(x, train),
+            None => Ok(x.clone()),
+        }
+    }
+
+    /// Block `k` kept: `relu(residual + f(x))`.
+    pub fn run_block(&self, k: usize, x: &Tensor, train: bool) -> Result<Tensor> {
+        let residual = self.residual(k, x, train)?;
+        (residual + self.blocks[k].branch(x, train)?)?.relu()
+    }
+
+    /// Global average pool to `[N, C]`: the reference's `AvgPool2d(8)` on 32x32 CIFAR input,
+    /// `AvgPool2d(7)` on 224x224 ImageNet input and `AvgPool2d(4)` in the ImageNet policy all
+    /// cover the whole final map; the global pool also serves Fashion-MNIST's 7x7 map.
+    pub fn pool(&self, x: &Tensor) -> Result<Tensor> {
+        x.mean((2, 3))
+    }
+
+    /// Pooled features → `fc` logits. A policy trunk (no `fc`) returns the features.
+    pub fn head(&self, x: &Tensor) -> Result<Tensor> {
+        let features = self.pool(x)?;
+        match &self.fc {
+            Some(fc) => fc.forward(&features),
+            None => Ok(features),
+        }
+    }
+
+    /// Every block kept (the reference's `forward_full`).
+    pub fn forward_full(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut x = self.stem(x, train)?;
+        for k in 0..self.num_blocks() {
+            x = self.run_block(k, &x, train)?;
+        }
+        self.head(&x)
+    }
+}

@@ -1,0 +1,552 @@
+//! A pickle *reader*, never an interpreter: it turns a pickle stream into a graph of plain
+//! values and refuses any global the caller did not allow. `REDUCE`, `NEWOBJ` and `BUILD` are
+//! recorded as data (`Call`, `Built`) for the caller to interpret; nothing is ever executed.
+//!
+//! Objects live in an arena and are referred to by index, so the memo shares them as Python
+//! does (a list appended to after `PUT` is the same list under `GET`), and memory stays
+//! proportional to the stream: each opcode adds at most one object, and every length is
+//! checked against the bytes that remain before anything is allocated.
+
+use std::collections::HashMap;
+
+/// Index of an object in [`Pickle::objects`].
+pub type Id = usize;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Obj {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// Python 2 `str` and Python 3 `bytes`.
+    Bytes(Vec<u8>),
+    Str(String),
+    Tuple(Vec<Id>),
+    List(Vec<Id>),
+    Dict(Vec<(Id, Id)>),
+    Global { module: String, name: String },
+    /// `func(*args)` from `REDUCE` or `NEWOBJ`: recorded, not called.
+    Call { func: Id, args: Id },
+    /// `obj.__setstate__(state)` from `BUILD`: recorded, not called.
+    Built { obj: Id, state: Id },
+    PersistentId(Id),
+}
+
+/// Why a stream was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PickleError {
+    #[error("pickle refers to global {0}, which a data file has no reason to use; refusing it")]
+    ForbiddenGlobal(String),
+    #[error("pickle is truncated: needs {needed} more byte(s) at offset {offset}")]
+    Truncated { offset: usize, needed: usize },
+    #[error("unsupported pickle opcode 0x{opcode:02x} at offset {offset}")]
+    UnsupportedOpcode { opcode: u8, offset: usize },
+    #[error("malformed pickle at offset {offset}: {problem}")]
+    Malformed { offset: usize, problem: String },
+}
+
+type PResult<T> = Result<T, PickleError>;
+
+/// The decoded stream: every object and the root the stream returned.
+#[derive(Debug)]
+pub struct Pickle {
+    pub objects: Vec<Obj>,
+    pub root: Id,
+    /// Bytes the stream took (a file may hold several pickles back to back).
+    pub consumed: usize,
+}
+
+/// Stack entries: an object, or the mark of `MARK`.
+#[derive(Clone, Copy)]
+enum Slot {
+    Obj(Id),
+    Mark,
+}
+
+struct Machine<'a, F> {
+    data: &'a [u8],
+    pos: usize,
+    objects: Vec<Obj>,
+    stack: Vec<Slot>,
+    memo: HashMap<u32, Id>,
+    allow: F,
+}
+
+impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
+    fn malformed<T>(&self, problem: impl Into<String>) -> PResult<T> {
+        Err(PickleError::Malformed {
+            offset: self.pos,
+            problem: problem.into(),
+        })
+    }
+
+    fn take(&mut self, n: usize) -> PResult<&'a [u8]> {
+        let remaining = self.data.len() - self.pos;
+        if n > remaining {
+            return Err(PickleError::Truncated {
+                offset: self.pos,
+                needed: n - remaining,
+            });
+        }
+        let slice = &self.data[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(slice)
+    }
+
+    fn u8(&mut self) -> PResult<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> PResult<u16> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self) -> PResult<u32> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> PResult<u64> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn line(&mut self) -> PResult<&'a str> {
+        let rest = &self.data[self.pos..];
+        let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+            return Err(PickleError::Truncated {
+                offset: self.pos,
+                needed: 1,
+            });
+        };
+        let line = std::str::from_utf8(&rest[..end]).or_else(|_| self.malformed("line is not UTF-8"))?;
+        self.pos += end + 1;
+        Ok(line)
+    }
+
+    fn push(&mut self, obj: Obj) {
+        self.objects.push(obj);
+        self.stack.push(Slot::Obj(self.objects.len() - 1));
+    }
+
+    fn pop(&mut self) -> PResult<Id> {
+        match self.stack.pop() {
+            Some(Slot::Obj(id)) => Ok(id),
+            Some(Slot::Mark) => self.malformed("unexpected mark on the stack"),
+            None => self.malformed("stack underflow"),
+        }
+    }
+
+    fn top(&self) -> PResult<Id> {
+        match self.stack.last() {
+            Some(Slot::Obj(id)) => Ok(*id),
+            _ => self.malformed("no object on top of the stack"),
+        }
+    }
+
+    /// Pops everything above the topmost mark, and the mark.
+    fn pop_to_mark(&mut self) -> PResult<Vec<Id>> {
+        let Some(mark) = self.stack.iter().rposition(|s| matches!(s, Slot::Mark)) else {
+            return self.malformed("no mark on the stack");
+        };
+        let items = self
+            .stack
+            .drain(mark + 1..)
+            .map(|s| match s {
+                Slot::Obj(id) => id,
+                Slot::Mark => unreachable!("rposition found the topmost mark"),
+            })
+            .collect();
+        self.stack.pop();
+        Ok(items)
+    }
+
+    fn bytes(&mut self, n: usize) -> PResult<()> {
+        let b = self.take(n)?.to_vec();
+        self.push(Obj::Bytes(b));
+        Ok(())
+    }
+
+    fn string(&mut self, n: usize) -> PResult<()> {
+        let b = self.take(n)?;
+        let s = std::str::from_utf8(b).or_else(|_| self.malformed("string is not UTF-8"))?;
+        self.push(Obj::Str(s.to_string()));
+        Ok(())
+    }
+
+    fn global(&mut self, module: &str, name: &str) -> PResult<()> {
+        if !(self.allow)(module, name) {
+            return Err(PickleError::ForbiddenGlobal(format!("{module}.{name}")));
+        }
+        self.push(Obj::Global {
+            module: module.to_string(),
+            name: name.to_string(),
+        });
+        Ok(())
+    }
+
+    fn memo_get(&mut self, key: u32) -> PResult<()> {
+        match self.memo.get(&key) {
+            Some(&id) => {
+                self.stack.push(Slot::Obj(id));
+                Ok(())
+            }
+            None => self.malformed(format!("memo key {key} was never stored")),
+        }
+    }
+
+    fn memo_put(&mut self, key: u32) -> PResult<()> {
+        let id = self.top()?;
+        self.memo.insert(key, id);
+        Ok(())
+    }
+
+    fn extend_list(&mut self, list: Id, items: Vec<Id>) -> PResult<()> {
+        match &mut self.objects[list] {
+            Obj::List(v) => {
+                v.extend(items);
+                Ok(())
+            }
+            _ => self.malformed("APPEND to something that is not a list"),
+        }
+    }
+
+    fn set_items(&mut self, dict: Id, items: Vec<Id>) -> PResult<()> {
+        if items.len() % 2 != 0 {
+            return self.malformed("odd number of items for SETITEMS");
+        }
+        match &mut self.objects[dict] {
+            Obj::Dict(v) => {
+                v.extend(items.chunks(2).map(|kv| (kv[0], kv[1])));
+                Ok(())
+            }
+            _ => self.malformed("SETITEM on something that is not a dict"),
+        }
+    }
+
+    fn long(&mut self, bytes: &[u8]) -> PResult<()> {
+        if bytes.len() > 8 {
+            return self.malformed("integer wider than 64 bits");
+        }
+        let negative = bytes.last().is_some_and(|&b| b & 0x80 != 0);
+        let mut a = [if negative { 0xff } else { 0 }; 8];
+        a[..bytes.len()].copy_from_slice(bytes);
+        self.push(Obj::Int(i64::from_le_bytes(a)));
+        Ok(())
+    }
+
+    /// Runs one opcode; returns false at `STOP`.
+    fn step(&mut self) -> PResult<bool> {
+        let offset = self.pos;
+        let op = self.u8()?;
+        match op {
+            b'\x80' => {
+                self.u8()?; // PROTO: the version changes nothing we read
+            }
+            b'\x95' => {
+                self.u64()?; // FRAME: a length hint only
+            }
+            b'.' => return Ok(false),
+            b'(' => self.stack.push(Slot::Mark),
+            b'0' => {
+                self.stack.pop();
+            }
+            b'1' => {
+                self.pop_to_mark()?;
+            }
+            b'2' => {
+                let id = self.top()?;
+                self.stack.push(Slot::Obj(id));
+            }
+            b'N' => self.push(Obj::None),
+            b'\x88' => self.push(Obj::Bool(true)),
+            b'\x89' => self.push(Obj::Bool(false)),
+            b'J' => {
+                let v = self.u32()? as i32;
+                self.push(Obj::Int(v as i64));
+            }
+            b'K' => {
+                let v = self.u8()?;
+                self.push(Obj::Int(v as i64));
+            }
+            b'M' => {
+                let v = self.u16()?;
+                self.push(Obj::Int(v as i64));
+            }
+            b'I' | b'L' => {
+                let line = self.line()?.trim_end_matches('L');
+                let obj = match line {
+                    "01" if op == b'I' => Obj::Bool(true),
+                    "00" if op == b'I' => Obj::Bool(false),
+                    _ => Obj::Int(line.parse().or_else(|_| self.malformed(format!("bad integer {line:?}")))?),
+                };
+                self.push(obj);
+            }
+            b'\x8a' => {
+                let n = self.u8()? as usize;
+                let b = self.take(n)?;
+                self.long(b)?;
+            }
+            b'\x8b' => {
+                let n = self.u32()? as usize;
+                let b = self.take(n)?;
+                self.long(b)?;
+            }
+            b'G' => {
+                let v = f64::from_be_bytes(self.take(8)?.try_into().map_err(|_| PickleError::Truncated { offset, needed: 8 })?);
+                self.push(Obj::Float(v));
+            }
+            b'F' => {
+                let line = self.line()?;
+                let v = line.parse().or_else(|_| self.malformed(format!("bad float {line:?}")))?;
+                self.push(Obj::Float(v));
+            }
+            // SHORT_BINSTRING / SHORT_BINBYTES, BINSTRING / BINBYTES, BINBYTES8
+            b'U' | b'C' => {
+                let n = self.u8()? as usize;
+                self.bytes(n)?;
+            }
+            b'T' | b'B' => {
+                let n = self.u32()? as usize;
+                self.bytes(n)?;
+            }
+            b'\x8e' => {
+                let n = self.u64()?;
+                self.bytes(usize::try_from(n).unwrap_or(usize::MAX))?;
+            }
+            // SHORT_BINUNICODE, BINUNICODE, BINUNICODE8
+            b'\x8c' => {
+                let n = self.u8()? as usize;
+                self.string(n)?;
+            }
+            b'X' => {
+                let n = self.u32()? as usize;
+                self.string(n)?;
+            }
+            b'\x8d' => {
+                let n = self.u64()?;
+                self.string(usize::try_from(n).unwrap_or(usize::MAX))?;
+            }
+            b')' => self.push(Obj::Tuple(vec![])),
+            b't' => {
+                let items = self.pop_to_mark()?;
+                self.push(Obj::Tuple(items));
+            }
+            b'\x85' | b'\x86' | b'\x87' => {
+                let n = (op - b'\x84') as usize;
+                let mut items = (0..n).map(|_| self.pop()).collect::<PResult<Vec<_>>>()?;
+                items.reverse();
+                self.push(Obj::Tuple(items));
+            }
+            b']' => self.push(Obj::List(vec![])),
+            b'l' => {
+                let items = self.pop_to_mark()?;
+                self.push(Obj::List(items));
+            }
+            b'a' => {
+                let item = self.pop()?;
+                let list = self.top()?;
+                self.extend_list(list, vec![item])?;
+            }
+            b'e' => {
+                let items = self.pop_to_mark()?;
+                let list = self.top()?;
+                self.extend_list(list, items)?;
+            }
+            b'}' => self.push(Obj::Dict(vec![])),
+            b'd' => {
+                let items = self.pop_to_mark()?;
+                self.push(Obj::Dict(vec![]));
+                let dict = self.top()?;
+                self.set_items(dict, items)?;
+            }
+            b's' => {
+                let value = self.pop()?;
+                let key = self.pop()?;
+                let dict = self.top()?;
+                self.set_items(dict, vec![key, value])?;
+            }
+            b'u' => {
+                let items = self.pop_to_mark()?;
+                let dict = self.top()?;
+                self.set_items(dict, items)?;
+            }
+            b'g' => {
+                let line = self.line()?;
+                let key = line.parse().or_else(|_| self.malformed(format!("bad memo key {line:?}")))?;
+                self.memo_get(key)?;
+            }
+            b'h' => {
+                let key = self.u8()? as u32;
+                self.memo_get(key)?;
+            }
+            b'j' => {
+                let key = self.u32()?;
+                self.memo_get(key)?;
+            }
+            b'p' => {
+                let line = self.line()?;
+                let key = line.parse().or_else(|_| self.malformed(format!("bad memo key {line:?}")))?;
+                self.memo_put(key)?;
+            }
+            b'q' => {
+                let key = self.u8()? as u32;
+                self.memo_put(key)?;
+            }
+            b'r' => {
+                let key = self.u32()?;
+                self.memo_put(key)?;
+            }
+            b'\x94' => {
+                let key = u32::try_from(self.memo.len()).unwrap_or(u32::MAX);
+                self.memo_put(key)?;
+            }
+            b'c' => {
+                let module = self.line()?;
+                let name = self.line()?;
+                self.global(module, name)?;
+            }
+            b'\x93' => {
+                let name = self.pop()?;
+                let module = self.pop()?;
+                match (&self.objects[module], &self.objects[name]) {
+                    (Obj::Str(m), Obj::Str(n)) => {
+                        let (m, n) = (m.clone(), n.clone());
+                        self.global(&m, &n)?;
+                    }
+                    _ => return self.malformed("STACK_GLOBAL needs two strings"),
+                }
+            }
+            b'R' | b'\x81' => {
+                let args = self.pop()?;
+                let func = self.pop()?;
+                self.push(Obj::Call { func, args });
+            }
+            b'b' => {
+                let state = self.pop()?;
+                let target = self.top()?;
+                // BUILD changes the object in place: every reference to it sees the state.
+                let original = std::mem::replace(&mut self.objects[target], Obj::None);
+                self.objects.push(original);
+                let moved = self.objects.len() - 1;
+                self.objects[target] = Obj::Built { obj: moved, state };
+            }
+            b'Q' => {
+                let pid = self.pop()?;
+                self.push(Obj::PersistentId(pid));
+            }
+            b'P' => {
+                let line = self.line()?.to_string();
+                self.objects.push(Obj::Str(line));
+                let pid = self.objects.len() - 1;
+                self.push(Obj::PersistentId(pid));
+            }
+            opcode => return Err(PickleError::UnsupportedOpcode { opcode, offset }),
+        }
+        Ok(true)
+    }
+}
+
+/// Reads one pickle from the start of `data`. `allow(module, name)` decides which globals
+/// the stream may name; any other is refused.
+pub fn read(data: &[u8], allow: impl Fn(&str, &str) -> bool) -> PResult<Pickle> {
+    let mut machine = Machine {
+        data,
+        pos: 0,
+        objects: Vec::new(),
+        stack: Vec::new(),
+        memo: HashMap::new(),
+        allow,
+    };
+    while machine.step()? {}
+    let root = machine.pop()?;
+    Ok(Pickle {
+        objects: machine.objects,
+        root,
+        consumed: machine.pos,
+    })
+}
+
+impl Pickle {
+    pub fn get(&self, id: Id) -> &Obj {
+        &self.objects[id]
+    }
+
+    /// The value under `key` in dict `id`, matching `str` and `bytes` keys alike (Python 2
+    /// pickles have byte-string keys).
+    pub fn dict_get(&self, id: Id, key: &str) -> Option<Id> {
+        let Obj::Dict(items) = self.get(id) else {
+            return None;
+        };
+        items.iter().find_map(|&(k, v)| match self.get(k) {
+            Obj::Str(s) if s == key => Some(v),
+            Obj::Bytes(b) if b == key.as_bytes() => Some(v),
+            _ => None,
+        })
+    }
+
+    /// Raw bytes: a `bytes`/`str` object, or Python 3's protocol-2 spelling of bytes,
+    /// `_codecs.encode(text, 'latin1')`.
+    pub fn as_bytes(&self, id: Id) -> Option<Vec<u8>> {
+        match self.get(id) {
+            Obj::Bytes(b) => Some(b.clone()),
+            Obj::Call { func, args } if self.is_global(*func, "_codecs", "encode") => {
+                let Obj::Tuple(a) = self.get(*args) else { return None };
+                let Obj::Str(text) = self.get(*a.first()?) else { return None };
+                text.chars().map(|c| u8::try_from(c as u32).ok()).collect()
+            }
+            _ => None,
+        }
+    }
+
+    pub fn as_int(&self, id: Id) -> Option<i64> {
+        match self.get(id) {
+            Obj::Int(v) => Some(*v),
+            Obj::Bool(b) => Some(*b as i64),
+            _ => None,
+        }
+    }
+
+    /// Items of a list or tuple.
+    pub fn as_seq(&self, id: Id) -> Option<&[Id]> {
+        match self.get(id) {
+            Obj::List(v) | Obj::Tuple(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn is_global(&self, id: Id, module: &str, name: &str) -> bool {
+        matches!(self.get(id), Obj::Global { module: m, name: n } if m == module && n == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_global_is_named() {
+        // cos\nsystem\n(S'ls'\ntR.  — the classic exploit, protocol 0.
+        let err = read(b"cos\nsystem\n(S'ls'\ntR.", |_, _| false).unwrap_err();
+        assert_eq!(err, PickleError::ForbiddenGlobal("os.system".into()));
+    }
+
+    #[test]
+    fn truncated_length_is_refused_before_allocation() {
+        // BINBYTES claiming 4 GiB with three bytes left.
+        let err = read(b"\x80\x02B\xff\xff\xff\xffabc", |_, _| true).unwrap_err();
+        assert!(matches!(err, PickleError::Truncated { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn memo_shares_the_object_appended_after_put() {
+        // ] q\x00 ( K\x01 K\x02 e h\x00 \x86 .  → ([1, 2], [1, 2]) with one list.
+        let p = read(b"\x80\x02]q\x00(K\x01K\x02eh\x00\x86.", |_, _| true).unwrap();
+        let items = p.as_seq(p.root).unwrap();
+        assert_eq!(items[0], items[1]);
+        assert_eq!(p.as_seq(items[0]).unwrap().len(), 2);
+    }
+}
