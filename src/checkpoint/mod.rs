@@ -71,8 +71,10 @@ pub fn infer_config(tensors: &HashMap<String, Tensor>) -> Option<Config> {
     let classes = tensors.get("resnet.fc.weight")?.dim(0).ok()?;
     let mut layers: Vec<usize> = Vec::new();
     for name in tensors.keys() {
-        let rest = name.strip_prefix("resnet.blocks.")?.split('.').collect::<Vec<_>>();
-        if let [segment, block, "conv1", "weight"] = rest.as_slice() {
+        let Some(rest) = name.strip_prefix("resnet.blocks.") else {
+            continue;
+        };
+        if let [segment, block, "conv1", "weight"] = rest.split('.').collect::<Vec<_>>().as_slice() {
             let (segment, block): (usize, usize) = (segment.parse().ok()?, block.parse().ok()?);
             if layers.len() <= segment {
                 layers.resize(segment + 1, 0);
