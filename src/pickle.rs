@@ -476,15 +476,14 @@ impl Pickle {
     }
 
     /// The value under `key` in dict `id`, matching `str` and `bytes` keys alike (Python 2
-    /// pickles have byte-string keys).
+    /// pickles have byte-string keys, Python 3's protocol 2 spells them as `_codecs.encode`).
     pub fn dict_get(&self, id: Id, key: &str) -> Option<Id> {
         let Obj::Dict(items) = self.get(id) else {
             return None;
         };
         items.iter().find_map(|&(k, v)| match self.get(k) {
-            Obj::Str(s) if s == key => Some(v),
-            Obj::Bytes(b) if b == key.as_bytes() => Some(v),
-            _ => None,
+            Obj::Str(s) => (s == key).then_some(v),
+            _ => (self.as_bytes(k)? == key.as_bytes()).then_some(v),
         })
     }
 

@@ -1,0 +1,63 @@
+//! Model structure: what a dropped block does, and the model file's checks.
+
+use blockdrop::config::Config;
+use blockdrop::exec::forward_skip;
+use blockdrop::model::BlockDrop;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+
+fn random_model(config: &str) -> BlockDrop {
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    BlockDrop::new(&Config::by_name(config).unwrap(), vb).unwrap()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+}
+
+#[test]
+fn dropped_first_block_still_downsamples() {
+    let model = random_model("R32_C10");
+    let net = &model.resnet;
+    let x = Tensor::randn(0f32, 1.0, (2, 16, 32, 32), &Device::Cpu).unwrap();
+    // Block 5 opens segment 2 (stride 2, 16 → 32 channels): dropped, it outputs the option-A
+    // shortcut, average-pooled 2x2 with 16 zero channels appended.
+    let out = net.residual(5, &x, false).unwrap();
+    assert_eq!(out.dims(), &[2, 32, 16, 16]);
+    let pooled = x.avg_pool2d(2).unwrap();
+    assert_eq!(max_abs_diff(&out.narrow(1, 0, 16).unwrap(), &pooled), 0.0);
+    assert_eq!(out.narrow(1, 16, 16).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+    // A block inside a segment passes its input through unchanged.
+    assert_eq!(max_abs_diff(&net.residual(6, &out, false).unwrap(), &out), 0.0);
+}
+
+#[test]
+fn everything_dropped_is_stem_shortcuts_and_head() {
+    let model = random_model("R32_C10");
+    let net = &model.resnet;
+    let image = Tensor::randn(0f32, 1.0, (1, 3, 32, 32), &Device::Cpu).unwrap();
+    let stem = net.stem(&image, false).unwrap();
+    let s1 = net.shortcuts[1].forward_t(&stem, false).unwrap();
+    let s2 = net.shortcuts[2].forward_t(&s1, false).unwrap();
+    let expected = net.head(&s2).unwrap();
+    let logits = forward_skip(net, &image, &[false; 15]).unwrap();
+    assert_eq!(max_abs_diff(&logits, &expected), 0.0);
+}
+
+#[test]
+fn imagenet_shortcut_of_a_dropped_block_is_the_projection() {
+    let model = random_model("R101_ImgNet");
+    let net = &model.resnet;
+    assert_eq!(net.num_blocks(), 33);
+    // Block 3 opens segment 2 (after 3 blocks): 256 → 512 channels at stride 2.
+    let x = Tensor::randn(0f32, 1.0, (1, 256, 14, 14), &Device::Cpu).unwrap();
+    assert_eq!(net.residual(3, &x, false).unwrap().dims(), &[1, 512, 7, 7]);
+}
+
+#[test]
+fn a_policy_of_the_wrong_length_is_an_error() {
+    let model = random_model("R32_C10");
+    let image = Tensor::zeros((1, 3, 32, 32), DType::F32, &Device::Cpu).unwrap();
+    assert!(forward_skip(&model.resnet, &image, &[true; 14]).is_err());
+}
