@@ -15,11 +15,17 @@ use blockdrop::config::Config;
 use blockdrop::model::BlockDrop;
 
 fn main() -> anyhow::Result<()> {
-    let out = std::env::args().nth(1).map_or_else(|| PathBuf::from("assets/default.safetensors"), PathBuf::from);
+    let out = std::env::args().nth(1).map_or_else(
+        || PathBuf::from("assets/default.safetensors"),
+        PathBuf::from,
+    );
     let device = Device::Cpu;
     let config = Config::by_name("R32_FMNIST")?;
     let varmap = VarMap::new();
-    BlockDrop::new(&config, VarBuilder::from_varmap(&varmap, DType::F32, &device))?;
+    BlockDrop::new(
+        &config,
+        VarBuilder::from_varmap(&varmap, DType::F32, &device),
+    )?;
     let tensors: BTreeMap<String, candle_core::Tensor> = varmap
         .data()
         .lock()

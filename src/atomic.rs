@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
@@ -28,7 +31,9 @@ where
         let mut writer = BufWriter::new(file);
         write(&mut writer)?;
         writer.flush().map_err(|e| Error::io(&temp, e))?;
-        let file = writer.into_inner().map_err(|e| Error::io(&temp, e.into_error()))?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| Error::io(&temp, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&temp, e))?;
         std::fs::rename(&temp, path).map_err(|e| Error::io(path, e))
     })();

@@ -240,7 +240,10 @@ mod tests {
     #[test]
     fn unknown_config_names_the_known_ones() {
         let err = Config::by_name("R50_C10").unwrap_err().to_string();
-        assert!(err.contains("R50_C10") && err.contains("R110_C100"), "{err}");
+        assert!(
+            err.contains("R50_C10") && err.contains("R110_C100"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -248,7 +251,11 @@ mod tests {
         for name in ["R110_C10", "R32_C100", "R110_C100"] {
             assert_eq!(Config::by_name(name).unwrap().transform.normalize, None);
         }
-        assert!(Config::by_name("R32_C10").unwrap().transform.normalize.is_some());
+        assert!(Config::by_name("R32_C10")
+            .unwrap()
+            .transform
+            .normalize
+            .is_some());
     }
 
     #[test]

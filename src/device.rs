@@ -23,7 +23,9 @@ impl DeviceKind {
             DeviceKind::Cpu => Ok(Device::Cpu),
             DeviceKind::Cuda if candle_core::utils::cuda_is_available() => Ok(Device::new_cuda(0)?),
             DeviceKind::Cuda => Err(unavailable("cuda", "cuda")),
-            DeviceKind::Metal if candle_core::utils::metal_is_available() => Ok(Device::new_metal(0)?),
+            DeviceKind::Metal if candle_core::utils::metal_is_available() => {
+                Ok(Device::new_metal(0)?)
+            }
             DeviceKind::Metal => Err(unavailable("metal", "metal")),
         }
     }

@@ -79,17 +79,28 @@ pub fn evaluate(
         return Err(Error::BadUsage("--batch must be at least 1".into()));
     }
     if !(0.0..=1.0).contains(&options.threshold) {
-        return Err(Error::BadUsage(format!("--threshold {} is not a probability", options.threshold)));
+        return Err(Error::BadUsage(format!(
+            "--threshold {} is not a probability",
+            options.threshold
+        )));
     }
-    let total = options.limit.map_or(dataset.len(), |l| l.min(dataset.len()));
+    let total = options
+        .limit
+        .map_or(dataset.len(), |l| l.min(dataset.len()));
     if total == 0 {
-        return Err(Error::bad_input(&dataset.path, format!("the {} split holds no images", dataset.split)));
+        return Err(Error::bad_input(
+            &dataset.path,
+            format!("the {} split holds no images", dataset.split),
+        ));
     }
     let classes = model.config.classes() as u32;
     if let Some(&label) = dataset.labels()[..total].iter().find(|&&l| l >= classes) {
         return Err(Error::bad_input(
             &dataset.path,
-            format!("label {label} is out of range for config {} ({classes} classes)", model.config.name),
+            format!(
+                "label {label} is out of range for config {} ({classes} classes)",
+                model.config.name
+            ),
         ));
     }
     let flops = BlockDropFlops::for_config(&model.config);
@@ -142,7 +153,9 @@ impl Summary {
         let flops = |r: &Record| r.flops;
         let block_mean = mean(&blocks);
         let flops_mean = mean(&flops);
-        let squares = |f: &dyn Fn(&Record) -> f64, m: f64| records.iter().map(|r| (f(r) - m).powi(2)).sum::<f64>();
+        let squares = |f: &dyn Fn(&Record) -> f64, m: f64| {
+            records.iter().map(|r| (f(r) - m).powi(2)).sum::<f64>()
+        };
         let policies: HashSet<&[bool]> = records.iter().map(|r| r.keep.as_slice()).collect();
         Summary {
             images: records.len(),
@@ -181,8 +194,18 @@ impl fmt::Display for Summary {
     /// The four lines of the reference's `test.py`, exactly.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Accuracy: {}", fixed3(self.accuracy))?;
-        writeln!(f, "Block Usage: {} \u{b1} {}", fixed3(self.block_usage_mean), fixed3(self.block_usage_std))?;
-        writeln!(f, "FLOPs/img: {} \u{b1} {}", sci2(self.flops_mean), sci2(self.flops_std))?;
+        writeln!(
+            f,
+            "Block Usage: {} \u{b1} {}",
+            fixed3(self.block_usage_mean),
+            fixed3(self.block_usage_std)
+        )?;
+        writeln!(
+            f,
+            "FLOPs/img: {} \u{b1} {}",
+            sci2(self.flops_mean),
+            sci2(self.flops_std)
+        )?;
         write!(f, "Unique Policies: {}", self.unique_policies)
     }
 }
@@ -213,7 +236,10 @@ mod tests {
             probs: vec![],
             logits: None,
         };
-        let s = Summary::of(&[record(1, 1.0, vec![true, false]), record(2, 3.0, vec![true, true])]);
+        let s = Summary::of(&[
+            record(1, 1.0, vec![true, false]),
+            record(2, 3.0, vec![true, true]),
+        ]);
         assert_eq!(s.block_usage_std, (0.5f64).sqrt());
         assert_eq!(s.flops_std, 1.0);
         assert_eq!(s.unique_policies, 2);

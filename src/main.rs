@@ -28,10 +28,15 @@ fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         keep_logits: args.logits,
     };
     if loaded.is_untrained() {
-        eprintln!("note: {} is an untrained model (random weights)", args.model.display());
+        eprintln!(
+            "note: {} is an untrained model (random weights)",
+            args.model.display()
+        );
     }
     let bar = progress_bar(options.limit.unwrap_or(dataset.len()).min(dataset.len()));
-    let records = evaluate(&loaded.model, &dataset, &options, &device, |done, _| bar.set_position(done as u64))?;
+    let records = evaluate(&loaded.model, &dataset, &options, &device, |done, _| {
+        bar.set_position(done as u64)
+    })?;
     bar.finish_and_clear();
     println!("{}", Summary::of(&records));
     println!(
@@ -67,7 +72,9 @@ fn default_job() -> anyhow::Result<()> {
     }
     let options = EvalOptions::default();
     let bar = progress_bar(dataset.len());
-    let records = evaluate(&loaded.model, &dataset, &options, &device, |done, _| bar.set_position(done as u64))?;
+    let records = evaluate(&loaded.model, &dataset, &options, &device, |done, _| {
+        bar.set_position(done as u64)
+    })?;
     bar.finish_and_clear();
     println!("{}", Summary::of(&records));
     println!("(evaluate your own: blockdrop eval --model M --data D; see --help)");

@@ -24,11 +24,20 @@ pub enum Obj {
     Tuple(Vec<Id>),
     List(Vec<Id>),
     Dict(Vec<(Id, Id)>),
-    Global { module: String, name: String },
+    Global {
+        module: String,
+        name: String,
+    },
     /// `func(*args)` from `REDUCE` or `NEWOBJ`: recorded, not called.
-    Call { func: Id, args: Id },
+    Call {
+        func: Id,
+        args: Id,
+    },
     /// `obj.__setstate__(state)` from `BUILD`: recorded, not called.
-    Built { obj: Id, state: Id },
+    Built {
+        obj: Id,
+        state: Id,
+    },
     PersistentId(Id),
 }
 
@@ -122,7 +131,8 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
                 needed: 1,
             });
         };
-        let line = std::str::from_utf8(&rest[..end]).or_else(|_| self.malformed("line is not UTF-8"))?;
+        let line =
+            std::str::from_utf8(&rest[..end]).or_else(|_| self.malformed("line is not UTF-8"))?;
         self.pos += end + 1;
         Ok(line)
     }
@@ -281,7 +291,10 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
                 let obj = match line {
                     "01" if op == b'I' => Obj::Bool(true),
                     "00" if op == b'I' => Obj::Bool(false),
-                    _ => Obj::Int(line.parse().or_else(|_| self.malformed(format!("bad integer {line:?}")))?),
+                    _ => Obj::Int(
+                        line.parse()
+                            .or_else(|_| self.malformed(format!("bad integer {line:?}")))?,
+                    ),
                 };
                 self.push(obj);
             }
@@ -296,12 +309,18 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
                 self.long(b)?;
             }
             b'G' => {
-                let v = f64::from_be_bytes(self.take(8)?.try_into().map_err(|_| PickleError::Truncated { offset, needed: 8 })?);
+                let v = f64::from_be_bytes(
+                    self.take(8)?
+                        .try_into()
+                        .map_err(|_| PickleError::Truncated { offset, needed: 8 })?,
+                );
                 self.push(Obj::Float(v));
             }
             b'F' => {
                 let line = self.line()?;
-                let v = line.parse().or_else(|_| self.malformed(format!("bad float {line:?}")))?;
+                let v = line
+                    .parse()
+                    .or_else(|_| self.malformed(format!("bad float {line:?}")))?;
                 self.push(Obj::Float(v));
             }
             // SHORT_BINSTRING / SHORT_BINBYTES, BINSTRING / BINBYTES, BINBYTES8
@@ -376,7 +395,9 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
             }
             b'g' => {
                 let line = self.line()?;
-                let key = line.parse().or_else(|_| self.malformed(format!("bad memo key {line:?}")))?;
+                let key = line
+                    .parse()
+                    .or_else(|_| self.malformed(format!("bad memo key {line:?}")))?;
                 self.memo_get(key)?;
             }
             b'h' => {
@@ -389,7 +410,9 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
             }
             b'p' => {
                 let line = self.line()?;
-                let key = line.parse().or_else(|_| self.malformed(format!("bad memo key {line:?}")))?;
+                let key = line
+                    .parse()
+                    .or_else(|_| self.malformed(format!("bad memo key {line:?}")))?;
                 self.memo_put(key)?;
             }
             b'q' => {
@@ -493,8 +516,12 @@ impl Pickle {
         match self.get(id) {
             Obj::Bytes(b) => Some(b.clone()),
             Obj::Call { func, args } if self.is_global(*func, "_codecs", "encode") => {
-                let Obj::Tuple(a) = self.get(*args) else { return None };
-                let Obj::Str(text) = self.get(*a.first()?) else { return None };
+                let Obj::Tuple(a) = self.get(*args) else {
+                    return None;
+                };
+                let Obj::Str(text) = self.get(*a.first()?) else {
+                    return None;
+                };
                 text.chars().map(|c| u8::try_from(c as u32).ok()).collect()
             }
             _ => None,

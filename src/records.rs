@@ -24,7 +24,12 @@ fn list_column(name: &str, rows: impl Iterator<Item = Vec<f32>>, lists: Lists) -
         }
         Lists::SpaceSeparated => {
             let text: Vec<String> = rows
-                .map(|v| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" "))
+                .map(|v| {
+                    v.iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
                 .collect();
             Column::new(name.into(), text)
         }
@@ -33,17 +38,42 @@ fn list_column(name: &str, rows: impl Iterator<Item = Vec<f32>>, lists: Lists) -
 
 fn frame(records: &[Record], lists: Lists) -> Result<DataFrame> {
     let mut columns = vec![
-        Column::new("index".into(), records.iter().map(|r| r.index).collect::<Vec<u32>>()),
-        Column::new("label".into(), records.iter().map(|r| r.label).collect::<Vec<u32>>()),
-        Column::new("pred".into(), records.iter().map(|r| r.pred).collect::<Vec<u32>>()),
-        Column::new("correct".into(), records.iter().map(|r| r.correct).collect::<Vec<bool>>()),
-        Column::new("policy".into(), records.iter().map(Record::policy).collect::<Vec<String>>()),
-        Column::new("blocks".into(), records.iter().map(|r| r.blocks).collect::<Vec<u32>>()),
-        Column::new("flops".into(), records.iter().map(|r| r.flops).collect::<Vec<f64>>()),
+        Column::new(
+            "index".into(),
+            records.iter().map(|r| r.index).collect::<Vec<u32>>(),
+        ),
+        Column::new(
+            "label".into(),
+            records.iter().map(|r| r.label).collect::<Vec<u32>>(),
+        ),
+        Column::new(
+            "pred".into(),
+            records.iter().map(|r| r.pred).collect::<Vec<u32>>(),
+        ),
+        Column::new(
+            "correct".into(),
+            records.iter().map(|r| r.correct).collect::<Vec<bool>>(),
+        ),
+        Column::new(
+            "policy".into(),
+            records.iter().map(Record::policy).collect::<Vec<String>>(),
+        ),
+        Column::new(
+            "blocks".into(),
+            records.iter().map(|r| r.blocks).collect::<Vec<u32>>(),
+        ),
+        Column::new(
+            "flops".into(),
+            records.iter().map(|r| r.flops).collect::<Vec<f64>>(),
+        ),
         list_column("probs", records.iter().map(|r| r.probs.clone()), lists),
     ];
     if records.iter().all(|r| r.logits.is_some()) && !records.is_empty() {
-        columns.push(list_column("logits", records.iter().filter_map(|r| r.logits.clone()), lists));
+        columns.push(list_column(
+            "logits",
+            records.iter().filter_map(|r| r.logits.clone()),
+            lists,
+        ));
     }
     Ok(DataFrame::new_infer_height(columns)?)
 }
@@ -55,8 +85,17 @@ pub fn to_frame(records: &[Record]) -> Result<DataFrame> {
 
 /// Writes `records` to `path`: Parquet when it ends in `.parquet`, CSV otherwise.
 pub fn write(records: &[Record], path: &Path) -> Result<()> {
-    let parquet = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-    let mut df = frame(records, if parquet { Lists::Native } else { Lists::SpaceSeparated })?;
+    let parquet = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    let mut df = frame(
+        records,
+        if parquet {
+            Lists::Native
+        } else {
+            Lists::SpaceSeparated
+        },
+    )?;
     write_atomic(path, |file| {
         if parquet {
             ParquetWriter::new(file).finish(&mut df).map(drop)

@@ -12,7 +12,10 @@ use candle_core::{Device, Tensor};
 use common::*;
 
 fn blockdrop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_blockdrop")).args(args).output().expect("binary runs")
+    Command::new(env!("CARGO_BIN_EXE_blockdrop"))
+        .args(args)
+        .output()
+        .expect("binary runs")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -29,20 +32,45 @@ fn assert_input_error(output: &Output, needle: &str, dir: &Path) {
     assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "stderr: {stderr}");
-    assert!(errors[0].contains(needle), "{:?} does not mention {needle:?}", errors[0]);
+    assert!(
+        errors[0].contains(needle),
+        "{:?} does not mention {needle:?}",
+        errors[0]
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
-    let left: Vec<_> = std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.path().is_file()).map(|e| e.file_name()).collect();
-    assert!(left.iter().all(|n| !n.to_string_lossy().starts_with("records") && !n.to_string_lossy().starts_with(".records")), "left behind: {left:?}");
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        left.iter()
+            .all(|n| !n.to_string_lossy().starts_with("records")
+                && !n.to_string_lossy().starts_with(".records")),
+        "left behind: {left:?}"
+    );
 }
 
 #[test]
 fn eval_prints_the_reference_four_lines_for_a_zip_checkpoint() {
     let expected = json("r32_c10_expected.json");
-    let out = blockdrop(&["eval", "--model", path_str(&fixture("r32_c10.pth")), "--data", path_str(&fixture("cifar-10-batches-py"))]);
+    let out = blockdrop(&[
+        "eval",
+        "--model",
+        path_str(&fixture("r32_c10.pth")),
+        "--data",
+        path_str(&fixture("cifar-10-batches-py")),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let lines: Vec<&str> = stdout.lines().take(4).collect();
-    let want: Vec<&str> = expected["summary"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    let want: Vec<&str> = expected["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
     assert_eq!(lines, want);
 }
 
@@ -53,7 +81,13 @@ fn records_are_written_as_parquet_and_csv() {
     let csv = dir.path().join("records.csv");
     let (model, data) = (fixture("r32_c10.pth"), fixture("cifar-10-batches-bin"));
     for (file, logits) in [(&parquet, true), (&csv, false)] {
-        let mut args = vec!["eval", "--model", path_str(&model), "--data", path_str(&data)];
+        let mut args = vec![
+            "eval",
+            "--model",
+            path_str(&model),
+            "--data",
+            path_str(&data),
+        ];
         args.extend(["--records", path_str(file), "--limit", "10"]);
         if logits {
             args.push("--logits");
@@ -63,16 +97,42 @@ fn records_are_written_as_parquet_and_csv() {
     }
     let df = blockdrop::records::read_parquet(&parquet).unwrap();
     assert_eq!(df.height(), 10);
-    let names: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).collect();
-    assert_eq!(names, ["index", "label", "pred", "correct", "policy", "blocks", "flops", "probs", "logits"]);
-    let policy = df.column("policy").unwrap().str().unwrap().get(0).unwrap().to_string();
-    assert_eq!(policy, json("r32_c10_expected.json")["records"][0]["policy"].as_str().unwrap());
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(
+        names,
+        ["index", "label", "pred", "correct", "policy", "blocks", "flops", "probs", "logits"]
+    );
+    let policy = df
+        .column("policy")
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        policy,
+        json("r32_c10_expected.json")["records"][0]["policy"]
+            .as_str()
+            .unwrap()
+    );
     let csv_text = std::fs::read_to_string(&csv).unwrap();
     let mut lines = csv_text.lines();
-    assert_eq!(lines.next(), Some("index,label,pred,correct,policy,blocks,flops,probs"));
+    assert_eq!(
+        lines.next(),
+        Some("index,label,pred,correct,policy,blocks,flops,probs")
+    );
     // The probs field holds 15 space-separated numbers.
     let first = lines.next().unwrap();
-    assert_eq!(first.rsplit(',').next().unwrap().split(' ').count(), 15, "{first}");
+    assert_eq!(
+        first.rsplit(',').next().unwrap().split(' ').count(),
+        15,
+        "{first}"
+    );
 }
 
 #[test]
@@ -80,11 +140,23 @@ fn main_job_evaluates_the_bundled_default_and_says_when_it_is_untrained() {
     let out = blockdrop(&[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("R32_FMNIST on the first 1000 Fashion-MNIST test images"), "{stdout}");
+    assert!(
+        stdout.contains("R32_FMNIST on the first 1000 Fashion-MNIST test images"),
+        "{stdout}"
+    );
     let lines: Vec<&str> = stdout.lines().collect();
-    let at = lines.iter().position(|l| l.starts_with("Accuracy: ")).expect("summary printed");
-    assert!(lines[at + 1].starts_with("Block Usage: ") && lines[at + 2].starts_with("FLOPs/img: ") && lines[at + 3].starts_with("Unique Policies: "));
-    let untrained = blockdrop::bundled::default_model(&Device::Cpu).unwrap().is_untrained();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("Accuracy: "))
+        .expect("summary printed");
+    assert!(
+        lines[at + 1].starts_with("Block Usage: ")
+            && lines[at + 2].starts_with("FLOPs/img: ")
+            && lines[at + 3].starts_with("Unique Policies: ")
+    );
+    let untrained = blockdrop::bundled::default_model(&Device::Cpu)
+        .unwrap()
+        .is_untrained();
     assert_eq!(stdout.contains("UNTRAINED"), untrained);
 }
 
@@ -92,7 +164,15 @@ fn main_job_evaluates_the_bundled_default_and_says_when_it_is_untrained() {
 fn missing_dataset_is_exit_2_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let records = dir.path().join("records.csv");
-    let out = blockdrop(&["eval", "--model", path_str(&fixture("r32_c10.pth")), "--data", "/no/such/cifar", "--records", path_str(&records)]);
+    let out = blockdrop(&[
+        "eval",
+        "--model",
+        path_str(&fixture("r32_c10.pth")),
+        "--data",
+        "/no/such/cifar",
+        "--records",
+        path_str(&records),
+    ]);
     assert_input_error(&out, "/no/such/cifar: no such file or folder", dir.path());
 }
 
@@ -102,10 +182,26 @@ fn truncated_idx_is_exit_2_naming_the_file() {
     let data = dir.path().join("fmnist");
     std::fs::create_dir(&data).unwrap();
     let bytes = std::fs::read(fixture("fmnist-idx/t10k-images-idx3-ubyte")).unwrap();
-    std::fs::write(data.join("t10k-images-idx3-ubyte"), &bytes[..bytes.len() - 1]).unwrap();
-    std::fs::copy(fixture("fmnist-idx/t10k-labels-idx1-ubyte"), data.join("t10k-labels-idx1-ubyte")).unwrap();
+    std::fs::write(
+        data.join("t10k-images-idx3-ubyte"),
+        &bytes[..bytes.len() - 1],
+    )
+    .unwrap();
+    std::fs::copy(
+        fixture("fmnist-idx/t10k-labels-idx1-ubyte"),
+        data.join("t10k-labels-idx1-ubyte"),
+    )
+    .unwrap();
     let records = dir.path().join("records.parquet");
-    let out = blockdrop(&["eval", "--model", path_str(&asset("default.safetensors")), "--data", path_str(&data), "--records", path_str(&records)]);
+    let out = blockdrop(&[
+        "eval",
+        "--model",
+        path_str(&asset("default.safetensors")),
+        "--data",
+        path_str(&data),
+        "--records",
+        path_str(&records),
+    ]);
     assert_input_error(&out, "t10k-images-idx3-ubyte: truncated", dir.path());
 }
 
@@ -117,14 +213,26 @@ fn truncated_cifar_is_exit_2_naming_the_file() {
     let bytes = std::fs::read(fixture("cifar-10-batches-bin/test_batch.bin")).unwrap();
     std::fs::write(data.join("test_batch.bin"), &bytes[..bytes.len() - 1000]).unwrap();
     let records = dir.path().join("records.csv");
-    let out = blockdrop(&["eval", "--model", path_str(&fixture("r32_c10.pth")), "--data", path_str(&data), "--records", path_str(&records)]);
+    let out = blockdrop(&[
+        "eval",
+        "--model",
+        path_str(&fixture("r32_c10.pth")),
+        "--data",
+        path_str(&data),
+        "--records",
+        path_str(&records),
+    ]);
     assert_input_error(&out, "test_batch.bin: truncated", dir.path());
 }
 
 /// The bundled model with `edit` applied to its tensors, written into `dir`.
-fn edited_model(dir: &Path, edit: impl FnOnce(&mut BTreeMap<String, Tensor>)) -> std::path::PathBuf {
+fn edited_model(
+    dir: &Path,
+    edit: impl FnOnce(&mut BTreeMap<String, Tensor>),
+) -> std::path::PathBuf {
     let path = asset("default.safetensors");
-    let (tensors, metadata) = native::read(&path, &std::fs::read(&path).unwrap(), &Device::Cpu).unwrap();
+    let (tensors, metadata) =
+        native::read(&path, &std::fs::read(&path).unwrap(), &Device::Cpu).unwrap();
     let mut tensors: BTreeMap<String, Tensor> = tensors.into_iter().collect();
     edit(&mut tensors);
     let out = dir.join("edited.safetensors");
@@ -136,15 +244,36 @@ fn edited_model(dir: &Path, edit: impl FnOnce(&mut BTreeMap<String, Tensor>)) ->
 fn checkpoint_with_a_wrong_shape_and_a_missing_tensor_reports_both() {
     let dir = tempfile::tempdir().unwrap();
     let model = edited_model(dir.path(), |t| {
-        t.insert("resnet.fc.weight".into(), Tensor::zeros((10, 32), candle_core::DType::F32, &Device::Cpu).unwrap());
+        t.insert(
+            "resnet.fc.weight".into(),
+            Tensor::zeros((10, 32), candle_core::DType::F32, &Device::Cpu).unwrap(),
+        );
         t.remove("agent.logit.bias");
     });
     let records = dir.path().join("records.csv");
-    let out = blockdrop(&["eval", "--model", path_str(&model), "--data", path_str(&fixture("fmnist-idx")), "--records", path_str(&records)]);
-    assert_input_error(&out, "edited.safetensors: does not fit config R32_FMNIST (2 problem(s))", dir.path());
+    let out = blockdrop(&[
+        "eval",
+        "--model",
+        path_str(&model),
+        "--data",
+        path_str(&fixture("fmnist-idx")),
+        "--records",
+        path_str(&records),
+    ]);
+    assert_input_error(
+        &out,
+        "edited.safetensors: does not fit config R32_FMNIST (2 problem(s))",
+        dir.path(),
+    );
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("resnet.fc.weight has shape [10, 32], the model expects [10, 64]"), "{stderr}");
-    assert!(stderr.contains("missing tensor agent.logit.bias"), "{stderr}");
+    assert!(
+        stderr.contains("resnet.fc.weight has shape [10, 32], the model expects [10, 64]"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("missing tensor agent.logit.bias"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -153,19 +282,51 @@ fn truncated_or_foreign_model_files_are_exit_2() {
     let bytes = std::fs::read(asset("default.safetensors")).unwrap();
     let truncated = dir.path().join("truncated.safetensors");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    let out = blockdrop(&["eval", "--model", path_str(&truncated), "--data", path_str(&fixture("fmnist-idx"))]);
-    assert_input_error(&out, "truncated.safetensors: not a valid safetensors file", dir.path());
+    let out = blockdrop(&[
+        "eval",
+        "--model",
+        path_str(&truncated),
+        "--data",
+        path_str(&fixture("fmnist-idx")),
+    ]);
+    assert_input_error(
+        &out,
+        "truncated.safetensors: not a valid safetensors file",
+        dir.path(),
+    );
     let foreign = dir.path().join("notes.txt");
     std::fs::write(&foreign, "hello").unwrap();
-    let out = blockdrop(&["eval", "--model", path_str(&foreign), "--data", path_str(&fixture("fmnist-idx"))]);
-    assert_input_error(&out, "notes.txt: neither a safetensors model nor a PyTorch checkpoint", dir.path());
+    let out = blockdrop(&[
+        "eval",
+        "--model",
+        path_str(&foreign),
+        "--data",
+        path_str(&fixture("fmnist-idx")),
+    ]);
+    assert_input_error(
+        &out,
+        "notes.txt: neither a safetensors model nor a PyTorch checkpoint",
+        dir.path(),
+    );
 }
 
 #[test]
 fn unknown_config_is_exit_2_listing_the_known_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let out = blockdrop(&["eval", "--model", path_str(&fixture("r32_c10.pth")), "--data", path_str(&fixture("cifar-10-batches-bin")), "--config", "R18_C10"]);
-    assert_input_error(&out, "unknown config 'R18_C10'; known configs: R32_C10", dir.path());
+    let out = blockdrop(&[
+        "eval",
+        "--model",
+        path_str(&fixture("r32_c10.pth")),
+        "--data",
+        path_str(&fixture("cifar-10-batches-bin")),
+        "--config",
+        "R18_C10",
+    ]);
+    assert_input_error(
+        &out,
+        "unknown config 'R18_C10'; known configs: R32_C10",
+        dir.path(),
+    );
 }
 
 #[test]
@@ -174,7 +335,15 @@ fn a_device_this_build_lacks_is_exit_2() {
     if candle_core::utils::cuda_is_available() {
         return;
     }
-    let out = blockdrop(&["eval", "--model", path_str(&fixture("r32_c10.pth")), "--data", path_str(&fixture("cifar-10-batches-bin")), "--device", "cuda"]);
+    let out = blockdrop(&[
+        "eval",
+        "--model",
+        path_str(&fixture("r32_c10.pth")),
+        "--data",
+        path_str(&fixture("cifar-10-batches-bin")),
+        "--device",
+        "cuda",
+    ]);
     assert_input_error(&out, "--features cuda", dir.path());
 }
 
@@ -187,6 +356,16 @@ fn labels_beyond_the_config_classes_are_exit_2() {
     let mut bytes = std::fs::read(fixture("cifar-100-binary/test.bin")).unwrap();
     bytes[1] = 57;
     std::fs::write(data.join("test.bin"), bytes).unwrap();
-    let out = blockdrop(&["eval", "--model", path_str(&fixture("r32_c10.pth")), "--data", path_str(&data)]);
-    assert_input_error(&out, "label 57 is out of range for config R32_C10 (10 classes)", dir.path());
+    let out = blockdrop(&[
+        "eval",
+        "--model",
+        path_str(&fixture("r32_c10.pth")),
+        "--data",
+        path_str(&data),
+    ]);
+    assert_input_error(
+        &out,
+        "label 57 is out of range for config R32_C10 (10 classes)",
+        dir.path(),
+    );
 }

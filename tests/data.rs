@@ -12,7 +12,10 @@ use candle_core::Device;
 use common::*;
 
 fn pixels_and_labels(d: &Dataset) -> (Vec<Vec<u8>>, Vec<u32>) {
-    ((0..d.len()).map(|i| d.image(i).unwrap().pixels).collect(), d.labels().to_vec())
+    (
+        (0..d.len()).map(|i| d.image(i).unwrap().pixels).collect(),
+        d.labels().to_vec(),
+    )
 }
 
 #[test]
@@ -23,9 +26,14 @@ fn cifar_binary_and_python_versions_hold_the_same_images() {
         .iter()
         .map(|r| r["label"].as_u64().unwrap() as u32)
         .collect();
-    let bin = pixels_and_labels(&Dataset::open(&fixture("cifar-10-batches-bin"), Split::Test).unwrap());
+    let bin =
+        pixels_and_labels(&Dataset::open(&fixture("cifar-10-batches-bin"), Split::Test).unwrap());
     assert_eq!(bin.1, expected);
-    for other in ["cifar-10-batches-py", "cifar-100-binary", "cifar-100-python"] {
+    for other in [
+        "cifar-10-batches-py",
+        "cifar-100-binary",
+        "cifar-100-python",
+    ] {
         let d = Dataset::open(&fixture(other), Split::Test).unwrap();
         assert!(matches!(d.format, Format::Cifar(_)));
         // CIFAR-100 fixtures carry the same fine labels as the CIFAR-10 ones.
@@ -49,7 +57,13 @@ fn idx_raw_and_gzip_agree_with_the_bundled_sample() {
         assert_eq!(raw.image(i).unwrap(), sample.image(i).unwrap());
     }
     assert_eq!(raw.labels(), &sample.labels()[..64]);
-    let x = raw.batch(&[0, 1, 2], &Config::by_name("R32_FMNIST").unwrap(), &Device::Cpu).unwrap();
+    let x = raw
+        .batch(
+            &[0, 1, 2],
+            &Config::by_name("R32_FMNIST").unwrap(),
+            &Device::Cpu,
+        )
+        .unwrap();
     assert_eq!(x.dims(), &[3, 1, 28, 28]);
 }
 
@@ -63,8 +77,13 @@ fn a_folder_with_only_the_test_batch_has_no_train_split() {
 #[test]
 fn wrong_channel_count_for_the_config_is_an_input_error() {
     let d = Dataset::open(&fixture("fmnist-idx"), Split::Test).unwrap();
-    let err = d.batch(&[0], &Config::by_name("R32_C10").unwrap(), &Device::Cpu).unwrap_err();
-    assert!(err.is_user_error() && err.to_string().contains("1x28x28"), "{err}");
+    let err = d
+        .batch(&[0], &Config::by_name("R32_C10").unwrap(), &Device::Cpu)
+        .unwrap_err();
+    assert!(
+        err.is_user_error() && err.to_string().contains("1x28x28"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -72,16 +91,29 @@ fn class_folders_are_resized_and_centre_cropped_like_torchvision() {
     let dir = tempfile::tempdir().unwrap();
     for (class, colour) in [("n01_cat", [255u8, 0, 0]), ("n02_dog", [0, 128, 255])] {
         std::fs::create_dir(dir.path().join(class)).unwrap();
-        image::RgbImage::from_pixel(300, 260, image::Rgb(colour)).save(dir.path().join(class).join("a.png")).unwrap();
+        image::RgbImage::from_pixel(300, 260, image::Rgb(colour))
+            .save(dir.path().join(class).join("a.png"))
+            .unwrap();
     }
     let d = Dataset::open(dir.path(), Split::Test).unwrap();
-    assert_eq!((d.format, d.labels()), (Format::ImageFolder, &[0u32, 1][..]));
+    assert_eq!(
+        (d.format, d.labels()),
+        (Format::ImageFolder, &[0u32, 1][..])
+    );
     let config = Config::by_name("R101_ImgNet").unwrap();
     let x = d.batch(&[0, 1], &config, &Device::Cpu).unwrap();
     assert_eq!(x.dims(), &[2, 3, 224, 224]);
     // A uniform image stays uniform through resampling: the red plane of image 0 is
     // (1 − 0.485) / 0.229 everywhere.
-    let red = x.get(0).unwrap().get(0).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let red = x
+        .get(0)
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     assert!(red.iter().all(|v| (v - (1.0 - 0.485) / 0.229).abs() < 1e-5));
 }
 
@@ -103,24 +135,48 @@ fn truncated_files_are_input_errors_naming_the_file() {
     // IDX, raw: the payload is shorter than its header says.
     let idx = dir.path().join("idx");
     std::fs::create_dir(&idx).unwrap();
-    copy_truncated(&fixture("fmnist-idx/t10k-images-idx3-ubyte"), &idx.join("t10k-images-idx3-ubyte"), 5000);
-    std::fs::copy(fixture("fmnist-idx/t10k-labels-idx1-ubyte"), idx.join("t10k-labels-idx1-ubyte")).unwrap();
+    copy_truncated(
+        &fixture("fmnist-idx/t10k-images-idx3-ubyte"),
+        &idx.join("t10k-images-idx3-ubyte"),
+        5000,
+    );
+    std::fs::copy(
+        fixture("fmnist-idx/t10k-labels-idx1-ubyte"),
+        idx.join("t10k-labels-idx1-ubyte"),
+    )
+    .unwrap();
     expect_input_error(&idx, Split::Test, "t10k-images-idx3-ubyte: truncated");
     // IDX, gzip cut in the middle of the stream.
     let gz = dir.path().join("gz");
     std::fs::create_dir(&gz).unwrap();
-    copy_truncated(&asset("fashion-mnist-sample/t10k-images-idx3-ubyte.gz"), &gz.join("t10k-images-idx3-ubyte.gz"), 10_000);
-    std::fs::copy(asset("fashion-mnist-sample/t10k-labels-idx1-ubyte.gz"), gz.join("t10k-labels-idx1-ubyte.gz")).unwrap();
+    copy_truncated(
+        &asset("fashion-mnist-sample/t10k-images-idx3-ubyte.gz"),
+        &gz.join("t10k-images-idx3-ubyte.gz"),
+        10_000,
+    );
+    std::fs::copy(
+        asset("fashion-mnist-sample/t10k-labels-idx1-ubyte.gz"),
+        gz.join("t10k-labels-idx1-ubyte.gz"),
+    )
+    .unwrap();
     expect_input_error(&gz, Split::Test, "gzip");
     // CIFAR binary: not a whole number of records.
     let bin = dir.path().join("cifar-10-batches-bin");
     std::fs::create_dir(&bin).unwrap();
-    copy_truncated(&fixture("cifar-10-batches-bin/test_batch.bin"), &bin.join("test_batch.bin"), 3073 * 3 + 100);
+    copy_truncated(
+        &fixture("cifar-10-batches-bin/test_batch.bin"),
+        &bin.join("test_batch.bin"),
+        3073 * 3 + 100,
+    );
     expect_input_error(&bin, Split::Test, "test_batch.bin: truncated");
     // CIFAR python: the pickle stops half-way through the pixel data.
     let py = dir.path().join("cifar-10-batches-py");
     std::fs::create_dir(&py).unwrap();
-    copy_truncated(&fixture("cifar-10-batches-py/test_batch"), &py.join("test_batch"), 70_000);
+    copy_truncated(
+        &fixture("cifar-10-batches-py/test_batch"),
+        &py.join("test_batch"),
+        70_000,
+    );
     expect_input_error(&py, Split::Test, "test_batch: not a CIFAR python batch");
 }
 
@@ -129,13 +185,21 @@ fn a_pickle_naming_a_dangerous_global_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let py = dir.path().join("cifar-10-batches-py");
     std::fs::create_dir(&py).unwrap();
-    std::fs::write(py.join("test_batch"), b"\x80\x02cposix\nsystem\nq\x00U\x02lsq\x01\x85q\x02Rq\x03.").unwrap();
+    std::fs::write(
+        py.join("test_batch"),
+        b"\x80\x02cposix\nsystem\nq\x00U\x02lsq\x01\x85q\x02Rq\x03.",
+    )
+    .unwrap();
     expect_input_error(&py, Split::Test, "posix.system");
 }
 
 #[test]
 fn a_missing_path_says_what_was_expected() {
-    expect_input_error(Path::new("/nonexistent/cifar"), Split::Test, "no such file or folder");
+    expect_input_error(
+        Path::new("/nonexistent/cifar"),
+        Split::Test,
+        "no such file or folder",
+    );
 }
 
 /// Recomputes Fashion-MNIST's training-set mean and std from the Debian package's files and
@@ -150,7 +214,10 @@ fn fmnist_normalisation_constants_are_the_training_set_statistics() {
             "{} missing: apt-get install dataset-fashion-mnist",
             dir.display()
         );
-        eprintln!("skipped: {} not installed (apt-get install dataset-fashion-mnist)", dir.display());
+        eprintln!(
+            "skipped: {} not installed (apt-get install dataset-fashion-mnist)",
+            dir.display()
+        );
         return;
     }
     let train = Dataset::open(dir, Split::Train).unwrap();
@@ -167,6 +234,12 @@ fn fmnist_normalisation_constants_are_the_training_set_statistics() {
     }
     let mean = sum / n;
     let std = (sum_sq / n - mean * mean).sqrt();
-    assert!((mean - blockdrop::config::FMNIST_MEAN as f64).abs() < 1e-6, "mean {mean}");
-    assert!((std - blockdrop::config::FMNIST_STD as f64).abs() < 1e-6, "std {std}");
+    assert!(
+        (mean - blockdrop::config::FMNIST_MEAN as f64).abs() < 1e-6,
+        "mean {mean}"
+    );
+    assert!(
+        (std - blockdrop::config::FMNIST_STD as f64).abs() < 1e-6,
+        "std {std}"
+    );
 }

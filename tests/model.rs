@@ -13,7 +13,14 @@ fn random_model(config: &str) -> BlockDrop {
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 #[test]
@@ -27,9 +34,22 @@ fn dropped_first_block_still_downsamples() {
     assert_eq!(out.dims(), &[2, 32, 16, 16]);
     let pooled = x.avg_pool2d(2).unwrap();
     assert_eq!(max_abs_diff(&out.narrow(1, 0, 16).unwrap(), &pooled), 0.0);
-    assert_eq!(out.narrow(1, 16, 16).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+    assert_eq!(
+        out.narrow(1, 16, 16)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap(),
+        0.0
+    );
     // A block inside a segment passes its input through unchanged.
-    assert_eq!(max_abs_diff(&net.residual(6, &out, false).unwrap(), &out), 0.0);
+    assert_eq!(
+        max_abs_diff(&net.residual(6, &out, false).unwrap(), &out),
+        0.0
+    );
 }
 
 #[test]

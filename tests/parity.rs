@@ -16,7 +16,9 @@ use candle_core::{Device, Tensor};
 use common::*;
 
 fn r32_model() -> BlockDrop {
-    checkpoint::load_model(&fixture("r32_c10.pth"), None, &Device::Cpu).expect("zip checkpoint loads").model
+    checkpoint::load_model(&fixture("r32_c10.pth"), None, &Device::Cpu)
+        .expect("zip checkpoint loads")
+        .model
 }
 
 /// Checks every record against the fixture's; returns how many images were decided.
@@ -26,21 +28,50 @@ fn check_records(records: &[blockdrop::eval::Record], expected: &serde_json::Val
     let mut decided_images = 0;
     for (r, e) in records.iter().zip(expected) {
         let probs = floats(&e["probs"]);
-        assert_close(&r.probs, &probs, &format!("image {} keep probabilities", r.index));
+        assert_close(
+            &r.probs,
+            &probs,
+            &format!("image {} keep probabilities", r.index),
+        );
         if !decided(&probs) {
             continue;
         }
         decided_images += 1;
-        assert_eq!(r.policy(), e["policy"].as_str().unwrap(), "image {} policy", r.index);
-        assert_close(r.logits.as_deref().unwrap(), &floats(&e["logits"]), &format!("image {} logits", r.index));
-        assert_eq!(r.pred as u64, e["pred"].as_u64().unwrap(), "image {} prediction", r.index);
-        assert_eq!(r.flops, e["flops"].as_f64().unwrap(), "image {} FLOPs", r.index);
+        assert_eq!(
+            r.policy(),
+            e["policy"].as_str().unwrap(),
+            "image {} policy",
+            r.index
+        );
+        assert_close(
+            r.logits.as_deref().unwrap(),
+            &floats(&e["logits"]),
+            &format!("image {} logits", r.index),
+        );
+        assert_eq!(
+            r.pred as u64,
+            e["pred"].as_u64().unwrap(),
+            "image {} prediction",
+            r.index
+        );
+        assert_eq!(
+            r.flops,
+            e["flops"].as_f64().unwrap(),
+            "image {} FLOPs",
+            r.index
+        );
     }
     decided_images
 }
 
 fn summary_lines(expected: &serde_json::Value) -> String {
-    expected["summary"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect::<Vec<_>>().join("\n")
+    expected["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -61,8 +92,16 @@ fn r32_c10_matches_pytorch_image_by_image_and_in_the_summary() {
                 ..EvalOptions::default()
             };
             let records = evaluate(&model, &dataset, &options, &Device::Cpu, |_, _| {}).unwrap();
-            assert_eq!(check_records(&records, &expected), records.len(), "the fixture keeps every decision clear");
-            assert_eq!(Summary::of(&records).to_string(), summary_lines(&expected), "{data}, batch {batch}");
+            assert_eq!(
+                check_records(&records, &expected),
+                records.len(),
+                "the fixture keeps every decision clear"
+            );
+            assert_eq!(
+                Summary::of(&records).to_string(),
+                summary_lines(&expected),
+                "{data}, batch {batch}"
+            );
         }
     }
 }
@@ -74,9 +113,24 @@ fn skip_executor_matches_forward_single_for_fixed_policies() {
     let dataset = Dataset::open(&fixture("cifar-10-batches-bin"), Split::Test).unwrap();
     let x = dataset.batch(&[0, 1], &model.config, &Device::Cpu).unwrap();
     for (name, case) in expected["fixed_policies"].as_object().unwrap() {
-        let keep: Vec<bool> = case["policy"].as_str().unwrap().chars().map(|c| c == '1').collect();
-        let logits = forward_skip(&model.resnet, &x, &keep).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let reference: Vec<f32> = case["logits"].as_array().unwrap().iter().flat_map(floats).collect();
+        let keep: Vec<bool> = case["policy"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .map(|c| c == '1')
+            .collect();
+        let logits = forward_skip(&model.resnet, &x, &keep)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let reference: Vec<f32> = case["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(floats)
+            .collect();
         assert_close(&logits, &reference, name);
     }
 }
@@ -86,7 +140,9 @@ fn masked_executor_matches_the_reference_training_forward() {
     let model = r32_model();
     let expected = json("r32_c10_expected.json");
     let dataset = Dataset::open(&fixture("cifar-10-batches-bin"), Split::Test).unwrap();
-    let x = dataset.batch(&[0, 1, 2, 3], &model.config, &Device::Cpu).unwrap();
+    let x = dataset
+        .batch(&[0, 1, 2, 3], &model.config, &Device::Cpu)
+        .unwrap();
     let keep: Vec<Vec<bool>> = expected["masked"]["policies"]
         .as_array()
         .unwrap()
@@ -94,11 +150,33 @@ fn masked_executor_matches_the_reference_training_forward() {
         .map(|p| p.as_str().unwrap().chars().map(|c| c == '1').collect())
         .collect();
     let mask = policy_tensor(&keep, &Device::Cpu).unwrap();
-    let logits = forward_masked(&model.resnet, &x, &mask, false).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let reference: Vec<f32> = expected["masked"]["logits"].as_array().unwrap().iter().flat_map(floats).collect();
+    let logits = forward_masked(&model.resnet, &x, &mask, false)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let reference: Vec<f32> = expected["masked"]["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(floats)
+        .collect();
     assert_close(&logits, &reference, "masked forward");
-    let full = model.resnet.forward_full(&x, false).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let reference: Vec<f32> = expected["full_logits"].as_array().unwrap().iter().flat_map(floats).collect();
+    let full = model
+        .resnet
+        .forward_full(&x, false)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let reference: Vec<f32> = expected["full_logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(floats)
+        .collect();
     assert_close(&full, &reference, "full forward");
 }
 
@@ -131,7 +209,11 @@ fn imagenet_family_matches_pytorch() {
     let config = tiny_imagenet_config();
     let tensors = checkpoint::torch::read_zip_checkpoint(&fixture("tiny_imagenet.pth")).unwrap();
     let model = build_checked(tensors, &Device::Cpu, |vb| BlockDrop::new(&config, vb)).unwrap();
-    let io: HashMap<String, Tensor> = candle_core::pickle::read_all(fixture("tiny_imagenet_io.pth")).unwrap().into_iter().collect();
+    let io: HashMap<String, Tensor> =
+        candle_core::pickle::read_all(fixture("tiny_imagenet_io.pth"))
+            .unwrap()
+            .into_iter()
+            .collect();
     let x = &io["input"];
     let probs = model.agent.keep_probs(x, false).unwrap();
     assert_close(
@@ -146,12 +228,36 @@ fn imagenet_family_matches_pytorch() {
     for (i, policy) in policies.iter().enumerate() {
         let keep: Vec<bool> = policy.iter().map(|&b| b == 1).collect();
         let xi = x.narrow(0, i, 1).unwrap();
-        let logits = forward_skip(&model.resnet, &xi, &keep).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let logits = forward_skip(&model.resnet, &xi, &keep)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert_close(&logits, &expected_logits[i], &format!("image {i} logits"));
-        assert_eq!(flops.per_image(&keep) as i64, expected_flops[i], "image {i} FLOPs");
+        assert_eq!(
+            flops.per_image(&keep) as i64,
+            expected_flops[i],
+            "image {i} FLOPs"
+        );
     }
-    let full = model.resnet.forward_full(x, false).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    assert_close(&full, &io["full_logits"].flatten_all().unwrap().to_vec1::<f32>().unwrap(), "full forward");
+    let full = model
+        .resnet
+        .forward_full(x, false)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert_close(
+        &full,
+        &io["full_logits"]
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap(),
+        "full forward",
+    );
 }
 
 #[test]
@@ -165,7 +271,10 @@ fn bundled_default_model_matches_pytorch_on_fashion_mnist() {
     };
     let records = evaluate(&loaded.model, &dataset, &options, &Device::Cpu, |_, _| {}).unwrap();
     let decided_images = check_records(&records, &expected);
-    assert!(decided_images > records.len() / 2, "only {decided_images} images decided: regenerate the fixture?");
+    assert!(
+        decided_images > records.len() / 2,
+        "only {decided_images} images decided: regenerate the fixture?"
+    );
     if expected["separated"].as_bool() == Some(true) {
         assert_eq!(Summary::of(&records).to_string(), summary_lines(&expected));
     }
@@ -175,9 +284,18 @@ fn bundled_default_model_matches_pytorch_on_fashion_mnist() {
 fn flops_match_pytorch_hook_counts() {
     let expected = json("flops_reference.json");
     let r110 = BlockDropFlops::for_config(&Config::by_name("R110_C10").unwrap());
-    assert_eq!(r110.base.full(), expected["R110_C10_base_full"].as_u64().unwrap());
+    assert_eq!(
+        r110.base.full(),
+        expected["R110_C10_base_full"].as_u64().unwrap()
+    );
     assert_eq!(r110.policy, expected["R110_C10_policy"].as_u64().unwrap());
     let r101 = BlockDropFlops::for_config(&Config::by_name("R101_ImgNet").unwrap());
-    assert_eq!(r101.base.full(), expected["R101_ImgNet_base_full"].as_u64().unwrap());
-    assert_eq!(r101.policy, expected["R101_ImgNet_policy"].as_u64().unwrap());
+    assert_eq!(
+        r101.base.full(),
+        expected["R101_ImgNet_base_full"].as_u64().unwrap()
+    );
+    assert_eq!(
+        r101.policy,
+        expected["R101_ImgNet_policy"].as_u64().unwrap()
+    );
 }

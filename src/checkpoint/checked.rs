@@ -33,7 +33,14 @@ impl CheckedBackend {
 }
 
 impl SimpleBackend for CheckedBackend {
-    fn get(&self, shape: Shape, name: &str, _: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        _: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         match self.tensors.get(name) {
             Some(t) if t.shape() == &shape => {
                 self.note(name, None);
@@ -41,7 +48,11 @@ impl SimpleBackend for CheckedBackend {
             }
             found => {
                 let problem = match found {
-                    Some(t) => format!("{name} has shape {:?}, the model expects {:?}", t.dims(), shape.dims()),
+                    Some(t) => format!(
+                        "{name} has shape {:?}, the model expects {:?}",
+                        t.dims(),
+                        shape.dims()
+                    ),
                     None => format!("missing tensor {name} (shape {:?})", shape.dims()),
                 };
                 self.note(name, Some(problem));
@@ -90,7 +101,11 @@ pub fn build_checked<T>(
         .filter(|n| !audit.requested.contains(*n) && !ignorable(n))
         .collect();
     unexpected.sort();
-    problems.extend(unexpected.into_iter().map(|n| format!("unexpected tensor {n}")));
+    problems.extend(
+        unexpected
+            .into_iter()
+            .map(|n| format!("unexpected tensor {n}")),
+    );
     match built {
         Ok(model) if problems.is_empty() => Ok(model),
         Ok(_) => Err(problems),

@@ -48,12 +48,18 @@ pub fn detect_format(path: &Path, bytes: &[u8]) -> Result<ModelFormat> {
     } else if bytes.len() >= 9 && bytes[8] == b'{' {
         Ok(ModelFormat::Safetensors)
     } else {
-        Err(Error::bad_input(path, "neither a safetensors model nor a PyTorch checkpoint"))
+        Err(Error::bad_input(
+            path,
+            "neither a safetensors model nor a PyTorch checkpoint",
+        ))
     }
 }
 
 /// Reads a model file's tensors (named `agent.*` / `resnet.*`) and metadata from its bytes.
-pub fn read_tensors(path: &Path, bytes: &[u8]) -> Result<(HashMap<String, Tensor>, BTreeMap<String, String>)> {
+pub fn read_tensors(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(HashMap<String, Tensor>, BTreeMap<String, String>)> {
     match detect_format(path, bytes)? {
         ModelFormat::Safetensors => native::read(path, bytes, &Device::Cpu),
         ModelFormat::TorchZip => Ok((torch::read_zip_checkpoint(path)?, BTreeMap::new())),
@@ -74,7 +80,8 @@ pub fn infer_config(tensors: &HashMap<String, Tensor>) -> Option<Config> {
         let Some(rest) = name.strip_prefix("resnet.blocks.") else {
             continue;
         };
-        if let [segment, block, "conv1", "weight"] = rest.split('.').collect::<Vec<_>>().as_slice() {
+        if let [segment, block, "conv1", "weight"] = rest.split('.').collect::<Vec<_>>().as_slice()
+        {
             let (segment, block): (usize, usize) = (segment.parse().ok()?, block.parse().ok()?);
             if layers.len() <= segment {
                 layers.resize(segment + 1, 0);
@@ -108,20 +115,38 @@ pub fn load_model(path: &Path, config_name: Option<&str>, device: &Device) -> Re
 }
 
 /// [`load_model`] for a file already in memory; `path` names it in messages.
-pub fn load_model_bytes(path: &Path, bytes: &[u8], config_name: Option<&str>, device: &Device) -> Result<LoadedModel> {
+pub fn load_model_bytes(
+    path: &Path,
+    bytes: &[u8],
+    config_name: Option<&str>,
+    device: &Device,
+) -> Result<LoadedModel> {
     let (tensors, metadata) = read_tensors(path, bytes)?;
     let config = match config_name.or(metadata.get("config").map(String::as_str)) {
         Some(name) => Config::by_name(name)?,
         None => infer_config(&tensors).ok_or_else(|| {
-            Error::bad_input(path, format!("cannot tell the model's configuration; pass --config (one of {})", NAMES.join(", ")))
+            Error::bad_input(
+                path,
+                format!(
+                    "cannot tell the model's configuration; pass --config (one of {})",
+                    NAMES.join(", ")
+                ),
+            )
         })?,
     };
-    let model = checked::build_checked(tensors, device, |vb| BlockDrop::new(&config, vb)).map_err(|problems| {
-        Error::bad_input(
-            path,
-            format!("does not fit config {} ({} problem(s)): {}", config.name, problems.len(), summarise(&problems)),
-        )
-    })?;
+    let model = checked::build_checked(tensors, device, |vb| BlockDrop::new(&config, vb)).map_err(
+        |problems| {
+            Error::bad_input(
+                path,
+                format!(
+                    "does not fit config {} ({} problem(s)): {}",
+                    config.name,
+                    problems.len(),
+                    summarise(&problems)
+                ),
+            )
+        },
+    )?;
     Ok(LoadedModel {
         model,
         metadata,
@@ -132,7 +157,12 @@ pub fn load_model_bytes(path: &Path, bytes: &[u8], config_name: Option<&str>, de
 /// The first few problems, and how many more there are.
 fn summarise(problems: &[String]) -> String {
     const SHOWN: usize = 8;
-    let mut text = problems.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; ");
+    let mut text = problems
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
     if problems.len() > SHOWN {
         text.push_str(&format!("; … and {} more", problems.len() - SHOWN));
     }

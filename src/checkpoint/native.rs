@@ -11,22 +11,44 @@ use crate::atomic::write_bytes_atomic;
 use crate::error::{Error, Result};
 
 /// Reads every tensor and the metadata of a safetensors file already in memory.
-pub fn read(path: &Path, bytes: &[u8], device: &Device) -> Result<(HashMap<String, Tensor>, BTreeMap<String, String>)> {
+pub fn read(
+    path: &Path,
+    bytes: &[u8],
+    device: &Device,
+) -> Result<(HashMap<String, Tensor>, BTreeMap<String, String>)> {
     let bad = |problem: String| Error::bad_input(path, problem);
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
-    let metadata = header.metadata().clone().unwrap_or_default().into_iter().collect();
-    let file = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+    let metadata = header
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let file = SafeTensors::deserialize(bytes)
+        .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
     let mut tensors = HashMap::new();
     for (name, view) in file.tensors() {
-        let tensor = Tensor::from_raw_buffer(view.data(), view.dtype().try_into().map_err(|e| bad(format!("tensor {name}: {e}")))?, view.shape(), device)
-            .map_err(|e| bad(format!("tensor {name}: {e}")))?;
+        let tensor = Tensor::from_raw_buffer(
+            view.data(),
+            view.dtype()
+                .try_into()
+                .map_err(|e| bad(format!("tensor {name}: {e}")))?,
+            view.shape(),
+            device,
+        )
+        .map_err(|e| bad(format!("tensor {name}: {e}")))?;
         tensors.insert(name, tensor);
     }
     Ok((tensors, metadata))
 }
 
 /// Writes `tensors` and `metadata` to `path` atomically.
-pub fn write(path: &Path, tensors: &BTreeMap<String, Tensor>, metadata: &BTreeMap<String, String>) -> Result<()> {
+pub fn write(
+    path: &Path,
+    tensors: &BTreeMap<String, Tensor>,
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
     let contiguous: Vec<(String, Tensor)> = tensors
         .iter()
         .map(|(name, t)| Ok((name.clone(), t.contiguous()?.to_device(&Device::Cpu)?)))

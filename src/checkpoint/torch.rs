@@ -20,13 +20,19 @@ fn read_state_dict(path: &Path, key: &str) -> Result<Option<Vec<(String, Tensor)
     match candle_core::pickle::read_all_with_key(path, Some(key)) {
         Ok(tensors) => Ok(Some(tensors)),
         Err(e) if e.to_string().contains(&format!("key {key} not found")) => Ok(None),
-        Err(e) => Err(Error::bad_input(path, format!("cannot read PyTorch checkpoint: {e}"))),
+        Err(e) => Err(Error::bad_input(
+            path,
+            format!("cannot read PyTorch checkpoint: {e}"),
+        )),
     }
 }
 
 /// Reference names as our model expects them: no DataParallel `module.` prefix, and without
 /// the `features.fc.*` entries old agents carry from before their `fc` was removed.
-fn normalise(prefix: &str, tensors: Vec<(String, Tensor)>) -> impl Iterator<Item = (String, Tensor)> + '_ {
+fn normalise(
+    prefix: &str,
+    tensors: Vec<(String, Tensor)>,
+) -> impl Iterator<Item = (String, Tensor)> + '_ {
     tensors.into_iter().filter_map(move |(name, t)| {
         let name = name.strip_prefix("module.").unwrap_or(&name).to_string();
         (!name.starts_with("features.fc.")).then(|| (format!("{prefix}.{name}"), t))
@@ -37,11 +43,17 @@ fn normalise(prefix: &str, tensors: Vec<(String, Tensor)>) -> impl Iterator<Item
 pub fn read_zip_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>> {
     let agent = match read_state_dict(path, "agent")? {
         Some(agent) => agent,
-        None => read_state_dict(path, "net")?
-            .ok_or_else(|| Error::bad_input(path, "PyTorch checkpoint has no 'agent' (or 'net') state dict"))?,
+        None => read_state_dict(path, "net")?.ok_or_else(|| {
+            Error::bad_input(
+                path,
+                "PyTorch checkpoint has no 'agent' (or 'net') state dict",
+            )
+        })?,
     };
     let resnet = read_state_dict(path, "resnet")?.ok_or_else(|| {
         Error::bad_input(path, "PyTorch checkpoint has no 'resnet' state dict: an agent-only (curriculum-stage) checkpoint cannot be evaluated without its base network")
     })?;
-    Ok(normalise("agent", agent).chain(normalise("resnet", resnet)).collect())
+    Ok(normalise("agent", agent)
+        .chain(normalise("resnet", resnet))
+        .collect())
 }

@@ -25,9 +25,13 @@ impl Variant {
     fn files(self, split: Split) -> Vec<String> {
         match (self, split) {
             (Variant::Cifar10Bin, Split::Test) => vec!["test_batch.bin".into()],
-            (Variant::Cifar10Bin, Split::Train) => (1..=5).map(|i| format!("data_batch_{i}.bin")).collect(),
+            (Variant::Cifar10Bin, Split::Train) => {
+                (1..=5).map(|i| format!("data_batch_{i}.bin")).collect()
+            }
             (Variant::Cifar10Py, Split::Test) => vec!["test_batch".into()],
-            (Variant::Cifar10Py, Split::Train) => (1..=5).map(|i| format!("data_batch_{i}")).collect(),
+            (Variant::Cifar10Py, Split::Train) => {
+                (1..=5).map(|i| format!("data_batch_{i}")).collect()
+            }
             (Variant::Cifar100Bin, Split::Test) => vec!["test.bin".into()],
             (Variant::Cifar100Bin, Split::Train) => vec!["train.bin".into()],
             (Variant::Cifar100Py, Split::Test) => vec!["test".into()],
@@ -38,21 +42,37 @@ impl Variant {
     /// Detects the variant from the files in `dir` (any split's files count, so a folder
     /// holding only the test batch is recognised).
     pub fn detect(dir: &Path) -> Option<Variant> {
-        [Variant::Cifar10Bin, Variant::Cifar100Bin, Variant::Cifar10Py, Variant::Cifar100Py]
-            .into_iter()
-            .find(|v| {
-                [Split::Test, Split::Train]
-                    .iter()
-                    .flat_map(|&s| v.files(s))
-                    .any(|f| dir.join(f).is_file())
-            })
+        [
+            Variant::Cifar10Bin,
+            Variant::Cifar100Bin,
+            Variant::Cifar10Py,
+            Variant::Cifar100Py,
+        ]
+        .into_iter()
+        .find(|v| {
+            [Split::Test, Split::Train]
+                .iter()
+                .flat_map(|&s| v.files(s))
+                .any(|f| dir.join(f).is_file())
+        })
     }
 }
 
 pub fn load(dir: &Path, variant: Variant, split: Split) -> Result<Store> {
-    let files: Vec<PathBuf> = variant.files(split).into_iter().map(|f| dir.join(f)).filter(|p| p.is_file()).collect();
+    let files: Vec<PathBuf> = variant
+        .files(split)
+        .into_iter()
+        .map(|f| dir.join(f))
+        .filter(|p| p.is_file())
+        .collect();
     if files.is_empty() {
-        return Err(Error::bad_input(dir, format!("no {split} files here (expected {})", variant.files(split).join(", "))));
+        return Err(Error::bad_input(
+            dir,
+            format!(
+                "no {split} files here (expected {})",
+                variant.files(split).join(", ")
+            ),
+        ));
     }
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
@@ -61,7 +81,9 @@ pub fn load(dir: &Path, variant: Variant, split: Split) -> Result<Store> {
         match variant {
             Variant::Cifar10Bin => read_binary(path, &bytes, 1, &mut pixels, &mut labels)?,
             Variant::Cifar100Bin => read_binary(path, &bytes, 2, &mut pixels, &mut labels)?,
-            Variant::Cifar10Py | Variant::Cifar100Py => read_python(path, &bytes, &mut pixels, &mut labels)?,
+            Variant::Cifar10Py | Variant::Cifar100Py => {
+                read_python(path, &bytes, &mut pixels, &mut labels)?
+            }
         }
     }
     Ok(Store::InMemory {
@@ -73,7 +95,13 @@ pub fn load(dir: &Path, variant: Variant, split: Split) -> Result<Store> {
 
 /// Binary records: `label_bytes` label bytes (CIFAR-100: coarse, then fine; we use the last),
 /// then 3072 pixel bytes.
-fn read_binary(path: &Path, bytes: &[u8], label_bytes: usize, pixels: &mut Vec<u8>, labels: &mut Vec<u32>) -> Result<()> {
+fn read_binary(
+    path: &Path,
+    bytes: &[u8],
+    label_bytes: usize,
+    pixels: &mut Vec<u8>,
+    labels: &mut Vec<u32>,
+) -> Result<()> {
     let record = label_bytes + PIXELS;
     if bytes.is_empty() || bytes.len() % record != 0 {
         return Err(Error::bad_input(
@@ -92,19 +120,33 @@ fn read_binary(path: &Path, bytes: &[u8], label_bytes: usize, pixels: &mut Vec<u
 fn numpy_globals(module: &str, name: &str) -> bool {
     matches!(
         (module, name),
-        ("numpy.core.multiarray" | "numpy._core.multiarray", "_reconstruct")
-            | ("numpy", "ndarray" | "dtype")
+        (
+            "numpy.core.multiarray" | "numpy._core.multiarray",
+            "_reconstruct"
+        ) | ("numpy", "ndarray" | "dtype")
             | ("_codecs", "encode")
     )
 }
 
-fn read_python(path: &Path, bytes: &[u8], pixels: &mut Vec<u8>, labels: &mut Vec<u32>) -> Result<()> {
+fn read_python(
+    path: &Path,
+    bytes: &[u8],
+    pixels: &mut Vec<u8>,
+    labels: &mut Vec<u32>,
+) -> Result<()> {
     let bad = |problem: String| Error::bad_input(path, problem);
-    let p = pickle::read(bytes, numpy_globals).map_err(|e| bad(format!("not a CIFAR python batch: {e}")))?;
-    let data = p.dict_get(p.root, "data").ok_or_else(|| bad("CIFAR python batch has no 'data' entry".into()))?;
-    let (shape, raw) = numpy_u8_array(&p, data).ok_or_else(|| bad("'data' is not a numpy uint8 array".into()))?;
+    let p = pickle::read(bytes, numpy_globals)
+        .map_err(|e| bad(format!("not a CIFAR python batch: {e}")))?;
+    let data = p
+        .dict_get(p.root, "data")
+        .ok_or_else(|| bad("CIFAR python batch has no 'data' entry".into()))?;
+    let (shape, raw) =
+        numpy_u8_array(&p, data).ok_or_else(|| bad("'data' is not a numpy uint8 array".into()))?;
     if shape.len() != 2 || shape[1] != PIXELS || raw.len() != shape[0] * PIXELS {
-        return Err(bad(format!("'data' has shape {shape:?} and {} bytes; expected N x {PIXELS}", raw.len())));
+        return Err(bad(format!(
+            "'data' has shape {shape:?} and {} bytes; expected N x {PIXELS}",
+            raw.len()
+        )));
     }
     let label_ids = p
         .dict_get(p.root, "fine_labels")
@@ -112,10 +154,17 @@ fn read_python(path: &Path, bytes: &[u8], pixels: &mut Vec<u8>, labels: &mut Vec
         .and_then(|id| p.as_seq(id))
         .ok_or_else(|| bad("CIFAR python batch has no 'labels' or 'fine_labels' list".into()))?;
     if label_ids.len() != shape[0] {
-        return Err(bad(format!("{} labels for {} images", label_ids.len(), shape[0])));
+        return Err(bad(format!(
+            "{} labels for {} images",
+            label_ids.len(),
+            shape[0]
+        )));
     }
     for &id in label_ids {
-        let label = p.as_int(id).and_then(|v| u32::try_from(v).ok()).ok_or_else(|| bad("a label is not a small integer".into()))?;
+        let label = p
+            .as_int(id)
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| bad("a label is not a small integer".into()))?;
         labels.push(label);
     }
     pixels.extend_from_slice(&raw);
@@ -125,13 +174,19 @@ fn read_python(path: &Path, bytes: &[u8], pixels: &mut Vec<u8>, labels: &mut Vec
 /// Decodes numpy's pickled `ndarray` (`_reconstruct` + `__setstate__((version, shape, dtype,
 /// fortran, data))`) when it is a C-ordered uint8 array.
 fn numpy_u8_array(p: &Pickle, id: pickle::Id) -> Option<(Vec<usize>, Vec<u8>)> {
-    let Obj::Built { obj, state } = p.get(id) else { return None };
-    let Obj::Call { func, .. } = p.get(*obj) else { return None };
+    let Obj::Built { obj, state } = p.get(id) else {
+        return None;
+    };
+    let Obj::Call { func, .. } = p.get(*obj) else {
+        return None;
+    };
     if !matches!(p.get(*func), Obj::Global { name, .. } if name == "_reconstruct") {
         return None;
     }
     let state = p.as_seq(*state)?;
-    let [_, shape, dtype, fortran, data] = state else { return None };
+    let [_, shape, dtype, fortran, data] = state else {
+        return None;
+    };
     let shape = p
         .as_seq(*shape)?
         .iter()
@@ -144,9 +199,15 @@ fn numpy_u8_array(p: &Pickle, id: pickle::Id) -> Option<(Vec<usize>, Vec<u8>)> {
 }
 
 fn is_uint8_dtype(p: &Pickle, id: pickle::Id) -> bool {
-    let Obj::Built { obj, .. } = p.get(id) else { return false };
-    let Obj::Call { args, .. } = p.get(*obj) else { return false };
-    let Some(&first) = p.as_seq(*args).and_then(|a| a.first()) else { return false };
+    let Obj::Built { obj, .. } = p.get(id) else {
+        return false;
+    };
+    let Obj::Call { args, .. } = p.get(*obj) else {
+        return false;
+    };
+    let Some(&first) = p.as_seq(*args).and_then(|a| a.first()) else {
+        return false;
+    };
     match p.get(first) {
         Obj::Str(s) => s == "u1",
         Obj::Bytes(b) => b == b"u1",

@@ -30,16 +30,21 @@ pub fn split_root(dir: &Path, split: Split) -> PathBuf {
         Split::Test => &["val", "test"],
         Split::Train => &["train"],
     };
-    names.iter().map(|n| dir.join(n)).find(|p| p.is_dir()).unwrap_or_else(|| dir.to_path_buf())
+    names
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| dir.to_path_buf())
 }
 
 /// True when `dir` looks like class folders holding images.
 pub fn detect(dir: &Path, split: Split) -> bool {
     let root = split_root(dir, split);
     sorted_entries(&root).is_ok_and(|entries| {
-        entries.iter().filter(|p| p.is_dir()).any(|class| {
-            sorted_entries(class).is_ok_and(|files| files.iter().any(|f| is_image(f)))
-        })
+        entries
+            .iter()
+            .filter(|p| p.is_dir())
+            .any(|class| sorted_entries(class).is_ok_and(|files| files.iter().any(|f| is_image(f))))
     })
 }
 
@@ -47,7 +52,10 @@ pub fn load(dir: &Path, split: Split) -> Result<Store> {
     let root = split_root(dir, split);
     let mut files = Vec::new();
     let mut labels = Vec::new();
-    let classes: Vec<PathBuf> = sorted_entries(&root)?.into_iter().filter(|p| p.is_dir()).collect();
+    let classes: Vec<PathBuf> = sorted_entries(&root)?
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .collect();
     for (label, class) in classes.iter().enumerate() {
         for file in sorted_entries(class)?.into_iter().filter(|f| is_image(f)) {
             files.push(file);
@@ -55,7 +63,10 @@ pub fn load(dir: &Path, split: Split) -> Result<Store> {
         }
     }
     if files.is_empty() {
-        return Err(Error::bad_input(&root, "no class folders with .jpg/.jpeg/.png images"));
+        return Err(Error::bad_input(
+            &root,
+            "no class folders with .jpg/.jpeg/.png images",
+        ));
     }
     Ok(Store::Files { files, labels })
 }

@@ -41,12 +41,21 @@ pub fn maybe_gunzip(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>> {
 fn parse(path: &Path, bytes: &[u8], rank: u8) -> Result<(Vec<usize>, Vec<u8>)> {
     let header_len = 4 + 4 * rank as usize;
     if bytes.len() < header_len {
-        return Err(Error::bad_input(path, format!("truncated IDX file: {} bytes, shorter than its header", bytes.len())));
+        return Err(Error::bad_input(
+            path,
+            format!(
+                "truncated IDX file: {} bytes, shorter than its header",
+                bytes.len()
+            ),
+        ));
     }
     if bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 || bytes[3] != rank {
         return Err(Error::bad_input(
             path,
-            format!("not an IDX file of unsigned bytes with {rank} dimension(s) (magic {:02x?})", &bytes[..4]),
+            format!(
+                "not an IDX file of unsigned bytes with {rank} dimension(s) (magic {:02x?})",
+                &bytes[..4]
+            ),
         ));
     }
     let dims: Vec<usize> = bytes[4..header_len]
@@ -65,12 +74,26 @@ fn parse(path: &Path, bytes: &[u8], rank: u8) -> Result<(Vec<usize>, Vec<u8>)> {
 }
 
 pub fn load(dir: &Path, split: Split) -> Result<Store> {
-    let images_path = find(dir, split, "images-idx3-ubyte")
-        .ok_or_else(|| Error::bad_input(dir, format!("no {}-images-idx3-ubyte[.gz] here", prefix(split))))?;
-    let labels_path = find(dir, split, "labels-idx1-ubyte")
-        .ok_or_else(|| Error::bad_input(dir, format!("no {}-labels-idx1-ubyte[.gz] beside the images", prefix(split))))?;
+    let images_path = find(dir, split, "images-idx3-ubyte").ok_or_else(|| {
+        Error::bad_input(
+            dir,
+            format!("no {}-images-idx3-ubyte[.gz] here", prefix(split)),
+        )
+    })?;
+    let labels_path = find(dir, split, "labels-idx1-ubyte").ok_or_else(|| {
+        Error::bad_input(
+            dir,
+            format!(
+                "no {}-labels-idx1-ubyte[.gz] beside the images",
+                prefix(split)
+            ),
+        )
+    })?;
     let read = |path: &Path| std::fs::read(path).map_err(|e| Error::io(path, e));
-    parse_pair((&images_path, read(&images_path)?), (&labels_path, read(&labels_path)?))
+    parse_pair(
+        (&images_path, read(&images_path)?),
+        (&labels_path, read(&labels_path)?),
+    )
 }
 
 /// An images file and a labels file (each named for errors, gzip-compressed or raw).
@@ -79,7 +102,10 @@ pub fn parse_pair(images: (&Path, Vec<u8>), labels: (&Path, Vec<u8>)) -> Result<
     let (dims, pixels) = parse(images_path, &maybe_gunzip(images_path, images.1)?, 3)?;
     let (_, labels) = parse(labels_path, &maybe_gunzip(labels_path, labels.1)?, 1)?;
     if labels.len() != dims[0] {
-        return Err(Error::bad_input(labels_path, format!("{} labels for {} images", labels.len(), dims[0])));
+        return Err(Error::bad_input(
+            labels_path,
+            format!("{} labels for {} images", labels.len(), dims[0]),
+        ));
     }
     Ok(Store::InMemory {
         pixels,

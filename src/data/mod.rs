@@ -83,7 +83,9 @@ const EXPECTED: &str = "expected IDX files (t10k-images-idx3-ubyte[.gz], …), a
 (cifar-10-batches-bin, cifar-10-batches-py, cifar-100-binary, cifar-100-python) or a folder of class folders";
 
 fn detect(dir: &Path, split: Split) -> Option<Format> {
-    if idx::find(dir, Split::Test, "images-idx3-ubyte").is_some() || idx::find(dir, Split::Train, "images-idx3-ubyte").is_some() {
+    if idx::find(dir, Split::Test, "images-idx3-ubyte").is_some()
+        || idx::find(dir, Split::Train, "images-idx3-ubyte").is_some()
+    {
         Some(Format::Idx)
     } else if let Some(v) = cifar::Variant::detect(dir) {
         Some(Format::Cifar(v))
@@ -98,10 +100,16 @@ impl Dataset {
     /// Opens the `split` of the dataset at `path`, detecting its format.
     pub fn open(path: &Path, split: Split) -> Result<Dataset> {
         if !path.exists() {
-            return Err(Error::bad_input(path, format!("no such file or folder; {EXPECTED}")));
+            return Err(Error::bad_input(
+                path,
+                format!("no such file or folder; {EXPECTED}"),
+            ));
         }
         if !path.is_dir() {
-            return Err(Error::bad_input(path, format!("is a file, not a dataset folder; {EXPECTED}")));
+            return Err(Error::bad_input(
+                path,
+                format!("is a file, not a dataset folder; {EXPECTED}"),
+            ));
         }
         let (dir, format) = match detect(path, split) {
             Some(format) => (path.to_path_buf(), format),
@@ -109,7 +117,9 @@ impl Dataset {
                 .iter()
                 .map(|name| path.join(name))
                 .find_map(|sub| detect(&sub, split).map(|f| (sub, f)))
-                .ok_or_else(|| Error::bad_input(path, format!("no dataset recognised; {EXPECTED}")))?,
+                .ok_or_else(|| {
+                    Error::bad_input(path, format!("no dataset recognised; {EXPECTED}"))
+                })?,
         };
         let store = match format {
             Format::Idx => idx::load(&dir, split)?,
@@ -163,7 +173,8 @@ impl Dataset {
             }
             Store::Files { files, .. } => {
                 let path = &files[i];
-                let decoded = image::open(path).map_err(|e| Error::bad_input(path, format!("cannot decode image: {e}")))?;
+                let decoded = image::open(path)
+                    .map_err(|e| Error::bad_input(path, format!("cannot decode image: {e}")))?;
                 Ok(Image::from_rgb(&decoded.to_rgb8()))
             }
         }
@@ -171,7 +182,8 @@ impl Dataset {
 
     /// Images `indices` transformed for `config`, as one `[N, C, H, W]` tensor.
     pub fn batch(&self, indices: &[usize], config: &Config, device: &Device) -> Result<Tensor> {
-        let mut data = Vec::with_capacity(indices.len() * config.input.0 * config.input.1 * config.input.2);
+        let mut data =
+            Vec::with_capacity(indices.len() * config.input.0 * config.input.1 * config.input.2);
         for &i in indices {
             let (values, shape) = transform::apply(&self.image(i)?, &config.transform);
             if shape != config.input {

@@ -37,10 +37,18 @@ impl Image {
             return None;
         }
         let plane = self.height * self.width;
-        Some(RgbImage::from_fn(self.width as u32, self.height as u32, |x, y| {
-            let i = y as usize * self.width + x as usize;
-            image::Rgb([self.pixels[i], self.pixels[plane + i], self.pixels[2 * plane + i]])
-        }))
+        Some(RgbImage::from_fn(
+            self.width as u32,
+            self.height as u32,
+            |x, y| {
+                let i = y as usize * self.width + x as usize;
+                image::Rgb([
+                    self.pixels[i],
+                    self.pixels[plane + i],
+                    self.pixels[2 * plane + i],
+                ])
+            },
+        ))
     }
 }
 
@@ -60,7 +68,8 @@ fn resize_and_crop(image: &Image, short: u32, crop: u32) -> Image {
     let resized = image::imageops::resize(&rgb, nw, nh, FilterType::Triangle);
     let left = ((nw.saturating_sub(crop)) as f64 / 2.0).round() as u32;
     let top = ((nh.saturating_sub(crop)) as f64 / 2.0).round() as u32;
-    let cropped = image::imageops::crop_imm(&resized, left, top, crop.min(nw), crop.min(nh)).to_image();
+    let cropped =
+        image::imageops::crop_imm(&resized, left, top, crop.min(nw), crop.min(nh)).to_image();
     Image::from_rgb(&cropped)
 }
 

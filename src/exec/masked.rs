@@ -11,7 +11,11 @@ use crate::model::FlatResNet;
 pub fn forward_masked(net: &FlatResNet, x: &Tensor, keep: &Tensor, train: bool) -> Result<Tensor> {
     let (n, k) = keep.dims2()?;
     if k != net.num_blocks() || n != x.dim(0)? {
-        bail!("keep mask {:?} does not fit {n} images and {} blocks", keep.dims(), net.num_blocks())
+        bail!(
+            "keep mask {:?} does not fit {n} images and {} blocks",
+            keep.dims(),
+            net.num_blocks()
+        )
     }
     let column_sums = keep.sum(0)?.to_vec1::<f32>()?;
     let mut x = net.stem(x, train)?;

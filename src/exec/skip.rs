@@ -6,7 +6,11 @@ use crate::model::FlatResNet;
 /// a dropped block costs nothing but its segment's shortcut when it is a segment's first block.
 pub fn forward_skip(net: &FlatResNet, x: &Tensor, keep: &[bool]) -> Result<Tensor> {
     if keep.len() != net.num_blocks() {
-        bail!("policy has {} decisions, the network {} blocks", keep.len(), net.num_blocks())
+        bail!(
+            "policy has {} decisions, the network {} blocks",
+            keep.len(),
+            net.num_blocks()
+        )
     }
     let mut x = net.stem(x, false)?;
     for (k, &kept) in keep.iter().enumerate() {

@@ -49,6 +49,10 @@ pub fn policy_string(keep: &[bool]) -> String {
 /// Keep bits as a `[N, K]` f32 tensor of 0/1 (for the masked executor).
 pub fn policy_tensor(keep: &[Vec<bool>], device: &candle_core::Device) -> Result<Tensor> {
     let k = keep.first().map_or(0, Vec::len);
-    let flat: Vec<f32> = keep.iter().flatten().map(|&b| if b { 1.0 } else { 0.0 }).collect();
+    let flat: Vec<f32> = keep
+        .iter()
+        .flatten()
+        .map(|&b| if b { 1.0 } else { 0.0 })
+        .collect();
     Tensor::from_vec(flat, (keep.len(), k), device)
 }

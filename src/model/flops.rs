@@ -51,16 +51,25 @@ impl NetworkFlops {
             let stride = spec.stride(segment);
             let out = planes * spec.block.expansion();
             let (ho, wo) = (out_size(h, 3, stride, 1), out_size(w, 3, stride, 1));
-            let needs_projection = spec.family == Family::ImageNet && (stride != 1 || inplanes != out);
-            shortcuts.push(if needs_projection { conv(inplanes, out, 1, ho, wo) } else { 0 });
+            let needs_projection =
+                spec.family == Family::ImageNet && (stride != 1 || inplanes != out);
+            shortcuts.push(if needs_projection {
+                conv(inplanes, out, 1, ho, wo)
+            } else {
+                0
+            });
             for b in 0..n {
                 let cin = if b == 0 { inplanes } else { out };
                 // Only the first block of a segment works at the input resolution.
                 let (hi, wi) = if b == 0 { (h, w) } else { (ho, wo) };
                 blocks.push(match spec.block {
-                    BlockKind::Basic => conv(cin, planes, 3, ho, wo) + conv(planes, planes, 3, ho, wo),
+                    BlockKind::Basic => {
+                        conv(cin, planes, 3, ho, wo) + conv(planes, planes, 3, ho, wo)
+                    }
                     BlockKind::Bottleneck => {
-                        conv(cin, planes, 1, hi, wi) + conv(planes, planes, 3, ho, wo) + conv(planes, out, 1, ho, wo)
+                        conv(cin, planes, 1, hi, wi)
+                            + conv(planes, planes, 3, ho, wo)
+                            + conv(planes, out, 1, ho, wo)
                     }
                 });
             }
@@ -83,7 +92,13 @@ impl NetworkFlops {
 
     /// Only the blocks with `keep[k]` run; stem, shortcuts and head always do.
     pub fn with_policy(&self, keep: &[bool]) -> u64 {
-        let kept: u64 = self.blocks.iter().zip(keep).filter(|(_, &k)| k).map(|(f, _)| f).sum();
+        let kept: u64 = self
+            .blocks
+            .iter()
+            .zip(keep)
+            .filter(|(_, &k)| k)
+            .map(|(f, _)| f)
+            .sum();
         self.stem + self.shortcuts.iter().sum::<u64>() + kept + self.head
     }
 }
@@ -101,7 +116,12 @@ impl BlockDropFlops {
     pub fn for_config(config: &Config) -> Self {
         let (_, h, w) = config.input;
         let pool = config.policy_input_pool;
-        let policy = NetworkFlops::count(&config.policy, h / pool, w / pool, &[config.num_blocks(), 1]);
+        let policy = NetworkFlops::count(
+            &config.policy,
+            h / pool,
+            w / pool,
+            &[config.num_blocks(), 1],
+        );
         let base = NetworkFlops::count(&config.base, h, w, &[config.classes()]);
         Self {
             policy: policy.full(),
@@ -143,7 +163,8 @@ mod tests {
         let f = BlockDropFlops::for_config(&c);
         let keep: Vec<bool> = (0..33).map(|k| k % 3 != 1).collect();
         let kept: u64 = (0..33).filter(|&k| keep[k]).map(|k| f.base.blocks[k]).sum();
-        let expected = f.policy + f.base.stem + f.base.shortcuts.iter().sum::<u64>() + kept + f.base.head;
+        let expected =
+            f.policy + f.base.stem + f.base.shortcuts.iter().sum::<u64>() + kept + f.base.head;
         assert_eq!(f.per_image(&keep), expected);
         assert_eq!(f.per_image(&[true; 33]), f.policy + f.base.full());
         assert!(f.base.shortcuts.iter().all(|&s| s > 0));

@@ -73,9 +73,23 @@ pub enum Block {
 }
 
 impl Block {
-    fn new(kind: BlockKind, cin: usize, planes: usize, stride: usize, vb: VarBuilder) -> Result<Self> {
+    fn new(
+        kind: BlockKind,
+        cin: usize,
+        planes: usize,
+        stride: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let conv_bn = |i: usize, cin, cout, k, s, p| {
-            ConvBn::new(cin, cout, k, s, p, vb.pp(format!("conv{i}")), vb.pp(format!("bn{i}")))
+            ConvBn::new(
+                cin,
+                cout,
+                k,
+                s,
+                p,
+                vb.pp(format!("conv{i}")),
+                vb.pp(format!("bn{i}")),
+            )
         };
         Ok(match kind {
             BlockKind::Basic => Block::Basic(BasicBlock {
@@ -111,7 +125,10 @@ impl Block {
 pub enum Shortcut {
     Identity,
     /// "Option A" (`DownsampleB`): average-pool by the stride, then append zero channels.
-    ZeroPad { stride: usize, extra_channels: usize },
+    ZeroPad {
+        stride: usize,
+        extra_channels: usize,
+    },
     /// "Option B": conv1x1 with stride, then BatchNorm.
     Projection(ConvBn),
 }
@@ -133,7 +150,8 @@ impl Shortcut {
                     return Ok(pooled);
                 }
                 let (n, _, h, w) = pooled.dims4()?;
-                let zeros = Tensor::zeros((n, *extra_channels, h, w), pooled.dtype(), pooled.device())?;
+                let zeros =
+                    Tensor::zeros((n, *extra_channels, h, w), pooled.dtype(), pooled.device())?;
                 Tensor::cat(&[&pooled, &zeros], 1)
             }
             Shortcut::Projection(conv_bn) => conv_bn.forward_t(x, train),
@@ -157,8 +175,24 @@ pub struct FlatResNet {
 impl FlatResNet {
     pub fn new(spec: &ResNetSpec, vb: VarBuilder) -> Result<Self> {
         let stem = match spec.family {
-            Family::Cifar => ConvBn::new(spec.in_channels, spec.stem_width(), 3, 1, 1, vb.pp("conv1"), vb.pp("bn1"))?,
-            Family::ImageNet => ConvBn::new(spec.in_channels, spec.stem_width(), 7, 2, 3, vb.pp("conv1"), vb.pp("bn1"))?,
+            Family::Cifar => ConvBn::new(
+                spec.in_channels,
+                spec.stem_width(),
+                3,
+                1,
+                1,
+                vb.pp("conv1"),
+                vb.pp("bn1"),
+            )?,
+            Family::ImageNet => ConvBn::new(
+                spec.in_channels,
+                spec.stem_width(),
+                7,
+                2,
+                3,
+                vb.pp("conv1"),
+                vb.pp("bn1"),
+            )?,
         };
         let mut inplanes = spec.stem_width();
         let mut blocks = Vec::with_capacity(spec.num_blocks());
@@ -173,12 +207,22 @@ impl FlatResNet {
                 (true, Family::Cifar) => Shortcut::ZeroPad {
                     stride,
                     extra_channels: out.checked_sub(inplanes).ok_or_else(|| {
-                        candle_core::Error::Msg(format!("option-A shortcut cannot shrink {inplanes} to {out} channels"))
+                        candle_core::Error::Msg(format!(
+                            "option-A shortcut cannot shrink {inplanes} to {out} channels"
+                        ))
                     })?,
                 },
                 (true, Family::ImageNet) => {
                     let ds = vb.pp("ds").pp(segment);
-                    Shortcut::Projection(ConvBn::new(inplanes, out, 1, stride, 0, ds.pp(0), ds.pp(1))?)
+                    Shortcut::Projection(ConvBn::new(
+                        inplanes,
+                        out,
+                        1,
+                        stride,
+                        0,
+                        ds.pp(0),
+                        ds.pp(1),
+                    )?)
                 }
             });
             segment_starts.push(blocks.len());
@@ -214,7 +258,10 @@ impl FlatResNet {
             Family::Cifar => Ok(x),
             // Zero padding equals PyTorch's -inf padding here: the input is post-ReLU (≥ 0) and
             // every window holds at least one real element.
-            Family::ImageNet => x.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?.max_pool2d_with_stride(3, 2),
+            Family::ImageNet => x
+                .pad_with_zeros(2, 1, 1)?
+                .pad_with_zeros(3, 1, 1)?
+                .max_pool2d_with_stride(3, 2),
         }
     }
 
