@@ -67,16 +67,16 @@ impl ResNetSpec {
         self.widths[self.widths.len() - 1] * self.block.expansion()
     }
 
-    /// `(segment, index within segment)` of flat block `k`.
-    pub fn locate(&self, k: usize) -> (usize, usize) {
+    /// `(segment, index within segment)` of flat block `k`, if there is such a block.
+    pub fn locate(&self, k: usize) -> Option<(usize, usize)> {
         let mut first = 0;
         for (segment, &n) in self.layers.iter().enumerate() {
             if k < first + n {
-                return (segment, k - first);
+                return Some((segment, k - first));
             }
             first += n;
         }
-        panic!("block {k} out of range for {} blocks", self.num_blocks())
+        None
     }
 }
 
@@ -261,8 +261,9 @@ mod tests {
     #[test]
     fn locate_walks_segments() {
         let c = Config::by_name("R32_C10").unwrap();
-        assert_eq!(c.base.locate(0), (0, 0));
-        assert_eq!(c.base.locate(5), (1, 0));
-        assert_eq!(c.base.locate(14), (2, 4));
+        assert_eq!(c.base.locate(0), Some((0, 0)));
+        assert_eq!(c.base.locate(5), Some((1, 0)));
+        assert_eq!(c.base.locate(14), Some((2, 4)));
+        assert_eq!(c.base.locate(15), None);
     }
 }

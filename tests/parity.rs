@@ -180,6 +180,42 @@ fn masked_executor_matches_the_reference_training_forward() {
     assert_close(&full, &reference, "full forward");
 }
 
+#[test]
+fn train_mode_batchnorm_matches_pytorch_and_updates_running_statistics() {
+    let model = r32_model();
+    let expected = &json("r32_c10_expected.json")["train_mode"];
+    let dataset = Dataset::open(&fixture("cifar-10-batches-bin"), Split::Test).unwrap();
+    let x = dataset
+        .batch(&(0..8).collect::<Vec<_>>(), &model.config, &Device::Cpu)
+        .unwrap();
+    let logits = model
+        .resnet
+        .forward_full(&x, true)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let reference: Vec<f32> = expected["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(floats)
+        .collect();
+    assert_close(&logits, &reference, "train-mode logits");
+    let bn = &model.resnet.stem.bn;
+    assert_close(
+        &bn.running_mean().to_vec1::<f32>().unwrap(),
+        &floats(&expected["bn1_running_mean"]),
+        "running mean",
+    );
+    assert_close(
+        &bn.running_var().to_vec1::<f32>().unwrap(),
+        &floats(&expected["bn1_running_var"]),
+        "running var",
+    );
+}
+
 /// The ImageNet family at reduced widths: 7x7 stem + max-pool, Bottleneck blocks, conv+BN
 /// shortcuts, and the policy on the 2x average-pooled input.
 fn tiny_imagenet_config() -> Config {

@@ -168,3 +168,27 @@ fn summarise(problems: &[String]) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_are_told_apart_by_content() {
+        let p = Path::new("m");
+        assert_eq!(
+            detect_format(p, b"PK\x03\x04rest").ok(),
+            Some(ModelFormat::TorchZip)
+        );
+        let legacy = [torch::LEGACY_MAGIC, b".\x80\x02"].concat();
+        assert_eq!(
+            detect_format(p, &legacy).ok(),
+            Some(ModelFormat::TorchLegacy)
+        );
+        assert_eq!(
+            detect_format(p, b"\x10\0\0\0\0\0\0\0{}").ok(),
+            Some(ModelFormat::Safetensors)
+        );
+        assert!(detect_format(p, b"hello").is_err());
+    }
+}
