@@ -26,6 +26,13 @@ fn path_str(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
 
+/// `blockdrop eval --model MODEL --data DATA EXTRA…`
+fn eval(model: &Path, data: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["eval", "--model", path_str(model), "--data", path_str(data)];
+    args.extend_from_slice(extra);
+    blockdrop(&args)
+}
+
 /// Exit code 2, one `error:` line naming `needle`, and nothing left in `dir`.
 fn assert_input_error(output: &Output, needle: &str, dir: &Path) {
     let stderr = text(&output.stderr);
@@ -55,13 +62,11 @@ fn assert_input_error(output: &Output, needle: &str, dir: &Path) {
 #[test]
 fn eval_prints_the_reference_four_lines_for_a_zip_checkpoint() {
     let expected = json("r32_c10_expected.json");
-    let out = blockdrop(&[
-        "eval",
-        "--model",
-        path_str(&fixture("r32_c10.pth")),
-        "--data",
-        path_str(&fixture("cifar-10-batches-py")),
-    ]);
+    let out = eval(
+        &fixture("r32_c10.pth"),
+        &fixture("cifar-10-batches-py"),
+        &[],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let lines: Vec<&str> = stdout.lines().take(4).collect();
@@ -164,15 +169,11 @@ fn main_job_evaluates_the_bundled_default_and_says_when_it_is_untrained() {
 fn missing_dataset_is_exit_2_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let records = dir.path().join("records.csv");
-    let out = blockdrop(&[
-        "eval",
-        "--model",
-        path_str(&fixture("r32_c10.pth")),
-        "--data",
-        "/no/such/cifar",
-        "--records",
-        path_str(&records),
-    ]);
+    let out = eval(
+        &fixture("r32_c10.pth"),
+        Path::new("/no/such/cifar"),
+        &["--records", path_str(&records)],
+    );
     assert_input_error(&out, "/no/such/cifar: no such file or folder", dir.path());
 }
 
@@ -181,27 +182,22 @@ fn truncated_idx_is_exit_2_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("fmnist");
     std::fs::create_dir(&data).unwrap();
-    let bytes = std::fs::read(fixture("fmnist-idx/t10k-images-idx3-ubyte")).unwrap();
-    std::fs::write(
-        data.join("t10k-images-idx3-ubyte"),
-        &bytes[..bytes.len() - 1],
-    )
-    .unwrap();
+    copy_truncated(
+        &fixture("fmnist-idx/t10k-images-idx3-ubyte"),
+        &data.join("t10k-images-idx3-ubyte"),
+        16 + 64 * 784 - 1,
+    );
     std::fs::copy(
         fixture("fmnist-idx/t10k-labels-idx1-ubyte"),
         data.join("t10k-labels-idx1-ubyte"),
     )
     .unwrap();
     let records = dir.path().join("records.parquet");
-    let out = blockdrop(&[
-        "eval",
-        "--model",
-        path_str(&asset("default.safetensors")),
-        "--data",
-        path_str(&data),
-        "--records",
-        path_str(&records),
-    ]);
+    let out = eval(
+        &asset("default.safetensors"),
+        &data,
+        &["--records", path_str(&records)],
+    );
     assert_input_error(&out, "t10k-images-idx3-ubyte: truncated", dir.path());
 }
 
@@ -210,18 +206,17 @@ fn truncated_cifar_is_exit_2_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("cifar-10-batches-bin");
     std::fs::create_dir(&data).unwrap();
-    let bytes = std::fs::read(fixture("cifar-10-batches-bin/test_batch.bin")).unwrap();
-    std::fs::write(data.join("test_batch.bin"), &bytes[..bytes.len() - 1000]).unwrap();
+    copy_truncated(
+        &fixture("cifar-10-batches-bin/test_batch.bin"),
+        &data.join("test_batch.bin"),
+        3073 * 47 + 2073,
+    );
     let records = dir.path().join("records.csv");
-    let out = blockdrop(&[
-        "eval",
-        "--model",
-        path_str(&fixture("r32_c10.pth")),
-        "--data",
-        path_str(&data),
-        "--records",
-        path_str(&records),
-    ]);
+    let out = eval(
+        &fixture("r32_c10.pth"),
+        &data,
+        &["--records", path_str(&records)],
+    );
     assert_input_error(&out, "test_batch.bin: truncated", dir.path());
 }
 
@@ -251,15 +246,11 @@ fn checkpoint_with_a_wrong_shape_and_a_missing_tensor_reports_both() {
         t.remove("agent.logit.bias");
     });
     let records = dir.path().join("records.csv");
-    let out = blockdrop(&[
-        "eval",
-        "--model",
-        path_str(&model),
-        "--data",
-        path_str(&fixture("fmnist-idx")),
-        "--records",
-        path_str(&records),
-    ]);
+    let out = eval(
+        &model,
+        &fixture("fmnist-idx"),
+        &["--records", path_str(&records)],
+    );
     assert_input_error(
         &out,
         "edited.safetensors: does not fit config R32_FMNIST (2 problem(s))",
@@ -279,16 +270,9 @@ fn checkpoint_with_a_wrong_shape_and_a_missing_tensor_reports_both() {
 #[test]
 fn truncated_or_foreign_model_files_are_exit_2() {
     let dir = tempfile::tempdir().unwrap();
-    let bytes = std::fs::read(asset("default.safetensors")).unwrap();
     let truncated = dir.path().join("truncated.safetensors");
-    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    let out = blockdrop(&[
-        "eval",
-        "--model",
-        path_str(&truncated),
-        "--data",
-        path_str(&fixture("fmnist-idx")),
-    ]);
+    copy_truncated(&asset("default.safetensors"), &truncated, 1_000_000);
+    let out = eval(&truncated, &fixture("fmnist-idx"), &[]);
     assert_input_error(
         &out,
         "truncated.safetensors: not a valid safetensors file",
@@ -296,13 +280,7 @@ fn truncated_or_foreign_model_files_are_exit_2() {
     );
     let foreign = dir.path().join("notes.txt");
     std::fs::write(&foreign, "hello").unwrap();
-    let out = blockdrop(&[
-        "eval",
-        "--model",
-        path_str(&foreign),
-        "--data",
-        path_str(&fixture("fmnist-idx")),
-    ]);
+    let out = eval(&foreign, &fixture("fmnist-idx"), &[]);
     assert_input_error(
         &out,
         "notes.txt: neither a safetensors model nor a PyTorch checkpoint",
@@ -313,15 +291,11 @@ fn truncated_or_foreign_model_files_are_exit_2() {
 #[test]
 fn unknown_config_is_exit_2_listing_the_known_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let out = blockdrop(&[
-        "eval",
-        "--model",
-        path_str(&fixture("r32_c10.pth")),
-        "--data",
-        path_str(&fixture("cifar-10-batches-bin")),
-        "--config",
-        "R18_C10",
-    ]);
+    let out = eval(
+        &fixture("r32_c10.pth"),
+        &fixture("cifar-10-batches-bin"),
+        &["--config", "R18_C10"],
+    );
     assert_input_error(
         &out,
         "unknown config 'R18_C10'; known configs: R32_C10",
@@ -335,15 +309,11 @@ fn a_device_this_build_lacks_is_exit_2() {
     if candle_core::utils::cuda_is_available() {
         return;
     }
-    let out = blockdrop(&[
-        "eval",
-        "--model",
-        path_str(&fixture("r32_c10.pth")),
-        "--data",
-        path_str(&fixture("cifar-10-batches-bin")),
-        "--device",
-        "cuda",
-    ]);
+    let out = eval(
+        &fixture("r32_c10.pth"),
+        &fixture("cifar-10-batches-bin"),
+        &["--device", "cuda"],
+    );
     assert_input_error(&out, "--features cuda", dir.path());
 }
 
@@ -356,13 +326,7 @@ fn labels_beyond_the_config_classes_are_exit_2() {
     let mut bytes = std::fs::read(fixture("cifar-100-binary/test.bin")).unwrap();
     bytes[1] = 57;
     std::fs::write(data.join("test.bin"), bytes).unwrap();
-    let out = blockdrop(&[
-        "eval",
-        "--model",
-        path_str(&fixture("r32_c10.pth")),
-        "--data",
-        path_str(&data),
-    ]);
+    let out = eval(&fixture("r32_c10.pth"), &data, &[]);
     assert_input_error(
         &out,
         "label 57 is out of range for config R32_C10 (10 classes)",

@@ -117,11 +117,6 @@ fn class_folders_are_resized_and_centre_cropped_like_torchvision() {
     assert!(red.iter().all(|v| (v - (1.0 - 0.485) / 0.229).abs() < 1e-5));
 }
 
-fn copy_truncated(from: &Path, to: &Path, keep: usize) {
-    let bytes = std::fs::read(from).unwrap();
-    std::fs::write(to, &bytes[..keep.min(bytes.len())]).unwrap();
-}
-
 fn expect_input_error(path: &Path, split: Split, needle: &str) {
     match Dataset::open(path, split) {
         Err(e @ Error::BadInput { .. }) => assert!(e.to_string().contains(needle), "{e}"),

@@ -57,3 +57,9 @@ pub fn assert_close(out: &[f32], reference: &[f32], what: &str) {
 pub fn decided(probs: &[f32]) -> bool {
     probs.iter().all(|p| (p - 0.5).abs() > 1e-3)
 }
+
+/// Copies the first `keep` bytes of `from` to `to` (a file cut short).
+pub fn copy_truncated(from: &std::path::Path, to: &std::path::Path, keep: usize) {
+    let bytes = std::fs::read(from).unwrap();
+    std::fs::write(to, &bytes[..keep.min(bytes.len())]).unwrap();
+}
