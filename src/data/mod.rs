@@ -41,7 +41,10 @@ impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Format::Idx => f.write_str("IDX"),
-            Format::Cifar(v) => write!(f, "{v:?}"),
+            Format::Cifar(cifar::Variant::Cifar10Bin) => f.write_str("CIFAR-10 binary"),
+            Format::Cifar(cifar::Variant::Cifar10Py) => f.write_str("CIFAR-10 python"),
+            Format::Cifar(cifar::Variant::Cifar100Bin) => f.write_str("CIFAR-100 binary"),
+            Format::Cifar(cifar::Variant::Cifar100Py) => f.write_str("CIFAR-100 python"),
             Format::ImageFolder => f.write_str("image folders"),
         }
     }

@@ -47,6 +47,7 @@ pub const TOLERANCE: f64 = 1e-4;
 
 pub fn assert_close(out: &[f32], reference: &[f32], what: &str) {
     let err = rel_err(out, reference);
+    println!("{what}: relative error {err:.2e}");
     assert!(
         err < TOLERANCE,
         "{what}: relative error {err:.3e} ≥ {TOLERANCE:.0e}"
