@@ -237,6 +237,30 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
         }
     }
 
+    fn is_global(&self, id: Id, module: &str, name: &str) -> bool {
+        matches!(&self.objects[id], Obj::Global { module: m, name: n } if m == module && n == name)
+    }
+
+    /// The `(key, value)` pairs passed to `OrderedDict(...)`: none, or one list of pairs.
+    fn ordered_dict_pairs(&self, args: Id) -> PResult<Vec<(Id, Id)>> {
+        let Obj::Tuple(args) = &self.objects[args] else {
+            return self.malformed("OrderedDict arguments are not a tuple");
+        };
+        let Some(&first) = args.first() else {
+            return Ok(vec![]);
+        };
+        let (Obj::List(items) | Obj::Tuple(items)) = &self.objects[first] else {
+            return self.malformed("OrderedDict argument is not a list of pairs");
+        };
+        items
+            .iter()
+            .map(|&pair| match &self.objects[pair] {
+                Obj::List(kv) | Obj::Tuple(kv) if kv.len() == 2 => Ok((kv[0], kv[1])),
+                _ => self.malformed("OrderedDict item is not a pair"),
+            })
+            .collect()
+    }
+
     fn long(&mut self, bytes: &[u8]) -> PResult<()> {
         if bytes.len() > 8 {
             return self.malformed("integer wider than 64 bits");
@@ -446,7 +470,14 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
             b'R' | b'\x81' => {
                 let args = self.pop()?;
                 let func = self.pop()?;
-                self.push(Obj::Call { func, args });
+                // `OrderedDict(...)` is the one call read as what it makes, a dict, because
+                // the items follow as SETITEMS on it (or come as a list of pairs).
+                if self.is_global(func, "collections", "OrderedDict") {
+                    let pairs = self.ordered_dict_pairs(args)?;
+                    self.push(Obj::Dict(pairs));
+                } else {
+                    self.push(Obj::Call { func, args });
+                }
             }
             b'b' => {
                 let state = self.pop()?;

@@ -243,7 +243,8 @@ fn tiny_imagenet_config() -> Config {
 #[test]
 fn imagenet_family_matches_pytorch() {
     let config = tiny_imagenet_config();
-    let tensors = checkpoint::torch::read_zip_checkpoint(&fixture("tiny_imagenet.pth")).unwrap();
+    let path = fixture("tiny_imagenet.pth");
+    let (tensors, _) = checkpoint::read_tensors(&path, &std::fs::read(&path).unwrap()).unwrap();
     let model = build_checked(tensors, &Device::Cpu, |vb| BlockDrop::new(&config, vb)).unwrap();
     let io: HashMap<String, Tensor> =
         candle_core::pickle::read_all(fixture("tiny_imagenet_io.pth"))

@@ -2,6 +2,7 @@
 //! by content, checked name by name and shape by shape before a model is built.
 
 pub mod checked;
+pub mod names;
 pub mod native;
 pub mod torch;
 
@@ -62,12 +63,36 @@ pub fn read_tensors(
 ) -> Result<(HashMap<String, Tensor>, BTreeMap<String, String>)> {
     match detect_format(path, bytes)? {
         ModelFormat::Safetensors => native::read(path, bytes, &Device::Cpu),
-        ModelFormat::TorchZip => Ok((torch::read_zip_checkpoint(path)?, BTreeMap::new())),
-        ModelFormat::TorchLegacy => Err(Error::bad_input(
-            path,
-            "legacy (pre-1.6, non-zip) PyTorch checkpoint: not readable yet; re-save it with torch.save in PyTorch >= 1.6",
-        )),
+        ModelFormat::TorchZip | ModelFormat::TorchLegacy => read_torch_checkpoint(path, bytes),
     }
+}
+
+/// A reference checkpoint's agent and base as `agent.*` / `resnet.*` tensors.
+fn read_torch_checkpoint(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(HashMap<String, Tensor>, BTreeMap<String, String>)> {
+    let found = names::find_state_dicts(&torch::read(path, bytes)?);
+    let agent = found.agent.ok_or_else(|| {
+        Error::bad_input(
+            path,
+            "PyTorch checkpoint holds no policy network ('agent' or 'net' state dict)",
+        )
+    })?;
+    let resnet = found.resnet.ok_or_else(|| {
+        Error::bad_input(path, "PyTorch checkpoint holds only a policy network: an agent-only (curriculum-stage) checkpoint cannot be evaluated without its base network")
+    })?;
+    let prefixed = |prefix: &str, tensors: Vec<(String, Tensor)>| -> Vec<(String, Tensor)> {
+        tensors
+            .into_iter()
+            .map(|(n, t)| (format!("{prefix}.{n}"), t))
+            .collect()
+    };
+    let tensors = prefixed("agent", agent)
+        .into_iter()
+        .chain(prefixed("resnet", resnet))
+        .collect();
+    Ok((tensors, found.metadata))
 }
 
 /// Finds the one named configuration whose base network has these tensors' layout: stem

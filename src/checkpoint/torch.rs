@@ -1,59 +1,469 @@
-//! Reference checkpoints in PyTorch's zip format (`torch.save` since PyTorch 1.6), read with
-//! candle's pickle module: a dict with `agent` (or, in old files, `net`) and `resnet` state
-//! dicts beside `epoch`, `reward` and `acc`.
+//! PyTorch `torch.save` files, both formats, read without Python and without executing
+//! anything:
+//!
+//! - zip (PyTorch ≥ 1.6): `{archive}/data.pkl` plus one entry `{archive}/data/{key}` per
+//!   storage;
+//! - legacy (PyTorch ≤ 1.5, and `_use_new_zipfile_serialization=False`): five pickles back to
+//!   back (magic number, protocol, system info, the object, the storage keys), then each
+//!   storage as an int64 element count and its raw bytes, in key order.
+//!
+//! The object pickle goes through [`crate::pickle`] with only the globals a state dict needs;
+//! tensors are rebuilt from their storage, offset, size and stride after checking every index
+//! against the storage.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Cursor, Read};
 use std::path::Path;
 
-use candle_core::Tensor;
+use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
+use crate::pickle::{self, Id, Obj, Pickle};
 
 /// The first four bytes of a zip archive.
 pub const ZIP_MAGIC: &[u8; 4] = b"PK\x03\x04";
 
-/// The start of a legacy (pre-1.6) `torch.save` file: pickle protocol 2, then the LONG1 magic
-/// number 0x1950a86a20f9469cfc6c.
+/// The start of a legacy `torch.save` file: pickle protocol 2, then the LONG1 magic number
+/// 0x1950a86a20f9469cfc6c.
 pub const LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
 
-fn read_state_dict(path: &Path, key: &str) -> Result<Option<Vec<(String, Tensor)>>> {
-    match candle_core::pickle::read_all_with_key(path, Some(key)) {
-        Ok(tensors) => Ok(Some(tensors)),
-        Err(e) if e.to_string().contains(&format!("key {key} not found")) => Ok(None),
-        Err(e) => Err(Error::bad_input(
-            path,
-            format!("cannot read PyTorch checkpoint: {e}"),
-        )),
+/// Python containers nest this deep at most in anything we read; deeper is hostile.
+const MAX_DEPTH: usize = 32;
+
+/// The globals a checkpoint of state dicts may name; any other is refused.
+fn allowed_global(module: &str, name: &str) -> bool {
+    match module {
+        "collections" => name == "OrderedDict",
+        "torch._utils" => matches!(
+            name,
+            "_rebuild_tensor" | "_rebuild_tensor_v2" | "_rebuild_parameter"
+        ),
+        "torch" => storage_dtype(name).is_some(),
+        // Metrics saved as numpy scalars, and Python 3's protocol-2 spelling of bytes.
+        "numpy.core.multiarray" | "numpy._core.multiarray" => name == "scalar",
+        "numpy" => name == "dtype",
+        "_codecs" => name == "encode",
+        _ => false,
     }
 }
 
-/// Reference names as our model expects them: no DataParallel `module.` prefix, and without
-/// the `features.fc.*` entries old agents carry from before their `fc` was removed.
-fn normalise(
-    prefix: &str,
-    tensors: Vec<(String, Tensor)>,
-) -> impl Iterator<Item = (String, Tensor)> + '_ {
-    tensors.into_iter().filter_map(move |(name, t)| {
-        let name = name.strip_prefix("module.").unwrap_or(&name).to_string();
-        (!name.starts_with("features.fc.")).then(|| (format!("{prefix}.{name}"), t))
+/// candle dtype, element size in the file, for a storage class name.
+fn storage_dtype(class: &str) -> Option<(DType, usize)> {
+    Some(match class {
+        "FloatStorage" => (DType::F32, 4),
+        "DoubleStorage" => (DType::F64, 8),
+        "HalfStorage" => (DType::F16, 2),
+        "BFloat16Storage" => (DType::BF16, 2),
+        "LongStorage" => (DType::I64, 8),
+        "IntStorage" => (DType::I64, 4),
+        "ByteStorage" | "BoolStorage" => (DType::U8, 1),
+        _ => return None,
     })
 }
 
-/// Reads a zip-format reference checkpoint into `agent.*` / `resnet.*` tensors.
-pub fn read_zip_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>> {
-    let agent = match read_state_dict(path, "agent")? {
-        Some(agent) => agent,
-        None => read_state_dict(path, "net")?.ok_or_else(|| {
-            Error::bad_input(
-                path,
-                "PyTorch checkpoint has no 'agent' (or 'net') state dict",
-            )
-        })?,
+/// A decoded value of the checkpoint: what a state-dict reader needs, nothing more.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Tensor(Tensor),
+    Dict(Vec<(String, Value)>),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    /// Anything else (lists, None, numpy scalars, …): kept out of the way.
+    Other,
+}
+
+impl Value {
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Dict(items) => items.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+}
+
+/// One storage's description from its persistent id.
+struct StorageRef {
+    key: String,
+    dtype: DType,
+    element_size: usize,
+    numel: usize,
+    /// Legacy storages may be views: `(root key, offset, size)` in elements.
+    view: Option<(String, usize, usize)>,
+}
+
+struct Reader<'a> {
+    path: &'a Path,
+    pickle: Pickle,
+    /// Raw bytes per storage key, converted to candle's element layout.
+    storages: HashMap<String, Vec<u8>>,
+}
+
+fn bad(path: &Path, problem: impl Into<String>) -> Error {
+    Error::bad_input(path, problem.into())
+}
+
+fn read_pickle(path: &Path, bytes: &[u8], what: &str) -> Result<Pickle> {
+    pickle::read(bytes, allowed_global).map_err(|e| bad(path, format!("{what}: {e}")))
+}
+
+fn storage_ref(path: &Path, p: &Pickle, pid: Id) -> Result<StorageRef> {
+    let items = p
+        .as_seq(pid)
+        .ok_or_else(|| bad(path, "a persistent id is not a tuple"))?;
+    let text = |id: Id| match p.get(id) {
+        Obj::Str(s) => Some(s.clone()),
+        _ => p.as_bytes(id).and_then(|b| String::from_utf8(b).ok()),
     };
-    let resnet = read_state_dict(path, "resnet")?.ok_or_else(|| {
-        Error::bad_input(path, "PyTorch checkpoint has no 'resnet' state dict: an agent-only (curriculum-stage) checkpoint cannot be evaluated without its base network")
-    })?;
-    Ok(normalise("agent", agent)
-        .chain(normalise("resnet", resnet))
-        .collect())
+    let count = |id: Id| p.as_int(id).and_then(|v| usize::try_from(v).ok());
+    let [kind, class, key, _location, numel, rest @ ..] = items else {
+        return Err(bad(path, "a storage id has too few fields"));
+    };
+    if text(*kind).as_deref() != Some("storage") {
+        return Err(bad(path, "a persistent id that is not a storage"));
+    }
+    let Obj::Global { name, .. } = p.get(*class) else {
+        return Err(bad(path, "a storage id without a storage class"));
+    };
+    let (dtype, element_size) =
+        storage_dtype(name).ok_or_else(|| bad(path, format!("unsupported storage type {name}")))?;
+    let key = text(*key).ok_or_else(|| bad(path, "a storage key is not a string"))?;
+    let numel = count(*numel).ok_or_else(|| bad(path, "a storage size is not a count"))?;
+    let view = match rest.first().map(|&id| (id, p.as_seq(id))) {
+        Some((_, Some([root, offset, size]))) => Some((
+            text(*root).ok_or_else(|| bad(path, "a storage view's root is not a string"))?,
+            count(*offset).ok_or_else(|| bad(path, "bad storage view offset"))?,
+            count(*size).ok_or_else(|| bad(path, "bad storage view size"))?,
+        )),
+        _ => None,
+    };
+    Ok(StorageRef {
+        key,
+        dtype,
+        element_size,
+        numel,
+        view,
+    })
+}
+
+/// Every storage the object pickle refers to, by key.
+fn storage_refs(path: &Path, p: &Pickle) -> Result<BTreeMap<String, StorageRef>> {
+    let mut refs = BTreeMap::new();
+    for obj in &p.objects {
+        if let Obj::PersistentId(pid) = obj {
+            let r = storage_ref(path, p, *pid)?;
+            refs.insert(r.key.clone(), r);
+        }
+    }
+    Ok(refs)
+}
+
+/// Converts raw file bytes of `element_size` to candle's layout for `dtype` (int32 widens).
+fn to_candle_bytes(raw: Vec<u8>, dtype: DType, element_size: usize) -> Vec<u8> {
+    if dtype == DType::I64 && element_size == 4 {
+        raw.chunks_exact(4)
+            .flat_map(|c| (i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64).to_le_bytes())
+            .collect()
+    } else {
+        raw
+    }
+}
+
+fn byte_len(path: &Path, numel: usize, element_size: usize) -> Result<usize> {
+    numel.checked_mul(element_size).ok_or_else(|| {
+        bad(
+            path,
+            format!("storage of {numel} elements is impossibly large"),
+        )
+    })
+}
+
+impl<'a> Reader<'a> {
+    fn zip(path: &'a Path, bytes: &[u8]) -> Result<Self> {
+        let zip_error = |e: zip::result::ZipError| {
+            bad(
+                path,
+                format!("corrupt or truncated PyTorch zip archive: {e}"),
+            )
+        };
+        let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(zip_error)?;
+        let pkl_name = archive
+            .file_names()
+            .filter_map(|n| n.ok())
+            .find(|n| n.ends_with("data.pkl"))
+            .map(|n| n.into_owned())
+            .ok_or_else(|| bad(path, "zip archive without data.pkl: not a torch.save file"))?;
+        let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
+        let pkl = read_entry(path, &mut archive, &pkl_name, None)?;
+        let pickle = read_pickle(path, &pkl, "data.pkl")?;
+        let mut storages = HashMap::new();
+        for (key, r) in storage_refs(path, &pickle)? {
+            let len = byte_len(path, r.numel, r.element_size)?;
+            let raw = read_entry(
+                path,
+                &mut archive,
+                &format!("{prefix}data/{key}"),
+                Some(len),
+            )?;
+            storages.insert(key, to_candle_bytes(raw, r.dtype, r.element_size));
+        }
+        Ok(Self {
+            path,
+            pickle,
+            storages,
+        })
+    }
+
+    fn legacy(path: &'a Path, bytes: &[u8]) -> Result<Self> {
+        // The magic number is a 10-byte integer; checked as bytes, then skip its STOP.
+        let mut pos = LEGACY_MAGIC.len() + 1;
+        if bytes.get(pos - 1) != Some(&b'.') {
+            return Err(bad(path, "bad legacy PyTorch header"));
+        }
+        let mut next = |what: &str| -> Result<Pickle> {
+            let p = read_pickle(path, bytes.get(pos..).unwrap_or_default(), what)?;
+            pos += p.consumed;
+            Ok(p)
+        };
+        let _protocol = next("protocol version")?;
+        let _sys_info = next("system info")?;
+        let pickle = next("checkpoint object")?;
+        let keys_pickle = next("storage keys")?;
+        let keys: Vec<String> = keys_pickle
+            .as_seq(keys_pickle.root)
+            .ok_or_else(|| bad(path, "storage keys are not a list"))?
+            .iter()
+            .map(|&id| match keys_pickle.get(id) {
+                Obj::Str(s) => Ok(s.clone()),
+                _ => Err(bad(path, "a storage key is not a string")),
+            })
+            .collect::<Result<_>>()?;
+        let refs = storage_refs(path, &pickle)?;
+        let mut storages = HashMap::new();
+        for key in keys {
+            let header = bytes
+                .get(pos..pos + 8)
+                .ok_or_else(|| bad(path, format!("truncated before storage {key}")))?;
+            let numel = u64::from_le_bytes(
+                header
+                    .try_into()
+                    .map_err(|_| bad(path, "truncated storage header"))?,
+            );
+            pos += 8;
+            let r = refs.get(&key).ok_or_else(|| {
+                bad(
+                    path,
+                    format!("storage {key} is not referred to by the checkpoint"),
+                )
+            })?;
+            if numel != r.numel as u64 {
+                return Err(bad(
+                    path,
+                    format!(
+                        "storage {key} holds {numel} elements, its tensor says {}",
+                        r.numel
+                    ),
+                ));
+            }
+            let len = byte_len(path, r.numel, r.element_size)?;
+            let raw = bytes.get(pos..pos.saturating_add(len)).ok_or_else(|| {
+                bad(
+                    path,
+                    format!(
+                        "truncated: storage {key} needs {len} bytes, {} remain",
+                        bytes.len().saturating_sub(pos)
+                    ),
+                )
+            })?;
+            pos += len;
+            storages.insert(key, to_candle_bytes(raw.to_vec(), r.dtype, r.element_size));
+        }
+        Ok(Self {
+            path,
+            pickle,
+            storages,
+        })
+    }
+
+    fn bad(&self, problem: impl Into<String>) -> Error {
+        bad(self.path, problem)
+    }
+
+    fn value(&self, id: Id, depth: usize) -> Result<Value> {
+        if depth > MAX_DEPTH {
+            return Err(self.bad(format!("objects nested deeper than {MAX_DEPTH} levels")));
+        }
+        let p = &self.pickle;
+        Ok(match p.get(id) {
+            Obj::Int(v) => Value::Int(*v),
+            Obj::Bool(b) => Value::Int(*b as i64),
+            Obj::Float(v) => Value::Float(*v),
+            Obj::Str(s) => Value::Str(s.clone()),
+            Obj::Dict(items) => self.dict(items, depth)?,
+            // BUILD on an OrderedDict sets attributes such as `_metadata`: the items stay.
+            Obj::Built { obj, .. } => self.value(*obj, depth + 1)?,
+            Obj::Call { func, args } => match p.get(*func) {
+                Obj::Global { name, .. }
+                    if name == "_rebuild_tensor" || name == "_rebuild_tensor_v2" =>
+                {
+                    Value::Tensor(self.tensor(*args)?)
+                }
+                Obj::Global { name, .. } if name == "_rebuild_parameter" => {
+                    let data = p.as_seq(*args).and_then(|a| a.first().copied());
+                    let data = data.ok_or_else(|| self.bad("a parameter without data"))?;
+                    self.value(data, depth + 1)?
+                }
+                _ => Value::Other,
+            },
+            _ => Value::Other,
+        })
+    }
+
+    fn dict(&self, items: &[(Id, Id)], depth: usize) -> Result<Value> {
+        let mut out = Vec::with_capacity(items.len());
+        for &(k, v) in items {
+            let key = match self.pickle.get(k) {
+                Obj::Str(s) => s.clone(),
+                _ => match self
+                    .pickle
+                    .as_bytes(k)
+                    .and_then(|b| String::from_utf8(b).ok())
+                {
+                    Some(s) => s,
+                    None => continue,
+                },
+            };
+            out.push((key, self.value(v, depth + 1)?));
+        }
+        Ok(Value::Dict(out))
+    }
+
+    /// `_rebuild_tensor[_v2](storage, offset, size, stride, …)`.
+    fn tensor(&self, args: Id) -> Result<Tensor> {
+        let p = &self.pickle;
+        let args = p
+            .as_seq(args)
+            .ok_or_else(|| self.bad("tensor arguments are not a tuple"))?;
+        let [storage, offset, size, stride, ..] = args else {
+            return Err(self.bad("a tensor with too few arguments"));
+        };
+        let Obj::PersistentId(pid) = p.get(*storage) else {
+            return Err(self.bad("a tensor whose storage is not a persistent id"));
+        };
+        let r = storage_ref(self.path, p, *pid)?;
+        let dims = |id: Id| -> Result<Vec<usize>> {
+            p.as_seq(id)
+                .ok_or_else(|| self.bad("a tensor size or stride is not a tuple"))?
+                .iter()
+                .map(|&d| {
+                    p.as_int(d)
+                        .and_then(|v| usize::try_from(v).ok())
+                        .ok_or_else(|| self.bad("bad tensor size or stride"))
+                })
+                .collect()
+        };
+        let (size, stride) = (dims(*size)?, dims(*stride)?);
+        let offset = p
+            .as_int(*offset)
+            .and_then(|v| usize::try_from(v).ok())
+            .ok_or_else(|| self.bad("bad storage offset"))?;
+        if size.len() != stride.len() {
+            return Err(self.bad("tensor size and stride differ in rank"));
+        }
+        let (root_key, view_offset, numel) = match &r.view {
+            Some((root, view_offset, view_size)) => (root.as_str(), *view_offset, *view_size),
+            None => (r.key.as_str(), 0, r.numel),
+        };
+        let data = self
+            .storages
+            .get(root_key)
+            .ok_or_else(|| self.bad(format!("storage {root_key} is missing")))?;
+        let element = r.dtype.size_in_bytes();
+        let count = size
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| self.bad("tensor too large"))?;
+        if count > numel.max(1) {
+            return Err(self.bad(format!(
+                "a tensor of {count} elements over a storage of {numel}"
+            )));
+        }
+        let mut bytes = Vec::with_capacity(count * element);
+        if count > 0 {
+            let last = size
+                .iter()
+                .zip(&stride)
+                .try_fold(offset, |a, (&d, &s)| a.checked_add((d - 1).checked_mul(s)?));
+            match last {
+                Some(last) if last < numel && (view_offset + numel) * element <= data.len() => {}
+                _ => {
+                    return Err(
+                        self.bad(format!("a tensor view reaches past its storage {root_key}"))
+                    )
+                }
+            }
+            let mut index = vec![0usize; size.len()];
+            for _ in 0..count {
+                let at = view_offset
+                    + offset
+                    + index.iter().zip(&stride).map(|(i, s)| i * s).sum::<usize>();
+                bytes.extend_from_slice(&data[at * element..(at + 1) * element]);
+                for axis in (0..size.len()).rev() {
+                    index[axis] += 1;
+                    if index[axis] < size[axis] {
+                        break;
+                    }
+                    index[axis] = 0;
+                }
+            }
+        }
+        Ok(Tensor::from_raw_buffer(
+            &bytes,
+            r.dtype,
+            &size,
+            &Device::Cpu,
+        )?)
+    }
+}
+
+fn read_entry(
+    path: &Path,
+    archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
+    name: &str,
+    expected: Option<usize>,
+) -> Result<Vec<u8>> {
+    let mut entry = archive
+        .by_name(name)
+        .map_err(|e| bad(path, format!("zip entry {name}: {e}")))?;
+    if let Some(expected) = expected {
+        if entry.size() != expected as u64 {
+            return Err(bad(
+                path,
+                format!(
+                    "zip entry {name} holds {} bytes, its tensor needs {expected}",
+                    entry.size()
+                ),
+            ));
+        }
+    }
+    let limit = expected.map_or(entry.size(), |e| e as u64);
+    let mut out = Vec::new();
+    entry
+        .by_ref()
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| bad(path, format!("zip entry {name}: {e}")))?;
+    Ok(out)
+}
+
+/// Reads a `torch.save` file (either format) into plain values.
+pub fn read(path: &Path, bytes: &[u8]) -> Result<Value> {
+    let reader = if bytes.starts_with(ZIP_MAGIC) {
+        Reader::zip(path, bytes)?
+    } else if bytes.starts_with(LEGACY_MAGIC) {
+        Reader::legacy(path, bytes)?
+    } else {
+        return Err(bad(path, "not a PyTorch checkpoint"));
+    };
+    reader.value(reader.pickle.root, 0)
 }

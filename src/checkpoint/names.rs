@@ -1,0 +1,151 @@
+//! Where the state dicts sit in a PyTorch checkpoint and how their names map to ours:
+//! the reference's `{agent | net, resnet, epoch, reward, acc}`, `{'state_dict': …}` wrappers,
+//! bare state dicts, DataParallel's `module.` prefix, and torchvision's ResNet names.
+
+use std::collections::BTreeMap;
+
+use candle_core::Tensor;
+
+use crate::checkpoint::torch::Value;
+
+/// The state dicts a checkpoint holds, named as our model expects (without the `agent.` /
+/// `resnet.` prefix), and what it says about itself.
+#[derive(Debug, Default)]
+pub struct StateDicts {
+    pub agent: Option<Vec<(String, Tensor)>>,
+    pub resnet: Option<Vec<(String, Tensor)>>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// torchvision → flat ResNet: `layer{N}.{b}.` → `blocks.{N-1}.{b}.`,
+/// `layer{N}.0.downsample.{0,1}.` → `ds.{N-1}.{0,1}.`.
+pub fn flat_resnet_name(name: &str) -> String {
+    let Some(rest) = name.strip_prefix("layer") else {
+        return name.to_string();
+    };
+    let mut parts = rest.splitn(3, '.');
+    let (Some(layer), Some(block), Some(tail)) = (parts.next(), parts.next(), parts.next()) else {
+        return name.to_string();
+    };
+    let Some(segment) = layer.parse::<usize>().ok().and_then(|n| n.checked_sub(1)) else {
+        return name.to_string();
+    };
+    match tail.strip_prefix("downsample.") {
+        Some(ds) if block == "0" => format!("ds.{segment}.{ds}"),
+        _ => format!("blocks.{segment}.{block}.{tail}"),
+    }
+}
+
+/// Our name for a state-dict entry, or `None` for entries no model of ours reads.
+fn normalise(name: &str, agent: bool) -> Option<String> {
+    let name = name.strip_prefix("module.").unwrap_or(name);
+    if name.ends_with("num_batches_tracked") || (agent && name.starts_with("features.fc.")) {
+        return None;
+    }
+    Some(if agent {
+        name.to_string()
+    } else {
+        flat_resnet_name(name)
+    })
+}
+
+fn tensors(value: &Value, agent: bool) -> Option<Vec<(String, Tensor)>> {
+    let Value::Dict(items) = value else {
+        return None;
+    };
+    Some(
+        items
+            .iter()
+            .filter_map(|(name, v)| match v {
+                Value::Tensor(t) => normalise(name, agent).map(|n| (n, t.clone())),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+fn scalar(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::Int(v) => Some(v.to_string()),
+        Value::Float(v) => Some(v.to_string()),
+        Value::Str(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// A bare state dict is a policy when its names are the agent's.
+fn is_agent(items: &[(String, Value)]) -> bool {
+    items.iter().any(|(n, _)| {
+        let n = n.strip_prefix("module.").unwrap_or(n);
+        n.starts_with("features.") || n.starts_with("logit.")
+    })
+}
+
+pub fn find_state_dicts(root: &Value) -> StateDicts {
+    let mut found = StateDicts::default();
+    if let Some(inner) = root.get("state_dict") {
+        return find_state_dicts(inner);
+    }
+    let agent = root.get("agent").or_else(|| root.get("net"));
+    let resnet = root.get("resnet");
+    if agent.is_some() || resnet.is_some() {
+        found.agent = agent.and_then(|a| tensors(a, true));
+        found.resnet = resnet.and_then(|r| tensors(r, false));
+        for (ours, theirs) in [
+            ("epoch", "epoch"),
+            ("reward", "reward"),
+            ("accuracy", "acc"),
+        ] {
+            if let Some(v) = scalar(root.get(theirs)) {
+                found.metadata.insert(ours.to_string(), v);
+            }
+        }
+    } else if let Value::Dict(items) = root {
+        if is_agent(items) {
+            found.agent = tensors(root, true);
+        } else {
+            found.resnet = tensors(root, false);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torchvision_names_map_to_flat_names() {
+        assert_eq!(
+            flat_resnet_name("layer1.0.conv1.weight"),
+            "blocks.0.0.conv1.weight"
+        );
+        assert_eq!(
+            flat_resnet_name("layer3.22.bn3.running_var"),
+            "blocks.2.22.bn3.running_var"
+        );
+        assert_eq!(
+            flat_resnet_name("layer2.0.downsample.0.weight"),
+            "ds.1.0.weight"
+        );
+        assert_eq!(
+            flat_resnet_name("layer4.0.downsample.1.bias"),
+            "ds.3.1.bias"
+        );
+        assert_eq!(flat_resnet_name("conv1.weight"), "conv1.weight");
+        assert_eq!(
+            flat_resnet_name("blocks.0.0.conv1.weight"),
+            "blocks.0.0.conv1.weight"
+        );
+    }
+
+    #[test]
+    fn prefixes_and_unread_entries_are_dropped() {
+        assert_eq!(
+            normalise("module.layer1.0.bn1.weight", false).as_deref(),
+            Some("blocks.0.0.bn1.weight")
+        );
+        assert_eq!(normalise("features.fc.weight", true), None);
+        assert_eq!(normalise("bn1.num_batches_tracked", false), None);
+    }
+}
