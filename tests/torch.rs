@@ -1,0 +1,259 @@
+//! Reading `torch.save` files: both formats to identical tensors, the layouts old files use,
+//! and hostile or broken files costing an error, never a panic or unbounded memory.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use blockdrop::checkpoint::{self, torch::LEGACY_MAGIC};
+use blockdrop::Error;
+use candle_core::Tensor;
+use common::*;
+
+fn read(path: &Path) -> Result<HashMap<String, Tensor>, Error> {
+    checkpoint::read_tensors(path, &std::fs::read(path).unwrap()).map(|(t, _)| t)
+}
+
+fn read_bytes(bytes: &[u8]) -> Result<HashMap<String, Tensor>, Error> {
+    checkpoint::read_tensors(Path::new("hostile.pth"), bytes).map(|(t, _)| t)
+}
+
+fn raw_bytes(t: &Tensor) -> Vec<u8> {
+    let t = t.flatten_all().unwrap();
+    match t.dtype() {
+        candle_core::DType::F32 => t
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+        candle_core::DType::I64 => t
+            .to_vec1::<i64>()
+            .unwrap()
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect(),
+        other => panic!("unexpected dtype {other:?}"),
+    }
+}
+
+fn assert_identical(a: &HashMap<String, Tensor>, b: &HashMap<String, Tensor>) {
+    let mut names: Vec<&String> = a.keys().collect();
+    names.sort();
+    let mut other: Vec<&String> = b.keys().collect();
+    other.sort();
+    assert_eq!(names, other);
+    for name in names {
+        assert_eq!(a[name].dims(), b[name].dims(), "{name}");
+        assert_eq!(raw_bytes(&a[name]), raw_bytes(&b[name]), "{name}");
+    }
+}
+
+#[test]
+fn zip_and_legacy_files_load_to_bit_identical_tensors() {
+    let zip = read(&fixture("r32_c10.pth")).unwrap();
+    let legacy = read(&fixture("r32_c10_legacy.pth")).unwrap();
+    assert_eq!(zip.len(), legacy.len());
+    assert_identical(&zip, &legacy);
+}
+
+#[test]
+fn reference_metadata_is_kept() {
+    let path = fixture("r32_c10_legacy.pth");
+    let (_, metadata) = checkpoint::read_tensors(&path, &std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(metadata.get("epoch").map(String::as_str), Some("7"));
+    assert_eq!(metadata.get("accuracy").map(String::as_str), Some("0.5"));
+    assert_eq!(metadata.get("reward").map(String::as_str), Some("0.25"));
+}
+
+#[test]
+fn old_layout_with_net_torchvision_names_and_module_prefix_maps_to_the_same_tensors() {
+    let modern = read(&fixture("tiny_imagenet.pth")).unwrap();
+    let old = read(&fixture("tiny_imagenet_old_layout_legacy.pth")).unwrap();
+    assert_identical(&modern, &old);
+}
+
+#[test]
+fn legacy_checkpoint_evaluates_to_the_reference_four_lines() {
+    let expected = json("r32_c10_expected.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blockdrop"))
+        .args(["eval", "--model"])
+        .arg(fixture("r32_c10_legacy.pth"))
+        .arg("--data")
+        .arg(fixture("cifar-10-batches-bin"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = stdout.lines().take(4).collect();
+    let want: Vec<&str> = expected["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(lines, want);
+}
+
+/// A legacy file around `object` (the checkpoint pickle, protocol 2), with no storage or
+/// one, key "0", written as its declared element count and its bytes.
+fn legacy_file(object: &[u8], storage: Option<(u64, &[u8])>) -> Vec<u8> {
+    let mut f = LEGACY_MAGIC.to_vec();
+    f.push(b'.');
+    f.extend_from_slice(b"\x80\x02M\xe9\x03."); // protocol version 1001
+    f.extend_from_slice(b"\x80\x02}."); // system info
+    f.extend_from_slice(object);
+    match storage {
+        Some((numel, data)) => {
+            f.extend_from_slice(b"\x80\x02]X\x01\x00\x00\x000a."); // storage keys ["0"]
+            f.extend_from_slice(&numel.to_le_bytes());
+            f.extend_from_slice(data);
+        }
+        None => f.extend_from_slice(b"\x80\x02]."),
+    }
+    f
+}
+
+fn unicode(s: &str) -> Vec<u8> {
+    let mut b = vec![b'X'];
+    b.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    b.extend_from_slice(s.as_bytes());
+    b
+}
+
+/// `{"agent": {"w": tensor}, "resnet": {"w": tensor}}` where the tensor's storage declares
+/// `numel` float elements and the tensor has `size` elements.
+fn state_dict_pickle(numel: u64, size: u64) -> Vec<u8> {
+    let mut tensor = b"ctorch._utils\n_rebuild_tensor_v2\n(".to_vec();
+    tensor.push(b'(');
+    tensor.extend(unicode("storage"));
+    tensor.extend_from_slice(b"ctorch\nFloatStorage\n");
+    tensor.extend(unicode("0"));
+    tensor.extend(unicode("cpu"));
+    tensor.push(0x8a);
+    tensor.push(8);
+    tensor.extend_from_slice(&numel.to_le_bytes());
+    tensor.extend_from_slice(b"tQK\x00");
+    tensor.push(0x8a);
+    tensor.push(8);
+    tensor.extend_from_slice(&size.to_le_bytes());
+    tensor.extend_from_slice(b"\x85K\x01\x85\x89NtRq\x00");
+    let mut p = b"\x80\x02}".to_vec();
+    for net in ["agent", "resnet"] {
+        p.extend(unicode(net));
+        p.push(b'}');
+        p.extend(unicode("logit.weight"));
+        if net == "agent" {
+            p.extend_from_slice(&tensor);
+        } else {
+            p.extend_from_slice(b"h\x00");
+        }
+        p.push(b's');
+        p.push(b's');
+    }
+    p.push(b'.');
+    p
+}
+
+fn expect_input_error(result: Result<HashMap<String, Tensor>, Error>, needle: &str) {
+    match result {
+        Err(e) => {
+            assert!(e.is_user_error(), "{e}");
+            assert!(
+                e.to_string().contains(needle),
+                "{e} does not mention {needle:?}"
+            );
+        }
+        Ok(_) => panic!("expected an error mentioning {needle:?}"),
+    }
+}
+
+#[test]
+fn a_well_formed_hand_made_legacy_file_reads() {
+    let data: Vec<u8> = [1.0f32, 2.0, 3.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let tensors = read_bytes(&legacy_file(&state_dict_pickle(3, 3), Some((3, &data)))).unwrap();
+    assert_eq!(
+        tensors["agent.logit.weight"].to_vec1::<f32>().unwrap(),
+        [1.0, 2.0, 3.0]
+    );
+    assert_eq!(tensors["resnet.logit.weight"].dims(), &[3]);
+}
+
+#[test]
+fn a_pickle_calling_os_system_is_refused_by_name() {
+    let object = b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00ls\x85R.";
+    expect_input_error(read_bytes(&legacy_file(object, None)), "os.system");
+    let object = b"\x80\x02cbuiltins\neval\nX\x01\x00\x00\x001\x85R.";
+    expect_input_error(read_bytes(&legacy_file(object, None)), "builtins.eval");
+}
+
+#[test]
+fn a_storage_larger_than_the_file_is_refused_before_allocating() {
+    let file = legacy_file(&state_dict_pickle(1 << 30, 3), Some((1 << 30, &[0; 12])));
+    expect_input_error(
+        read_bytes(&file),
+        "truncated: storage 0 needs 4294967296 bytes",
+    );
+}
+
+#[test]
+fn a_size_near_u64_max_is_refused() {
+    let huge = u64::MAX - 1; // a negative int64 in the pickle
+    let file = legacy_file(&state_dict_pickle(huge, 3), Some((huge, &[0; 12])));
+    expect_input_error(read_bytes(&file), "a storage size is not a count");
+    let huge = i64::MAX as u64; // counts, but no byte length fits
+    let file = legacy_file(&state_dict_pickle(huge, 3), Some((huge, &[0; 12])));
+    expect_input_error(read_bytes(&file), "impossibly large");
+    let file = legacy_file(&state_dict_pickle(3, u64::MAX / 2), Some((3, &[0; 12])));
+    expect_input_error(read_bytes(&file), "elements over a storage of 3");
+}
+
+#[test]
+fn a_tensor_bigger_than_its_storage_is_refused() {
+    let file = legacy_file(&state_dict_pickle(3, 4), Some((3, &[0; 12])));
+    expect_input_error(
+        read_bytes(&file),
+        "a tensor of 4 elements over a storage of 3",
+    );
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let depth = 100_000;
+    let mut object = b"\x80\x02".to_vec();
+    for _ in 0..depth {
+        object.push(b'}');
+        object.extend(unicode("a"));
+    }
+    object.push(b'}');
+    object.extend(std::iter::repeat_n(b's', depth));
+    object.push(b'.');
+    expect_input_error(read_bytes(&legacy_file(&object, None)), "nested deeper");
+}
+
+#[test]
+fn truncated_files_and_non_pickles_are_errors_at_every_cut() {
+    for name in ["tiny_imagenet.pth", "tiny_imagenet_old_layout_legacy.pth"] {
+        let bytes = std::fs::read(fixture(name)).unwrap();
+        for cut in (1..bytes.len()).step_by(7919).chain([bytes.len() - 1]) {
+            let result = read_bytes(&bytes[..cut]);
+            assert!(
+                matches!(&result, Err(e) if e.is_user_error()),
+                "{name} cut at {cut}: {:?}",
+                result.err()
+            );
+        }
+    }
+    expect_input_error(
+        read_bytes(b"\x80\x02 definitely not a checkpoint"),
+        "hostile.pth",
+    );
+}
