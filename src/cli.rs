@@ -27,13 +27,40 @@ pub struct Cli {
 pub enum Command {
     /// Evaluate a model on a dataset and print the reference's four summary lines.
     Eval(EvalArgs),
+    /// Convert a reference PyTorch checkpoint (zip or legacy torch.save) to a .safetensors model.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The PyTorch checkpoint: the reference's {agent|net, resnet, epoch, reward, acc} dict, an
+    /// agent-only curriculum file, or a bare / {'state_dict': …} state dict.
+    #[arg(long = "torch", value_name = "FILE")]
+    pub torch_file: PathBuf,
+
+    /// The base network for an agent-only file (reference, torchvision or DataParallel names).
+    #[arg(long, value_name = "FILE")]
+    pub base: Option<PathBuf>,
+
+    /// Configuration name; default: inferred from the tensors' layout.
+    #[arg(long, value_name = "NAME")]
+    pub config: Option<String>,
+
+    /// Where to write the model (.safetensors); written whole or not at all.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Model file: this project's .safetensors, or a reference PyTorch checkpoint (zip format).
+    /// Model file: this project's .safetensors, or a reference PyTorch checkpoint (zip or
+    /// legacy torch.save format).
     #[arg(long, value_name = "FILE")]
     pub model: PathBuf,
+
+    /// The base network, when --model holds only a policy (a curriculum-stage checkpoint).
+    #[arg(long, value_name = "FILE")]
+    pub base: Option<PathBuf>,
 
     /// Dataset folder: IDX files (e.g. /usr/share/datasets/fashion-mnist), a CIFAR-10/100 folder
     /// (binary or python version), or a folder of class folders.

@@ -14,11 +14,11 @@ pub enum Error {
     BadUsage(String),
 
     /// Reading or writing a file failed at the operating-system level.
-    #[error("{}: {source}", path.display())]
+    /// (Not a `#[source]`: the message already carries it, and error chains print once.)
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     #[error(transparent)]
@@ -36,10 +36,10 @@ impl Error {
         }
     }
 
-    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+    pub fn io(path: impl AsRef<Path>, error: std::io::Error) -> Self {
         Error::Io {
             path: path.as_ref().to_path_buf(),
-            source,
+            error,
         }
     }
 
@@ -48,8 +48,8 @@ impl Error {
         match self {
             Error::BadInput { .. } | Error::BadUsage(_) => true,
             // A path that does not exist or cannot be read is bad input too.
-            Error::Io { source, .. } => matches!(
-                source.kind(),
+            Error::Io { error, .. } => matches!(
+                error.kind(),
                 std::io::ErrorKind::NotFound
                     | std::io::ErrorKind::PermissionDenied
                     | std::io::ErrorKind::UnexpectedEof

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use blockdrop::cli::{Cli, Command, EvalArgs};
+use blockdrop::cli::{Cli, Command, EvalArgs, ImportArgs};
 use blockdrop::eval::{evaluate, EvalOptions, Summary};
 use blockdrop::{bundled, checkpoint, data, records};
 
@@ -19,7 +19,12 @@ fn progress_bar(total: usize) -> ProgressBar {
 
 fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     let device = args.device.open()?;
-    let loaded = checkpoint::load_model(&args.model, args.config.as_deref(), &device)?;
+    let loaded = checkpoint::load_model(
+        &args.model,
+        args.base.as_deref(),
+        args.config.as_deref(),
+        &device,
+    )?;
     let dataset = data::Dataset::open(&args.data, args.split)?;
     let options = EvalOptions {
         limit: args.limit,
@@ -52,6 +57,17 @@ fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         records::write(&records, path)?;
         println!("records: {}", path.display());
     }
+    Ok(())
+}
+
+fn import(args: &ImportArgs) -> anyhow::Result<()> {
+    let report = checkpoint::convert::import(
+        &args.torch_file,
+        args.base.as_deref(),
+        args.config.as_deref(),
+        &args.out,
+    )?;
+    println!("{report}");
     Ok(())
 }
 
@@ -98,6 +114,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Eval(args)) => eval(args),
+        Some(Command::Import(args)) => import(args),
         None => default_job(),
     };
     match result {

@@ -16,7 +16,7 @@ use candle_core::{Device, Tensor};
 use common::*;
 
 fn r32_model() -> BlockDrop {
-    checkpoint::load_model(&fixture("r32_c10.pth"), None, &Device::Cpu)
+    checkpoint::load_model(&fixture("r32_c10.pth"), None, None, &Device::Cpu)
         .expect("zip checkpoint loads")
         .model
 }

@@ -257,3 +257,110 @@ fn truncated_files_and_non_pickles_are_errors_at_every_cut() {
         "hostile.pth",
     );
 }
+
+fn blockdrop(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_blockdrop"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn import_of_a_python2_curriculum_agent_and_a_torchvision_base_reproduces_pytorch() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("imported.safetensors");
+    let (agent, base) = (
+        fixture("r32_c10_curriculum_py2.pth"),
+        fixture("r32_c10_base_torchvision.pth"),
+    );
+    let out = blockdrop(&[
+        "import".as_ref(),
+        "--torch".as_ref(),
+        agent.as_os_str(),
+        "--base".as_ref(),
+        base.as_os_str(),
+        "--out".as_ref(),
+        out_path.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    for needle in [
+        "39 agent and 0 base tensors",
+        "150 renamed from torchvision names",
+        "157 without DataParallel's 'module.' prefix",
+        "ignored: 31 num_batches_tracked",
+        "resnet.blocks            150",
+        "config R32_C10",
+        "epoch=7",
+    ] {
+        assert!(
+            report.contains(needle),
+            "{needle:?} missing from:\n{report}"
+        );
+    }
+    // The imported file holds exactly the tensors of the original checkpoint.
+    assert_identical(
+        &read(&out_path).unwrap(),
+        &read(&fixture("r32_c10.pth")).unwrap(),
+    );
+    // And the agent-only file evaluates with --base directly.
+    let data = fixture("cifar-10-batches-bin");
+    let out = blockdrop(&[
+        "eval".as_ref(),
+        "--model".as_ref(),
+        agent.as_os_str(),
+        "--base".as_ref(),
+        base.as_os_str(),
+        "--data".as_ref(),
+        data.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let want: Vec<String> = json("r32_c10_expected.json")["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(stdout.lines().take(4).collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn an_agent_only_file_without_base_says_to_pass_one() {
+    let agent = fixture("r32_c10_curriculum_py2.pth");
+    let data = fixture("cifar-10-batches-bin");
+    let out = blockdrop(&[
+        "eval".as_ref(),
+        "--model".as_ref(),
+        agent.as_os_str(),
+        "--data".as_ref(),
+        data.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pass its base network with --base FILE"));
+}
+
+#[test]
+fn import_into_a_missing_folder_fails_cleanly() {
+    let agent = fixture("r32_c10.pth");
+    let out_path = Path::new("/no/such/dir/model.safetensors");
+    let out = blockdrop(&[
+        "import".as_ref(),
+        "--torch".as_ref(),
+        agent.as_os_str(),
+        "--out".as_ref(),
+        out_path.as_os_str(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/no/such/dir: output folder does not exist")
+    );
+}

@@ -2,6 +2,7 @@
 //! by content, checked name by name and shape by shape before a model is built.
 
 pub mod checked;
+pub mod convert;
 pub mod names;
 pub mod native;
 pub mod torch;
@@ -56,43 +57,93 @@ pub fn detect_format(path: &Path, bytes: &[u8]) -> Result<ModelFormat> {
     }
 }
 
+/// What one file holds: a policy network, a base network or both, named as our model
+/// expects below `agent.` / `resnet.`, and how its names were mapped.
+pub type Parts = names::StateDicts;
+
+/// Reads the networks in a model file of any format.
+pub fn read_parts(path: &Path, bytes: &[u8]) -> Result<Parts> {
+    match detect_format(path, bytes)? {
+        ModelFormat::Safetensors => {
+            let (tensors, metadata) = native::read(path, bytes, &Device::Cpu)?;
+            let mut parts = Parts {
+                metadata,
+                ..Parts::default()
+            };
+            for (name, tensor) in tensors {
+                if let Some(n) = name.strip_prefix("agent.") {
+                    parts
+                        .agent
+                        .get_or_insert_with(Vec::new)
+                        .push((n.to_string(), tensor));
+                } else if let Some(n) = name.strip_prefix("resnet.") {
+                    parts
+                        .resnet
+                        .get_or_insert_with(Vec::new)
+                        .push((n.to_string(), tensor));
+                } else {
+                    parts.ignored.push(name);
+                }
+            }
+            Ok(parts)
+        }
+        ModelFormat::TorchZip | ModelFormat::TorchLegacy => {
+            Ok(names::find_state_dicts(&torch::read(path, bytes)?))
+        }
+    }
+}
+
+/// Combines a file's parts (and a separate base network's, for an agent-only file) into the
+/// `agent.*` / `resnet.*` tensors of one BlockDrop model.
+pub fn combine(
+    path: &Path,
+    parts: Parts,
+    base: Option<(&Path, Parts)>,
+) -> Result<(HashMap<String, Tensor>, BTreeMap<String, String>)> {
+    let agent = parts.agent.ok_or_else(|| {
+        Error::bad_input(
+            path,
+            "holds no policy network (no 'agent' or 'net' state dict, no agent.* tensors)",
+        )
+    })?;
+    let resnet = match base {
+        Some((base_path, base_parts)) => base_parts
+            .resnet
+            .ok_or_else(|| Error::bad_input(base_path, "holds no base network for --base"))?,
+        None => parts.resnet.ok_or_else(|| {
+            Error::bad_input(path, "holds only a policy network (a curriculum-stage checkpoint): pass its base network with --base FILE")
+        })?,
+    };
+    let prefixed = |prefix: &'static str, tensors: Vec<(String, Tensor)>| {
+        tensors
+            .into_iter()
+            .map(move |(n, t)| (format!("{prefix}.{n}"), t))
+    };
+    Ok((
+        prefixed("agent", agent)
+            .chain(prefixed("resnet", resnet))
+            .collect(),
+        parts.metadata,
+    ))
+}
+
 /// Reads a model file's tensors (named `agent.*` / `resnet.*`) and metadata from its bytes.
 pub fn read_tensors(
     path: &Path,
     bytes: &[u8],
 ) -> Result<(HashMap<String, Tensor>, BTreeMap<String, String>)> {
-    match detect_format(path, bytes)? {
-        ModelFormat::Safetensors => native::read(path, bytes, &Device::Cpu),
-        ModelFormat::TorchZip | ModelFormat::TorchLegacy => read_torch_checkpoint(path, bytes),
-    }
+    combine(path, read_parts(path, bytes)?, None)
 }
 
-/// A reference checkpoint's agent and base as `agent.*` / `resnet.*` tensors.
-fn read_torch_checkpoint(
-    path: &Path,
-    bytes: &[u8],
-) -> Result<(HashMap<String, Tensor>, BTreeMap<String, String>)> {
-    let found = names::find_state_dicts(&torch::read(path, bytes)?);
-    let agent = found.agent.ok_or_else(|| {
-        Error::bad_input(
-            path,
-            "PyTorch checkpoint holds no policy network ('agent' or 'net' state dict)",
-        )
-    })?;
-    let resnet = found.resnet.ok_or_else(|| {
-        Error::bad_input(path, "PyTorch checkpoint holds only a policy network: an agent-only (curriculum-stage) checkpoint cannot be evaluated without its base network")
-    })?;
-    let prefixed = |prefix: &str, tensors: Vec<(String, Tensor)>| -> Vec<(String, Tensor)> {
-        tensors
-            .into_iter()
-            .map(|(n, t)| (format!("{prefix}.{n}"), t))
-            .collect()
-    };
-    let tensors = prefixed("agent", agent)
-        .into_iter()
-        .chain(prefixed("resnet", resnet))
-        .collect();
-    Ok((tensors, found.metadata))
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// Reads a model file, or an agent-only file plus `base`, into parts ready to [`combine`].
+pub fn read_with_base(path: &Path, base: Option<&Path>) -> Result<(Parts, Option<Parts>)> {
+    let parts = read_parts(path, &read_file(path)?)?;
+    let base_parts = base.map(|b| read_parts(b, &read_file(b)?)).transpose()?;
+    Ok((parts, base_parts))
 }
 
 /// Finds the one named configuration whose base network has these tensors' layout: stem
@@ -132,14 +183,21 @@ pub fn infer_config(tensors: &HashMap<String, Tensor>) -> Option<Config> {
     (matches.len() == 1).then(|| matches[0].clone())
 }
 
-/// Loads a BlockDrop model from `path` onto `device`. The configuration comes from
-/// `config_name`, else the file's metadata, else the tensors' layout.
-pub fn load_model(path: &Path, config_name: Option<&str>, device: &Device) -> Result<LoadedModel> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    load_model_bytes(path, &bytes, config_name, device)
+/// Loads a BlockDrop model from `path` (plus `base` for an agent-only file) onto `device`.
+/// The configuration comes from `config_name`, else the file's metadata, else the tensors'
+/// layout.
+pub fn load_model(
+    path: &Path,
+    base: Option<&Path>,
+    config_name: Option<&str>,
+    device: &Device,
+) -> Result<LoadedModel> {
+    let (parts, base_parts) = read_with_base(path, base)?;
+    let (tensors, metadata) = combine(path, parts, base.zip(base_parts))?;
+    build(path, tensors, metadata, config_name, device)
 }
 
-/// [`load_model`] for a file already in memory; `path` names it in messages.
+/// [`load_model`] for a complete model file already in memory; `path` names it in messages.
 pub fn load_model_bytes(
     path: &Path,
     bytes: &[u8],
@@ -147,9 +205,19 @@ pub fn load_model_bytes(
     device: &Device,
 ) -> Result<LoadedModel> {
     let (tensors, metadata) = read_tensors(path, bytes)?;
-    let config = match config_name.or(metadata.get("config").map(String::as_str)) {
-        Some(name) => Config::by_name(name)?,
-        None => infer_config(&tensors).ok_or_else(|| {
+    build(path, tensors, metadata, config_name, device)
+}
+
+/// The configuration for these tensors: named, else from metadata, else inferred.
+pub fn resolve_config(
+    path: &Path,
+    tensors: &HashMap<String, Tensor>,
+    metadata: &BTreeMap<String, String>,
+    config_name: Option<&str>,
+) -> Result<Config> {
+    match config_name.or(metadata.get("config").map(String::as_str)) {
+        Some(name) => Config::by_name(name),
+        None => infer_config(tensors).ok_or_else(|| {
             Error::bad_input(
                 path,
                 format!(
@@ -157,8 +225,19 @@ pub fn load_model_bytes(
                     NAMES.join(", ")
                 ),
             )
-        })?,
-    };
+        }),
+    }
+}
+
+/// Builds the model, checking every tensor's name and shape against the configuration.
+pub fn build(
+    path: &Path,
+    tensors: HashMap<String, Tensor>,
+    metadata: BTreeMap<String, String>,
+    config_name: Option<&str>,
+    device: &Device,
+) -> Result<LoadedModel> {
+    let config = resolve_config(path, &tensors, &metadata, config_name)?;
     let model = checked::build_checked(tensors, device, |vb| BlockDrop::new(&config, vb)).map_err(
         |problems| {
             Error::bad_input(

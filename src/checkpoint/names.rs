@@ -9,12 +9,18 @@ use candle_core::Tensor;
 use crate::checkpoint::torch::Value;
 
 /// The state dicts a checkpoint holds, named as our model expects (without the `agent.` /
-/// `resnet.` prefix), and what it says about itself.
+/// `resnet.` prefix), what it says about itself, and how its names were mapped.
 #[derive(Debug, Default)]
 pub struct StateDicts {
     pub agent: Option<Vec<(String, Tensor)>>,
     pub resnet: Option<Vec<(String, Tensor)>>,
     pub metadata: BTreeMap<String, String>,
+    /// Entries no model of ours reads (`num_batches_tracked`, an old agent's `features.fc`).
+    pub ignored: Vec<String>,
+    /// Entries renamed from torchvision's `layerN` names.
+    pub renamed: usize,
+    /// Entries that carried DataParallel's `module.` prefix.
+    pub unprefixed: usize,
 }
 
 /// torchvision → flat ResNet: `layer{N}.{b}.` → `blocks.{N-1}.{b}.`,
@@ -36,32 +42,59 @@ pub fn flat_resnet_name(name: &str) -> String {
     }
 }
 
-/// Our name for a state-dict entry, or `None` for entries no model of ours reads.
-fn normalise(name: &str, agent: bool) -> Option<String> {
-    let name = name.strip_prefix("module.").unwrap_or(name);
+/// What becomes of one state-dict entry.
+#[derive(Debug, PartialEq)]
+enum Mapped {
+    Keep {
+        name: String,
+        renamed: bool,
+        unprefixed: bool,
+    },
+    Ignore,
+}
+
+fn normalise(name: &str, agent: bool) -> Mapped {
+    let stripped = name.strip_prefix("module.");
+    let name = stripped.unwrap_or(name);
     if name.ends_with("num_batches_tracked") || (agent && name.starts_with("features.fc.")) {
-        return None;
+        return Mapped::Ignore;
     }
-    Some(if agent {
+    let flat = if agent {
         name.to_string()
     } else {
         flat_resnet_name(name)
-    })
+    };
+    Mapped::Keep {
+        renamed: flat != name,
+        unprefixed: stripped.is_some(),
+        name: flat,
+    }
 }
 
-fn tensors(value: &Value, agent: bool) -> Option<Vec<(String, Tensor)>> {
-    let Value::Dict(items) = value else {
-        return None;
-    };
-    Some(
-        items
-            .iter()
-            .filter_map(|(name, v)| match v {
-                Value::Tensor(t) => normalise(name, agent).map(|n| (n, t.clone())),
-                _ => None,
-            })
-            .collect(),
-    )
+impl StateDicts {
+    /// The tensors of a state dict, mapped to our names, noting what was renamed or ignored.
+    fn tensors(&mut self, value: &Value, agent: bool) -> Option<Vec<(String, Tensor)>> {
+        let Value::Dict(items) = value else {
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (name, v) in items {
+            let Value::Tensor(t) = v else { continue };
+            match normalise(name, agent) {
+                Mapped::Keep {
+                    name,
+                    renamed,
+                    unprefixed,
+                } => {
+                    self.renamed += renamed as usize;
+                    self.unprefixed += unprefixed as usize;
+                    out.push((name, t.clone()));
+                }
+                Mapped::Ignore => self.ignored.push(name.clone()),
+            }
+        }
+        Some(out)
+    }
 }
 
 fn scalar(value: Option<&Value>) -> Option<String> {
@@ -82,29 +115,29 @@ fn is_agent(items: &[(String, Value)]) -> bool {
 }
 
 pub fn find_state_dicts(root: &Value) -> StateDicts {
-    let mut found = StateDicts::default();
     if let Some(inner) = root.get("state_dict") {
         return find_state_dicts(inner);
     }
+    let mut found = StateDicts::default();
     let agent = root.get("agent").or_else(|| root.get("net"));
     let resnet = root.get("resnet");
     if agent.is_some() || resnet.is_some() {
-        found.agent = agent.and_then(|a| tensors(a, true));
-        found.resnet = resnet.and_then(|r| tensors(r, false));
-        for (ours, theirs) in [
-            ("epoch", "epoch"),
-            ("reward", "reward"),
-            ("accuracy", "acc"),
-        ] {
-            if let Some(v) = scalar(root.get(theirs)) {
-                found.metadata.insert(ours.to_string(), v);
-            }
-        }
+        found.agent = agent.and_then(|a| found.tensors(a, true));
+        found.resnet = resnet.and_then(|r| found.tensors(r, false));
     } else if let Value::Dict(items) = root {
         if is_agent(items) {
-            found.agent = tensors(root, true);
+            found.agent = found.tensors(root, true);
         } else {
-            found.resnet = tensors(root, false);
+            found.resnet = found.tensors(root, false);
+        }
+    }
+    for (ours, theirs) in [
+        ("epoch", "epoch"),
+        ("reward", "reward"),
+        ("accuracy", "acc"),
+    ] {
+        if let Some(v) = scalar(root.get(theirs)) {
+            found.metadata.insert(ours.to_string(), v);
         }
     }
     found
@@ -141,11 +174,20 @@ mod tests {
 
     #[test]
     fn prefixes_and_unread_entries_are_dropped() {
+        let keep = |name: &str, renamed, unprefixed| Mapped::Keep {
+            name: name.into(),
+            renamed,
+            unprefixed,
+        };
         assert_eq!(
-            normalise("module.layer1.0.bn1.weight", false).as_deref(),
-            Some("blocks.0.0.bn1.weight")
+            normalise("module.layer1.0.bn1.weight", false),
+            keep("blocks.0.0.bn1.weight", true, true)
         );
-        assert_eq!(normalise("features.fc.weight", true), None);
-        assert_eq!(normalise("bn1.num_batches_tracked", false), None);
+        assert_eq!(
+            normalise("features.blocks.0.0.bn1.weight", true),
+            keep("features.blocks.0.0.bn1.weight", false, false)
+        );
+        assert_eq!(normalise("features.fc.weight", true), Mapped::Ignore);
+        assert_eq!(normalise("bn1.num_batches_tracked", false), Mapped::Ignore);
     }
 }

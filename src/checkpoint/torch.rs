@@ -107,14 +107,19 @@ fn read_pickle(path: &Path, bytes: &[u8], what: &str) -> Result<Pickle> {
     pickle::read(bytes, allowed_global).map_err(|e| bad(path, format!("{what}: {e}")))
 }
 
+/// A string, whether pickled as text or (by Python 2) as bytes.
+fn text(p: &Pickle, id: Id) -> Option<String> {
+    match p.get(id) {
+        Obj::Str(s) => Some(s.clone()),
+        _ => p.as_bytes(id).and_then(|b| String::from_utf8(b).ok()),
+    }
+}
+
 fn storage_ref(path: &Path, p: &Pickle, pid: Id) -> Result<StorageRef> {
     let items = p
         .as_seq(pid)
         .ok_or_else(|| bad(path, "a persistent id is not a tuple"))?;
-    let text = |id: Id| match p.get(id) {
-        Obj::Str(s) => Some(s.clone()),
-        _ => p.as_bytes(id).and_then(|b| String::from_utf8(b).ok()),
-    };
+    let text = |id: Id| text(p, id);
     let count = |id: Id| p.as_int(id).and_then(|v| usize::try_from(v).ok());
     let [kind, class, key, _location, numel, rest @ ..] = items else {
         return Err(bad(path, "a storage id has too few fields"));
@@ -233,9 +238,8 @@ impl<'a> Reader<'a> {
             .as_seq(keys_pickle.root)
             .ok_or_else(|| bad(path, "storage keys are not a list"))?
             .iter()
-            .map(|&id| match keys_pickle.get(id) {
-                Obj::Str(s) => Ok(s.clone()),
-                _ => Err(bad(path, "a storage key is not a string")),
+            .map(|&id| {
+                text(&keys_pickle, id).ok_or_else(|| bad(path, "a storage key is not a string"))
             })
             .collect::<Result<_>>()?;
         let refs = storage_refs(path, &pickle)?;
@@ -322,16 +326,8 @@ impl<'a> Reader<'a> {
     fn dict(&self, items: &[(Id, Id)], depth: usize) -> Result<Value> {
         let mut out = Vec::with_capacity(items.len());
         for &(k, v) in items {
-            let key = match self.pickle.get(k) {
-                Obj::Str(s) => s.clone(),
-                _ => match self
-                    .pickle
-                    .as_bytes(k)
-                    .and_then(|b| String::from_utf8(b).ok())
-                {
-                    Some(s) => s,
-                    None => continue,
-                },
+            let Some(key) = text(&self.pickle, k) else {
+                continue;
             };
             out.push((key, self.value(v, depth + 1)?));
         }
