@@ -364,3 +364,60 @@ fn import_into_a_missing_folder_fails_cleanly() {
         String::from_utf8_lossy(&out.stderr).contains("/no/such/dir: output folder does not exist")
     );
 }
+
+/// Full-size R101_ImgNet: a torchvision-layout ResNet-101 base and an agent-only legacy file,
+/// written on the fly by real PyTorch (about 200 MB, so never committed). Needs the fixture
+/// venv (`tests/fixtures/setup_venv.sh`); `.ci/run` runs it where that exists.
+#[test]
+#[ignore = "needs PyTorch: tests/fixtures/setup_venv.sh, then cargo test --release -- --ignored"]
+fn full_size_r101_from_torchvision_layout_matches_pytorch() {
+    use blockdrop::exec::forward_skip;
+    use candle_core::Device;
+
+    let python = std::env::var_os("BLOCKDROP_TORCH_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| fixture(".venv/bin/python"));
+    let dir = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new(&python)
+        .arg(fixture("make_r101_torchvision.py"))
+        .arg(dir.path())
+        .status()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run tests/fixtures/setup_venv.sh)",
+                python.display()
+            )
+        });
+    assert!(made.success());
+    let base = dir.path().join("base.pth");
+    let loaded = blockdrop::checkpoint::load_model(
+        &dir.path().join("agent.pth"),
+        Some(&base),
+        Some("R101_ImgNet"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(loaded.model.num_blocks(), 33);
+    let io: HashMap<String, Tensor> = candle_core::pickle::read_all(dir.path().join("io.pth"))
+        .unwrap()
+        .into_iter()
+        .collect();
+    let probs = loaded.model.agent.keep_probs(&io["input"], false).unwrap();
+    let probs = probs.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_close(
+        &probs,
+        &io["probs"].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        "R101 keep probabilities",
+    );
+    let keep: Vec<bool> = probs.iter().map(|&p| p >= 0.5).collect();
+    let logits = forward_skip(&loaded.model.resnet, &io["input"], &keep).unwrap();
+    assert_close(
+        &logits.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        &io["logits"]
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap(),
+        "R101 logits",
+    );
+}
