@@ -421,3 +421,49 @@ fn full_size_r101_from_torchvision_layout_matches_pytorch() {
         "R101 logits",
     );
 }
+
+#[test]
+fn storage_types_and_strided_views_read_the_same_from_both_formats() {
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/checkpoint_reader");
+    let parts = |name: &str| {
+        let path = seeds.join(name);
+        checkpoint::read_parts(&path, &std::fs::read(&path).unwrap()).unwrap()
+    };
+    for name in ["zip.pth", "legacy.pth"] {
+        let p = parts(name);
+        let resnet: HashMap<String, Tensor> = p.resnet.unwrap().into_iter().collect();
+        assert_eq!(
+            resnet["blocks.0.0.conv1.weight"].dtype(),
+            candle_core::DType::F16,
+            "{name}"
+        );
+        // A [4, 2] float64 tensor sliced to its first column: size [4, 1], stride (2, 1).
+        assert_eq!(resnet["fc.weight"].dims(), &[4, 1], "{name}");
+        assert_eq!(
+            resnet["fc.bias"].to_vec1::<i64>().unwrap(),
+            [0, 1, 2, 3],
+            "{name}"
+        );
+        assert_eq!(p.ignored, ["features.bn1.num_batches_tracked"], "{name}");
+        assert_eq!(p.metadata.get("accuracy").map(String::as_str), Some("0.25"));
+    }
+    let (zip, legacy) = (
+        parts("zip.pth").resnet.unwrap(),
+        parts("legacy.pth").resnet.unwrap(),
+    );
+    for ((name, a), (_, b)) in zip.iter().zip(&legacy) {
+        let (a, b) = (
+            a.to_dtype(candle_core::DType::F64).unwrap(),
+            b.to_dtype(candle_core::DType::F64).unwrap(),
+        );
+        assert_eq!(
+            a.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+            b.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+            "{name}"
+        );
+    }
+    let py2 = parts("legacy_py2_agent.pth");
+    assert_eq!(py2.agent.map(|a| a.len()), Some(2));
+    let wrapped = parts("wrapped_base.pth");
+    assert_eq!((wrapped.unprefixed, wrapped.renamed), (3, 1));
+}
