@@ -67,16 +67,7 @@ fn eval_prints_the_reference_four_lines_for_a_zip_checkpoint() {
         &fixture("cifar-10-batches-py"),
         &[],
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let stdout = text(&out.stdout);
-    let lines: Vec<&str> = stdout.lines().take(4).collect();
-    let want: Vec<&str> = expected["summary"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap())
-        .collect();
-    assert_eq!(lines, want);
+    assert_prints_summary(&out, &expected);
 }
 
 #[test]

@@ -84,20 +84,7 @@ fn legacy_checkpoint_evaluates_to_the_reference_four_lines() {
         .arg(fixture("cifar-10-batches-bin"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let lines: Vec<&str> = stdout.lines().take(4).collect();
-    let want: Vec<&str> = expected["summary"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap())
-        .collect();
-    assert_eq!(lines, want);
+    assert_prints_summary(&out, &expected);
 }
 
 /// A legacy file around `object` (the checkpoint pickle, protocol 2), with no storage or
@@ -318,19 +305,7 @@ fn import_of_a_python2_curriculum_agent_and_a_torchvision_base_reproduces_pytorc
         "--data".as_ref(),
         data.as_os_str(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let want: Vec<String> = json("r32_c10_expected.json")["summary"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(stdout.lines().take(4).collect::<Vec<_>>(), want);
+    assert_prints_summary(&out, &json("r32_c10_expected.json"));
 }
 
 #[test]

@@ -64,3 +64,21 @@ pub fn copy_truncated(from: &std::path::Path, to: &std::path::Path, keep: usize)
     let bytes = std::fs::read(from).unwrap();
     std::fs::write(to, &bytes[..keep.min(bytes.len())]).unwrap();
 }
+
+/// Asserts that a run succeeded and printed, first, the four summary lines PyTorch printed.
+pub fn assert_prints_summary(out: &std::process::Output, expected: &serde_json::Value) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().take(4).collect();
+    let want: Vec<&str> = expected["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(lines, want);
+}
