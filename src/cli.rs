@@ -27,8 +27,69 @@ pub struct Cli {
 pub enum Command {
     /// Evaluate a model on a dataset and print the reference's four summary lines.
     Eval(EvalArgs),
+    /// Time the policy network, stem, every block and head on the device, and each image's
+    /// BlockDrop path against the full network.
+    Profile(ProfileArgs),
     /// Convert a reference PyTorch checkpoint (zip or legacy torch.save) to a .safetensors model.
     Import(ImportArgs),
+}
+
+/// Where the model comes from (shared by the commands that run one).
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Model file: this project's .safetensors, or a reference PyTorch checkpoint (zip or
+    /// legacy torch.save format).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+
+    /// The base network, when --model holds only a policy (a curriculum-stage checkpoint).
+    #[arg(long, value_name = "FILE")]
+    pub base: Option<PathBuf>,
+
+    /// Dataset folder: IDX files (e.g. /usr/share/datasets/fashion-mnist), a CIFAR-10/100 folder
+    /// (binary or python version), or a folder of class folders.
+    #[arg(long, value_name = "PATH")]
+    pub data: PathBuf,
+
+    /// Configuration name (R32_C10, R110_C10, R32_C100, R110_C100, R101_ImgNet, R32_FMNIST,
+    /// R110_FMNIST). Default: the model file's metadata, else inferred from its tensors.
+    #[arg(long, value_name = "NAME")]
+    pub config: Option<String>,
+
+    /// Which split to use.
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    pub split: Split,
+
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+
+    /// Keep BatchNorm as a separate step instead of folding it into the convolutions (slower;
+    /// for checking).
+    #[arg(long)]
+    pub no_fold: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    /// Images timed one by one (BlockDrop path vs full network).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub images: usize,
+
+    /// Batch size of the per-stage profile.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub batch: usize,
+
+    /// Timed runs per measurement (after 2 warm-up runs); medians are reported.
+    #[arg(long, value_name = "R", default_value_t = 10)]
+    pub repeat: usize,
+
+    /// Write the profile here: Parquet (per-stage table) if the name ends in .parquet, else JSON.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -53,28 +114,8 @@ pub struct ImportArgs {
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// Model file: this project's .safetensors, or a reference PyTorch checkpoint (zip or
-    /// legacy torch.save format).
-    #[arg(long, value_name = "FILE")]
-    pub model: PathBuf,
-
-    /// The base network, when --model holds only a policy (a curriculum-stage checkpoint).
-    #[arg(long, value_name = "FILE")]
-    pub base: Option<PathBuf>,
-
-    /// Dataset folder: IDX files (e.g. /usr/share/datasets/fashion-mnist), a CIFAR-10/100 folder
-    /// (binary or python version), or a folder of class folders.
-    #[arg(long, value_name = "PATH")]
-    pub data: PathBuf,
-
-    /// Configuration name (R32_C10, R110_C10, R32_C100, R110_C100, R101_ImgNet, R32_FMNIST,
-    /// R110_FMNIST). Default: the model file's metadata, else inferred from its tensors.
-    #[arg(long, value_name = "NAME")]
-    pub config: Option<String>,
-
-    /// Which split to evaluate.
-    #[arg(long, value_enum, default_value_t = Split::Test)]
-    pub split: Split,
+    #[command(flatten)]
+    pub model: ModelArgs,
 
     /// Evaluate only the first N images.
     #[arg(long, value_name = "N")]
@@ -88,10 +129,6 @@ pub struct EvalArgs {
     /// A block runs when its keep probability is at least this.
     #[arg(long, default_value_t = 0.5)]
     pub threshold: f32,
-
-    /// Where to compute.
-    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
-    pub device: DeviceKind,
 
     /// Write one row per image here: Parquet if the name ends in .parquet, else CSV.
     #[arg(long, value_name = "FILE")]

@@ -9,7 +9,7 @@ use candle_core::Device;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::exec::forward_grouped;
+use crate::exec::forward_batch;
 use crate::model::blockdrop::{policy_bits, policy_string};
 use crate::model::{BlockDrop, BlockDropFlops};
 
@@ -110,7 +110,7 @@ pub fn evaluate(
         let x = dataset.batch(chunk, &model.config, device)?;
         let probs = model.agent.keep_probs(&x, false)?.to_vec2::<f32>()?;
         let keep = policy_bits(&probs, options.threshold);
-        let logits = forward_grouped(&model.resnet, &x, &keep)?.to_vec2::<f32>()?;
+        let logits = forward_batch(&model.resnet, &x, &keep)?.to_vec2::<f32>()?;
         for (((&i, probs), keep), logits) in chunk.iter().zip(probs).zip(keep).zip(logits) {
             let label = dataset.labels()[i];
             let pred = argmax(&logits);

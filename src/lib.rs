@@ -14,6 +14,7 @@ pub mod eval;
 pub mod exec;
 pub mod model;
 pub mod pickle;
+pub mod profile;
 pub mod records;
 
 pub use error::{Error, Result};

@@ -4,8 +4,10 @@ use anyhow::Context;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use blockdrop::cli::{Cli, Command, EvalArgs, ImportArgs};
+use blockdrop::checkpoint::LoadedModel;
+use blockdrop::cli::{Cli, Command, EvalArgs, ImportArgs, ModelArgs, ProfileArgs};
 use blockdrop::eval::{evaluate, EvalOptions, Summary};
+use blockdrop::profile::{profile, ProfileOptions};
 use blockdrop::{bundled, checkpoint, data, records};
 
 fn progress_bar(total: usize) -> ProgressBar {
@@ -17,27 +19,36 @@ fn progress_bar(total: usize) -> ProgressBar {
     bar
 }
 
-fn eval(args: &EvalArgs) -> anyhow::Result<()> {
+/// The device, the model (BatchNorm folded unless --no-fold) and the dataset a command runs on.
+fn open(args: &ModelArgs) -> anyhow::Result<(candle_core::Device, LoadedModel, data::Dataset)> {
     let device = args.device.open()?;
-    let loaded = checkpoint::load_model(
+    let mut loaded = checkpoint::load_model(
         &args.model,
         args.base.as_deref(),
         args.config.as_deref(),
         &device,
     )?;
+    if !args.no_fold {
+        loaded.model.fold_batchnorm()?;
+    }
     let dataset = data::Dataset::open(&args.data, args.split)?;
-    let options = EvalOptions {
-        limit: args.limit,
-        batch: args.batch,
-        threshold: args.threshold,
-        keep_logits: args.logits,
-    };
     if loaded.is_untrained() {
         eprintln!(
             "note: {} is an untrained model (random weights)",
             args.model.display()
         );
     }
+    Ok((device, loaded, dataset))
+}
+
+fn eval(args: &EvalArgs) -> anyhow::Result<()> {
+    let (device, loaded, dataset) = open(&args.model)?;
+    let options = EvalOptions {
+        limit: args.limit,
+        batch: args.batch,
+        threshold: args.threshold,
+        keep_logits: args.logits,
+    };
     let bar = progress_bar(options.limit.unwrap_or(dataset.len()).min(dataset.len()));
     let records = evaluate(&loaded.model, &dataset, &options, &device, |done, _| {
         bar.set_position(done as u64)
@@ -60,6 +71,27 @@ fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn profile_command(args: &ProfileArgs) -> anyhow::Result<()> {
+    let (device, loaded, dataset) = open(&args.model)?;
+    let options = ProfileOptions {
+        images: args.images,
+        batch: args.batch,
+        repeat: args.repeat,
+        ..ProfileOptions::default()
+    };
+    eprintln!(
+        "profiling {} ({} runs per measurement)…",
+        loaded.model.config.name, options.repeat
+    );
+    let report = profile(&loaded.model, &dataset, &options, &device)?;
+    println!("{report}");
+    if let Some(path) = &args.out {
+        blockdrop::profile::write(&report, path)?;
+        println!("profile: {}", path.display());
+    }
+    Ok(())
+}
+
 fn import(args: &ImportArgs) -> anyhow::Result<()> {
     let report = checkpoint::convert::import(
         &args.torch_file,
@@ -74,7 +106,9 @@ fn import(args: &ImportArgs) -> anyhow::Result<()> {
 /// The main job without arguments: the bundled default model on the bundled sample.
 fn default_job() -> anyhow::Result<()> {
     let device = candle_core::Device::Cpu;
-    let loaded = bundled::default_model(&device).context("loading the bundled default model")?;
+    let mut loaded =
+        bundled::default_model(&device).context("loading the bundled default model")?;
+    loaded.model.fold_batchnorm()?;
     let dataset = bundled::sample_dataset().context("loading the bundled Fashion-MNIST sample")?;
     println!(
         "Bundled default: {} on the first {} Fashion-MNIST test images",
@@ -115,6 +149,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Eval(args)) => eval(args),
         Some(Command::Import(args)) => import(args),
+        Some(Command::Profile(args)) => profile_command(args),
         None => default_job(),
     };
     match result {

@@ -13,8 +13,8 @@ pub fn forward_grouped(net: &FlatResNet, x: &Tensor, keep: &[Vec<bool>]) -> Resu
     for (i, policy) in keep.iter().enumerate() {
         groups.entry(policy.as_slice()).or_default().push(i as u32);
     }
-    if groups.len() == 1 {
-        return forward_skip(net, x, &keep[0]);
+    if groups.len() <= 1 {
+        return forward_skip(net, x, keep.first().map_or(&[][..], Vec::as_slice));
     }
     let mut order = Vec::with_capacity(keep.len());
     let mut outputs = Vec::with_capacity(groups.len());

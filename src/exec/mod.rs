@@ -3,13 +3,81 @@
 //! - [`skip`]: one policy for the whole input; dropped blocks are never computed.
 //! - [`grouped`]: a batch with per-image policies, split into groups sharing a policy, each
 //!   group run by `skip`.
+//! - [`gather`]: a batch with per-image policies; each block runs once, on the sub-batch of
+//!   images that keep it (index_select in, index_add out).
 //! - [`masked`]: every block computed for the whole batch and blended by the keep bits, as the
 //!   reference trains (autograd-friendly, saves no time).
+//!
+//! [`forward_batch`] picks among the first three from the batch's policy diversity.
 
+pub mod gather;
 pub mod grouped;
 pub mod masked;
 pub mod skip;
 
+use std::collections::HashSet;
+
+use candle_core::{Result, Tensor};
+
+pub use gather::forward_gather;
 pub use grouped::forward_grouped;
 pub use masked::forward_masked;
-pub use skip::forward_skip;
+pub use skip::{forward_skip, forward_skip_hooked};
+
+use crate::model::FlatResNet;
+
+/// A part of a BlockDrop forward pass that can be observed (timed) on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    Policy,
+    Stem,
+    Block(usize),
+    Head,
+}
+
+/// Wraps each stage of a forward pass; the profiler's timer is one, [`Direct`] the plain path.
+pub trait StageHook {
+    fn run(&mut self, stage: Stage, f: &mut dyn FnMut() -> Result<Tensor>) -> Result<Tensor>;
+}
+
+/// Runs every stage as is.
+pub struct Direct;
+
+impl StageHook for Direct {
+    fn run(&mut self, _: Stage, f: &mut dyn FnMut() -> Result<Tensor>) -> Result<Tensor> {
+        f()
+    }
+}
+
+/// Which executor [`forward_batch`] uses for a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Skip,
+    Grouped,
+    Gather,
+}
+
+/// The rule: one policy → `skip`; few policies, each shared by eight or more images on
+/// average → `grouped` (every group runs whole blocks at a useful batch size, with no
+/// gather/scatter copies); more diverse batches → `gather`, whose per-block copies cost less
+/// than re-running the stem, shortcuts and head once per small group.
+pub fn choose_strategy(keep: &[Vec<bool>]) -> Strategy {
+    let distinct = keep.iter().map(Vec::as_slice).collect::<HashSet<_>>().len();
+    if distinct <= 1 {
+        Strategy::Skip
+    } else if distinct * 8 <= keep.len() {
+        Strategy::Grouped
+    } else {
+        Strategy::Gather
+    }
+}
+
+/// Runs a batch with per-image policies through the executor [`choose_strategy`] picks.
+/// Per-image logits are those of running each image alone.
+pub fn forward_batch(net: &FlatResNet, x: &Tensor, keep: &[Vec<bool>]) -> Result<Tensor> {
+    match choose_strategy(keep) {
+        Strategy::Skip => forward_skip(net, x, &keep[0]),
+        Strategy::Grouped => forward_grouped(net, x, keep),
+        Strategy::Gather => forward_gather(net, x, keep),
+    }
+}

@@ -31,6 +31,12 @@ impl BlockDrop {
     pub fn num_blocks(&self) -> usize {
         self.resnet.num_blocks()
     }
+
+    /// Folds BatchNorm into the convolutions of both networks, for inference only.
+    pub fn fold_batchnorm(&mut self) -> Result<()> {
+        self.agent.features.fold_batchnorm()?;
+        self.resnet.fold_batchnorm()
+    }
 }
 
 /// Turns keep probabilities `[N, K]` into keep bits per image.

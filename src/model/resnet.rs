@@ -23,6 +23,8 @@ fn bn_config() -> BatchNormConfig {
 pub struct ConvBn {
     pub conv: Conv2d,
     pub bn: BatchNorm,
+    /// The pair as one biased convolution, for inference (see [`ConvBn::fold`]).
+    folded: Option<Conv2d>,
 }
 
 impl ConvBn {
@@ -44,11 +46,36 @@ impl ConvBn {
         };
         let conv = candle_nn::conv2d_no_bias(cin, cout, kernel, cfg, conv_vb)?;
         let bn = candle_nn::batch_norm(cout, bn_config(), bn_vb)?;
-        Ok(Self { conv, bn })
+        Ok(Self {
+            conv,
+            bn,
+            folded: None,
+        })
+    }
+
+    /// Folds eval-mode BatchNorm into the convolution: with s = γ / √(var + ε), the weights
+    /// become w·s (per output channel) and the bias β − mean·s. Eval-mode forwards then cost
+    /// one convolution and a bias add instead of a convolution and four elementwise passes.
+    /// Train-mode forwards keep using the unfolded pair (and would make a fold stale).
+    pub fn fold(&mut self) -> Result<()> {
+        let (gamma, beta) = self.bn.weight_and_bias().ok_or_else(|| {
+            candle_core::Error::Msg("BatchNorm without affine parameters cannot be folded".into())
+        })?;
+        let scale = (gamma / (self.bn.running_var() + self.bn.eps())?.sqrt()?)?;
+        let weight = self
+            .conv
+            .weight()
+            .broadcast_mul(&scale.reshape(((), 1, 1, 1))?)?;
+        let bias = (beta - (self.bn.running_mean() * &scale)?)?;
+        self.folded = Some(Conv2d::new(weight, Some(bias), *self.conv.config()));
+        Ok(())
     }
 
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.bn.forward_t(&self.conv.forward(x)?, train)
+        match &self.folded {
+            Some(folded) if !train => folded.forward(x),
+            _ => self.bn.forward_t(&self.conv.forward(x)?, train),
+        }
     }
 }
 
@@ -116,6 +143,15 @@ impl Block {
                 let h = b.conv2.forward_t(&h, train)?.relu()?;
                 b.conv3.forward_t(&h, train)
             }
+        }
+    }
+}
+
+impl Block {
+    fn conv_bns(&mut self) -> Vec<&mut ConvBn> {
+        match self {
+            Block::Basic(b) => vec![&mut b.conv1, &mut b.conv2],
+            Block::Bottleneck(b) => vec![&mut b.conv1, &mut b.conv2, &mut b.conv3],
         }
     }
 }
@@ -249,6 +285,22 @@ impl FlatResNet {
 
     pub fn num_blocks(&self) -> usize {
         self.blocks.len()
+    }
+
+    /// Folds every BatchNorm into its convolution for inference ([`ConvBn::fold`]).
+    pub fn fold_batchnorm(&mut self) -> Result<()> {
+        self.stem.fold()?;
+        for block in &mut self.blocks {
+            for conv_bn in block.conv_bns() {
+                conv_bn.fold()?;
+            }
+        }
+        for shortcut in &mut self.shortcuts {
+            if let Shortcut::Projection(conv_bn) = shortcut {
+                conv_bn.fold()?;
+            }
+        }
+        Ok(())
     }
 
     /// `conv1 → bn1 → relu` (+ max-pool 3x3/2 on the ImageNet family).

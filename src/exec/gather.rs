@@ -1,0 +1,37 @@
+use candle_core::{bail, Result, Tensor};
+
+use crate::model::FlatResNet;
+
+/// Runs a batch with per-image policies block by block: each block's branch runs only on the
+/// images that keep it (gathered with `index_select`), and its update is added back into the
+/// residual at those rows (`index_add`); images that drop it carry the residual on. Autograd
+/// flows through both paths.
+pub fn forward_gather(net: &FlatResNet, x: &Tensor, keep: &[Vec<bool>]) -> Result<Tensor> {
+    let n = x.dim(0)?;
+    if keep.len() != n || keep.iter().any(|k| k.len() != net.num_blocks()) {
+        bail!(
+            "{} policies of {} blocks do not fit {n} images",
+            keep.len(),
+            net.num_blocks()
+        )
+    }
+    let mut x = net.stem(x, false)?;
+    for (block, module) in net.blocks.iter().enumerate() {
+        let keepers: Vec<u32> = (0..n as u32).filter(|&i| keep[i as usize][block]).collect();
+        x = if keepers.len() == n {
+            net.run_block(block, &x, false)?
+        } else {
+            let residual = net.residual(block, &x, false)?;
+            if keepers.is_empty() {
+                residual
+            } else {
+                let index = Tensor::new(keepers.as_slice(), x.device())?;
+                let kept_residual = residual.index_select(&index, 0)?;
+                let branch = module.branch(&x.index_select(&index, 0)?, false)?;
+                let update = ((&kept_residual + branch)?.relu()? - &kept_residual)?;
+                residual.index_add(&index, &update, 0)?
+            }
+        };
+    }
+    net.head(&x)
+}
