@@ -1,0 +1,225 @@
+//! Time saved by skipping blocks, as ratios measured in one run (absolute times on shared
+//! machines mean little):
+//!
+//! - batch 1: the BlockDrop path (policy network + kept blocks) against the full network,
+//!   next to the FLOP-predicted ratio;
+//! - batch 64 with per-image policies: each executor against the full network;
+//! - with the fixture venv present (tests/fixtures/setup_venv.sh), PyTorch eager on the same
+//!   architecture, batch sizes and thread count (benches/torch_baseline.py), as ours/PyTorch.
+//!
+//! `cargo bench --bench executors` — R110_C10 with random weights and per-image policies
+//! keeping about 30% of the blocks, then the bundled default model on its own policies.
+
+use std::time::Instant;
+
+use blockdrop::exec::{
+    forward_batch, forward_gather, forward_grouped, forward_masked, forward_skip,
+};
+use blockdrop::model::blockdrop::{policy_bits, policy_tensor};
+use blockdrop::model::{BlockDrop, BlockDropFlops};
+use blockdrop::profile::timer::median;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+
+const REPEAT: usize = 7;
+
+/// Median milliseconds of `f` over REPEAT runs after one warm-up run.
+fn time_ms(mut f: impl FnMut() -> candle_core::Result<Tensor>) -> anyhow::Result<f64> {
+    f()?;
+    let mut samples = Vec::with_capacity(REPEAT);
+    for _ in 0..REPEAT {
+        let start = Instant::now();
+        f()?;
+        samples.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(median(&samples))
+}
+
+/// Deterministic policies keeping each block with probability `p` (a small LCG, no RNG crate).
+fn random_policies(n: usize, blocks: usize, p: f64, seed: u64) -> Vec<Vec<bool>> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    (0..n)
+        .map(|_| (0..blocks).map(|_| next() < p).collect())
+        .collect()
+}
+
+fn kept_fraction(keep: &[Vec<bool>]) -> f64 {
+    let total: usize = keep.iter().map(Vec::len).sum();
+    keep.iter().flatten().filter(|&&k| k).count() as f64 / total as f64
+}
+
+/// Prints the batch-1 and batch-64 comparisons; returns full-network ms/img at batch 1.
+fn report(
+    name: &str,
+    model: &BlockDrop,
+    x1: &[Tensor],
+    keep1: &[Vec<bool>],
+    x64: &Tensor,
+    keep64: &[Vec<bool>],
+) -> anyhow::Result<f64> {
+    let net = &model.resnet;
+    let flops = BlockDropFlops::for_config(&model.config);
+    let all = vec![true; model.num_blocks()];
+    println!(
+        "\n{name}: {:.0}% of blocks kept at batch 1, {:.0}% at batch 64",
+        100.0 * kept_fraction(keep1),
+        100.0 * kept_fraction(keep64)
+    );
+
+    let (mut full1, mut path1, mut flop_ratio) = (0.0, 0.0, 0.0);
+    for (x, keep) in x1.iter().zip(keep1) {
+        full1 += time_ms(|| forward_skip(net, x, &all))?;
+        path1 += time_ms(|| {
+            model.agent.keep_probs(x, false)?;
+            forward_skip(net, x, keep)
+        })?;
+        flop_ratio += flops.per_image(keep) as f64 / flops.base.full() as f64;
+    }
+    let n = x1.len() as f64;
+    let (full1, path1, flop_ratio) = (full1 / n, path1 / n, flop_ratio / n);
+    let ratio1 = path1 / full1;
+    println!(
+        "  batch 1   full {full1:7.2} ms/img | BlockDrop path {path1:7.2} ms/img | time ratio {ratio1:.3}, FLOP ratio {flop_ratio:.3} | speed-up {:.2}x of predicted {:.2}x ({:.2})",
+        1.0 / ratio1,
+        1.0 / flop_ratio,
+        flop_ratio / ratio1
+    );
+
+    let b = keep64.len() as f64;
+    let flop64 = keep64
+        .iter()
+        .map(|k| flops.per_image(k) as f64)
+        .sum::<f64>()
+        / (b * flops.base.full() as f64);
+    let full64 = time_ms(|| forward_skip(net, x64, &all))?;
+    let mask = policy_tensor(keep64, x64.device())?;
+    let policy = time_ms(|| model.agent.keep_probs(x64, false))?;
+    println!(
+        "  batch 64  full {:7.2} ms/img | FLOP ratio {flop64:.3} (policy included)",
+        full64 / b
+    );
+    for (executor, ms) in [
+        ("grouped", time_ms(|| forward_grouped(net, x64, keep64))?),
+        ("gather", time_ms(|| forward_gather(net, x64, keep64))?),
+        (
+            "masked",
+            time_ms(|| forward_masked(net, x64, &mask, false))?,
+        ),
+        ("auto", time_ms(|| forward_batch(net, x64, keep64))?),
+    ] {
+        let ratio = (ms + policy) / full64;
+        println!(
+            "  batch 64  {executor:<7} {:7.2} ms/img with policy | time ratio {ratio:.3} | speed-up {:.2}x of predicted {:.2}x ({:.2})",
+            (ms + policy) / b,
+            1.0 / ratio,
+            1.0 / flop64,
+            flop64 / ratio
+        );
+    }
+    Ok(full1)
+}
+
+fn random_model(config: &str, device: &Device) -> anyhow::Result<BlockDrop> {
+    let varmap = VarMap::new();
+    let config = blockdrop::config::Config::by_name(config)?;
+    let mut model = BlockDrop::new(
+        &config,
+        VarBuilder::from_varmap(&varmap, DType::F32, device),
+    )?;
+    model.fold_batchnorm()?;
+    Ok(model)
+}
+
+fn main() -> anyhow::Result<()> {
+    let device = Device::Cpu;
+    println!("threads: {}", candle_core::utils::get_num_threads());
+
+    let model = random_model("R110_C10", &device)?;
+    let x1: Vec<Tensor> = (0..4)
+        .map(|_| Tensor::randn(0f32, 1.0, (1, 3, 32, 32), &device))
+        .collect::<candle_core::Result<_>>()?;
+    let x64 = Tensor::randn(0f32, 1.0, (64, 3, 32, 32), &device)?;
+    let (keep1, keep64) = (
+        random_policies(4, 54, 0.3, 1),
+        random_policies(64, 54, 0.3, 2),
+    );
+    let full1 = report(
+        "R110_C10, random weights",
+        &model,
+        &x1,
+        &keep1,
+        &x64,
+        &keep64,
+    )?;
+    let full64 = time_ms(|| forward_skip(&model.resnet, &x64, &[true; 54]))? / 64.0;
+
+    let mut loaded = blockdrop::bundled::default_model(&device)?;
+    loaded.model.fold_batchnorm()?;
+    let sample = blockdrop::bundled::sample_dataset()?;
+    let x1: Vec<Tensor> = (0..4)
+        .map(|i| sample.batch(&[i], &loaded.model.config, &device))
+        .collect::<blockdrop::Result<_>>()?;
+    let keep1: Vec<Vec<bool>> = x1
+        .iter()
+        .map(|x| {
+            Ok(policy_bits(
+                &loaded.model.agent.keep_probs(x, false)?.to_vec2::<f32>()?,
+                0.5,
+            )
+            .remove(0))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let x64 = sample.batch(&(0..64).collect::<Vec<_>>(), &loaded.model.config, &device)?;
+    let keep64 = policy_bits(
+        &loaded
+            .model
+            .agent
+            .keep_probs(&x64, false)?
+            .to_vec2::<f32>()?,
+        0.5,
+    );
+    report("bundled default", &loaded.model, &x1, &keep1, &x64, &keep64)?;
+
+    torch_side_by_side(full1, full64)
+}
+
+/// Runs benches/torch_baseline.py with the fixture venv's PyTorch, when there is one.
+fn torch_side_by_side(ours1: f64, ours64: f64) -> anyhow::Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("tests/fixtures/.venv/bin/python");
+    if !python.exists() {
+        println!("\n(PyTorch comparison skipped: run tests/fixtures/setup_venv.sh first)");
+        return Ok(());
+    }
+    let threads = candle_core::utils::get_num_threads().to_string();
+    let out = std::process::Command::new(python)
+        .arg(root.join("benches/torch_baseline.py"))
+        .arg(&threads)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "torch_baseline.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout)?;
+    let value = |key: &str| -> anyhow::Result<f64> {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(key))
+            .ok_or_else(|| anyhow::anyhow!("no {key} in {text}"))?;
+        Ok(line[key.len()..].trim().parse()?)
+    };
+    let (torch1, torch64) = (value("batch1_ms_per_img")?, value("batch64_ms_per_img")?);
+    println!(
+        "\nfull R110_C10 forward, {threads} threads: ours / PyTorch eager = {:.2} at batch 1 ({ours1:.2} vs {torch1:.2} ms/img), {:.2} at batch 64 ({ours64:.2} vs {torch64:.2} ms/img)",
+        ours1 / torch1,
+        ours64 / torch64
+    );
+    Ok(())
+}
