@@ -2,6 +2,7 @@
 //! once and decides which residual blocks of a ResNet to run; this crate loads, runs and
 //! evaluates such models with blocks truly skipped. See DESIGN.md for the map.
 
+pub mod analysis;
 pub mod atomic;
 pub mod bundled;
 pub mod checkpoint;

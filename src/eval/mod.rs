@@ -2,6 +2,8 @@
 //! keep probabilities, run the base network with dropped blocks skipped), one record per image,
 //! and summarises the run in the reference's four lines.
 
+pub mod tradeoff;
+
 use std::collections::HashSet;
 use std::fmt;
 
@@ -57,7 +59,7 @@ impl Record {
 }
 
 /// Index of the largest value; the first one on ties, as `torch.max`.
-fn argmax(values: &[f32]) -> u32 {
+pub fn argmax(values: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &v) in values.iter().enumerate() {
         if v > values[best] {
