@@ -21,6 +21,10 @@ Fashion-MNIST sample.",
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// Headless: write the full report of the bundled default model into DIR (default reports/).
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "reports")]
+    pub export: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -30,6 +34,9 @@ pub enum Command {
     /// Time the policy network, stem, every block and head on the device, and each image's
     /// BlockDrop path against the full network.
     Profile(ProfileArgs),
+    /// Write the full report (figures, index.md, summary.json, records, clusters, trade-off) of
+    /// a model on a dataset into a folder.
+    Export(ExportArgs),
     /// Convert a reference PyTorch checkpoint (zip or legacy torch.save) to a .safetensors model.
     Import(ImportArgs),
 }
@@ -90,6 +97,39 @@ pub struct ProfileArgs {
     /// Write the profile here: Parquet (per-stage table) if the name ends in .parquet, else JSON.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+/// Report options shared by `export` and `--export`.
+#[derive(Debug, Args, Default)]
+pub struct ReportArgs {
+    /// Skip the per-block profile (no latency figure).
+    #[arg(long)]
+    pub no_profile: bool,
+
+    /// Evaluate only the first N images.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// Images used by the trade-off sweep (each point re-runs the base network on them).
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub tradeoff_images: usize,
+
+    /// Clusters of the coarse policy clustering (default: six, or fewer distinct policies).
+    #[arg(long, value_name = "K")]
+    pub clusters: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    #[command(flatten)]
+    pub report: ReportArgs,
+
+    /// The report folder; replaced only once the new report is complete.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

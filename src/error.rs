@@ -21,6 +21,10 @@ pub enum Error {
         error: std::io::Error,
     },
 
+    /// Drawing or writing a report failed.
+    #[error("report: {0}")]
+    Report(String),
+
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 
@@ -55,7 +59,7 @@ impl Error {
                     | std::io::ErrorKind::UnexpectedEof
                     | std::io::ErrorKind::InvalidData
             ),
-            Error::Candle(_) | Error::Polars(_) => false,
+            Error::Report(_) | Error::Candle(_) | Error::Polars(_) => false,
         }
     }
 }

@@ -17,5 +17,6 @@ pub mod model;
 pub mod pickle;
 pub mod profile;
 pub mod records;
+pub mod report;
 
 pub use error::{Error, Result};

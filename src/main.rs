@@ -5,7 +5,9 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use blockdrop::checkpoint::LoadedModel;
-use blockdrop::cli::{Cli, Command, EvalArgs, ImportArgs, ModelArgs, ProfileArgs};
+use blockdrop::cli::{
+    Cli, Command, EvalArgs, ExportArgs, ImportArgs, ModelArgs, ProfileArgs, ReportArgs,
+};
 use blockdrop::eval::{evaluate, EvalOptions, Summary};
 use blockdrop::profile::{profile, ProfileOptions};
 use blockdrop::{bundled, checkpoint, data, records};
@@ -13,7 +15,7 @@ use blockdrop::{bundled, checkpoint, data, records};
 fn progress_bar(total: usize) -> ProgressBar {
     let bar = ProgressBar::new(total as u64);
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  eta {eta}")
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len}  {per_sec}  eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
@@ -92,6 +94,72 @@ fn profile_command(args: &ProfileArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn export_options(args: &ReportArgs) -> blockdrop::report::ExportOptions {
+    let mut options = blockdrop::report::ExportOptions::default();
+    options.eval.limit = args.limit;
+    options.tradeoff.limit = Some(args.tradeoff_images);
+    options.clusters = args.clusters;
+    if args.no_profile {
+        options.profile = None;
+    }
+    options
+}
+
+/// Evaluates, sweeps, profiles and writes the report, with a progress line per stage.
+fn write_export(
+    model: &blockdrop::model::BlockDrop,
+    dataset: &data::Dataset,
+    args: &ReportArgs,
+    device: &candle_core::Device,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let options = export_options(args);
+    let start = std::time::Instant::now();
+    let bar = progress_bar(1);
+    let data =
+        blockdrop::report::collect(model, dataset, &options, device, |stage, done, total| {
+            bar.set_message(stage.to_string());
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })?;
+    bar.finish_and_clear();
+    let figures = blockdrop::report::write_report(&data, &options, out)?;
+    println!("{}", Summary::of(&data.records));
+    println!(
+        "report: {} ({} figures, index.md, summary.json, records.parquet, clusters.parquet, tradeoff.csv) in {:.1} s",
+        out.display(),
+        figures.len(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn export(args: &ExportArgs) -> anyhow::Result<()> {
+    let (device, loaded, dataset) = open(&args.model)?;
+    write_export(&loaded.model, &dataset, &args.report, &device, &args.out)
+}
+
+fn export_default(out: &std::path::Path) -> anyhow::Result<()> {
+    let device = candle_core::Device::Cpu;
+    let mut loaded =
+        bundled::default_model(&device).context("loading the bundled default model")?;
+    loaded.model.fold_batchnorm()?;
+    let dataset = bundled::sample_dataset().context("loading the bundled Fashion-MNIST sample")?;
+    if loaded.is_untrained() {
+        println!("The bundled model is UNTRAINED (random weights): the report shows its structure, not a trained policy.");
+    }
+    write_export(
+        &loaded.model,
+        &dataset,
+        &ReportArgs {
+            tradeoff_images: 500,
+            ..ReportArgs::default()
+        },
+        &device,
+        out,
+    )
+}
+
 fn import(args: &ImportArgs) -> anyhow::Result<()> {
     let report = checkpoint::convert::import(
         &args.torch_file,
@@ -150,7 +218,11 @@ fn main() -> ExitCode {
         Some(Command::Eval(args)) => eval(args),
         Some(Command::Import(args)) => import(args),
         Some(Command::Profile(args)) => profile_command(args),
-        None => default_job(),
+        Some(Command::Export(args)) => export(args),
+        None => match &cli.export {
+            Some(dir) => export_default(dir),
+            None => default_job(),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,284 @@
+//! Chart figures: the accuracy/FLOPs trade-off, per-block latency with FLOPs, block-usage
+//! histogram and per-block keep rates.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::error::Result;
+use crate::eval::tradeoff::TradeoffPoint;
+use crate::profile::ProfileReport;
+use crate::report::style::{drawing_error, ensure_font, ACCENT, FAMILY, GREY, KEPT, SECOND, THIRD};
+
+fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
+    let pad = ((hi - lo) * 0.08).max(1e-9);
+    (lo - pad)..(hi + pad)
+}
+
+/// Accuracy against mean FLOPs per image: the threshold sweep, FirstK, Random (each seed),
+/// the full network and the model's own point (`learned`: mean FLOPs, accuracy).
+pub fn tradeoff(points: &[TradeoffPoint], learned: (f64, f64), path: &Path) -> Result<()> {
+    ensure_font()?;
+    let err = drawing_error(path);
+    let mflops = |p: &TradeoffPoint| p.mean_flops / 1e6;
+    let xs = points.iter().map(mflops).chain([learned.0 / 1e6]);
+    let (x_lo, x_hi) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
+    let ys = points.iter().map(|p| p.accuracy).chain([learned.1]);
+    let (y_lo, y_hi) = ys.fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
+    let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(&err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Accuracy vs. compute: learned policy, baselines, full network",
+            (FAMILY, 22),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(padded(x_lo, x_hi), padded(y_lo, y_hi))
+        .map_err(&err)?;
+    chart
+        .configure_mesh()
+        .x_desc("mean MFLOPs per image (policy network included for BlockDrop)")
+        .y_desc("accuracy")
+        .label_style((FAMILY, 14))
+        .draw()
+        .map_err(&err)?;
+    let series = |method: &str| -> Vec<(f64, f64)> {
+        let mut v: Vec<(f64, f64)> = points
+            .iter()
+            .filter(|p| p.method == method)
+            .map(|p| (mflops(p), p.accuracy))
+            .collect();
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v
+    };
+    for (method, colour, label) in [
+        ("BlockDrop", KEPT, "BlockDrop, thresholds 0.1-0.9"),
+        ("FirstK", SECOND, "FirstK (first k blocks)"),
+    ] {
+        let s = series(method);
+        chart
+            .draw_series(LineSeries::new(s.clone(), colour.stroke_width(2)))
+            .map_err(&err)?
+            .label(label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
+        chart
+            .draw_series(s.into_iter().map(|p| Circle::new(p, 4, colour.filled())))
+            .map_err(&err)?;
+    }
+    chart
+        .draw_series(
+            series("Random")
+                .into_iter()
+                .map(|p| TriangleMarker::new(p, 6, THIRD.filled())),
+        )
+        .map_err(&err)?
+        .label("Random (matched budgets, each seed)")
+        .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, THIRD.filled()));
+    chart
+        .draw_series(
+            series("Full")
+                .into_iter()
+                .map(|p| Cross::new(p, 8, GREY.stroke_width(3))),
+        )
+        .map_err(&err)?
+        .label("full network")
+        .legend(|(x, y)| Cross::new((x + 10, y), 6, GREY.stroke_width(3)));
+    chart
+        .draw_series(
+            [learned]
+                .into_iter()
+                .map(|(f, a)| Circle::new((f / 1e6, a), 8, ACCENT.stroke_width(3))),
+        )
+        .map_err(&err)?
+        .label("this model (threshold 0.5, all images)")
+        .legend(|(x, y)| Circle::new((x + 10, y), 6, ACCENT.stroke_width(3)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font((FAMILY, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(&err)?;
+    root.present().map_err(&err)?;
+    Ok(())
+}
+
+/// Bars of the per-stage median latency, with each stage's FLOPs as a line on a second axis.
+pub fn latency(profile: &ProfileReport, path: &Path) -> Result<()> {
+    ensure_font()?;
+    let err = drawing_error(path);
+    let n = profile.stages.len();
+    let max_us = profile
+        .stages
+        .iter()
+        .map(|s| s.p90_us.max(s.median_us))
+        .fold(0.0, f64::max);
+    let max_mflops = profile
+        .stages
+        .iter()
+        .map(|s| s.flops as f64 / 1e6)
+        .fold(0.0, f64::max);
+    let root = BitMapBackend::new(path, (1000, 550)).into_drawing_area();
+    root.fill(&WHITE).map_err(&err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "Time per stage on {} (batch {}, median of {} runs; whiskers: p90)",
+                profile.device, profile.batch, profile.repeat
+            ),
+            (FAMILY, 20),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .right_y_label_area_size(60)
+        .build_cartesian_2d(-1.0..n as f64, 0.0..max_us * 1.1)
+        .map_err(&err)?
+        .set_secondary_coord(-1.0..n as f64, 0.0..max_mflops * 1.1);
+    let names: Vec<String> = profile.stages.iter().map(|s| s.name()).collect();
+    chart
+        .configure_mesh()
+        .x_desc("stage (P = policy network, S = stem, H = head, numbers = blocks)")
+        .y_desc("median time (µs)")
+        .x_labels(2 * n + 2)
+        .x_label_formatter(&|x| {
+            let Some(i) = crate::report::grids::integer(*x).filter(|&i| i < names.len()) else {
+                return String::new();
+            };
+            match names[i].as_str() {
+                "policy" => "P".into(),
+                "stem" => "S".into(),
+                "head" => "H".into(),
+                other => other.trim_start_matches("block ").to_string(),
+            }
+        })
+        .label_style((FAMILY, 12))
+        .draw()
+        .map_err(&err)?;
+    chart
+        .configure_secondary_axes()
+        .y_desc("MFLOPs")
+        .label_style((FAMILY, 12))
+        .draw()
+        .map_err(&err)?;
+    chart
+        .draw_series(profile.stages.iter().enumerate().map(|(i, s)| {
+            Rectangle::new(
+                [(i as f64 - 0.38, 0.0), (i as f64 + 0.38, s.median_us)],
+                KEPT.filled(),
+            )
+        }))
+        .map_err(&err)?
+        .label("median time (left axis)")
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], KEPT.filled()));
+    chart
+        .draw_series(profile.stages.iter().enumerate().map(|(i, s)| {
+            PathElement::new(vec![(i as f64, s.median_us), (i as f64, s.p90_us)], BLACK)
+        }))
+        .map_err(&err)?;
+    chart
+        .draw_secondary_series(LineSeries::new(
+            profile
+                .stages
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i as f64, s.flops as f64 / 1e6)),
+            SECOND.stroke_width(2),
+        ))
+        .map_err(&err)?
+        .label("FLOPs (right axis)")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], SECOND.stroke_width(2)));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FAMILY, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(&err)?;
+    root.present().map_err(&err)?;
+    Ok(())
+}
+
+/// How many images use each number of blocks.
+pub fn usage_histogram(blocks_per_image: &[u32], num_blocks: usize, path: &Path) -> Result<()> {
+    ensure_font()?;
+    let err = drawing_error(path);
+    let mut counts = vec![0u32; num_blocks + 1];
+    for &b in blocks_per_image {
+        counts[(b as usize).min(num_blocks)] += 1;
+    }
+    let max = counts.iter().copied().max().unwrap_or(1).max(1);
+    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(&err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "Blocks used per image ({} images, {num_blocks} blocks)",
+                blocks_per_image.len()
+            ),
+            (FAMILY, 22),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(
+            (0u32..num_blocks as u32).into_segmented(),
+            0u32..max + max / 10 + 1,
+        )
+        .map_err(&err)?;
+    chart
+        .configure_mesh()
+        .x_desc("blocks used")
+        .y_desc("images")
+        .label_style((FAMILY, 14))
+        .draw()
+        .map_err(&err)?;
+    chart
+        .draw_series(
+            Histogram::vertical(&chart)
+                .style(KEPT.filled())
+                .margin(2)
+                .data(blocks_per_image.iter().map(|&b| (b, 1))),
+        )
+        .map_err(&err)?;
+    root.present().map_err(&err)?;
+    Ok(())
+}
+
+/// Fraction of images that run each block.
+pub fn keep_rates(rates: &[f64], path: &Path) -> Result<()> {
+    ensure_font()?;
+    let err = drawing_error(path);
+    let n = rates.len();
+    let root = BitMapBackend::new(path, (900, 450)).into_drawing_area();
+    root.fill(&WHITE).map_err(&err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("How often each block runs", (FAMILY, 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5..n as f64 - 0.5, 0.0..1.05)
+        .map_err(&err)?;
+    chart
+        .configure_mesh()
+        .x_desc("block")
+        .y_desc("fraction of images keeping it")
+        .x_labels(2 * n + 2)
+        .x_label_formatter(&crate::report::grids::block_tick)
+        .label_style((FAMILY, 13))
+        .draw()
+        .map_err(&err)?;
+    chart
+        .draw_series(rates.iter().enumerate().map(|(k, &r)| {
+            Rectangle::new([(k as f64 - 0.4, 0.0), (k as f64 + 0.4, r)], KEPT.filled())
+        }))
+        .map_err(&err)?;
+    root.present().map_err(&err)?;
+    Ok(())
+}

@@ -1,0 +1,393 @@
+//! The headless report: figures (plotters PNGs, font embedded), `index.md`, `summary.json`,
+//! `records.parquet`, `clusters.parquet` and `tradeoff.csv`, written into a temporary folder
+//! and renamed into place so an interrupted export never leaves half a report.
+
+pub mod charts;
+pub mod grids;
+pub mod style;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use polars::prelude::*;
+
+use crate::analysis::{self, frames};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::eval::tradeoff::{tradeoff, TradeoffOptions, TradeoffPoint};
+use crate::eval::{evaluate, EvalOptions, Record, Summary};
+use crate::model::BlockDrop;
+use crate::profile::{profile, ProfileOptions, ProfileReport};
+
+const FMNIST: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+const CIFAR10: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
+
+/// Class names for a configuration's data set, where they are well known.
+pub fn class_names(config: &str) -> Vec<String> {
+    let names: &[&str] = if config.ends_with("FMNIST") {
+        &FMNIST
+    } else if config.ends_with("C10") {
+        &CIFAR10
+    } else {
+        &[]
+    };
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    pub eval: EvalOptions,
+    pub tradeoff: TradeoffOptions,
+    /// `None` skips profiling.
+    pub profile: Option<ProfileOptions>,
+    /// Clusters in the coarse clustering; `None` is [`analysis::default_k`].
+    pub clusters: Option<usize>,
+    /// Images per gallery.
+    pub gallery: usize,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        Self {
+            eval: EvalOptions {
+                keep_logits: true,
+                ..EvalOptions::default()
+            },
+            tradeoff: TradeoffOptions::default(),
+            profile: Some(ProfileOptions {
+                images: 8,
+                batch: 1,
+                repeat: 5,
+                warmup: 1,
+            }),
+            clusters: None,
+            gallery: 12,
+        }
+    }
+}
+
+/// Everything a report shows.
+pub struct ReportData<'a> {
+    pub title: String,
+    pub model: &'a BlockDrop,
+    pub dataset: &'a Dataset,
+    pub records: Vec<Record>,
+    pub tradeoff: Vec<TradeoffPoint>,
+    pub profile: Option<ProfileReport>,
+}
+
+/// A figure written into the report, with the caption `index.md` gives it.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    pub file: String,
+    pub caption: String,
+}
+
+/// Runs evaluation, trade-off sweep and (optionally) profiling; `progress(stage)` names each.
+pub fn collect<'a>(
+    model: &'a BlockDrop,
+    dataset: &'a Dataset,
+    options: &ExportOptions,
+    device: &Device,
+    mut progress: impl FnMut(&str, usize, usize),
+) -> Result<ReportData<'a>> {
+    let records = evaluate(model, dataset, &options.eval, device, |d, t| {
+        progress("evaluating", d, t)
+    })?;
+    let tradeoff = tradeoff(model, dataset, &options.tradeoff, device, |d, t| {
+        progress("trade-off sweep", d, t)
+    })?;
+    let profile = match &options.profile {
+        Some(p) => {
+            progress("profiling", 0, 1);
+            Some(profile(model, dataset, p, device)?)
+        }
+        None => None,
+    };
+    Ok(ReportData {
+        title: format!("{} on {}", model.config.name, dataset.path.display()),
+        model,
+        dataset,
+        records,
+        tradeoff,
+        profile,
+    })
+}
+
+fn tradeoff_frame(points: &[TradeoffPoint]) -> Result<DataFrame> {
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new(
+            "method".into(),
+            points.iter().map(|p| p.method).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "parameter".into(),
+            points.iter().map(|p| p.parameter).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "seed".into(),
+            points
+                .iter()
+                .map(|p| p.seed.map(|s| s as u32))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "accuracy".into(),
+            points.iter().map(|p| p.accuracy).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "mean_blocks".into(),
+            points.iter().map(|p| p.mean_blocks).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "mean_flops".into(),
+            points.iter().map(|p| p.mean_flops).collect::<Vec<_>>(),
+        ),
+    ])?)
+}
+
+fn write_frame(df: &mut DataFrame, path: &Path) -> Result<()> {
+    let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    let result = if path.extension().is_some_and(|e| e == "csv") {
+        CsvWriter::new(file).finish(df)
+    } else {
+        ParquetWriter::new(file).finish(df).map(drop)
+    };
+    result.map_err(|e| Error::Report(format!("{}: {e}", path.display())))
+}
+
+/// Writes every file of the report into `dir` (which must exist and be empty).
+pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Result<Vec<Figure>> {
+    let records = &data.records;
+    let summary = Summary::of(records);
+    let names = class_names(&data.model.config.name);
+    let k = options
+        .clusters
+        .unwrap_or_else(|| analysis::default_k(records));
+    let clusters = analysis::cluster_policies(records, k);
+    let mut figures = Vec::new();
+    let mut figure = |file: &str, caption: String| {
+        figures.push(Figure {
+            file: file.to_string(),
+            caption,
+        });
+        dir.join(file)
+    };
+
+    let learned = (summary.flops_mean, summary.accuracy);
+    let sweep_images = options
+        .tradeoff
+        .limit
+        .map_or(data.dataset.len(), |l| l.min(data.dataset.len()));
+    charts::tradeoff(
+        &data.tradeoff,
+        learned,
+        &figure("tradeoff.png", format!("Accuracy against mean FLOPs per image on the first {sweep_images} images: the policy at thresholds 0.1–0.9, FirstK and Random at the same block budgets, the full network, and this model at threshold 0.5 on all {} images.", records.len())),
+    )?;
+    if let Some(p) = &data.profile {
+        charts::latency(p, &figure("latency.png", format!("Median time per stage on {} with FLOPs overlaid; the profiler's overhead was {:+.1}%.", p.device, 100.0 * p.overhead())))?;
+    }
+    let blocks: Vec<u32> = records.iter().map(|r| r.blocks).collect();
+    charts::usage_histogram(
+        &blocks,
+        data.model.num_blocks(),
+        &figure(
+            "usage_histogram.png",
+            "How many blocks each image runs.".into(),
+        ),
+    )?;
+    charts::keep_rates(
+        &analysis::keep_rates(records),
+        &figure(
+            "keep_rates.png",
+            "Fraction of images that run each block.".into(),
+        ),
+    )?;
+    grids::policy_heatmap(
+        records,
+        &figure(
+            "policy_heatmap.png",
+            "Every image's policy, images sorted by blocks used.".into(),
+        ),
+    )?;
+    grids::class_heatmap(
+        &analysis::per_class(records),
+        &names,
+        &figure(
+            "class_usage.png",
+            "Keep rate per class and block, with each class's accuracy and mean blocks.".into(),
+        ),
+    )?;
+    let order = analysis::easy_to_hard(records);
+    let easy: Vec<&Record> = order
+        .iter()
+        .take(options.gallery)
+        .map(|&i| &records[i])
+        .collect();
+    let hard: Vec<&Record> = order
+        .iter()
+        .rev()
+        .take(options.gallery)
+        .map(|&i| &records[i])
+        .collect();
+    grids::gallery(
+        "Easiest images: fewest blocks, most confident first (label → prediction)",
+        &easy,
+        data.dataset,
+        &names,
+        None,
+        &figure(
+            "easy.png",
+            "The easiest images: fewest blocks used, most confident first.".into(),
+        ),
+    )?;
+    grids::gallery(
+        "Hardest images: most blocks, least confident first (label → prediction)",
+        &hard,
+        data.dataset,
+        &names,
+        None,
+        &figure(
+            "hard.png",
+            "The hardest images: most blocks used, least confident first.".into(),
+        ),
+    )?;
+    for (c, cluster) in clusters.iter().enumerate() {
+        let members = grids::cluster_members(cluster, records, options.gallery);
+        let title = format!(
+            "Cluster {c}: {} images, accuracy {:.3}, {:.1} blocks on average",
+            cluster.members.len(),
+            cluster.accuracy,
+            cluster.mean_blocks
+        );
+        let file = format!("cluster_{c}.png");
+        let caption = format!("Cluster {c} of {} (Hamming k-medoids over policies): {} images; its medoid policy and members.", clusters.len(), cluster.members.len());
+        grids::gallery(
+            &title,
+            &members,
+            data.dataset,
+            &names,
+            Some(&cluster.medoid),
+            &figure(&file, caption),
+        )?;
+    }
+
+    crate::records::write(records, &dir.join("records.parquet"))?;
+    write_frame(
+        &mut frames::clusters_frame(&clusters)?,
+        &dir.join("clusters.parquet"),
+    )?;
+    write_frame(
+        &mut tradeoff_frame(&data.tradeoff)?,
+        &dir.join("tradeoff.csv"),
+    )?;
+    let json = serde_json::json!({
+        "title": data.title,
+        "config": data.model.config.name,
+        "images": summary.images,
+        "accuracy": summary.accuracy,
+        "block_usage_mean": summary.block_usage_mean,
+        "block_usage_std": summary.block_usage_std,
+        "flops_mean": summary.flops_mean,
+        "flops_std": summary.flops_std,
+        "unique_policies": summary.unique_policies,
+        "lines": summary.to_string().lines().collect::<Vec<_>>(),
+        "latency_us": data.profile.as_ref().map(|p| serde_json::json!({
+            "median_path": crate::profile::timer::median(&p.images.iter().map(|i| i.path_us).collect::<Vec<_>>()),
+            "p90_path": crate::profile::timer::quantile(&p.images.iter().map(|i| i.path_us).collect::<Vec<_>>(), 0.9),
+            "median_full": crate::profile::timer::median(&p.images.iter().map(|i| i.full_us).collect::<Vec<_>>()),
+        })),
+    });
+    let summary_path = dir.join("summary.json");
+    std::fs::write(
+        &summary_path,
+        serde_json::to_string_pretty(&json).unwrap_or_default(),
+    )
+    .map_err(|e| Error::io(&summary_path, e))?;
+
+    let mut index = format!(
+        "# BlockDrop report: {}\n\n```\n{summary}\n```\n\n",
+        data.title
+    );
+    if let Some(p) = &data.profile {
+        let paths: Vec<f64> = p.images.iter().map(|i| i.path_us).collect();
+        let _ = writeln!(
+            index,
+            "Latency (batch 1, {} images): median {:.0} µs, p90 {:.0} µs for the BlockDrop path; full network {:.0} µs.\n",
+            paths.len(),
+            crate::profile::timer::median(&paths),
+            crate::profile::timer::quantile(&paths, 0.9),
+            crate::profile::timer::median(&p.images.iter().map(|i| i.full_us).collect::<Vec<_>>())
+        );
+    }
+    for f in &figures {
+        let _ = writeln!(index, "![{}]({})\n\n{}\n", f.file, f.file, f.caption);
+    }
+    index.push_str("Data: [records.parquet](records.parquet) (one row per image), [clusters.parquet](clusters.parquet), [tradeoff.csv](tradeoff.csv), [summary.json](summary.json).\n");
+    let index_path = dir.join("index.md");
+    std::fs::write(&index_path, index).map_err(|e| Error::io(&index_path, e))?;
+    Ok(figures)
+}
+
+/// Writes the report into `out`: built in a sibling temporary folder, then renamed over `out`
+/// (an existing report there is replaced only once the new one is complete).
+pub fn write_report(data: &ReportData, options: &ExportOptions, out: &Path) -> Result<Vec<Figure>> {
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(Error::bad_input(
+            parent,
+            "output folder's parent does not exist",
+        ));
+    }
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let temp: PathBuf = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&temp);
+    std::fs::create_dir(&temp).map_err(|e| Error::io(&temp, e))?;
+    let written = write_files(data, options, &temp);
+    let figures = match written {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&temp);
+            return Err(e);
+        }
+    };
+    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+    let had_old = out.exists();
+    if had_old {
+        std::fs::rename(out, &old).map_err(|e| Error::io(out, e))?;
+    }
+    std::fs::rename(&temp, out).map_err(|e| Error::io(out, e))?;
+    if had_old {
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    Ok(figures)
+}

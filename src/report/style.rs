@@ -1,0 +1,46 @@
+//! What every figure shares: the embedded font, colours, sizes and error mapping.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use plotters::style::{FontStyle, RGBColor};
+
+use crate::error::Error;
+
+/// DejaVu Sans (Debian's fonts-dejavu-core; licence in assets/fonts/LICENSE), embedded so
+/// figures render the same on every machine.
+const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+pub const FAMILY: &str = "sans-serif";
+pub const KEPT: RGBColor = RGBColor(31, 119, 180);
+pub const DROPPED: RGBColor = RGBColor(235, 235, 235);
+pub const ACCENT: RGBColor = RGBColor(214, 39, 40);
+pub const SECOND: RGBColor = RGBColor(255, 127, 14);
+pub const THIRD: RGBColor = RGBColor(44, 160, 44);
+pub const GREY: RGBColor = RGBColor(110, 110, 110);
+
+/// Registers the embedded font once per process.
+pub fn ensure_font() -> Result<(), Error> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED
+        .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Report(
+            "the embedded font could not be loaded".into(),
+        ))
+    }
+}
+
+/// Maps a drawing error to ours, naming the figure.
+pub fn drawing_error<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> Error + '_ {
+    move |e| Error::Report(format!("{}: drawing failed: {e:?}", path.display()))
+}
+
+/// White → `KEPT` blue, for a value in 0..=1.
+pub fn intensity(v: f64) -> RGBColor {
+    let v = v.clamp(0.0, 1.0);
+    let mix = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * v).round() as u8;
+    RGBColor(mix(255, 8), mix(255, 48), mix(255, 107))
+}

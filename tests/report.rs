@@ -1,0 +1,227 @@
+//! The headless report: trade-off points checked by hand, record shards read back as one, and
+//! an export whose files all exist, decode and agree with `eval`.
+
+mod common;
+
+use blockdrop::analysis::frames::load_records;
+use blockdrop::checkpoint;
+use blockdrop::data::{Dataset, Split};
+use blockdrop::eval::tradeoff::{tradeoff, TradeoffOptions};
+use blockdrop::eval::{argmax, evaluate, EvalOptions, Summary};
+use blockdrop::exec::forward_skip;
+use blockdrop::model::{BlockDrop, BlockDropFlops};
+use blockdrop::report::{collect, write_report, ExportOptions};
+use candle_core::Device;
+use common::*;
+
+fn model() -> BlockDrop {
+    checkpoint::load_model(&fixture("r32_c10.pth"), None, None, &Device::Cpu)
+        .unwrap()
+        .model
+}
+
+fn cifar() -> Dataset {
+    Dataset::open(&fixture("cifar-10-batches-bin"), Split::Test).unwrap()
+}
+
+#[test]
+fn tradeoff_points_agree_with_evaluation_and_hand_counts() {
+    let (model, data) = (model(), cifar());
+    let options = TradeoffOptions {
+        thresholds: vec![0.5],
+        random_seeds: 1,
+        limit: None,
+        batch: 16,
+    };
+    let points = tradeoff(&model, &data, &options, &Device::Cpu, |_, _| {}).unwrap();
+    let summary = Summary::of(
+        &evaluate(
+            &model,
+            &data,
+            &EvalOptions::default(),
+            &Device::Cpu,
+            |_, _| {},
+        )
+        .unwrap(),
+    );
+    let learned = points.iter().find(|p| p.method == "BlockDrop").unwrap();
+    assert_eq!(
+        (learned.accuracy, learned.mean_blocks),
+        (summary.accuracy, summary.block_usage_mean)
+    );
+    assert!((learned.mean_flops - summary.flops_mean).abs() < 1e-6 * summary.flops_mean);
+
+    // FirstK at the learned budget (5.5 → k = 6): the first six blocks for every image.
+    let first_k = points.iter().find(|p| p.method == "FirstK").unwrap();
+    assert_eq!(first_k.parameter, 6.0);
+    let keep: Vec<bool> = (0..15).map(|b| b < 6).collect();
+    let x = data
+        .batch(
+            &(0..data.len()).collect::<Vec<_>>(),
+            &model.config,
+            &Device::Cpu,
+        )
+        .unwrap();
+    let logits = forward_skip(&model.resnet, &x, &keep)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    let correct = logits
+        .iter()
+        .zip(data.labels())
+        .filter(|(l, &y)| argmax(l) == y)
+        .count();
+    assert_eq!(first_k.accuracy, correct as f64 / data.len() as f64);
+    let flops = BlockDropFlops::for_config(&model.config);
+    assert_eq!(first_k.mean_flops, flops.base.with_policy(&keep) as f64);
+
+    let full = points.iter().find(|p| p.method == "Full").unwrap();
+    assert_eq!(
+        (full.mean_blocks, full.mean_flops),
+        (15.0, flops.base.full() as f64)
+    );
+    let random = points.iter().find(|p| p.method == "Random").unwrap();
+    assert!(
+        (random.mean_blocks - 6.0).abs() < 1.5,
+        "{}",
+        random.mean_blocks
+    );
+}
+
+#[test]
+fn record_shards_load_as_one() {
+    let records = evaluate(
+        &model(),
+        &cifar(),
+        &EvalOptions {
+            keep_logits: true,
+            ..EvalOptions::default()
+        },
+        &Device::Cpu,
+        |_, _| {},
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (
+        dir.path().join("records-0.parquet"),
+        dir.path().join("records-1.parquet"),
+    );
+    blockdrop::records::write(&records[..20], &a).unwrap();
+    blockdrop::records::write(&records[20..], &b).unwrap();
+    assert_eq!(load_records(&[a, b]).unwrap(), records);
+}
+
+fn png_variance(path: &std::path::Path) -> (u32, u32, f64) {
+    let img = image::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .to_luma8();
+    let pixels: Vec<f64> = img.pixels().map(|p| p[0] as f64).collect();
+    let mean = pixels.iter().sum::<f64>() / pixels.len() as f64;
+    let var = pixels.iter().map(|p| (p - mean).powi(2)).sum::<f64>() / pixels.len() as f64;
+    (img.width(), img.height(), var)
+}
+
+#[test]
+fn an_export_writes_every_linked_file_and_agrees_with_eval() {
+    let (model, data) = (model(), cifar());
+    let mut options = ExportOptions::default();
+    options.tradeoff.thresholds = vec![0.3, 0.5, 0.7];
+    options.profile = Some(blockdrop::profile::ProfileOptions {
+        images: 2,
+        batch: 1,
+        repeat: 2,
+        warmup: 1,
+    });
+    let report = collect(&model, &data, &options, &Device::Cpu, |_, _, _| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("stale.txt"), "from an earlier report").unwrap();
+    let figures = write_report(&report, &options, &out).unwrap();
+
+    // The old report is replaced whole, and no temporary folder is left beside it.
+    assert!(!out.join("stale.txt").exists());
+    let siblings: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(siblings, ["report"]);
+
+    let index = std::fs::read_to_string(out.join("index.md")).unwrap();
+    let links: Vec<&str> = index
+        .split("](")
+        .skip(1)
+        .map(|s| &s[..s.find(')').unwrap()])
+        .collect();
+    assert!(links.len() >= figures.len() + 4, "{links:?}");
+    for link in &links {
+        assert!(
+            out.join(link).is_file(),
+            "index.md links {link}, which is missing"
+        );
+    }
+    for name in [
+        "tradeoff.png",
+        "latency.png",
+        "usage_histogram.png",
+        "keep_rates.png",
+        "policy_heatmap.png",
+        "class_usage.png",
+        "easy.png",
+        "hard.png",
+        "cluster_0.png",
+    ] {
+        assert!(figures.iter().any(|f| f.file == name), "{name} not drawn");
+    }
+    for f in &figures {
+        let (w, h, var) = png_variance(&out.join(&f.file));
+        assert!(
+            w >= 600 && h >= 200 && var > 100.0,
+            "{}: {w}x{h}, variance {var}",
+            f.file
+        );
+    }
+    assert_eq!(png_variance(&out.join("tradeoff.png")).0, 900);
+
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let lines: Vec<&str> = summary["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    let expected = json("r32_c10_expected.json");
+    let want: Vec<&str> = expected["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(lines, want);
+    assert_eq!(
+        load_records(&[out.join("records.parquet")]).unwrap(),
+        report.records
+    );
+    let tradeoff_csv = std::fs::read_to_string(out.join("tradeoff.csv")).unwrap();
+    assert!(tradeoff_csv.starts_with("method,parameter,seed,accuracy,mean_blocks,mean_flops"));
+}
+
+#[test]
+fn export_into_a_missing_parent_fails_without_writing() {
+    let (model, data) = (model(), cifar());
+    let mut options = ExportOptions::default();
+    options.profile = None;
+    options.tradeoff.thresholds = vec![0.5];
+    let report = collect(&model, &data, &options, &Device::Cpu, |_, _, _| {}).unwrap();
+    let err = write_report(
+        &report,
+        &options,
+        std::path::Path::new("/no/such/parent/report"),
+    )
+    .unwrap_err();
+    assert!(
+        err.is_user_error() && err.to_string().contains("/no/such/parent"),
+        "{err}"
+    );
+}
