@@ -210,8 +210,10 @@ fn an_export_writes_every_linked_file_and_agrees_with_eval() {
 #[test]
 fn export_into_a_missing_parent_fails_without_writing() {
     let (model, data) = (model(), cifar());
-    let mut options = ExportOptions::default();
-    options.profile = None;
+    let mut options = ExportOptions {
+        profile: None,
+        ..ExportOptions::default()
+    };
     options.tradeoff.thresholds = vec![0.5];
     let report = collect(&model, &data, &options, &Device::Cpu, |_, _, _| {}).unwrap();
     let err = write_report(
