@@ -346,6 +346,19 @@ pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Re
     for f in &figures {
         let _ = writeln!(index, "![{}]({})\n\n{}\n", f.file, f.file, f.caption);
     }
+    let groups = analysis::exact_groups(records);
+    let _ = writeln!(index, "## Most common policies ({} distinct)\n\n| images | accuracy | blocks | policy |\n|---:|---:|---:|---|", groups.len());
+    for g in groups.iter().take(10) {
+        let _ = writeln!(
+            index,
+            "| {} | {:.3} | {} | `{}` |",
+            g.members.len(),
+            g.accuracy,
+            g.blocks(),
+            crate::model::blockdrop::policy_string(&g.policy)
+        );
+    }
+    index.push('\n');
     index.push_str("Data: [records.parquet](records.parquet) (one row per image), [clusters.parquet](clusters.parquet), [tradeoff.csv](tradeoff.csv), [summary.json](summary.json).\n");
     let index_path = dir.join("index.md");
     std::fs::write(&index_path, index).map_err(|e| Error::io(&index_path, e))?;
