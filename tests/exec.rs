@@ -3,28 +3,15 @@
 
 mod common;
 
-use blockdrop::checkpoint;
-use blockdrop::data::{Dataset, Split};
 use blockdrop::exec::{
     choose_strategy, forward_batch, forward_gather, forward_grouped, forward_masked, forward_skip,
     forward_skip_hooked, Stage, Strategy,
 };
 use blockdrop::model::blockdrop::policy_tensor;
-use blockdrop::model::BlockDrop;
 use blockdrop::profile::timer::StageTimer;
 use blockdrop::profile::{profile, ProfileOptions};
 use candle_core::{Device, Tensor};
 use common::*;
-
-fn model() -> BlockDrop {
-    checkpoint::load_model(&fixture("r32_c10.pth"), None, None, &Device::Cpu)
-        .unwrap()
-        .model
-}
-
-fn cifar() -> Dataset {
-    Dataset::open(&fixture("cifar-10-batches-bin"), Split::Test).unwrap()
-}
 
 /// Mixed policies: all kept, all dropped, segment-opening blocks dropped, and scattered ones.
 fn mixed_policies(n: usize) -> Vec<Vec<bool>> {
@@ -44,9 +31,9 @@ fn rows(t: &Tensor) -> Vec<Vec<f32>> {
 
 #[test]
 fn every_executor_matches_running_each_image_alone() {
-    let model = model();
+    let model = r32_model();
     let n = 12;
-    let x = cifar()
+    let x = cifar_bin()
         .batch(&(0..n).collect::<Vec<_>>(), &model.config, &Device::Cpu)
         .unwrap();
     let keep = mixed_policies(n);
@@ -97,8 +84,10 @@ fn strategy_follows_policy_diversity() {
 
 #[test]
 fn the_timer_sees_every_stage_exactly_once_per_run() {
-    let model = model();
-    let x = cifar().batch(&[0, 1], &model.config, &Device::Cpu).unwrap();
+    let model = r32_model();
+    let x = cifar_bin()
+        .batch(&[0, 1], &model.config, &Device::Cpu)
+        .unwrap();
     let mut timer = StageTimer::new(&Device::Cpu);
     let keep: Vec<bool> = (0..15).map(|k| k % 2 == 0).collect();
     for _ in 0..3 {
@@ -114,14 +103,14 @@ fn the_timer_sees_every_stage_exactly_once_per_run() {
 
 #[test]
 fn the_profile_covers_policy_stem_every_block_and_head() {
-    let model = model();
+    let model = r32_model();
     let options = ProfileOptions {
         images: 2,
         batch: 2,
         repeat: 2,
         warmup: 1,
     };
-    let report = profile(&model, &cifar(), &options, &Device::Cpu).unwrap();
+    let report = profile(&model, &cifar_bin(), &options, &Device::Cpu).unwrap();
     assert_eq!(report.stages.len(), 1 + 1 + 15 + 1);
     assert_eq!(report.stages[0].stage, Stage::Policy);
     assert_eq!(report.stages[17].stage, Stage::Head);
@@ -157,10 +146,10 @@ fn the_profile_covers_policy_stem_every_block_and_head() {
 
 #[test]
 fn folding_batchnorm_changes_logits_by_less_than_1e_5() {
-    let plain = model();
-    let mut folded = model();
+    let plain = r32_model();
+    let mut folded = r32_model();
     folded.fold_batchnorm().unwrap();
-    let x = cifar()
+    let x = cifar_bin()
         .batch(&(0..8).collect::<Vec<_>>(), &plain.config, &Device::Cpu)
         .unwrap();
     let flat = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();

@@ -4,29 +4,17 @@
 mod common;
 
 use blockdrop::analysis::frames::load_records;
-use blockdrop::checkpoint;
-use blockdrop::data::{Dataset, Split};
 use blockdrop::eval::tradeoff::{tradeoff, TradeoffOptions};
 use blockdrop::eval::{argmax, evaluate, EvalOptions, Summary};
 use blockdrop::exec::forward_skip;
-use blockdrop::model::{BlockDrop, BlockDropFlops};
+use blockdrop::model::BlockDropFlops;
 use blockdrop::report::{collect, write_report, ExportOptions};
 use candle_core::Device;
 use common::*;
 
-fn model() -> BlockDrop {
-    checkpoint::load_model(&fixture("r32_c10.pth"), None, None, &Device::Cpu)
-        .unwrap()
-        .model
-}
-
-fn cifar() -> Dataset {
-    Dataset::open(&fixture("cifar-10-batches-bin"), Split::Test).unwrap()
-}
-
 #[test]
 fn tradeoff_points_agree_with_evaluation_and_hand_counts() {
-    let (model, data) = (model(), cifar());
+    let (model, data) = (r32_model(), cifar_bin());
     let options = TradeoffOptions {
         thresholds: vec![0.5],
         random_seeds: 1,
@@ -91,8 +79,8 @@ fn tradeoff_points_agree_with_evaluation_and_hand_counts() {
 #[test]
 fn record_shards_load_as_one() {
     let records = evaluate(
-        &model(),
-        &cifar(),
+        &r32_model(),
+        &cifar_bin(),
         &EvalOptions {
             keep_logits: true,
             ..EvalOptions::default()
@@ -123,7 +111,7 @@ fn png_variance(path: &std::path::Path) -> (u32, u32, f64) {
 
 #[test]
 fn an_export_writes_every_linked_file_and_agrees_with_eval() {
-    let (model, data) = (model(), cifar());
+    let (model, data) = (r32_model(), cifar_bin());
     let mut options = ExportOptions::default();
     options.tradeoff.thresholds = vec![0.3, 0.5, 0.7];
     options.profile = Some(blockdrop::profile::ProfileOptions {
@@ -185,20 +173,9 @@ fn an_export_writes_every_linked_file_and_agrees_with_eval() {
 
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    let lines: Vec<&str> = summary["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap())
-        .collect();
-    let expected = json("r32_c10_expected.json");
-    let want: Vec<&str> = expected["summary"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap())
-        .collect();
-    assert_eq!(lines, want);
+    // summary.json holds its lines under "lines", as the fixture does under "summary".
+    let lines = summary_lines(&serde_json::json!({ "summary": summary["lines"] }));
+    assert_eq!(lines, summary_lines(&json("r32_c10_expected.json")));
     assert_eq!(
         load_records(&[out.join("records.parquet")]).unwrap(),
         report.records
@@ -209,7 +186,7 @@ fn an_export_writes_every_linked_file_and_agrees_with_eval() {
 
 #[test]
 fn export_into_a_missing_parent_fails_without_writing() {
-    let (model, data) = (model(), cifar());
+    let (model, data) = (r32_model(), cifar_bin());
     let mut options = ExportOptions {
         profile: None,
         ..ExportOptions::default()

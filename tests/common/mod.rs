@@ -65,6 +65,16 @@ pub fn copy_truncated(from: &std::path::Path, to: &std::path::Path, keep: usize)
     std::fs::write(to, &bytes[..keep.min(bytes.len())]).unwrap();
 }
 
+/// The four summary lines PyTorch printed for a fixture.
+pub fn summary_lines(expected: &serde_json::Value) -> Vec<String> {
+    expected["summary"]
+        .as_array()
+        .expect("summary")
+        .iter()
+        .map(|l| l.as_str().expect("line").to_string())
+        .collect()
+}
+
 /// Asserts that a run succeeded and printed, first, the four summary lines PyTorch printed.
 pub fn assert_prints_summary(out: &std::process::Output, expected: &serde_json::Value) {
     assert!(
@@ -74,11 +84,26 @@ pub fn assert_prints_summary(out: &std::process::Output, expected: &serde_json::
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().take(4).collect();
-    let want: Vec<&str> = expected["summary"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l.as_str().unwrap())
-        .collect();
-    assert_eq!(lines, want);
+    assert_eq!(lines, summary_lines(expected));
+}
+
+/// The R32_C10 fixture model (zip checkpoint).
+pub fn r32_model() -> blockdrop::model::BlockDrop {
+    blockdrop::checkpoint::load_model(
+        &fixture("r32_c10.pth"),
+        None,
+        None,
+        &candle_core::Device::Cpu,
+    )
+    .expect("zip checkpoint loads")
+    .model
+}
+
+/// The 48 fixture images in CIFAR-10's binary format.
+pub fn cifar_bin() -> blockdrop::data::Dataset {
+    blockdrop::data::Dataset::open(
+        &fixture("cifar-10-batches-bin"),
+        blockdrop::data::Split::Test,
+    )
+    .expect("fixture data")
 }
