@@ -3,12 +3,25 @@
 
 use std::path::Path;
 
+use plotters::chart::SeriesLabelStyle;
 use plotters::prelude::*;
 
 use crate::error::Result;
 use crate::eval::tradeoff::TradeoffPoint;
 use crate::profile::ProfileReport;
 use crate::report::style::{drawing_error, ensure_font, ACCENT, FAMILY, GREY, KEPT, SECOND, THIRD};
+
+/// The one legend style of every chart.
+fn legend<'s, 'a, 'b, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    labels: &'s mut SeriesLabelStyle<'a, 'b, DB, CT>,
+    position: SeriesLabelPosition,
+) -> &'s mut SeriesLabelStyle<'a, 'b, DB, CT> {
+    labels
+        .position(position)
+        .label_font((FAMILY, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+}
 
 fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
     let pad = ((hi - lo) * 0.08).max(1e-9);
@@ -96,14 +109,12 @@ pub fn tradeoff(points: &[TradeoffPoint], learned: (f64, f64), path: &Path) -> R
         .map_err(&err)?
         .label("this model (threshold 0.5, all images)")
         .legend(|(x, y)| Circle::new((x + 10, y), 6, ACCENT.stroke_width(3)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font((FAMILY, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(&err)?;
+    legend(
+        &mut chart.configure_series_labels(),
+        SeriesLabelPosition::LowerRight,
+    )
+    .draw()
+    .map_err(&err)?;
     root.present().map_err(&err)?;
     Ok(())
 }
@@ -193,14 +204,12 @@ pub fn latency(profile: &ProfileReport, path: &Path) -> Result<()> {
         .map_err(&err)?
         .label("FLOPs (right axis)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], SECOND.stroke_width(2)));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FAMILY, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(&err)?;
+    legend(
+        &mut chart.configure_series_labels(),
+        SeriesLabelPosition::UpperRight,
+    )
+    .draw()
+    .map_err(&err)?;
     root.present().map_err(&err)?;
     Ok(())
 }
