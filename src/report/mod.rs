@@ -346,6 +346,19 @@ pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Re
     for f in &figures {
         let _ = writeln!(index, "![{}]({})\n\n{}\n", f.file, f.file, f.caption);
     }
+    let _ = writeln!(index, "## Per class\n\n| class | images | accuracy | mean blocks | mean MFLOPs |\n|---|---:|---:|---:|---:|");
+    for c in analysis::per_class(records) {
+        let _ = writeln!(
+            index,
+            "| {} | {} | {:.3} | {:.2} | {:.1} |",
+            grids::class_name(&names, c.label),
+            c.images,
+            c.accuracy,
+            c.mean_blocks,
+            c.mean_flops / 1e6
+        );
+    }
+    index.push('\n');
     let groups = analysis::exact_groups(records);
     let _ = writeln!(index, "## Most common policies ({} distinct)\n\n| images | accuracy | blocks | policy |\n|---:|---:|---:|---|", groups.len());
     for g in groups.iter().take(10) {
