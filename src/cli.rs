@@ -14,8 +14,9 @@ use crate::device::DeviceKind;
     about = "BlockDrop workbench: run, evaluate and inspect learned per-image residual-block policies",
     long_about = "BlockDrop (Wu et al., CVPR 2018) learns, for each image, which residual blocks of a \
 ResNet to run. This tool evaluates such models with dropped blocks truly skipped.\n\n\
-Run without a subcommand to evaluate the bundled default model on the bundled \
-Fashion-MNIST sample.",
+Run without a subcommand to explore the bundled default model on the bundled \
+Fashion-MNIST sample in the terminal (or, when output is not a terminal, to print its \
+evaluation).",
     after_help = "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input."
 )]
 pub struct Cli {
@@ -29,6 +30,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Explore a model interactively in the terminal (the default without a subcommand).
+    Tui(ModelArgs),
     /// Evaluate a model on a dataset and print the reference's four summary lines.
     Eval(EvalArgs),
     /// Time the policy network, stem, every block and head on the device, and each image's

@@ -18,5 +18,6 @@ pub mod pickle;
 pub mod profile;
 pub mod records;
 pub mod report;
+pub mod tui;
 
 pub use error::{Error, Result};

@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -171,8 +172,63 @@ fn import(args: &ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The main job without arguments: the bundled default model on the bundled sample.
+fn tui(args: &ModelArgs) -> anyhow::Result<()> {
+    let (device, loaded, dataset) = open(args)?;
+    let untrained = loaded.is_untrained();
+    let first_frame = blockdrop::tui::run(
+        loaded.model,
+        dataset,
+        device,
+        args.model.display().to_string(),
+        untrained,
+        started(),
+    )?;
+    report_first_frame(first_frame);
+    Ok(())
+}
+
+/// When the process started (first asked for at the top of `main`).
+fn started() -> std::time::Instant {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *START.get_or_init(std::time::Instant::now)
+}
+
+/// With BLOCKDROP_TIMING set, says how long the first frame took (for measuring).
+fn report_first_frame(first_frame: std::time::Duration) {
+    if std::env::var_os("BLOCKDROP_TIMING").is_some() {
+        eprintln!(
+            "first frame after {:.1} ms",
+            first_frame.as_secs_f64() * 1e3
+        );
+    }
+}
+
+/// The main job without arguments: the workbench on the bundled default model and sample,
+/// or, when stdout is not a terminal, its evaluation printed.
 fn default_job() -> anyhow::Result<()> {
+    if std::io::stdout().is_terminal() {
+        let device = candle_core::Device::Cpu;
+        let mut loaded =
+            bundled::default_model(&device).context("loading the bundled default model")?;
+        loaded.model.fold_batchnorm()?;
+        let dataset =
+            bundled::sample_dataset().context("loading the bundled Fashion-MNIST sample")?;
+        let untrained = loaded.is_untrained();
+        let first_frame = blockdrop::tui::run(
+            loaded.model,
+            dataset,
+            device,
+            bundled::DEFAULT_MODEL_PATH.to_string(),
+            untrained,
+            started(),
+        )?;
+        report_first_frame(first_frame);
+        return Ok(());
+    }
+    print_default_evaluation()
+}
+
+fn print_default_evaluation() -> anyhow::Result<()> {
     let device = candle_core::Device::Cpu;
     let mut loaded =
         bundled::default_model(&device).context("loading the bundled default model")?;
@@ -195,7 +251,7 @@ fn default_job() -> anyhow::Result<()> {
     })?;
     bar.finish_and_clear();
     println!("{}", Summary::of(&records));
-    println!("(evaluate your own: blockdrop eval --model M --data D; see --help)");
+    println!("(not a terminal, so no interactive view; `blockdrop --export` writes the full report, `blockdrop --help` lists the rest)");
     Ok(())
 }
 
@@ -213,10 +269,12 @@ fn exit_code(error: &anyhow::Error) -> u8 {
 }
 
 fn main() -> ExitCode {
+    started();
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Eval(args)) => eval(args),
         Some(Command::Import(args)) => import(args),
+        Some(Command::Tui(args)) => tui(args),
         Some(Command::Profile(args)) => profile_command(args),
         Some(Command::Export(args)) => export(args),
         None => match &cli.export {

@@ -1,0 +1,87 @@
+//! Keys → actions. `?` lists them all (see `ui::help`).
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::tui::app::App;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    Help,
+    NextTab,
+    PrevTab,
+    Tab(usize),
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Left,
+    Right,
+    Sort,
+    Filter,
+    Type(char),
+    Backspace,
+    EndTyping,
+    Profile,
+    Export,
+}
+
+/// Every key and what it does, for the help overlay.
+pub const KEYS: [(&str, &str); 11] = [
+    ("q / Ctrl-C", "quit"),
+    ("?", "show or hide this help"),
+    ("Tab / Shift-Tab, 1-6", "next / previous / n-th view"),
+    ("↑↓ or j k", "select a row"),
+    ("PgUp PgDn", "move ten rows"),
+    (
+        "← → or h l",
+        "Trade-off: move the threshold (re-evaluates); Clusters: page members",
+    ),
+    (
+        "s",
+        "Blocks: cycle the sort column; Policies: order by blocks or class",
+    ),
+    (
+        "/",
+        "Policies: filter by class name (Enter or Esc ends typing)",
+    ),
+    ("p", "profile the model (Blocks view shows the times)"),
+    ("e", "export the report (same as --export)"),
+    (
+        "Enter / Esc",
+        "end typing a filter; Esc also closes this help",
+    ),
+];
+
+pub fn action_for(key: KeyEvent, app: &App) -> Option<Action> {
+    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+        return Some(Action::Quit);
+    }
+    if app.typing_filter {
+        return match key.code {
+            KeyCode::Enter | KeyCode::Esc => Some(Action::EndTyping),
+            KeyCode::Backspace => Some(Action::Backspace),
+            KeyCode::Char(c) => Some(Action::Type(c)),
+            _ => None,
+        };
+    }
+    Some(match key.code {
+        KeyCode::Char('q') => Action::Quit,
+        KeyCode::Char('?') => Action::Help,
+        KeyCode::Tab => Action::NextTab,
+        KeyCode::BackTab => Action::PrevTab,
+        KeyCode::Char(c @ '1'..='6') => Action::Tab(c as usize - '1' as usize),
+        KeyCode::Up | KeyCode::Char('k') => Action::Up,
+        KeyCode::Down | KeyCode::Char('j') => Action::Down,
+        KeyCode::PageUp => Action::PageUp,
+        KeyCode::PageDown => Action::PageDown,
+        KeyCode::Left | KeyCode::Char('h') => Action::Left,
+        KeyCode::Right | KeyCode::Char('l') => Action::Right,
+        KeyCode::Char('s') => Action::Sort,
+        KeyCode::Char('/') => Action::Filter,
+        KeyCode::Char('p') => Action::Profile,
+        KeyCode::Char('e') => Action::Export,
+        KeyCode::Esc if app.show_help => Action::Help,
+        _ => return None,
+    })
+}

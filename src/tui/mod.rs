@@ -1,0 +1,81 @@
+//! The interactive workbench: `blockdrop` (on a terminal) and `blockdrop tui`. State lives in
+//! `app`, keys map to actions in `event`, drawing is `ui`, long work runs in `worker`.
+
+pub mod app;
+pub mod event;
+pub mod ui;
+pub mod worker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use candle_core::Device;
+use ratatui::crossterm::event::{self as term_event, Event, KeyEventKind};
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::model::{BlockDrop, BlockDropFlops};
+use app::{App, ModelInfo};
+use worker::Job;
+
+/// Restores the terminal however the interface ends (ratatui's panic hook covers panics).
+struct Restore;
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+/// Runs the interface until the user quits. Returns the time from `start` (say, the process
+/// start) to the first frame.
+pub fn run(
+    model: BlockDrop,
+    dataset: Dataset,
+    device: Device,
+    model_path: String,
+    untrained: bool,
+    start: Instant,
+) -> Result<Duration> {
+    let info = ModelInfo {
+        config: model.config.name.clone(),
+        model_path,
+        data_path: dataset.path.display().to_string(),
+        device: format!("{device:?}").to_lowercase(),
+        untrained,
+        flops: BlockDropFlops::for_config(&model.config),
+        class_names: crate::report::class_names(&model.config.name),
+    };
+    let dataset = Arc::new(dataset);
+    let mut app = App::new(info, Arc::clone(&dataset), PathBuf::from("reports"));
+    let (requests, updates) = worker::spawn(Job {
+        model: Arc::new(model),
+        dataset,
+        device,
+    });
+    let _ = requests.send(app.initial_request());
+    let mut terminal = ratatui::init();
+    let _restore = Restore;
+    let terminal_error = |e: std::io::Error| Error::Report(format!("terminal: {e}"));
+    let mut first_frame = None;
+    while !app.quit {
+        terminal
+            .draw(|frame| ui::draw(frame, &app))
+            .map_err(terminal_error)?;
+        first_frame.get_or_insert_with(|| start.elapsed());
+        if term_event::poll(Duration::from_millis(50)).map_err(terminal_error)? {
+            if let Event::Key(key) = term_event::read().map_err(terminal_error)? {
+                if key.kind == KeyEventKind::Press {
+                    if let Some(request) = event::action_for(key, &app).and_then(|a| app.apply(a)) {
+                        let _ = requests.send(request);
+                    }
+                }
+            }
+        }
+        while let Ok(update) = updates.try_recv() {
+            app.update(update);
+        }
+    }
+    Ok(first_frame.unwrap_or_default())
+}
