@@ -1,8 +1,10 @@
 //! Keys → actions. `?` lists them all (see `ui::help`).
 
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::{
+    KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 
-use crate::tui::app::App;
+use crate::tui::app::{App, Tab};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -27,7 +29,7 @@ pub enum Action {
 }
 
 /// Every key and what it does, for the help overlay.
-pub const KEYS: [(&str, &str); 11] = [
+pub const KEYS: [(&str, &str); 12] = [
     ("q / Ctrl-C", "quit"),
     ("?", "show or hide this help"),
     ("Tab / Shift-Tab, 1-6", "next / previous / n-th view"),
@@ -50,6 +52,10 @@ pub const KEYS: [(&str, &str); 11] = [
     (
         "Enter / Esc",
         "end typing a filter; Esc also closes this help",
+    ),
+    (
+        "mouse",
+        "click a tab to open it; the wheel moves the selection",
     ),
 ];
 
@@ -84,4 +90,44 @@ pub fn action_for(key: KeyEvent, app: &App) -> Option<Action> {
         KeyCode::Esc if app.show_help => Action::Help,
         _ => return None,
     })
+}
+
+/// Mouse → action: a click on the tab bar's titles opens that tab; the wheel scrolls.
+pub fn mouse_action(mouse: MouseEvent) -> Option<Action> {
+    match mouse.kind {
+        MouseEventKind::ScrollUp => Some(Action::Up),
+        MouseEventKind::ScrollDown => Some(Action::Down),
+        MouseEventKind::Down(MouseButton::Left) if mouse.row == 1 => {
+            tab_at(mouse.column).map(Action::Tab)
+        }
+        _ => None,
+    }
+}
+
+/// Which tab title covers `column` in the tab bar (as `ui::draw` lays it out: a border, then
+/// " {n} {title} " separated by "│").
+fn tab_at(column: u16) -> Option<usize> {
+    let mut x = 1u16;
+    for (i, tab) in Tab::ALL.iter().enumerate() {
+        let width = format!(" {} {} ", i + 1, tab.title()).chars().count() as u16;
+        if (x..x + width).contains(&column) {
+            return Some(i);
+        }
+        x += width + 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clicks_on_tab_titles_open_them() {
+        // " 1 Overview " spans columns 1..13, then "│", then " 2 Blocks " from 14.
+        assert_eq!(tab_at(3), Some(0));
+        assert_eq!(tab_at(15), Some(1));
+        assert_eq!(tab_at(0), None);
+        assert_eq!(tab_at(500), None);
+    }
 }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
-use ratatui::crossterm::event::{self as term_event, Event, KeyEventKind};
+use ratatui::crossterm::event::{
+    self as term_event, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind,
+};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -24,6 +26,7 @@ struct Restore;
 
 impl Drop for Restore {
     fn drop(&mut self) {
+        let _ = ratatui::crossterm::execute!(std::io::stdout(), DisableMouseCapture);
         ratatui::restore();
     }
 }
@@ -57,6 +60,7 @@ pub fn run(
     let _ = requests.send(app.initial_request());
     let mut terminal = ratatui::init();
     let _restore = Restore;
+    let _ = ratatui::crossterm::execute!(std::io::stdout(), EnableMouseCapture);
     let terminal_error = |e: std::io::Error| Error::Report(format!("terminal: {e}"));
     let mut first_frame = None;
     while !app.quit {
@@ -65,12 +69,13 @@ pub fn run(
             .map_err(terminal_error)?;
         first_frame.get_or_insert_with(|| start.elapsed());
         if term_event::poll(Duration::from_millis(50)).map_err(terminal_error)? {
-            if let Event::Key(key) = term_event::read().map_err(terminal_error)? {
-                if key.kind == KeyEventKind::Press {
-                    if let Some(request) = event::action_for(key, &app).and_then(|a| app.apply(a)) {
-                        let _ = requests.send(request);
-                    }
-                }
+            let action = match term_event::read().map_err(terminal_error)? {
+                Event::Key(key) if key.kind == KeyEventKind::Press => event::action_for(key, &app),
+                Event::Mouse(mouse) => event::mouse_action(mouse),
+                _ => None,
+            };
+            if let Some(request) = action.and_then(|a| app.apply(a)) {
+                let _ = requests.send(request);
             }
         }
         while let Ok(update) = updates.try_recv() {
