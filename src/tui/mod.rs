@@ -61,11 +61,12 @@ pub fn run(
     let mut terminal = ratatui::init();
     let _restore = Restore;
     let _ = ratatui::crossterm::execute!(std::io::stdout(), EnableMouseCapture);
+    let mut images = ui::images::Images::query_terminal();
     let terminal_error = |e: std::io::Error| Error::Report(format!("terminal: {e}"));
     let mut first_frame = None;
     while !app.quit {
         terminal
-            .draw(|frame| ui::draw(frame, &app))
+            .draw(|frame| ui::draw(frame, &app, &mut images))
             .map_err(terminal_error)?;
         first_frame.get_or_insert_with(|| start.elapsed());
         if term_event::poll(Duration::from_millis(50)).map_err(terminal_error)? {

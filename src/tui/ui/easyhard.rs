@@ -6,11 +6,12 @@ use ratatui::Frame;
 use crate::analysis::confidence;
 use crate::report::grids::class_name;
 use crate::tui::app::App;
+use crate::tui::ui::images::Images;
 use crate::tui::ui::{theme, widgets};
 
 const SHOWN: usize = 20;
 
-pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
+pub fn draw(frame: &mut Frame, app: &App, area: Rect, images: &mut Images) {
     let Some(a) = &app.analysis else { return };
     let [easy, hard, image] = Layout::horizontal([
         Constraint::Percentage(37),
@@ -56,11 +57,11 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let [top, bottom] =
         Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
     for (rows, area) in [(&easiest, top), (&hardest, bottom)] {
-        if let Some(img) = rows
-            .get(app.selected)
-            .and_then(|&i| app.dataset.image(a.records[i].index as usize).ok())
-        {
-            widgets::draw_image(&img, area, frame.buffer_mut());
+        if let Some(&i) = rows.get(app.selected) {
+            let index = a.records[i].index as usize;
+            if let Ok(img) = app.dataset.image(index) {
+                images.draw(frame, index, &img, area);
+            }
         }
     }
 }

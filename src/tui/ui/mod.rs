@@ -4,6 +4,7 @@
 mod blocks;
 mod clusters;
 mod easyhard;
+pub mod images;
 mod overview;
 mod policies;
 pub mod theme;
@@ -19,7 +20,7 @@ use ratatui::Frame;
 use crate::tui::app::{App, Tab};
 use crate::tui::event::KEYS;
 
-pub fn draw(frame: &mut Frame, app: &App) {
+pub fn draw(frame: &mut Frame, app: &App, images: &mut images::Images) {
     let [tabs, body, status] = Layout::vertical([
         Constraint::Length(3),
         Constraint::Min(0),
@@ -49,10 +50,10 @@ pub fn draw(frame: &mut Frame, app: &App) {
         match app.tab {
             Tab::Overview => overview::draw(frame, app, body),
             Tab::Blocks => blocks::draw(frame, app, body),
-            Tab::Policies => policies::draw(frame, app, body),
-            Tab::Clusters => clusters::draw(frame, app, body),
+            Tab::Policies => policies::draw(frame, app, body, images),
+            Tab::Clusters => clusters::draw(frame, app, body, images),
             Tab::Tradeoff => tradeoff::draw(frame, app, body),
-            Tab::EasyHard => easyhard::draw(frame, app, body),
+            Tab::EasyHard => easyhard::draw(frame, app, body, images),
         }
     }
     draw_status(frame, app, status);

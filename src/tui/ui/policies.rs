@@ -8,9 +8,10 @@ use crate::analysis::confidence;
 use crate::eval::sci2;
 use crate::report::grids::class_name;
 use crate::tui::app::{App, PolicyOrder};
+use crate::tui::ui::images::Images;
 use crate::tui::ui::{theme, widgets};
 
-pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
+pub fn draw(frame: &mut Frame, app: &App, area: Rect, images: &mut Images) {
     let Some(a) = &app.analysis else { return };
     let [list, detail] =
         Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
@@ -127,6 +128,6 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let inner = block.inner(image);
     frame.render_widget(block, image);
     if let Ok(img) = app.dataset.image(r.index as usize) {
-        widgets::draw_image(&img, inner, frame.buffer_mut());
+        images.draw(frame, r.index as usize, &img, inner);
     }
 }
