@@ -43,6 +43,22 @@ impl Images {
         }
     }
 
+    /// Draws image `index` of `dataset` inside a bordered block titled "image".
+    pub fn draw_framed(
+        &mut self,
+        frame: &mut Frame,
+        dataset: &crate::data::Dataset,
+        index: usize,
+        area: Rect,
+    ) {
+        let block = ratatui::widgets::Block::bordered().title(" image ");
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        if let Ok(image) = dataset.image(index) {
+            self.draw(frame, index, &image, inner);
+        }
+    }
+
     /// Draws image `index` (already decoded as `image`) into `area`.
     pub fn draw(&mut self, frame: &mut Frame, index: usize, image: &Image, area: Rect) {
         let Self { picker, cache } = self;

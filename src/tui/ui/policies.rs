@@ -124,10 +124,5 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect, images: &mut Images) {
             ),
         probs,
     );
-    let block = Block::default().borders(Borders::ALL).title(" image ");
-    let inner = block.inner(image);
-    frame.render_widget(block, image);
-    if let Ok(img) = app.dataset.image(r.index as usize) {
-        images.draw(frame, r.index as usize, &img, inner);
-    }
+    images.draw_framed(frame, &app.dataset, r.index as usize, image);
 }
