@@ -42,7 +42,8 @@ fn app(export_dir: PathBuf) -> (App, Job) {
 /// The screen as text, one line per row.
 fn screen(app: &App) -> String {
     let mut terminal = Terminal::new(TestBackend::new(130, 40)).unwrap();
-    terminal.draw(|f| ui::draw(f, app)).unwrap();
+    let mut images = ui::images::Images::half_blocks();
+    terminal.draw(|f| ui::draw(f, app, &mut images)).unwrap();
     let buffer = terminal.backend().buffer().clone();
     (0..buffer.area.height)
         .map(|y| {
