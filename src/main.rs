@@ -140,12 +140,18 @@ fn export(args: &ExportArgs) -> anyhow::Result<()> {
     write_export(&loaded.model, &dataset, &args.report, &device, &args.out)
 }
 
-fn export_default(out: &std::path::Path) -> anyhow::Result<()> {
+/// The bundled default model (BatchNorm folded) and sample, on the CPU.
+fn open_bundled() -> anyhow::Result<(candle_core::Device, LoadedModel, data::Dataset)> {
     let device = candle_core::Device::Cpu;
     let mut loaded =
         bundled::default_model(&device).context("loading the bundled default model")?;
     loaded.model.fold_batchnorm()?;
     let dataset = bundled::sample_dataset().context("loading the bundled Fashion-MNIST sample")?;
+    Ok((device, loaded, dataset))
+}
+
+fn export_default(out: &std::path::Path) -> anyhow::Result<()> {
+    let (device, loaded, dataset) = open_bundled()?;
     if loaded.is_untrained() {
         println!("The bundled model is UNTRAINED (random weights): the report shows its structure, not a trained policy.");
     }
@@ -207,12 +213,7 @@ fn report_first_frame(first_frame: std::time::Duration) {
 /// or, when stdout is not a terminal, its evaluation printed.
 fn default_job() -> anyhow::Result<()> {
     if std::io::stdout().is_terminal() {
-        let device = candle_core::Device::Cpu;
-        let mut loaded =
-            bundled::default_model(&device).context("loading the bundled default model")?;
-        loaded.model.fold_batchnorm()?;
-        let dataset =
-            bundled::sample_dataset().context("loading the bundled Fashion-MNIST sample")?;
+        let (device, loaded, dataset) = open_bundled()?;
         let untrained = loaded.is_untrained();
         let first_frame = blockdrop::tui::run(
             loaded.model,
@@ -229,11 +230,7 @@ fn default_job() -> anyhow::Result<()> {
 }
 
 fn print_default_evaluation() -> anyhow::Result<()> {
-    let device = candle_core::Device::Cpu;
-    let mut loaded =
-        bundled::default_model(&device).context("loading the bundled default model")?;
-    loaded.model.fold_batchnorm()?;
-    let dataset = bundled::sample_dataset().context("loading the bundled Fashion-MNIST sample")?;
+    let (device, loaded, dataset) = open_bundled()?;
     println!(
         "Bundled default: {} on the first {} Fashion-MNIST test images",
         loaded.model.config.name,
