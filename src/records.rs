@@ -83,27 +83,34 @@ pub fn to_frame(records: &[Record]) -> Result<DataFrame> {
     frame(records, Lists::Native)
 }
 
-/// Writes `records` to `path`: Parquet when it ends in `.parquet`, CSV otherwise.
-pub fn write(records: &[Record], path: &Path) -> Result<()> {
-    let parquet = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-    let mut df = frame(
-        records,
-        if parquet {
-            Lists::Native
-        } else {
-            Lists::SpaceSeparated
-        },
-    )?;
+/// True when `path` names a Parquet file (by extension).
+pub fn is_parquet(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+}
+
+/// Writes a frame atomically: Parquet when `path` ends in `.parquet`, CSV otherwise.
+pub fn write_frame(df: &mut DataFrame, path: &Path) -> Result<()> {
+    let parquet = is_parquet(path);
     write_atomic(path, |file| {
         if parquet {
-            ParquetWriter::new(file).finish(&mut df).map(drop)
+            ParquetWriter::new(file).finish(df).map(drop)
         } else {
-            CsvWriter::new(file).finish(&mut df)
+            CsvWriter::new(file).finish(df)
         }
-        .map_err(|e| Error::bad_input(path, format!("cannot write records: {e}")))
+        .map_err(|e| Error::bad_input(path, format!("cannot write: {e}")))
     })
+}
+
+/// Writes `records` to `path`: Parquet when it ends in `.parquet`, CSV otherwise (list columns
+/// then as space-separated numbers).
+pub fn write(records: &[Record], path: &Path) -> Result<()> {
+    let lists = if is_parquet(path) {
+        Lists::Native
+    } else {
+        Lists::SpaceSeparated
+    };
+    write_frame(&mut frame(records, lists)?, path)
 }
 
 /// Reads records written by [`write`] (Parquet) back into a frame.

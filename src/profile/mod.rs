@@ -395,20 +395,11 @@ fn to_json(report: &ProfileReport) -> serde_json::Value {
 /// Writes the report: Parquet (the per-stage table) when `path` ends in `.parquet`, else JSON
 /// (everything).
 pub fn write(report: &ProfileReport, path: &Path) -> Result<()> {
-    let parquet = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
-    let mut df = if parquet {
-        Some(stages_frame(report)?)
-    } else {
-        None
-    };
-    write_atomic(path, |file| match df.as_mut() {
-        Some(df) => ParquetWriter::new(file)
-            .finish(df)
-            .map(drop)
-            .map_err(|e| Error::bad_input(path, format!("cannot write profile: {e}"))),
-        None => serde_json::to_writer_pretty(file, &to_json(report))
-            .map_err(|e| Error::bad_input(path, format!("cannot write profile: {e}"))),
+    if crate::records::is_parquet(path) {
+        return crate::records::write_frame(&mut stages_frame(report)?, path);
+    }
+    write_atomic(path, |file| {
+        serde_json::to_writer_pretty(file, &to_json(report))
+            .map_err(|e| Error::bad_input(path, format!("cannot write profile: {e}")))
     })
 }

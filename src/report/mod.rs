@@ -169,16 +169,6 @@ fn tradeoff_frame(points: &[TradeoffPoint]) -> Result<DataFrame> {
     ])?)
 }
 
-fn write_frame(df: &mut DataFrame, path: &Path) -> Result<()> {
-    let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-    let result = if path.extension().is_some_and(|e| e == "csv") {
-        CsvWriter::new(file).finish(df)
-    } else {
-        ParquetWriter::new(file).finish(df).map(drop)
-    };
-    result.map_err(|e| Error::Report(format!("{}: {e}", path.display())))
-}
-
 /// Writes every file of the report into `dir` (which must exist and be empty).
 pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Result<Vec<Figure>> {
     let records = &data.records;
@@ -296,11 +286,11 @@ pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Re
     }
 
     crate::records::write(records, &dir.join("records.parquet"))?;
-    write_frame(
+    crate::records::write_frame(
         &mut frames::clusters_frame(&clusters)?,
         &dir.join("clusters.parquet"),
     )?;
-    write_frame(
+    crate::records::write_frame(
         &mut tradeoff_frame(&data.tradeoff)?,
         &dir.join("tradeoff.csv"),
     )?;
