@@ -78,11 +78,6 @@ fn frame(records: &[Record], lists: Lists) -> Result<DataFrame> {
     Ok(DataFrame::new_infer_height(columns)?)
 }
 
-/// The records as a frame with list columns (what analysis works on).
-pub fn to_frame(records: &[Record]) -> Result<DataFrame> {
-    frame(records, Lists::Native)
-}
-
 /// True when `path` names a Parquet file (by extension).
 pub fn is_parquet(path: &Path) -> bool {
     path.extension()

@@ -32,32 +32,29 @@ impl Image {
         }
     }
 
-    fn to_rgb(&self) -> Option<RgbImage> {
-        if self.channels != 3 {
-            return None;
-        }
+    /// The colour at `(x, y)`; a grey image repeats its one channel.
+    pub fn rgb(&self, x: usize, y: usize) -> [u8; 3] {
         let plane = self.height * self.width;
-        Some(RgbImage::from_fn(
-            self.width as u32,
-            self.height as u32,
-            |x, y| {
-                let i = y as usize * self.width + x as usize;
-                image::Rgb([
-                    self.pixels[i],
-                    self.pixels[plane + i],
-                    self.pixels[2 * plane + i],
-                ])
-            },
-        ))
+        let at = |c: usize| self.pixels[(c % self.channels) * plane + y * self.width + x];
+        [at(0), at(1), at(2)]
+    }
+
+    /// The image as an interleaved RGB image (grey repeated on the three channels).
+    pub fn to_rgb_image(&self) -> RgbImage {
+        RgbImage::from_fn(self.width as u32, self.height as u32, |x, y| {
+            image::Rgb(self.rgb(x as usize, y as usize))
+        })
     }
 }
 
 /// torchvision's `Resize(short)` then `CenterCrop(crop)`: the short side becomes `short`, the
 /// long side `int(short · long / short_side)`; the crop's offset is `round((size − crop) / 2)`.
 fn resize_and_crop(image: &Image, short: u32, crop: u32) -> Image {
-    let Some(rgb) = image.to_rgb() else {
+    // The ImageNet-style resize applies to colour images only.
+    if image.channels != 3 {
         return image.clone();
-    };
+    }
+    let rgb = image.to_rgb_image();
     let (w, h) = (rgb.width(), rgb.height());
     let (nw, nh) = if w <= h {
         (short, (short as u64 * h as u64 / w.max(1) as u64) as u32)

@@ -47,9 +47,4 @@ impl PolicyNet {
     pub fn probs_from_features(&self, features: &Tensor) -> Result<Tensor> {
         candle_nn::ops::sigmoid(&self.logit.forward(features)?)
     }
-
-    /// The value head's output `[N, 1]` (kept for completeness; BlockDrop's loss ignores it).
-    pub fn value(&self, features: &Tensor) -> Result<Tensor> {
-        self.vnet.forward(features)
-    }
 }

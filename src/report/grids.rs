@@ -147,15 +147,14 @@ fn thumbnail(
     at: (i32, i32),
 ) -> Result<()> {
     let image = dataset.image(index)?;
-    let plane = image.height * image.width;
     for ty in 0..THUMB {
         for tx in 0..THUMB {
             let (sx, sy) = (
                 tx as usize * image.width / THUMB as usize,
                 ty as usize * image.height / THUMB as usize,
             );
-            let p = |c: usize| image.pixels[(c % image.channels) * plane + sy * image.width + sx];
-            let colour = RGBColor(p(0), p(1), p(2));
+            let [r, g, b] = image.rgb(sx, sy);
+            let colour = RGBColor(r, g, b);
             let _ = area.draw_pixel((at.0 + tx as i32, at.1 + ty as i32), &colour);
         }
     }

@@ -186,22 +186,23 @@ impl App {
         rows
     }
 
+    /// Block `k`'s measured median time in µs, once the model has been profiled.
+    pub fn block_time(&self, k: usize) -> Option<f64> {
+        self.profile
+            .as_ref()?
+            .stages
+            .iter()
+            .find(|s| s.stage == crate::exec::Stage::Block(k))
+            .map(|s| s.median_us)
+    }
+
     /// Block indices in the Blocks view's order.
     pub fn block_rows(&self) -> Vec<usize> {
         let Some(a) = &self.analysis else {
             return vec![];
         };
         let mut rows: Vec<usize> = (0..a.keep_rates.len()).collect();
-        let time = |k: usize| {
-            self.profile
-                .as_ref()
-                .and_then(|p| {
-                    p.stages
-                        .iter()
-                        .find(|s| s.stage == crate::exec::Stage::Block(k))
-                })
-                .map_or(0.0, |s| s.median_us)
-        };
+        let time = |k: usize| self.block_time(k).unwrap_or(0.0);
         match self.block_sort {
             BlockSort::Index => {}
             BlockSort::KeepRate => {

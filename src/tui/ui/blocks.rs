@@ -4,7 +4,6 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Row, Table, TableState};
 use ratatui::Frame;
 
-use crate::exec::Stage;
 use crate::tui::app::{App, BlockSort};
 use crate::tui::ui::theme;
 
@@ -18,18 +17,12 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let Some(a) = &app.analysis else { return };
     let flops = &app.info.flops.base;
     let max_flops = flops.blocks.iter().copied().max().unwrap_or(1).max(1) as f64;
-    let time = |k: usize| {
-        app.profile
-            .as_ref()
-            .and_then(|p| p.stages.iter().find(|s| s.stage == Stage::Block(k)))
-            .map(|s| s.median_us)
-    };
     let max_time = (0..a.keep_rates.len())
-        .filter_map(time)
+        .filter_map(|k| app.block_time(k))
         .fold(0.0, f64::max)
         .max(1e-9);
     let rows = app.block_rows().into_iter().map(|k| {
-        let t = time(k);
+        let t = app.block_time(k);
         Row::new(vec![
             Line::from(k.to_string()),
             Line::from(format!("{:5.1}%", 100.0 * a.keep_rates[k])),

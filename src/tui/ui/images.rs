@@ -4,7 +4,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
-use image::{imageops::FilterType, DynamicImage, RgbImage};
+use image::{imageops::FilterType, DynamicImage};
 use ratatui::layout::{Rect, Size};
 use ratatui::Frame;
 use ratatui_image::picker::{Picker, ProtocolType};
@@ -91,8 +91,11 @@ fn encode(picker: &Picker, image: &Image, area: Rect) -> Option<Protocol> {
         area.width as u32 * font.width as u32,
         area.height as u32 * font.height as u32,
     );
-    let scaled =
-        DynamicImage::ImageRgb8(to_rgb(image)).resize(w.max(1), h.max(1), FilterType::Nearest);
+    let scaled = DynamicImage::ImageRgb8(image.to_rgb_image()).resize(
+        w.max(1),
+        h.max(1),
+        FilterType::Nearest,
+    );
     picker
         .new_protocol(
             scaled,
@@ -125,14 +128,4 @@ fn should_query() -> bool {
         || ["kitty", "foot", "mlterm", "wezterm", "contour"]
             .iter()
             .any(|t| term.contains(t))
-}
-
-/// Our planar 8-bit image as an RGB image (grey channels repeated).
-pub fn to_rgb(image: &Image) -> RgbImage {
-    let plane = image.width * image.height;
-    RgbImage::from_fn(image.width as u32, image.height as u32, |x, y| {
-        let i = y as usize * image.width + x as usize;
-        let p = |c: usize| image.pixels[(c % image.channels) * plane + i];
-        image::Rgb([p(0), p(1), p(2)])
-    })
 }

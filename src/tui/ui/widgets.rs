@@ -29,10 +29,9 @@ pub fn draw_image(image: &Image, area: Rect, buf: &mut Buffer) {
     if area.width == 0 || area.height == 0 || image.width == 0 || image.height == 0 {
         return;
     }
-    let plane = image.width * image.height;
     let pixel = |x: usize, y: usize| {
-        let p = |c: usize| image.pixels[(c % image.channels) * plane + y * image.width + x];
-        Color::Rgb(p(0), p(1), p(2))
+        let [r, g, b] = image.rgb(x, y);
+        Color::Rgb(r, g, b)
     };
     let (w, h) = (area.width as usize, area.height as usize * 2);
     // Keep the aspect ratio: terminal cells are about twice as tall as wide.
