@@ -78,6 +78,17 @@ pub struct ModelArgs {
     /// for checking).
     #[arg(long)]
     pub no_fold: bool,
+
+    /// Convolution kernels: `fast` (channels-last, fused; CPU only) or `stock` (candle's own
+    /// ops, for checking). Default: fast on the CPU, stock on CUDA and Metal.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub kernels: Option<KernelsArg>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KernelsArg {
+    Stock,
+    Fast,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod exec;
+pub mod kernels;
 pub mod model;
 pub mod pickle;
 pub mod profile;

@@ -7,9 +7,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use blockdrop::checkpoint::LoadedModel;
 use blockdrop::cli::{
-    Cli, Command, EvalArgs, ExportArgs, ImportArgs, ModelArgs, ProfileArgs, ReportArgs,
+    Cli, Command, EvalArgs, ExportArgs, ImportArgs, KernelsArg, ModelArgs, ProfileArgs, ReportArgs,
 };
 use blockdrop::eval::{evaluate, EvalOptions, Summary};
+use blockdrop::kernels::Kernels;
 use blockdrop::profile::{profile, ProfileOptions};
 use blockdrop::{bundled, checkpoint, data, records};
 
@@ -33,6 +34,17 @@ fn open(args: &ModelArgs) -> anyhow::Result<(candle_core::Device, LoadedModel, d
     )?;
     if !args.no_fold {
         loaded.model.fold_batchnorm()?;
+    }
+    match args.kernels {
+        None => {}
+        Some(KernelsArg::Stock) => loaded.model.set_kernels(Kernels::Stock),
+        Some(KernelsArg::Fast) if device.is_cpu() => loaded.model.set_kernels(Kernels::Fast),
+        Some(KernelsArg::Fast) => {
+            return Err(blockdrop::Error::BadUsage(
+                "--kernels fast runs on the CPU only; use --kernels stock on CUDA and Metal".into(),
+            )
+            .into())
+        }
     }
     let dataset = data::Dataset::open(&args.data, args.split)?;
     if loaded.is_untrained() {

@@ -50,8 +50,12 @@ fn everything_dropped_is_stem_shortcuts_and_head() {
     let net = &model.resnet;
     let image = Tensor::randn(0f32, 1.0, (1, 3, 32, 32), &Device::Cpu).unwrap();
     let stem = net.stem(&image, false).unwrap();
-    let s1 = net.shortcuts[1].forward_t(&stem, false).unwrap();
-    let s2 = net.shortcuts[2].forward_t(&s1, false).unwrap();
+    let s1 = net.shortcuts[1]
+        .forward_t(&stem, false, net.kernels())
+        .unwrap();
+    let s2 = net.shortcuts[2]
+        .forward_t(&s1, false, net.kernels())
+        .unwrap();
     let expected = net.head(&s2).unwrap();
     let logits = forward_skip(net, &image, &[false; 15]).unwrap();
     assert_eq!(max_abs_diff(&logits, &expected), 0.0);

@@ -65,139 +65,156 @@ fn zip_checkpoint_infers_r32_c10_from_its_tensors() {
 
 #[test]
 fn r32_c10_matches_pytorch_image_by_image_and_in_the_summary() {
-    let model = r32_model();
     let expected = json("r32_c10_expected.json");
-    for data in ["cifar-10-batches-bin", "cifar-10-batches-py"] {
-        let dataset = Dataset::open(&fixture(data), Split::Test).unwrap();
-        for batch in [1, 7, 64] {
-            let options = EvalOptions {
-                batch,
-                keep_logits: true,
-                ..EvalOptions::default()
-            };
-            let records = evaluate(&model, &dataset, &options, &Device::Cpu, |_, _| {}).unwrap();
-            assert_eq!(
-                check_records(&records, &expected),
-                records.len(),
-                "the fixture keeps every decision clear"
-            );
-            assert_eq!(
-                Summary::of(&records).to_string(),
-                summary_lines(&expected).join("\n"),
-                "{data}, batch {batch}"
-            );
+    for (kernels, model) in kernel_variants(r32_model) {
+        for data in ["cifar-10-batches-bin", "cifar-10-batches-py"] {
+            let dataset = Dataset::open(&fixture(data), Split::Test).unwrap();
+            for batch in [1, 7, 64] {
+                let options = EvalOptions {
+                    batch,
+                    keep_logits: true,
+                    ..EvalOptions::default()
+                };
+                let records =
+                    evaluate(&model, &dataset, &options, &Device::Cpu, |_, _| {}).unwrap();
+                assert_eq!(
+                    check_records(&records, &expected),
+                    records.len(),
+                    "the fixture keeps every decision clear"
+                );
+                assert_eq!(
+                    Summary::of(&records).to_string(),
+                    summary_lines(&expected).join("\n"),
+                    "{data}, batch {batch}, {kernels} kernels"
+                );
+            }
         }
     }
 }
 
 #[test]
 fn skip_executor_matches_forward_single_for_fixed_policies() {
-    let model = r32_model();
     let expected = json("r32_c10_expected.json");
     let dataset = Dataset::open(&fixture("cifar-10-batches-bin"), Split::Test).unwrap();
-    let x = dataset.batch(&[0, 1], &model.config, &Device::Cpu).unwrap();
-    for (name, case) in expected["fixed_policies"].as_object().unwrap() {
-        let keep: Vec<bool> = case["policy"]
-            .as_str()
-            .unwrap()
-            .chars()
-            .map(|c| c == '1')
-            .collect();
-        let logits = forward_skip(&model.resnet, &x, &keep)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        let reference: Vec<f32> = case["logits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(floats)
-            .collect();
-        assert_close(&logits, &reference, name);
+    for (kernels, model) in kernel_variants(r32_model) {
+        let x = dataset.batch(&[0, 1], &model.config, &Device::Cpu).unwrap();
+        for (name, case) in expected["fixed_policies"].as_object().unwrap() {
+            let keep: Vec<bool> = case["policy"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .map(|c| c == '1')
+                .collect();
+            let logits = forward_skip(&model.resnet, &x, &keep)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let reference: Vec<f32> = case["logits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(floats)
+                .collect();
+            assert_close(&logits, &reference, &format!("{name}, {kernels} kernels"));
+        }
     }
 }
 
 #[test]
 fn masked_executor_matches_the_reference_training_forward() {
-    let model = r32_model();
-    let expected = json("r32_c10_expected.json");
-    let dataset = Dataset::open(&fixture("cifar-10-batches-bin"), Split::Test).unwrap();
-    let x = dataset
-        .batch(&[0, 1, 2, 3], &model.config, &Device::Cpu)
-        .unwrap();
-    let keep: Vec<Vec<bool>> = expected["masked"]["policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap().chars().map(|c| c == '1').collect())
-        .collect();
-    let mask = policy_tensor(&keep, &Device::Cpu).unwrap();
-    let logits = forward_masked(&model.resnet, &x, &mask, false)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let reference: Vec<f32> = expected["masked"]["logits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(floats)
-        .collect();
-    assert_close(&logits, &reference, "masked forward");
-    let full = model
-        .resnet
-        .forward_full(&x, false)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let reference: Vec<f32> = expected["full_logits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(floats)
-        .collect();
-    assert_close(&full, &reference, "full forward");
+    for (kernels, model) in kernel_variants(r32_model) {
+        let expected = json("r32_c10_expected.json");
+        let dataset = Dataset::open(&fixture("cifar-10-batches-bin"), Split::Test).unwrap();
+        let x = dataset
+            .batch(&[0, 1, 2, 3], &model.config, &Device::Cpu)
+            .unwrap();
+        let keep: Vec<Vec<bool>> = expected["masked"]["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().chars().map(|c| c == '1').collect())
+            .collect();
+        let mask = policy_tensor(&keep, &Device::Cpu).unwrap();
+        let logits = forward_masked(&model.resnet, &x, &mask, false)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let reference: Vec<f32> = expected["masked"]["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(floats)
+            .collect();
+        assert_close(
+            &logits,
+            &reference,
+            &format!("masked forward, {kernels} kernels"),
+        );
+        let full = model
+            .resnet
+            .forward_full(&x, false)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let reference: Vec<f32> = expected["full_logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(floats)
+            .collect();
+        assert_close(
+            &full,
+            &reference,
+            &format!("full forward, {kernels} kernels"),
+        );
+    }
 }
 
 #[test]
 fn train_mode_batchnorm_matches_pytorch_and_updates_running_statistics() {
-    let model = r32_model();
-    let expected = &json("r32_c10_expected.json")["train_mode"];
-    let dataset = Dataset::open(&fixture("cifar-10-batches-bin"), Split::Test).unwrap();
-    let x = dataset
-        .batch(&(0..8).collect::<Vec<_>>(), &model.config, &Device::Cpu)
-        .unwrap();
-    let logits = model
-        .resnet
-        .forward_full(&x, true)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let reference: Vec<f32> = expected["logits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(floats)
-        .collect();
-    assert_close(&logits, &reference, "train-mode logits");
-    let bn = &model.resnet.stem.bn;
-    assert_close(
-        &bn.running_mean().to_vec1::<f32>().unwrap(),
-        &floats(&expected["bn1_running_mean"]),
-        "running mean",
-    );
-    assert_close(
-        &bn.running_var().to_vec1::<f32>().unwrap(),
-        &floats(&expected["bn1_running_var"]),
-        "running var",
-    );
+    for (kernels, model) in kernel_variants(r32_model) {
+        let expected = &json("r32_c10_expected.json")["train_mode"];
+        let dataset = Dataset::open(&fixture("cifar-10-batches-bin"), Split::Test).unwrap();
+        let x = dataset
+            .batch(&(0..8).collect::<Vec<_>>(), &model.config, &Device::Cpu)
+            .unwrap();
+        let logits = model
+            .resnet
+            .forward_full(&x, true)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let reference: Vec<f32> = expected["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(floats)
+            .collect();
+        assert_close(
+            &logits,
+            &reference,
+            &format!("train-mode logits, {kernels} kernels"),
+        );
+        let bn = &model.resnet.stem.bn;
+        assert_close(
+            &bn.running_mean().to_vec1::<f32>().unwrap(),
+            &floats(&expected["bn1_running_mean"]),
+            "running mean",
+        );
+        assert_close(
+            &bn.running_var().to_vec1::<f32>().unwrap(),
+            &floats(&expected["bn1_running_var"]),
+            "running var",
+        );
+    }
 }
 
 /// The ImageNet family at reduced widths: 7x7 stem + max-pool, Bottleneck blocks, conv+BN
@@ -229,78 +246,95 @@ fn imagenet_family_matches_pytorch() {
     let config = tiny_imagenet_config();
     let path = fixture("tiny_imagenet.pth");
     let (tensors, _) = checkpoint::read_tensors(&path, &std::fs::read(&path).unwrap()).unwrap();
-    let model = build_checked(tensors, &Device::Cpu, |vb| BlockDrop::new(&config, vb)).unwrap();
-    let io: HashMap<String, Tensor> =
-        candle_core::pickle::read_all(fixture("tiny_imagenet_io.pth"))
-            .unwrap()
-            .into_iter()
-            .collect();
-    let x = &io["input"];
-    let probs = model.agent.keep_probs(x, false).unwrap();
-    assert_close(
-        &probs.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-        &io["probs"].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-        "keep probabilities",
-    );
-    let policies = io["policy"].to_vec2::<i64>().unwrap();
-    let flops = BlockDropFlops::for_config(&config);
-    let expected_flops = io["flops"].to_vec1::<i64>().unwrap();
-    let expected_logits = io["logits"].to_vec2::<f32>().unwrap();
-    for (i, policy) in policies.iter().enumerate() {
-        let keep: Vec<bool> = policy.iter().map(|&b| b == 1).collect();
-        let xi = x.narrow(0, i, 1).unwrap();
-        let logits = forward_skip(&model.resnet, &xi, &keep)
+    let make = || {
+        build_checked(tensors.clone(), &Device::Cpu, |vb| {
+            BlockDrop::new(&config, vb)
+        })
+        .unwrap()
+    };
+    for (kernels, model) in kernel_variants(make) {
+        let io: HashMap<String, Tensor> =
+            candle_core::pickle::read_all(fixture("tiny_imagenet_io.pth"))
+                .unwrap()
+                .into_iter()
+                .collect();
+        let x = &io["input"];
+        let probs = model.agent.keep_probs(x, false).unwrap();
+        assert_close(
+            &probs.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            &io["probs"].flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            &format!("keep probabilities, {kernels} kernels"),
+        );
+        let policies = io["policy"].to_vec2::<i64>().unwrap();
+        let flops = BlockDropFlops::for_config(&config);
+        let expected_flops = io["flops"].to_vec1::<i64>().unwrap();
+        let expected_logits = io["logits"].to_vec2::<f32>().unwrap();
+        for (i, policy) in policies.iter().enumerate() {
+            let keep: Vec<bool> = policy.iter().map(|&b| b == 1).collect();
+            let xi = x.narrow(0, i, 1).unwrap();
+            let logits = forward_skip(&model.resnet, &xi, &keep)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert_close(
+                &logits,
+                &expected_logits[i],
+                &format!("image {i} logits, {kernels} kernels"),
+            );
+            assert_eq!(
+                flops.per_image(&keep) as i64,
+                expected_flops[i],
+                "image {i} FLOPs"
+            );
+        }
+        let full = model
+            .resnet
+            .forward_full(x, false)
             .unwrap()
             .flatten_all()
             .unwrap()
             .to_vec1::<f32>()
             .unwrap();
-        assert_close(&logits, &expected_logits[i], &format!("image {i} logits"));
-        assert_eq!(
-            flops.per_image(&keep) as i64,
-            expected_flops[i],
-            "image {i} FLOPs"
+        assert_close(
+            &full,
+            &io["full_logits"]
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+            &format!("full forward, {kernels} kernels"),
         );
     }
-    let full = model
-        .resnet
-        .forward_full(x, false)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    assert_close(
-        &full,
-        &io["full_logits"]
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap(),
-        "full forward",
-    );
 }
 
 #[test]
 fn bundled_default_model_matches_pytorch_on_fashion_mnist() {
     let expected = json("fmnist_default_expected.json");
-    let loaded = blockdrop::bundled::default_model(&Device::Cpu).unwrap();
-    let dataset = Dataset::open(&fixture("fmnist-idx"), Split::Test).unwrap();
-    let options = EvalOptions {
-        keep_logits: true,
-        ..EvalOptions::default()
+    let make = || {
+        blockdrop::bundled::default_model(&Device::Cpu)
+            .unwrap()
+            .model
     };
-    let records = evaluate(&loaded.model, &dataset, &options, &Device::Cpu, |_, _| {}).unwrap();
-    let decided_images = check_records(&records, &expected);
-    assert!(
-        decided_images > records.len() / 2,
-        "only {decided_images} images decided: regenerate the fixture?"
-    );
-    if expected["separated"].as_bool() == Some(true) {
-        assert_eq!(
-            Summary::of(&records).to_string(),
-            summary_lines(&expected).join("\n")
+    for (_, model) in kernel_variants(make) {
+        let dataset = Dataset::open(&fixture("fmnist-idx"), Split::Test).unwrap();
+        let options = EvalOptions {
+            keep_logits: true,
+            ..EvalOptions::default()
+        };
+        let records = evaluate(&model, &dataset, &options, &Device::Cpu, |_, _| {}).unwrap();
+        let decided_images = check_records(&records, &expected);
+        assert!(
+            decided_images > records.len() / 2,
+            "only {decided_images} images decided: regenerate the fixture?"
         );
+        if expected["separated"].as_bool() == Some(true) {
+            assert_eq!(
+                Summary::of(&records).to_string(),
+                summary_lines(&expected).join("\n")
+            );
+        }
     }
 }
 

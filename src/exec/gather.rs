@@ -16,7 +16,7 @@ pub fn forward_gather(net: &FlatResNet, x: &Tensor, keep: &[Vec<bool>]) -> Resul
         )
     }
     let mut x = net.stem(x, false)?;
-    for (block, module) in net.blocks.iter().enumerate() {
+    for block in 0..net.num_blocks() {
         let keepers: Vec<u32> = (0..n as u32).filter(|&i| keep[i as usize][block]).collect();
         x = if keepers.len() == n {
             net.run_block(block, &x, false)?
@@ -27,8 +27,9 @@ pub fn forward_gather(net: &FlatResNet, x: &Tensor, keep: &[Vec<bool>]) -> Resul
             } else {
                 let index = Tensor::new(keepers.as_slice(), x.device())?;
                 let kept_residual = residual.index_select(&index, 0)?;
-                let branch = module.branch(&x.index_select(&index, 0)?, false)?;
-                let update = ((&kept_residual + branch)?.relu()? - &kept_residual)?;
+                let kept =
+                    net.block_output(block, &x.index_select(&index, 0)?, &kept_residual, false)?;
+                let update = (kept - &kept_residual)?;
                 residual.index_add(&index, &update, 0)?
             }
         };

@@ -26,7 +26,7 @@ pub fn forward_masked(net: &FlatResNet, x: &Tensor, keep: &Tensor, train: bool) 
             continue;
         }
         let mask = keep.narrow(1, block, 1)?.reshape((n, 1, 1, 1))?;
-        let fx = (&residual + net.blocks[block].branch(&x, train)?)?.relu()?;
+        let fx = net.block_output(block, &x, &residual, train)?;
         let keep_part = fx.broadcast_mul(&mask)?;
         let drop_part = residual.broadcast_mul(&(1.0 - &mask)?)?;
         x = (keep_part + drop_part)?;

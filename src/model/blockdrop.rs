@@ -5,6 +5,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::config::Config;
+use crate::kernels::Kernels;
 use crate::model::policy::PolicyNet;
 use crate::model::resnet::FlatResNet;
 
@@ -30,6 +31,12 @@ impl BlockDrop {
 
     pub fn num_blocks(&self) -> usize {
         self.resnet.num_blocks()
+    }
+
+    /// Chooses the operators of both networks ([`Kernels::Fast`] needs f32 on the CPU).
+    pub fn set_kernels(&mut self, kernels: Kernels) {
+        self.agent.features.set_kernels(kernels);
+        self.resnet.set_kernels(kernels);
     }
 
     /// Folds BatchNorm into the convolutions of both networks, for inference only.

@@ -7,6 +7,8 @@ use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::{BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Linear, VarBuilder};
 
 use crate::config::{BlockKind, Family, ResNetSpec};
+use crate::kernels::{ops, ConvGeom, Kernels};
+use crate::model::norm::batch_norm_nhwc;
 
 /// PyTorch's BatchNorm2d defaults, which the reference never changes.
 fn bn_config() -> BatchNormConfig {
@@ -23,8 +25,11 @@ fn bn_config() -> BatchNormConfig {
 pub struct ConvBn {
     pub conv: Conv2d,
     pub bn: BatchNorm,
+    pub geom: ConvGeom,
     /// The pair as one biased convolution, for inference (see [`ConvBn::fold`]).
     folded: Option<Conv2d>,
+    /// The folded weights and bias packed for the fast kernels (`[kh·kw·cin + 1, cout]`).
+    packed: Option<Tensor>,
 }
 
 impl ConvBn {
@@ -49,7 +54,15 @@ impl ConvBn {
         Ok(Self {
             conv,
             bn,
+            geom: ConvGeom {
+                kernel,
+                stride,
+                pad: padding,
+                cin,
+                cout,
+            },
             folded: None,
+            packed: None,
         })
     }
 
@@ -67,14 +80,47 @@ impl ConvBn {
             .weight()
             .broadcast_mul(&scale.reshape(((), 1, 1, 1))?)?;
         let bias = (beta - (self.bn.running_mean() * &scale)?)?;
+        self.packed = Some(ops::pack_with_bias(&weight, &bias)?);
         self.folded = Some(Conv2d::new(weight, Some(bias), *self.conv.config()));
         Ok(())
     }
 
+    /// conv → BN on NCHW input with candle's ops.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match &self.folded {
             Some(folded) if !train => folded.forward(x),
             _ => self.bn.forward_t(&self.conv.forward(x)?, train),
+        }
+    }
+
+    /// `act(bn(conv(x)) [+ residual])`, on the layout `kernels` keeps (NHWC for the fast
+    /// kernels, where a folded eval-mode pair is one fused kernel call).
+    pub fn forward_act(
+        &self,
+        x: &Tensor,
+        train: bool,
+        kernels: Kernels,
+        residual: Option<&Tensor>,
+        relu: bool,
+    ) -> Result<Tensor> {
+        let y = match (kernels, &self.packed) {
+            (Kernels::Fast, Some(packed)) if !train => {
+                return ops::fused_conv2d(x, packed, residual, self.geom, relu)
+            }
+            (Kernels::Fast, _) => {
+                let y = ops::conv2d(x, &ops::hwio(self.conv.weight())?, self.geom)?;
+                batch_norm_nhwc(&self.bn, &y, train)?
+            }
+            (Kernels::Stock, _) => self.forward_t(x, train)?,
+        };
+        let y = match residual {
+            Some(r) => (y + r)?,
+            None => y,
+        };
+        if relu {
+            y.relu()
+        } else {
+            Ok(y)
         }
     }
 }
@@ -131,17 +177,26 @@ impl Block {
         })
     }
 
-    /// The residual branch `f(x)` (no final ReLU, no addition).
-    pub fn branch(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    /// The block's output `relu(residual + f(x))`; the last convolution's epilogue does the
+    /// addition and the ReLU.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        residual: &Tensor,
+        train: bool,
+        kernels: Kernels,
+    ) -> Result<Tensor> {
         match self {
             Block::Basic(b) => {
-                let h = b.conv1.forward_t(x, train)?.relu()?;
-                b.conv2.forward_t(&h, train)
+                let h = b.conv1.forward_act(x, train, kernels, None, true)?;
+                b.conv2
+                    .forward_act(&h, train, kernels, Some(residual), true)
             }
             Block::Bottleneck(b) => {
-                let h = b.conv1.forward_t(x, train)?.relu()?;
-                let h = b.conv2.forward_t(&h, train)?.relu()?;
-                b.conv3.forward_t(&h, train)
+                let h = b.conv1.forward_act(x, train, kernels, None, true)?;
+                let h = b.conv2.forward_act(&h, train, kernels, None, true)?;
+                b.conv3
+                    .forward_act(&h, train, kernels, Some(residual), true)
             }
         }
     }
@@ -170,29 +225,42 @@ pub enum Shortcut {
 }
 
 impl Shortcut {
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    pub fn forward_t(&self, x: &Tensor, train: bool, kernels: Kernels) -> Result<Tensor> {
         match self {
             Shortcut::Identity => Ok(x.clone()),
             Shortcut::ZeroPad {
                 stride,
                 extra_channels,
-            } => {
-                let pooled = if *stride > 1 {
-                    x.avg_pool2d(*stride)?
-                } else {
-                    x.clone()
-                };
-                if *extra_channels == 0 {
-                    return Ok(pooled);
+            } => match kernels {
+                Kernels::Stock => {
+                    let pooled = if *stride > 1 {
+                        x.avg_pool2d(*stride)?
+                    } else {
+                        x.clone()
+                    };
+                    pooled.pad_with_zeros(1, 0, *extra_channels)
                 }
-                let (n, _, h, w) = pooled.dims4()?;
-                let zeros =
-                    Tensor::zeros((n, *extra_channels, h, w), pooled.dtype(), pooled.device())?;
-                Tensor::cat(&[&pooled, &zeros], 1)
-            }
-            Shortcut::Projection(conv_bn) => conv_bn.forward_t(x, train),
+                Kernels::Fast => avg_pool_nhwc(x, *stride)?.pad_with_zeros(3, 0, *extra_channels),
+            },
+            Shortcut::Projection(conv_bn) => conv_bn.forward_act(x, train, kernels, None, false),
         }
     }
+}
+
+/// Average pooling with kernel = stride = `s` over an NHWC activation (floor on odd sizes,
+/// as PyTorch's `AvgPool2d`).
+fn avg_pool_nhwc(x: &Tensor, s: usize) -> Result<Tensor> {
+    if s == 1 {
+        return Ok(x.clone());
+    }
+    let (n, h, w, c) = x.dims4()?;
+    let (oh, ow) = (h / s, w / s);
+    x.narrow(1, 0, oh * s)?
+        .narrow(2, 0, ow * s)?
+        .reshape((n, oh, s, ow, s, c))?
+        .sum(4)?
+        .sum(2)?
+        / (s * s) as f64
 }
 
 /// A flat ResNet: stem, blocks in one flat list, one shortcut per segment, optional `fc`.
@@ -206,6 +274,9 @@ pub struct FlatResNet {
     pub fc: Option<Linear>,
     /// Flat index of each segment's first block.
     segment_starts: Vec<usize>,
+    /// Which operators run; with [`Kernels::Fast`] activations between [`FlatResNet::stem`]
+    /// and [`FlatResNet::head`] are NHWC, otherwise NCHW.
+    kernels: Kernels,
 }
 
 impl FlatResNet {
@@ -280,7 +351,17 @@ impl FlatResNet {
             shortcuts,
             fc,
             segment_starts,
+            kernels: Kernels::Stock,
         })
+    }
+
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
+    }
+
+    /// Chooses the operators ([`Kernels::Fast`] needs f32 on the CPU).
+    pub fn set_kernels(&mut self, kernels: Kernels) {
+        self.kernels = kernels;
     }
 
     pub fn num_blocks(&self) -> usize {
@@ -303,17 +384,20 @@ impl FlatResNet {
         Ok(())
     }
 
-    /// `conv1 → bn1 → relu` (+ max-pool 3x3/2 on the ImageNet family).
+    /// `conv1 → bn1 → relu` (+ max-pool 3x3/2 on the ImageNet family). Takes NCHW images;
+    /// returns the layout the kernels keep.
     pub fn stem(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let x = self.stem.forward_t(x, train)?.relu()?;
-        match self.spec.family {
-            Family::Cifar => Ok(x),
-            // Zero padding equals PyTorch's -inf padding here: the input is post-ReLU (≥ 0) and
-            // every window holds at least one real element.
-            Family::ImageNet => x
-                .pad_with_zeros(2, 1, 1)?
-                .pad_with_zeros(3, 1, 1)?
-                .max_pool2d_with_stride(3, 2),
+        let x = match self.kernels {
+            Kernels::Stock => x.clone(),
+            Kernels::Fast => x.permute((0, 2, 3, 1))?.contiguous()?,
+        };
+        let x = self.stem.forward_act(&x, train, self.kernels, None, true)?;
+        match (self.spec.family, self.kernels) {
+            (Family::Cifar, _) => Ok(x),
+            (Family::ImageNet, Kernels::Stock) => max_pool_3x3_s2(&x),
+            (Family::ImageNet, Kernels::Fast) => max_pool_3x3_s2(&x.permute((0, 3, 1, 2))?)?
+                .permute((0, 2, 3, 1))?
+                .contiguous(),
         }
     }
 
@@ -322,22 +406,36 @@ impl FlatResNet {
     /// dropped), the input itself otherwise.
     pub fn residual(&self, k: usize, x: &Tensor, train: bool) -> Result<Tensor> {
         match self.segment_starts.iter().position(|&start| start == k) {
-            Some(segment) => self.shortcuts[segment].forward_t(x, train),
+            Some(segment) => self.shortcuts[segment].forward_t(x, train, self.kernels),
             None => Ok(x.clone()),
         }
+    }
+
+    /// Block `k` kept, given its residual ([`FlatResNet::residual`]): `relu(residual + f(x))`.
+    pub fn block_output(
+        &self,
+        k: usize,
+        x: &Tensor,
+        residual: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
+        self.blocks[k].forward(x, residual, train, self.kernels)
     }
 
     /// Block `k` kept: `relu(residual + f(x))`.
     pub fn run_block(&self, k: usize, x: &Tensor, train: bool) -> Result<Tensor> {
         let residual = self.residual(k, x, train)?;
-        (residual + self.blocks[k].branch(x, train)?)?.relu()
+        self.block_output(k, x, &residual, train)
     }
 
     /// Global average pool to `[N, C]`: the reference's `AvgPool2d(8)` on 32x32 CIFAR input,
     /// `AvgPool2d(7)` on 224x224 ImageNet input and `AvgPool2d(4)` in the ImageNet policy all
     /// cover the whole final map; the global pool also serves Fashion-MNIST's 7x7 map.
     pub fn pool(&self, x: &Tensor) -> Result<Tensor> {
-        x.mean((2, 3))
+        match self.kernels {
+            Kernels::Stock => x.mean((2, 3)),
+            Kernels::Fast => x.mean((1, 2)),
+        }
     }
 
     /// Pooled features → `fc` logits. A policy trunk (no `fc`) returns the features.
@@ -357,4 +455,12 @@ impl FlatResNet {
         }
         self.head(&x)
     }
+}
+
+/// The ImageNet stem's max-pool 3x3 stride 2 padding 1, NCHW. Zero padding equals PyTorch's
+/// -inf padding here: the input is post-ReLU (≥ 0) and every window holds a real element.
+fn max_pool_3x3_s2(x: &Tensor) -> Result<Tensor> {
+    x.pad_with_zeros(2, 1, 1)?
+        .pad_with_zeros(3, 1, 1)?
+        .max_pool2d_with_stride(3, 2)
 }

@@ -107,3 +107,26 @@ pub fn cifar_bin() -> blockdrop::data::Dataset {
     )
     .expect("fixture data")
 }
+
+/// The kernel paths the parity tests check, each on a model fresh from `make` (train-mode
+/// BatchNorm updates running statistics in place, so variants must not share tensors):
+/// candle's ops, the fast NHWC kernels, and the fast kernels with BatchNorm folded (the
+/// inference default).
+pub fn kernel_variants(
+    make: impl Fn() -> blockdrop::model::BlockDrop,
+) -> Vec<(&'static str, blockdrop::model::BlockDrop)> {
+    use blockdrop::kernels::Kernels;
+    let with = |kernels, fold| {
+        let mut model = make();
+        model.set_kernels(kernels);
+        if fold {
+            model.fold_batchnorm().expect("BatchNorm folds");
+        }
+        model
+    };
+    vec![
+        ("stock", with(Kernels::Stock, false)),
+        ("fast", with(Kernels::Fast, false)),
+        ("fast, folded", with(Kernels::Fast, true)),
+    ]
+}

@@ -1,0 +1,31 @@
+//! Fast CPU kernels for the flat ResNets: channels-last (NHWC) convolutions with BatchNorm
+//! folded and the epilogue (bias, residual add, ReLU) fused, exposed as candle custom ops with
+//! a backward pass for training. [`Kernels`] says which path a model runs.
+
+pub mod conv;
+pub mod ops;
+
+use candle_core::Device;
+
+pub use conv::ConvGeom;
+
+/// Which operators run the networks' convolutions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kernels {
+    /// candle's own ops, NCHW: every device, and the reference path for checking.
+    #[default]
+    Stock,
+    /// This module's NHWC kernels: CPU only.
+    Fast,
+}
+
+impl Kernels {
+    /// The default for a device: fast on the CPU, candle's ops on accelerators.
+    pub fn default_for(device: &Device) -> Self {
+        if device.is_cpu() {
+            Kernels::Fast
+        } else {
+            Kernels::Stock
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! The NHWC convolution kernels as candle custom ops, so executors, the profiler and autograd
+//! keep working with `Tensor`s. CPU only: on CUDA and Metal the model keeps candle's own ops.
+
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+
+use super::conv::{self, ConvGeom, Epilogue, Nhw};
+
+/// The f32 elements of a contiguous CPU operand.
+fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    let data = storage.as_slice::<f32>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => bail!("fast conv: {what} must be contiguous"),
+    }
+}
+
+/// Checks an NHWC activation against the geometry; returns its batch and spatial size.
+fn activation(layout: &Layout, channels: usize, what: &str) -> Result<Nhw> {
+    let (n, h, w, c) = layout.shape().dims4()?;
+    if c != channels {
+        bail!("fast conv: {what} has {c} channels, expected {channels} (NHWC)")
+    }
+    Ok(Nhw { n, h, w })
+}
+
+fn check_weight(layout: &Layout, rows: usize, g: &ConvGeom) -> Result<()> {
+    if layout.shape().dims() != [rows, g.cout] {
+        bail!(
+            "fast conv: weight {:?}, expected [{rows}, {}]",
+            layout.shape().dims(),
+            g.cout
+        )
+    }
+    Ok(())
+}
+
+fn output_of(g: &ConvGeom, input: Nhw) -> Result<Nhw> {
+    g.output(input)
+        .ok_or_else(|| candle_core::Error::Msg(format!("fast conv: {input:?} too small for {g:?}")))
+}
+
+/// Convolution without bias: `(x [N,H,W,cin], w [kh·kw·cin, cout]) → [N,H',W',cout]`, with a
+/// backward pass through the same kernels (training).
+#[derive(Debug, Clone, Copy)]
+pub struct Conv(pub ConvGeom);
+
+impl CustomOp2 for Conv {
+    fn name(&self) -> &'static str {
+        "conv2d-nhwc"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = &self.0;
+        let input = activation(xl, g.cin, "input")?;
+        check_weight(wl, g.patch_len(), g)?;
+        let out = output_of(g, input)?;
+        let mut y = vec![0.0f32; out.pixels() * g.cout];
+        conv::forward(
+            g,
+            input,
+            f32_slice(xs, xl, "input")?,
+            f32_slice(ws, wl, "weight")?,
+            Epilogue::default(),
+            &mut y,
+        );
+        Ok((
+            CpuStorage::F32(y),
+            Shape::from((out.n, out.h, out.w, g.cout)),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let (n, h, wd, _) = x.dims4()?;
+        let input = Nhw { n, h, w: wd };
+        let dx = dy.apply_op2_no_bwd(w, &InputGrad(self.0, input))?;
+        let dw = x.apply_op2_no_bwd(&dy, &WeightGrad(self.0))?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// `(dy, w) → dx` for an input of the given size.
+struct InputGrad(ConvGeom, Nhw);
+
+impl CustomOp2 for InputGrad {
+    fn name(&self) -> &'static str {
+        "conv2d-nhwc-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dys: &CpuStorage,
+        dyl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (g, input) = (&self.0, self.1);
+        if activation(dyl, g.cout, "output gradient")? != output_of(g, input)? {
+            bail!("fast conv: output gradient {:?} does not fit", dyl.shape())
+        }
+        check_weight(wl, g.patch_len(), g)?;
+        let mut dx = vec![0.0f32; input.pixels() * g.cin];
+        conv::backward_input(
+            g,
+            input,
+            f32_slice(dys, dyl, "output gradient")?,
+            f32_slice(ws, wl, "weight")?,
+            &mut dx,
+        );
+        Ok((
+            CpuStorage::F32(dx),
+            Shape::from((input.n, input.h, input.w, g.cin)),
+        ))
+    }
+}
+
+/// `(x, dy) → dw [kh·kw·cin, cout]`.
+struct WeightGrad(ConvGeom);
+
+impl CustomOp2 for WeightGrad {
+    fn name(&self) -> &'static str {
+        "conv2d-nhwc-weight-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        dys: &CpuStorage,
+        dyl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = &self.0;
+        let input = activation(xl, g.cin, "input")?;
+        if activation(dyl, g.cout, "output gradient")? != output_of(g, input)? {
+            bail!("fast conv: output gradient {:?} does not fit", dyl.shape())
+        }
+        let dw = conv::backward_weight(
+            g,
+            input,
+            f32_slice(xs, xl, "input")?,
+            f32_slice(dys, dyl, "output gradient")?,
+        );
+        Ok((CpuStorage::F32(dw), Shape::from((g.patch_len(), g.cout))))
+    }
+}
+
+/// Inference convolution with its epilogue fused: the packed weight `[kh·kw·cin + 1, cout]`
+/// carries the bias in its last row (BatchNorm folded in); as a [`CustomOp2`] it computes
+/// `act(x ⊛ w + b)`, as a [`CustomOp3`] `act(x ⊛ w + b + residual)`. No backward.
+#[derive(Debug, Clone, Copy)]
+pub struct FusedConv {
+    pub geom: ConvGeom,
+    pub relu: bool,
+}
+
+impl FusedConv {
+    fn run(
+        &self,
+        (xs, xl): (&CpuStorage, &Layout),
+        (ps, pl): (&CpuStorage, &Layout),
+        residual: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = &self.geom;
+        let input = activation(xl, g.cin, "input")?;
+        check_weight(pl, g.patch_len() + 1, g)?;
+        let out = output_of(g, input)?;
+        let packed = f32_slice(ps, pl, "weight")?;
+        let (weight, bias) = packed.split_at(g.patch_len() * g.cout);
+        let residual = match residual {
+            Some((rs, rl)) => {
+                if activation(rl, g.cout, "residual")? != out {
+                    bail!("fast conv: residual {:?} does not fit", rl.shape())
+                }
+                Some(f32_slice(rs, rl, "residual")?)
+            }
+            None => None,
+        };
+        let mut y = vec![0.0f32; out.pixels() * g.cout];
+        let epilogue = Epilogue {
+            bias: Some(bias),
+            residual,
+            relu: self.relu,
+        };
+        conv::forward(
+            g,
+            input,
+            f32_slice(xs, xl, "input")?,
+            weight,
+            epilogue,
+            &mut y,
+        );
+        Ok((
+            CpuStorage::F32(y),
+            Shape::from((out.n, out.h, out.w, g.cout)),
+        ))
+    }
+}
+
+impl CustomOp2 for FusedConv {
+    fn name(&self) -> &'static str {
+        "conv2d-nhwc-fused"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ps: &CpuStorage,
+        pl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.run((xs, xl), (ps, pl), None)
+    }
+}
+
+impl CustomOp3 for FusedConv {
+    fn name(&self) -> &'static str {
+        "conv2d-nhwc-fused-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ps: &CpuStorage,
+        pl: &Layout,
+        rs: &CpuStorage,
+        rl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.run((xs, xl), (ps, pl), Some((rs, rl)))
+    }
+}
+
+/// `conv(x, w)` with autograd; `x` NHWC, `w` `[kh·kw·cin, cout]` (see [`hwio`]).
+pub fn conv2d(x: &Tensor, w: &Tensor, geom: ConvGeom) -> Result<Tensor> {
+    ensure_f32(x)?;
+    x.contiguous()?.apply_op2(&w.contiguous()?, Conv(geom))
+}
+
+/// `act(x ⊛ w + b [+ residual])` with the bias packed as the weight's last row.
+pub fn fused_conv2d(
+    x: &Tensor,
+    packed: &Tensor,
+    residual: Option<&Tensor>,
+    geom: ConvGeom,
+    relu: bool,
+) -> Result<Tensor> {
+    ensure_f32(x)?;
+    let op = FusedConv { geom, relu };
+    let x = x.contiguous()?;
+    match residual {
+        Some(r) => x.apply_op3_no_bwd(packed, &r.contiguous()?, &op),
+        None => x.apply_op2_no_bwd(packed, &op),
+    }
+}
+
+fn ensure_f32(x: &Tensor) -> Result<()> {
+    if x.dtype() != DType::F32 {
+        bail!("fast conv kernels take f32, got {:?}", x.dtype())
+    }
+    Ok(())
+}
+
+/// PyTorch's `[cout, cin, kh, kw]` weight as the kernels' `[kh·kw·cin, cout]` (differentiable).
+pub fn hwio(weight: &Tensor) -> Result<Tensor> {
+    let (cout, cin, kh, kw) = weight.dims4()?;
+    weight
+        .permute((2, 3, 1, 0))?
+        .contiguous()?
+        .reshape((kh * kw * cin, cout))
+}
+
+/// The packed inference weight: [`hwio`] with the bias appended as one more row.
+pub fn pack_with_bias(weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    Tensor::cat(&[&hwio(weight)?, &bias.unsqueeze(0)?], 0)?.contiguous()
+}
