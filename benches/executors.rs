@@ -5,35 +5,24 @@
 //!   next to the FLOP-predicted ratio;
 //! - batch 64 with per-image policies: each executor against the full network;
 //! - with the fixture venv present (tests/fixtures/setup_venv.sh), PyTorch eager on the same
-//!   architecture, batch sizes and thread count (benches/torch_baseline.py), as ours/PyTorch.
+//!   architecture, batch sizes and thread count (benches/engines.py), as ours/PyTorch.
 //!
 //! `cargo bench --bench executors` — R110_C10 with random weights and per-image policies
 //! keeping about 30% of the blocks, then the bundled default model on its own policies.
 
-use std::time::Instant;
+#[path = "support/engines.rs"]
+mod engines;
+#[path = "support/timing.rs"]
+mod timing;
 
 use blockdrop::exec::{
     forward_batch, forward_gather, forward_grouped, forward_masked, forward_skip,
 };
 use blockdrop::model::blockdrop::{policy_bits, policy_tensor};
 use blockdrop::model::{BlockDrop, BlockDropFlops};
-use blockdrop::profile::timer::median;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-
-const REPEAT: usize = 7;
-
-/// Median milliseconds of `f` over REPEAT runs after one warm-up run.
-fn time_ms(mut f: impl FnMut() -> candle_core::Result<Tensor>) -> anyhow::Result<f64> {
-    f()?;
-    let mut samples = Vec::with_capacity(REPEAT);
-    for _ in 0..REPEAT {
-        let start = Instant::now();
-        f()?;
-        samples.push(start.elapsed().as_secs_f64() * 1e3);
-    }
-    Ok(median(&samples))
-}
+use timing::time_ms;
 
 /// Deterministic policies keeping each block with probability `p` (a small LCG, no RNG crate).
 fn random_policies(n: usize, blocks: usize, p: f64, seed: u64) -> Vec<Vec<bool>> {
@@ -189,35 +178,15 @@ fn main() -> anyhow::Result<()> {
     torch_side_by_side(full1, full64)
 }
 
-/// Runs benches/torch_baseline.py with the fixture venv's PyTorch, when there is one.
+/// Ours next to PyTorch eager on the full R110_C10 (benches/engines.py).
 fn torch_side_by_side(ours1: f64, ours64: f64) -> anyhow::Result<()> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join("tests/fixtures/.venv/bin/python");
-    if !python.exists() {
-        println!("\n(PyTorch comparison skipped: run tests/fixtures/setup_venv.sh first)");
+    let Some(engines) = engines::run()? else {
         return Ok(());
-    }
-    let threads = candle_core::utils::get_num_threads().to_string();
-    let out = std::process::Command::new(python)
-        .arg(root.join("benches/torch_baseline.py"))
-        .arg(&threads)
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "torch_baseline.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout)?;
-    let value = |key: &str| -> anyhow::Result<f64> {
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(key))
-            .ok_or_else(|| anyhow::anyhow!("no {key} in {text}"))?;
-        Ok(line[key.len()..].trim().parse()?)
     };
-    let (torch1, torch64) = (value("batch1_ms_per_img")?, value("batch64_ms_per_img")?);
+    let (torch1, torch64) = (engines["torch R110_C10 b1"], engines["torch R110_C10 b64"]);
     println!(
-        "\nfull R110_C10 forward, {threads} threads: ours / PyTorch eager = {:.2} at batch 1 ({ours1:.2} vs {torch1:.2} ms/img), {:.2} at batch 64 ({ours64:.2} vs {torch64:.2} ms/img)",
+        "\nfull R110_C10 forward, {} threads: ours / PyTorch eager = {:.2} at batch 1 ({ours1:.2} vs {torch1:.2} ms/img), {:.2} at batch 64 ({ours64:.2} vs {torch64:.2} ms/img)",
+        candle_core::utils::get_num_threads(),
         ours1 / torch1,
         ours64 / torch64
     );

@@ -14,7 +14,6 @@ use candle_core::{Device, Tensor};
 
 use crate::config::{Config, Family, NAMES};
 use crate::error::{Error, Result};
-use crate::kernels::Kernels;
 use crate::model::BlockDrop;
 
 /// A model and what its file says about it.
@@ -239,8 +238,8 @@ pub fn build(
     device: &Device,
 ) -> Result<LoadedModel> {
     let config = resolve_config(path, &tensors, &metadata, config_name)?;
-    let mut model = checked::build_checked(tensors, device, |vb| BlockDrop::new(&config, vb))
-        .map_err(|problems| {
+    let model = checked::build_checked(tensors, device, |vb| BlockDrop::new(&config, vb)).map_err(
+        |problems| {
             Error::bad_input(
                 path,
                 format!(
@@ -250,8 +249,8 @@ pub fn build(
                     summarise(&problems)
                 ),
             )
-        })?;
-    model.set_kernels(Kernels::default_for(device));
+        },
+    )?;
     Ok(LoadedModel {
         model,
         metadata,

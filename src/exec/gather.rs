@@ -17,7 +17,11 @@ pub fn forward_gather(net: &FlatResNet, x: &Tensor, keep: &[Vec<bool>]) -> Resul
     }
     let mut x = net.stem(x, false)?;
     for block in 0..net.num_blocks() {
-        let keepers: Vec<u32> = (0..n as u32).filter(|&i| keep[i as usize][block]).collect();
+        let keepers: Vec<u32> = (0u32..)
+            .zip(keep)
+            .filter(|(_, policy)| policy[block])
+            .map(|(i, _)| i)
+            .collect();
         x = if keepers.len() == n {
             net.run_block(block, &x, false)?
         } else {

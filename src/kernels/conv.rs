@@ -160,7 +160,7 @@ fn scatter_patches(
     }
 }
 
-/// `dst[rows × n] (+)= lhs[rows × k] · rhs[k × n]`, all given by row and column strides.
+/// `dst[rows × n] (+)= lhs[rows × k] · rhs[k × n]`, with `dst` row-major.
 #[allow(clippy::too_many_arguments)]
 fn matmul(
     rows: usize,
@@ -169,24 +169,49 @@ fn matmul(
     dst: &mut [f32],
     accumulate: bool,
     lhs: &[f32],
+    lhs_strides: (usize, usize),
+    rhs: &[f32],
+    rhs_strides: (usize, usize),
+) {
+    matmul_strided(
+        rows,
+        n,
+        k,
+        (dst, (n, 1)),
+        accumulate,
+        lhs,
+        lhs_strides,
+        rhs,
+        rhs_strides,
+    )
+}
+
+/// `dst (+)= lhs · rhs`, every operand given by its (row, column) strides.
+#[allow(clippy::too_many_arguments)]
+fn matmul_strided(
+    rows: usize,
+    n: usize,
+    k: usize,
+    (dst, (dst_rs, dst_cs)): (&mut [f32], (usize, usize)),
+    accumulate: bool,
+    lhs: &[f32],
     (lhs_rs, lhs_cs): (usize, usize),
     rhs: &[f32],
     (rhs_rs, rhs_cs): (usize, usize),
 ) {
-    debug_assert!(dst.len() >= rows * n);
-    debug_assert!(rows == 0 || k == 0 || lhs.len() > (rows - 1) * lhs_rs + (k - 1) * lhs_cs);
-    debug_assert!(k == 0 || n == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
-    // SAFETY: every index the GEMM touches lies inside the slices (checked above in debug
-    // builds; the callers derive all extents from one geometry), and `dst` does not alias the
-    // inputs (it is a distinct `&mut`).
+    assert!(rows == 0 || n == 0 || dst.len() > (rows - 1) * dst_rs + (n - 1) * dst_cs);
+    assert!(rows == 0 || k == 0 || lhs.len() > (rows - 1) * lhs_rs + (k - 1) * lhs_cs);
+    assert!(k == 0 || n == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+    // SAFETY: every index the GEMM touches lies inside the slices (checked above), and `dst`
+    // does not alias the inputs (it is a distinct `&mut`).
     unsafe {
         gemm::gemm(
             rows,
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            n as isize,
+            dst_cs as isize,
+            dst_rs as isize,
             accumulate,
             lhs.as_ptr(),
             lhs_cs as isize,
@@ -204,6 +229,29 @@ fn matmul(
     }
 }
 
+/// The GEMM's left operand for output rows `row0 .. row0 + rows`: the input itself for a
+/// pointwise convolution, else the gathered windows in `buf`.
+#[allow(clippy::too_many_arguments)]
+fn patches<'a>(
+    g: &ConvGeom,
+    input: Nhw,
+    out: Nhw,
+    x: &'a [f32],
+    row0: usize,
+    rows: usize,
+    buf: &'a mut Vec<f32>,
+) -> &'a [f32] {
+    let plen = g.patch_len();
+    if g.is_pointwise() {
+        return &x[row0 * plen..(row0 + rows) * plen];
+    }
+    if buf.len() < rows * plen {
+        buf.resize(rows * plen, 0.0);
+    }
+    gather_patches(g, input, out, x, row0, rows, &mut buf[..rows * plen]);
+    &buf[..rows * plen]
+}
+
 /// Forward convolution: `out = epilogue(x ⊛ weight)`, NHWC in and out.
 pub fn forward(
     g: &ConvGeom,
@@ -219,53 +267,35 @@ pub fn forward(
     let rows = out_nhw.pixels();
     let plen = g.patch_len();
     let tile = g.tile_rows(rows);
-    out.par_chunks_mut(tile * g.cout)
+    let cout = g.cout;
+    out.par_chunks_mut(tile * cout)
         .enumerate()
         .for_each(|(t, dst)| {
             let row0 = t * tile;
-            let n_rows = dst.len() / g.cout;
-            if let Some(bias) = epilogue.bias {
-                for row in dst.chunks_exact_mut(g.cout) {
-                    row.copy_from_slice(bias);
+            let n_rows = dst.len() / cout;
+            PATCHES.with(|buf| {
+                let mut buf = buf.borrow_mut();
+                let lhs = patches(g, input, out_nhw, x, row0, n_rows, &mut buf);
+                if let Some(bias) = epilogue.bias {
+                    for row in dst.chunks_exact_mut(cout) {
+                        row.copy_from_slice(bias);
+                    }
                 }
-            }
-            let accumulate = epilogue.bias.is_some();
-            if g.is_pointwise() {
-                let lhs = &x[row0 * plen..(row0 + n_rows) * plen];
+                let accumulate = epilogue.bias.is_some();
                 matmul(
                     n_rows,
-                    g.cout,
+                    cout,
                     plen,
                     dst,
                     accumulate,
                     lhs,
                     (plen, 1),
                     weight,
-                    (g.cout, 1),
+                    (cout, 1),
                 );
-            } else {
-                PATCHES.with(|buf| {
-                    let mut buf = buf.borrow_mut();
-                    if buf.len() < n_rows * plen {
-                        buf.resize(n_rows * plen, 0.0);
-                    }
-                    let patches = &mut buf[..n_rows * plen];
-                    gather_patches(g, input, out_nhw, x, row0, n_rows, patches);
-                    matmul(
-                        n_rows,
-                        g.cout,
-                        plen,
-                        dst,
-                        accumulate,
-                        patches,
-                        (plen, 1),
-                        weight,
-                        (g.cout, 1),
-                    );
-                });
-            }
+            });
             if let Some(residual) = epilogue.residual {
-                let res = &residual[row0 * g.cout..row0 * g.cout + dst.len()];
+                let res = &residual[row0 * cout..row0 * cout + dst.len()];
                 for (d, r) in dst.iter_mut().zip(res) {
                     *d += r;
                 }
@@ -278,13 +308,27 @@ pub fn forward(
         });
 }
 
-/// Gradient with respect to the input: `dx = dy ⊛ᵀ weight`, one image per task (images'
-/// gradients are disjoint, so the scatter-add needs no synchronisation).
+/// Gradient with respect to the input. A stride-1 convolution's is itself a stride-1
+/// convolution of `dy` (kernel rotated 180°, input and output channels swapped, padding
+/// `k − 1 − p`), which runs on the forward kernels with no scatter. Strided ones scatter-add
+/// `dy · Wᵀ` one image per task (images' gradients are disjoint, so no synchronisation).
 pub fn backward_input(g: &ConvGeom, input: Nhw, dy: &[f32], weight: &[f32], dx: &mut [f32]) {
     let Some(out_nhw) = g.output(input) else {
         dx.fill(0.0);
         return;
     };
+    if g.stride == 1 && g.pad < g.kernel {
+        let transposed = ConvGeom {
+            kernel: g.kernel,
+            stride: 1,
+            pad: g.kernel - 1 - g.pad,
+            cin: g.cout,
+            cout: g.cin,
+        };
+        let rotated = rotate_transpose(g, weight);
+        forward(&transposed, out_nhw, dy, &rotated, Epilogue::default(), dx);
+        return;
+    }
     let plen = g.patch_len();
     let img_in = input.h * input.w * g.cin;
     let img_out = out_nhw.h * out_nhw.w;
@@ -293,21 +337,6 @@ pub fn backward_input(g: &ConvGeom, input: Nhw, dy: &[f32], weight: &[f32], dx: 
         .enumerate()
         .for_each(|(img, dx_img)| {
             let dy_img = &dy[img * img_out * g.cout..(img + 1) * img_out * g.cout];
-            if g.is_pointwise() {
-                // dx = dy · Wᵀ straight into the image's rows.
-                matmul(
-                    img_out,
-                    g.cin,
-                    g.cout,
-                    dx_img,
-                    false,
-                    dy_img,
-                    (g.cout, 1),
-                    weight,
-                    (1, g.cout),
-                );
-                return;
-            }
             dx_img.fill(0.0);
             PATCHES.with(|buf| {
                 let mut buf = buf.borrow_mut();
@@ -334,6 +363,25 @@ pub fn backward_input(g: &ConvGeom, input: Nhw, dy: &[f32], weight: &[f32], dx: 
                 }
             });
         });
+}
+
+/// `W'[(ky, kx, co), ci] = W[(k−1−ky, k−1−kx, ci), co]`: the weights of the transposed
+/// convolution [`backward_input`] runs.
+fn rotate_transpose(g: &ConvGeom, weight: &[f32]) -> Vec<f32> {
+    let k = g.kernel;
+    let mut rotated = vec![0.0f32; weight.len()];
+    for ky in 0..k {
+        for kx in 0..k {
+            let src_tap = ((k - 1 - ky) * k + (k - 1 - kx)) * g.cin;
+            let dst_tap = (ky * k + kx) * g.cout;
+            for ci in 0..g.cin {
+                for co in 0..g.cout {
+                    rotated[(dst_tap + co) * g.cin + ci] = weight[(src_tap + ci) * g.cout + co];
+                }
+            }
+        }
+    }
+    rotated
 }
 
 /// Gradient with respect to the weights: `dW = Σ patchesᵀ · dy` over all output pixels,

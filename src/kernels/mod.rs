@@ -2,6 +2,7 @@
 //! folded and the epilogue (bias, residual add, ReLU) fused, exposed as candle custom ops with
 //! a backward pass for training. [`Kernels`] says which path a model runs.
 
+pub mod batchnorm;
 pub mod conv;
 pub mod ops;
 

@@ -109,7 +109,7 @@ impl ConvBn {
             }
             (Kernels::Fast, _) => {
                 let y = ops::conv2d(x, &ops::hwio(self.conv.weight())?, self.geom)?;
-                batch_norm_nhwc(&self.bn, &y, train)?
+                return batch_norm_nhwc(&self.bn, &y, train, residual, relu);
             }
             (Kernels::Stock, _) => self.forward_t(x, train)?,
         };
@@ -140,6 +140,8 @@ pub struct Bottleneck {
 
 /// One residual block's branch `f(x)`; the block's output is `relu(residual + f(x))`.
 #[derive(Debug, Clone)]
+// Blocks are built once and live in one Vec per network: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Block {
     Basic(BasicBlock),
     Bottleneck(Bottleneck),
@@ -351,7 +353,7 @@ impl FlatResNet {
             shortcuts,
             fc,
             segment_starts,
-            kernels: Kernels::Stock,
+            kernels: Kernels::default_for(vb.device()),
         })
     }
 

@@ -1,0 +1,248 @@
+//! The fast NHWC kernels against candle's stock ops: forward on many shapes (odd sizes
+//! included), and gradients against candle's autograd on the stock path.
+
+mod common;
+
+use blockdrop::kernels::{ops, ConvGeom};
+use blockdrop::model::norm::batch_norm_nhwc;
+use candle_core::{Device, Tensor, Var};
+use candle_nn::{BatchNorm, BatchNormConfig, ModuleT};
+use common::rel_err;
+
+const CPU: Device = Device::Cpu;
+
+fn randn(shape: &[usize]) -> Tensor {
+    Tensor::randn(0f32, 1.0, shape, &CPU).unwrap()
+}
+
+fn nchw_to_nhwc(x: &Tensor) -> Tensor {
+    x.permute((0, 2, 3, 1)).unwrap().contiguous().unwrap()
+}
+
+fn values(x: &Tensor) -> Vec<f32> {
+    x.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+/// (kernel, stride, pad, cin, cout, batch, side): every kernel shape the networks use, odd
+/// sizes (Fashion-MNIST's 28, 7x7 and 9x9 maps), one and several images, odd channel counts.
+const SHAPES: [(usize, usize, usize, usize, usize, usize, usize); 10] = [
+    (3, 1, 1, 16, 16, 2, 28),
+    (3, 2, 1, 16, 32, 3, 28),
+    (3, 1, 1, 64, 64, 1, 7),
+    (3, 2, 1, 5, 7, 2, 9),
+    (1, 1, 0, 8, 24, 2, 7),
+    (1, 2, 0, 8, 16, 3, 9),
+    (7, 2, 3, 3, 8, 2, 32),
+    (3, 1, 1, 1, 16, 4, 28),
+    (3, 1, 0, 4, 4, 1, 5),
+    (3, 1, 1, 32, 8, 65, 4),
+];
+
+fn geom(
+    (kernel, stride, pad, cin, cout, _, _): (usize, usize, usize, usize, usize, usize, usize),
+) -> ConvGeom {
+    ConvGeom {
+        kernel,
+        stride,
+        pad,
+        cin,
+        cout,
+    }
+}
+
+fn stock_conv(x: &Tensor, w: &Tensor, g: ConvGeom) -> Tensor {
+    x.conv2d(w, g.pad, g.stride, 1, 1).unwrap()
+}
+
+#[test]
+fn fused_conv_matches_stock_conv_bias_residual_relu() {
+    for shape in SHAPES {
+        let g = geom(shape);
+        let (batch, side) = (shape.5, shape.6);
+        let x = randn(&[batch, g.cin, side, side]);
+        let w = randn(&[g.cout, g.cin, g.kernel, g.kernel]);
+        let b = randn(&[g.cout]);
+        let y = stock_conv(&x, &w, g)
+            .broadcast_add(&b.reshape((1, (), 1, 1)).unwrap())
+            .unwrap();
+        let residual = randn(y.dims());
+        let expected = nchw_to_nhwc(&(&y + &residual).unwrap().relu().unwrap());
+        let packed = ops::pack_with_bias(&w, &b).unwrap();
+        let out = ops::fused_conv2d(
+            &nchw_to_nhwc(&x),
+            &packed,
+            Some(&nchw_to_nhwc(&residual)),
+            g,
+            true,
+        )
+        .unwrap();
+        assert_eq!(out.dims(), expected.dims(), "{g:?}");
+        let err = rel_err(&values(&out), &values(&expected));
+        assert!(
+            err < 1e-5,
+            "{g:?} batch {batch} side {side}: relative error {err:.2e}"
+        );
+        let plain = ops::fused_conv2d(&nchw_to_nhwc(&x), &packed, None, g, false).unwrap();
+        let err = rel_err(&values(&plain), &values(&nchw_to_nhwc(&y)));
+        assert!(
+            err < 1e-5,
+            "{g:?} without epilogue: relative error {err:.2e}"
+        );
+    }
+}
+
+#[test]
+fn conv_gradients_match_candle_autograd_on_the_stock_path() {
+    for shape in SHAPES {
+        let g = geom(shape);
+        let (batch, side) = (shape.5, shape.6);
+        let x = Var::from_tensor(&randn(&[batch, g.cin, side, side])).unwrap();
+        let w = Var::from_tensor(&randn(&[g.cout, g.cin, g.kernel, g.kernel])).unwrap();
+        let y = stock_conv(&x, &w, g);
+        // A random linear functional of the output, so every output element's gradient differs.
+        let probe = randn(y.dims());
+        let stock = (&y * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+
+        let x_fast = Var::from_tensor(&nchw_to_nhwc(x.as_tensor())).unwrap();
+        let y_fast = ops::conv2d(&x_fast, &ops::hwio(&w).unwrap(), g).unwrap();
+        let fast = (&y_fast * nchw_to_nhwc(&probe))
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+
+        let dx = nchw_to_nhwc(stock.get(&x).unwrap());
+        let err = rel_err(&values(fast.get(&x_fast).unwrap()), &values(&dx));
+        assert!(err < 1e-4, "{g:?}: input gradient relative error {err:.2e}");
+        let err = rel_err(
+            &values(fast.get(&w).unwrap()),
+            &values(stock.get(&w).unwrap()),
+        );
+        assert!(
+            err < 1e-4,
+            "{g:?}: weight gradient relative error {err:.2e}"
+        );
+    }
+}
+
+fn batch_norm(channels: usize) -> (BatchNorm, Var, Var) {
+    let gamma = Var::from_tensor(&randn(&[channels]).affine(0.5, 1.0).unwrap()).unwrap();
+    let beta = Var::from_tensor(&randn(&[channels])).unwrap();
+    let config = BatchNormConfig {
+        eps: 1e-5,
+        remove_mean: true,
+        affine: true,
+        momentum: 0.1,
+    };
+    let bn = BatchNorm::new(
+        channels,
+        Tensor::zeros(channels, candle_core::DType::F32, &CPU).unwrap(),
+        Tensor::ones(channels, candle_core::DType::F32, &CPU).unwrap(),
+        gamma.as_tensor().clone(),
+        beta.as_tensor().clone(),
+        config.eps,
+    )
+    .unwrap();
+    (bn, gamma, beta)
+}
+
+#[test]
+fn fused_train_batchnorm_matches_candle_forward_gradients_and_running_stats() {
+    for (batch, side, channels, with_residual) in
+        [(4, 7, 16, true), (2, 9, 5, false), (3, 28, 16, true)]
+    {
+        let (stock_bn, gamma, beta) = batch_norm(channels);
+        // Same parameters, its own running statistics.
+        let fast_bn = BatchNorm::new(
+            channels,
+            Tensor::zeros(channels, candle_core::DType::F32, &CPU).unwrap(),
+            Tensor::ones(channels, candle_core::DType::F32, &CPU).unwrap(),
+            gamma.as_tensor().clone(),
+            beta.as_tensor().clone(),
+            1e-5,
+        )
+        .unwrap();
+        let x = Var::from_tensor(
+            &randn(&[batch, channels, side, side])
+                .affine(3.0, 1.0)
+                .unwrap(),
+        )
+        .unwrap();
+        let residual = Var::from_tensor(&randn(&[batch, channels, side, side])).unwrap();
+        let probe = randn(&[batch, channels, side, side]);
+
+        let mut y = stock_bn.forward_t(&x, true).unwrap();
+        if with_residual {
+            y = (y + residual.as_tensor()).unwrap();
+        }
+        let y = y.relu().unwrap();
+        let stock = (&y * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+
+        let x_fast = Var::from_tensor(&nchw_to_nhwc(&x)).unwrap();
+        let r_fast = Var::from_tensor(&nchw_to_nhwc(&residual)).unwrap();
+        let y_fast = batch_norm_nhwc(
+            &fast_bn,
+            &x_fast,
+            true,
+            with_residual.then_some(r_fast.as_tensor()),
+            true,
+        )
+        .unwrap();
+        let fast = (&y_fast * nchw_to_nhwc(&probe))
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+
+        let what = format!("batch {batch}, {side}x{side}x{channels}");
+        let close = |a: &Tensor, b: &Tensor, name: &str| {
+            let err = rel_err(&values(a), &values(b));
+            assert!(err < 1e-4, "{what}: {name} relative error {err:.2e}");
+        };
+        close(&y_fast, &nchw_to_nhwc(&y), "output");
+        close(
+            fast.get(&x_fast).unwrap(),
+            &nchw_to_nhwc(stock.get(&x).unwrap()),
+            "input gradient",
+        );
+        close(
+            fast.get(&gamma).unwrap(),
+            stock.get(&gamma).unwrap(),
+            "γ gradient",
+        );
+        close(
+            fast.get(&beta).unwrap(),
+            stock.get(&beta).unwrap(),
+            "β gradient",
+        );
+        if with_residual {
+            close(
+                fast.get(&r_fast).unwrap(),
+                &nchw_to_nhwc(stock.get(&residual).unwrap()),
+                "residual gradient",
+            );
+        }
+        close(
+            fast_bn.running_mean(),
+            stock_bn.running_mean(),
+            "running mean",
+        );
+        close(
+            fast_bn.running_var(),
+            stock_bn.running_var(),
+            "running variance",
+        );
+    }
+}
