@@ -2,7 +2,8 @@
 
 use blockdrop::config::Config;
 use blockdrop::exec::forward_skip;
-use blockdrop::model::BlockDrop;
+use blockdrop::kernels::Kernels;
+use blockdrop::model::{BlockDrop, FlatResNet};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
@@ -25,23 +26,38 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     max_abs(&(a - b).unwrap())
 }
 
+/// `net.residual(k, x)` for an NCHW `x`, whichever layout the network's kernels keep.
+fn residual_nchw(net: &FlatResNet, k: usize, x: &Tensor) -> Tensor {
+    match net.kernels() {
+        Kernels::Stock => net.residual(k, x, false).unwrap(),
+        Kernels::Fast => {
+            let nhwc = x.permute((0, 2, 3, 1)).unwrap().contiguous().unwrap();
+            let out = net.residual(k, &nhwc, false).unwrap();
+            out.permute((0, 3, 1, 2)).unwrap().contiguous().unwrap()
+        }
+    }
+}
+
 #[test]
 fn dropped_first_block_still_downsamples() {
-    let model = random_model("R32_C10");
-    let net = &model.resnet;
-    let x = Tensor::randn(0f32, 1.0, (2, 16, 32, 32), &Device::Cpu).unwrap();
-    // Block 5 opens segment 2 (stride 2, 16 → 32 channels): dropped, it outputs the option-A
-    // shortcut, average-pooled 2x2 with 16 zero channels appended.
-    let out = net.residual(5, &x, false).unwrap();
-    assert_eq!(out.dims(), &[2, 32, 16, 16]);
-    let pooled = x.avg_pool2d(2).unwrap();
-    assert_eq!(max_abs_diff(&out.narrow(1, 0, 16).unwrap(), &pooled), 0.0);
-    assert_eq!(max_abs(&out.narrow(1, 16, 16).unwrap()), 0.0);
-    // A block inside a segment passes its input through unchanged.
-    assert_eq!(
-        max_abs_diff(&net.residual(6, &out, false).unwrap(), &out),
-        0.0
-    );
+    for kernels in [Kernels::Stock, Kernels::Fast] {
+        let mut model = random_model("R32_C10");
+        model.set_kernels(kernels);
+        let net = &model.resnet;
+        let x = Tensor::randn(0f32, 1.0, (2, 16, 32, 32), &Device::Cpu).unwrap();
+        // Block 5 opens segment 2 (stride 2, 16 → 32 channels): dropped, it outputs the option-A
+        // shortcut, average-pooled 2x2 with 16 zero channels appended.
+        let out = residual_nchw(net, 5, &x);
+        assert_eq!(out.dims(), &[2, 32, 16, 16]);
+        let pooled = x.avg_pool2d(2).unwrap();
+        assert!(
+            max_abs_diff(&out.narrow(1, 0, 16).unwrap(), &pooled) < 1e-6,
+            "{kernels:?}"
+        );
+        assert_eq!(max_abs(&out.narrow(1, 16, 16).unwrap()), 0.0);
+        // A block inside a segment passes its input through unchanged.
+        assert_eq!(max_abs_diff(&residual_nchw(net, 6, &out), &out), 0.0);
+    }
 }
 
 #[test]
@@ -68,7 +84,7 @@ fn imagenet_shortcut_of_a_dropped_block_is_the_projection() {
     assert_eq!(net.num_blocks(), 33);
     // Block 3 opens segment 2 (after 3 blocks): 256 → 512 channels at stride 2.
     let x = Tensor::randn(0f32, 1.0, (1, 256, 14, 14), &Device::Cpu).unwrap();
-    assert_eq!(net.residual(3, &x, false).unwrap().dims(), &[1, 512, 7, 7]);
+    assert_eq!(residual_nchw(net, 3, &x).dims(), &[1, 512, 7, 7]);
 }
 
 #[test]
