@@ -42,6 +42,160 @@ pub enum Command {
     Export(ExportArgs),
     /// Convert a reference PyTorch checkpoint (zip or legacy torch.save) to a .safetensors model.
     Import(ImportArgs),
+    /// Train: the base ResNet, then the policy over a curriculum, then both jointly.
+    #[command(subcommand)]
+    Train(TrainCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrainCommand {
+    /// The base flat ResNet with cross-entropy (SGD with momentum, weight decay, crop+flip).
+    Base(TrainBaseArgs),
+    /// The policy network with REINFORCE over a curriculum, the base network frozen.
+    Curriculum(TrainCurriculumArgs),
+    /// Policy and base network jointly, from a curriculum run or model.
+    Finetune(TrainFinetuneArgs),
+}
+
+/// The reference's policy-training flags (cl_training.py / finetune.py).
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Probability bound α: samples use p' = α·p + (1 − α)·(1 − p).
+    #[arg(long, default_value_t = 0.8)]
+    pub alpha: f64,
+
+    /// Entropy bonus weight β (curriculum only; finetuning has none).
+    #[arg(long, default_value_t = 0.1)]
+    pub beta: f64,
+
+    /// γ, the reward of a wrong prediction (negative). Default: -1 (curriculum), -10 (finetune).
+    #[arg(long, allow_hyphen_values = true)]
+    pub penalty: Option<f64>,
+
+    /// Decisions added to the curriculum per epoch (epoch e trains the last cl_step·(e+1)).
+    #[arg(long, default_value_t = 1)]
+    pub cl_step: usize,
+
+    /// Train without random crops and flips.
+    #[arg(long)]
+    pub no_augment: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Defaults (the reference's): Adam lr 1e-3, batch 2048, α 0.8, β 0.1, γ -1, \
+LR ×0.1 every 10000 epochs; epochs: blocks + 5 (the curriculum reaches every block, then 5 more)."
+)]
+pub struct TrainCurriculumArgs {
+    #[command(flatten)]
+    pub run: TrainLoopArgs,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+
+    /// The trained base network (a `train base` run's best.safetensors, or any model file or
+    /// reference checkpoint holding one).
+    #[arg(long, value_name = "FILE", required_unless_present = "resume")]
+    pub base: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Defaults (the reference's): Adam lr 1e-4 over both networks, batch 256, \
+α 0.8, γ -10, LR ×0.1 every 10000 epochs; 10 epochs."
+)]
+pub struct TrainFinetuneArgs {
+    #[command(flatten)]
+    pub run: TrainLoopArgs,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+
+    /// Where to start: a curriculum run folder (its best model) or a model file.
+    #[arg(long, value_name = "RUN_OR_MODEL", required_unless_present = "resume")]
+    pub from: Option<PathBuf>,
+}
+
+/// Flags every training stage takes. Defaults that differ by stage are given per stage.
+#[derive(Debug, Args)]
+pub struct TrainLoopArgs {
+    /// Configuration name (e.g. R32_FMNIST, R110_C10). Default for the policy stages: the
+    /// starting model's.
+    #[arg(long, value_name = "NAME")]
+    pub config: Option<String>,
+
+    /// Training data (the test split is evaluated after each epoch).
+    #[arg(long, value_name = "PATH", required_unless_present = "resume")]
+    pub data: Option<PathBuf>,
+
+    /// The run folder to create: config.json, metrics.csv, last/best.safetensors, state.
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "resume",
+        conflicts_with = "resume"
+    )]
+    pub out: Option<PathBuf>,
+
+    /// Continue the run in DIR from its last finished epoch, with the flags it was started
+    /// with (--epochs may extend it).
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+
+    /// Epochs in all (counting those already done when resuming).
+    #[arg(long, visible_alias = "max-epochs")]
+    pub epochs: Option<usize>,
+
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+
+    /// Base learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+
+    /// Multiply the learning rate by --lr-decay-ratio every --epoch-step epochs (the
+    /// reference's schedule; default 10000 for the policy stages). The base stage defaults to
+    /// a cosine schedule instead.
+    #[arg(long)]
+    pub epoch_step: Option<usize>,
+
+    #[arg(long, default_value_t = 0.1)]
+    pub lr_decay_ratio: f64,
+
+    /// Seeds data order, augmentation and sampling (a run is reproducible from it).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Train on this many images per epoch, drawn afresh each epoch (default: all).
+    #[arg(long, value_name = "N")]
+    pub images_per_epoch: Option<usize>,
+
+    /// Evaluate on the first N test images after each epoch (default: all).
+    #[arg(long, value_name = "N")]
+    pub test_images: Option<usize>,
+
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Defaults: 30 epochs, batch 128, lr 0.1 with a cosine schedule, momentum 0.9, \
+weight decay 5e-4, random crop (padding 4) and horizontal flip."
+)]
+pub struct TrainBaseArgs {
+    #[command(flatten)]
+    pub run: TrainLoopArgs,
+
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+
+    #[arg(long, default_value_t = 5e-4)]
+    pub weight_decay: f64,
+
+    /// Train without random crops and flips.
+    #[arg(long)]
+    pub no_augment: bool,
 }
 
 /// Where the model comes from (shared by the commands that run one).

@@ -19,6 +19,7 @@ pub mod pickle;
 pub mod profile;
 pub mod records;
 pub mod report;
+pub mod train;
 pub mod tui;
 
 pub use error::{Error, Result};

@@ -7,11 +7,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use blockdrop::checkpoint::LoadedModel;
 use blockdrop::cli::{
-    Cli, Command, EvalArgs, ExportArgs, ImportArgs, KernelsArg, ModelArgs, ProfileArgs, ReportArgs,
+    Cli, Command, EvalArgs, ExportArgs, ImportArgs, KernelsArg, ModelArgs, PolicyArgs, ProfileArgs,
+    ReportArgs, TrainBaseArgs, TrainCommand, TrainCurriculumArgs, TrainFinetuneArgs, TrainLoopArgs,
 };
+use blockdrop::config::Config;
 use blockdrop::eval::{evaluate, EvalOptions, Summary};
 use blockdrop::kernels::Kernels;
 use blockdrop::profile::{profile, ProfileOptions};
+use blockdrop::train::run::{EpochMetrics, Run};
+use blockdrop::train::schedule::Schedule;
+use blockdrop::train::{self, LoopOptions};
 use blockdrop::{bundled, checkpoint, data, records};
 
 fn progress_bar(total: usize) -> ProgressBar {
@@ -286,6 +291,9 @@ fn main() -> ExitCode {
         Some(Command::Tui(args)) => tui(args),
         Some(Command::Profile(args)) => profile_command(args),
         Some(Command::Export(args)) => export(args),
+        Some(Command::Train(TrainCommand::Base(args))) => train_base(args),
+        Some(Command::Train(TrainCommand::Curriculum(args))) => train_curriculum(args),
+        Some(Command::Train(TrainCommand::Finetune(args))) => train_finetune(args),
         None => match &cli.export {
             Some(dir) => export_default(dir),
             None => default_job(),
@@ -298,4 +306,334 @@ fn main() -> ExitCode {
             ExitCode::from(exit_code(&error))
         }
     }
+}
+
+/// Progress bars for training: one per epoch, then the epoch's line.
+struct TrainProgress {
+    bar: Option<ProgressBar>,
+    epochs: usize,
+}
+
+impl train::Progress for TrainProgress {
+    fn batch(&mut self, epoch: usize, done: usize, total: usize, running: &str) {
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix} {bar:30} {pos}/{len} images  {per_sec}  eta {eta}  {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_prefix(format!("epoch {}/{}", epoch + 1, self.epochs));
+            bar
+        });
+        bar.set_position(done as u64);
+        bar.set_message(running.to_string());
+    }
+
+    fn epoch(&mut self, m: &EpochMetrics) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        let policy = match (
+            m.reward,
+            m.block_usage_mean,
+            m.block_usage_std,
+            m.unique_policies,
+        ) {
+            (Some(r), Some(b), Some(s), Some(u)) => {
+                format!(" | reward {r:.3} | blocks {b:.2} ± {s:.2} | {u} policies")
+            }
+            _ => String::new(),
+        };
+        println!(
+            "epoch {:>3}/{}  lr {:.2e} | train loss {:.4} acc {:.4} | test acc {:.4}{policy} | {:.0} img/s | {:.0} s",
+            m.epoch + 1,
+            self.epochs,
+            m.lr,
+            m.train_loss,
+            m.train_accuracy,
+            m.test_accuracy,
+            m.images_per_s,
+            m.wall_s
+        );
+    }
+}
+
+/// Stage defaults for the loop flags a user left out.
+struct LoopDefaults {
+    epochs: usize,
+    batch_size: usize,
+    lr: f64,
+    /// The step schedule's period; `None`: cosine.
+    epoch_step: Option<usize>,
+}
+
+fn loop_options(args: &TrainLoopArgs, defaults: LoopDefaults) -> LoopOptions {
+    let epochs = args.epochs.unwrap_or(defaults.epochs);
+    LoopOptions {
+        epochs,
+        batch_size: args.batch_size.unwrap_or(defaults.batch_size),
+        lr: args.lr.unwrap_or(defaults.lr),
+        schedule: match args.epoch_step.or(defaults.epoch_step) {
+            Some(every) => Schedule::Step {
+                every,
+                ratio: args.lr_decay_ratio,
+            },
+            None => Schedule::Cosine { epochs },
+        },
+        seed: args.seed,
+        images_per_epoch: args.images_per_epoch,
+        test_images: args.test_images,
+    }
+}
+
+/// A run to train: new from the flags, or the one `--resume` names with the options it was
+/// started with (`--epochs` may extend it). Returns the run, its configuration, data path and
+/// options.
+fn open_run<O: serde::Serialize + serde::de::DeserializeOwned>(
+    args: &TrainLoopArgs,
+    stage: &str,
+    config: impl FnOnce() -> anyhow::Result<Config>,
+    fresh: impl FnOnce(&Config) -> O,
+    common: impl Fn(&mut O) -> &mut LoopOptions,
+) -> anyhow::Result<(Run, Config, std::path::PathBuf, O)> {
+    let usage = |m: &str| blockdrop::Error::BadUsage(m.into());
+    if let Some(dir) = &args.resume {
+        let (run, saved) = Run::open(dir)?;
+        let bad = |what: &str| {
+            blockdrop::Error::bad_input(dir.join(blockdrop::train::run::CONFIG), what.to_string())
+        };
+        if saved["stage"] != stage {
+            return Err(bad(&format!("is a {} run, not {stage}", saved["stage"])).into());
+        }
+        let mut options: O = serde_json::from_value(saved["options"].clone())
+            .map_err(|e| bad(&format!("options: {e}")))?;
+        if let Some(epochs) = args.epochs {
+            let common = common(&mut options);
+            common.epochs = epochs;
+            if let Schedule::Cosine { epochs: e } = &mut common.schedule {
+                *e = epochs;
+            }
+        }
+        let config = Config::by_name(saved["config"].as_str().ok_or_else(|| bad("no config"))?)?;
+        let data = saved["data"]
+            .as_str()
+            .ok_or_else(|| bad("no data path"))?
+            .into();
+        return Ok((run, config, data, options));
+    }
+    let (Some(data), Some(out)) = (&args.data, &args.out) else {
+        return Err(usage("--data and --out are required (or --resume DIR)").into());
+    };
+    let config = config()?;
+    let options = fresh(&config);
+    let run = Run::create(out, &train::run_config(stage, &config, data, &options))?;
+    Ok((run, config, data.clone(), options))
+}
+
+fn train_base(args: &TrainBaseArgs) -> anyhow::Result<()> {
+    let defaults = LoopDefaults {
+        epochs: 30,
+        batch_size: 128,
+        lr: 0.1,
+        epoch_step: None,
+    };
+    let (mut run, config, data, options) = open_run(
+        &args.run,
+        "base",
+        || match &args.run.config {
+            Some(name) => Ok(Config::by_name(name)?),
+            None => Err(blockdrop::Error::BadUsage("--config is required".into()).into()),
+        },
+        |_| train::base::BaseOptions {
+            common: loop_options(&args.run, defaults),
+            momentum: args.momentum,
+            weight_decay: args.weight_decay,
+            augment: !args.no_augment,
+        },
+        |o| &mut o.common,
+    )?;
+    let (device, train_data, test_data, mut progress) = open_training(
+        &args.run,
+        "base network",
+        &config,
+        &data,
+        &run,
+        options.common.epochs,
+    )?;
+    train::base::train(
+        &config,
+        &train_data,
+        &test_data,
+        &mut run,
+        &options,
+        &device,
+        &mut progress,
+    )?;
+    println!(
+        "done: {}",
+        run.dir.join(blockdrop::train::run::LAST).display()
+    );
+    Ok(())
+}
+
+/// The device, both splits of the data and the progress display of a training run.
+fn open_training(
+    args: &TrainLoopArgs,
+    what: &str,
+    config: &Config,
+    data: &std::path::Path,
+    run: &Run,
+    epochs: usize,
+) -> anyhow::Result<(
+    candle_core::Device,
+    data::Dataset,
+    data::Dataset,
+    TrainProgress,
+)> {
+    let device = args.device.open()?;
+    let train_data = data::Dataset::open(data, data::Split::Train)?;
+    let test_data = data::Dataset::open(data, data::Split::Test)?;
+    println!(
+        "training the {what} of {} on {} ({} training, {} test images) into {}",
+        config.name,
+        data.display(),
+        train_data.len(),
+        test_data.len(),
+        run.dir.display()
+    );
+    Ok((
+        device,
+        train_data,
+        test_data,
+        TrainProgress { bar: None, epochs },
+    ))
+}
+
+/// The configuration a model file names in its metadata, else the one its base network fits.
+fn config_of(path: &std::path::Path) -> anyhow::Result<Config> {
+    let bytes = std::fs::read(path).map_err(|e| blockdrop::Error::io(path, e))?;
+    let parts = checkpoint::read_parts(path, &bytes)?;
+    if let Some(name) = parts.metadata.get("config") {
+        return Ok(Config::by_name(name)?);
+    }
+    let tensors = parts
+        .resnet
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, t)| (format!("resnet.{name}"), t))
+        .collect();
+    checkpoint::infer_config(&tensors).ok_or_else(|| {
+        blockdrop::Error::bad_input(path, "names no configuration and fits none: pass --config")
+            .into()
+    })
+}
+
+fn named_or(name: &Option<String>, model: &std::path::Path) -> anyhow::Result<Config> {
+    match name {
+        Some(name) => Ok(Config::by_name(name)?),
+        None => config_of(model),
+    }
+}
+
+fn policy_options(
+    args: &TrainLoopArgs,
+    policy: &PolicyArgs,
+    defaults: LoopDefaults,
+    penalty: f64,
+    init: &std::path::Path,
+) -> train::curriculum::PolicyOptions {
+    train::curriculum::PolicyOptions {
+        common: loop_options(args, defaults),
+        alpha: policy.alpha,
+        beta: policy.beta,
+        penalty: policy.penalty.unwrap_or(penalty),
+        cl_step: policy.cl_step,
+        augment: !policy.no_augment,
+        init: init.to_path_buf(),
+    }
+}
+
+fn train_curriculum(args: &TrainCurriculumArgs) -> anyhow::Result<()> {
+    let base = args.base.clone().unwrap_or_default();
+    let (mut run, config, data, options) = open_run(
+        &args.run,
+        "curriculum",
+        || named_or(&args.run.config, &base),
+        |config| {
+            // Epochs: the curriculum reaches every block, then five more.
+            let defaults = LoopDefaults {
+                epochs: config.num_blocks().div_ceil(args.policy.cl_step.max(1)) + 5,
+                batch_size: 2048,
+                lr: 1e-3,
+                epoch_step: Some(10_000),
+            };
+            policy_options(&args.run, &args.policy, defaults, -1.0, &base)
+        },
+        |o| &mut o.common,
+    )?;
+    let (device, train_data, test_data, mut progress) = open_training(
+        &args.run,
+        "policy (curriculum)",
+        &config,
+        &data,
+        &run,
+        options.common.epochs,
+    )?;
+    train::curriculum::train(
+        &config,
+        &train_data,
+        &test_data,
+        &mut run,
+        &options,
+        &device,
+        &mut progress,
+    )?;
+    println!(
+        "done: {}",
+        run.dir.join(blockdrop::train::run::BEST).display()
+    );
+    Ok(())
+}
+
+fn train_finetune(args: &TrainFinetuneArgs) -> anyhow::Result<()> {
+    let from = args.from.clone().unwrap_or_default();
+    let (mut run, config, data, options) = open_run(
+        &args.run,
+        "finetune",
+        || named_or(&args.run.config, &train::finetune::model_of(&from)),
+        |_| {
+            let defaults = LoopDefaults {
+                epochs: 10,
+                batch_size: 256,
+                lr: 1e-4,
+                epoch_step: Some(10_000),
+            };
+            policy_options(&args.run, &args.policy, defaults, -10.0, &from)
+        },
+        |o| &mut o.common,
+    )?;
+    let (device, train_data, test_data, mut progress) = open_training(
+        &args.run,
+        "policy and base (finetuning)",
+        &config,
+        &data,
+        &run,
+        options.common.epochs,
+    )?;
+    train::finetune::train(
+        &config,
+        &train_data,
+        &test_data,
+        &mut run,
+        &options,
+        &device,
+        &mut progress,
+    )?;
+    println!(
+        "done: {}",
+        run.dir.join(blockdrop::train::run::BEST).display()
+    );
+    Ok(())
 }

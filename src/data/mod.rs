@@ -185,10 +185,22 @@ impl Dataset {
 
     /// Images `indices` transformed for `config`, as one `[N, C, H, W]` tensor.
     pub fn batch(&self, indices: &[usize], config: &Config, device: &Device) -> Result<Tensor> {
+        self.batch_with(indices, config, device, |image| image)
+    }
+
+    /// [`Dataset::batch`] with `edit` applied to each decoded image before the transform
+    /// (training-time augmentation).
+    pub fn batch_with(
+        &self,
+        indices: &[usize],
+        config: &Config,
+        device: &Device,
+        mut edit: impl FnMut(Image) -> Image,
+    ) -> Result<Tensor> {
         let mut data =
             Vec::with_capacity(indices.len() * config.input.0 * config.input.1 * config.input.2);
         for &i in indices {
-            let (values, shape) = transform::apply(&self.image(i)?, &config.transform);
+            let (values, shape) = transform::apply(&edit(self.image(i)?), &config.transform);
             if shape != config.input {
                 let (c, h, w) = shape;
                 let (ec, eh, ew) = config.input;

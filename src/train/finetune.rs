@@ -1,0 +1,148 @@
+//! Stage 2: policy and base network trained jointly (the reference's `finetune`): base in
+//! train mode, loss = Σ_images (−Σ_k log P(u_k))·advantage + cross-entropy of the base's
+//! prediction under the sampled policy, Adam over both networks. The base runs the reference's
+//! masked executor (every block a sampled policy keeps in any image of the batch, blended by
+//! the keep bits), so BatchNorm sees the reference's batch statistics.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+
+use crate::config::Config;
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::exec::{forward_batch, forward_masked};
+use crate::model::BlockDrop;
+use crate::train::curriculum::{finish_epoch, training_batch, PolicyOptions, Running};
+use crate::train::optim::{params, Kind, Optimizer};
+use crate::train::reward::{self, bounded, greedy, keep_bits, sample};
+use crate::train::rng::Rng;
+use crate::train::run::{Run, BEST, LAST};
+use crate::train::{epoch_order, labels, load_into, load_model_file, test_indices, Progress};
+
+/// The model file a `--from` names: a run folder's best model (else its last), or a file.
+pub fn model_of(from: &Path) -> PathBuf {
+    if from.is_dir() {
+        let best = from.join(BEST);
+        if best.exists() {
+            return best;
+        }
+        return from.join(LAST);
+    }
+    from.to_path_buf()
+}
+
+pub fn train(
+    config: &Config,
+    train_data: &Dataset,
+    test_data: &Dataset,
+    run: &mut Run,
+    options: &PolicyOptions,
+    device: &Device,
+    progress: &mut dyn Progress,
+) -> Result<()> {
+    let varmap = VarMap::new();
+    let model = BlockDrop::new(config, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
+    let mut optimizer = Optimizer::new(
+        Kind::Adam { weight_decay: 0.0 },
+        params(&varmap, &["agent.", "resnet."]),
+    );
+    let (mut start, mut best) = (0, f64::NEG_INFINITY);
+    match run.resume(device)? {
+        Some(resumed) => {
+            load_into(&varmap, &resumed.model, &run.dir)?;
+            optimizer.load_state(&resumed.optimizer, resumed.optimizer_steps)?;
+            (start, best) = (resumed.epochs_done, resumed.best);
+        }
+        None => load_model_file(&varmap, &model_of(&options.init), false)?,
+    }
+    let opts = &options.common;
+    let test = test_indices(test_data, opts);
+    for epoch in start..opts.epochs {
+        let started = Instant::now();
+        let lr = opts.schedule.lr(opts.lr, epoch);
+        let order = epoch_order(train_data.len(), opts, epoch);
+        let mut augment_rng = Rng::for_epoch(opts.seed, epoch, 1);
+        let mut sample_rng = Rng::for_epoch(opts.seed, epoch, 2);
+        let mut running = Running::default();
+        for chunk in order.chunks(opts.batch_size).filter(|c| c.len() > 1) {
+            let x = training_batch(
+                train_data,
+                chunk,
+                config,
+                device,
+                options.augment,
+                &mut augment_rng,
+            )?;
+            let y = labels(train_data, chunk, device)?;
+            let label_list: Vec<u32> = chunk.iter().map(|&i| train_data.labels()[i]).collect();
+            let probs = model.agent.keep_probs(&x, true)?;
+            let p_bounded = bounded(&probs, options.alpha)?;
+            let sampled = sample(&p_bounded, &mut sample_rng)?;
+            let baseline = greedy(&probs)?;
+            // The baseline's prediction: base in eval mode, blocks skipped, no gradient.
+            let baseline_logits =
+                forward_batch(&model.resnet, &x, &keep_bits(&baseline)?)?.detach();
+            let logits = forward_masked(&model.resnet, &x, &sampled, true)?;
+            let correct = reward::correct(&logits, &label_list)?;
+            let sampled_reward = reward::reward(&correct, &sampled, options.penalty)?;
+            let baseline_reward = reward::reward(
+                &reward::correct(&baseline_logits, &label_list)?,
+                &baseline,
+                options.penalty,
+            )?;
+            let advantage: Vec<f32> = sampled_reward
+                .iter()
+                .zip(&baseline_reward)
+                .map(|(s, b)| s - b)
+                .collect();
+            let loss = joint_loss(&p_bounded, &sampled, &advantage, &logits, &y)?;
+            optimizer.step(&loss.backward()?, lr)?;
+            let blocks = sampled.sum_all()?.to_scalar::<f32>()? as f64;
+            running.add(
+                chunk.len(),
+                &correct,
+                &sampled_reward,
+                loss.to_scalar::<f32>()? as f64,
+                blocks,
+            );
+            progress.batch(epoch, running.seen, order.len(), &running.message());
+        }
+        let train_s = started.elapsed().as_secs_f64();
+        finish_epoch(
+            "finetuned",
+            &model,
+            &varmap,
+            &optimizer,
+            run,
+            epoch,
+            lr,
+            &running,
+            started,
+            train_s,
+            (test_data, &test),
+            options.penalty,
+            &mut best,
+            device,
+            progress,
+        )?;
+    }
+    Ok(())
+}
+
+/// The finetuning loss: the policy-gradient term summed over images (no entropy bonus) plus
+/// the mean cross-entropy of the base network under the sampled policies.
+pub fn joint_loss(
+    p_bounded: &Tensor,
+    sampled: &Tensor,
+    advantage: &[f32],
+    logits: &Tensor,
+    y: &Tensor,
+) -> Result<Tensor> {
+    Ok(
+        (reward::policy_gradient_sum(p_bounded, sampled, advantage, None)?
+            + candle_nn::loss::cross_entropy(logits, y)?)?,
+    )
+}

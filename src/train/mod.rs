@@ -1,0 +1,211 @@
+//! Training, in the reference's stages: the base ResNet with cross-entropy ([`base`]), the
+//! policy network with REINFORCE over a curriculum ([`curriculum`]), and both jointly
+//! ([`finetune`]). Each stage runs epochs into a [`run::Run`] folder and can resume it.
+
+pub mod augment;
+pub mod base;
+pub mod curriculum;
+pub mod finetune;
+pub mod optim;
+pub mod reward;
+pub mod rng;
+pub mod run;
+pub mod schedule;
+
+use std::collections::{BTreeMap, HashMap};
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::train::rng::Rng;
+use crate::train::run::EpochMetrics;
+use crate::train::schedule::Schedule;
+
+/// What every stage's loop needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoopOptions {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub schedule: Schedule,
+    pub seed: u64,
+    /// Train on this many images per epoch, drawn afresh each epoch (default: all).
+    pub images_per_epoch: Option<usize>,
+    /// Evaluate on this many test images after each epoch (default: all).
+    pub test_images: Option<usize>,
+}
+
+/// Reports training as it goes (the binary draws progress bars from it).
+pub trait Progress {
+    /// `done` of `total` images of the epoch, with running figures to show.
+    fn batch(&mut self, epoch: usize, done: usize, total: usize, running: &str);
+    fn epoch(&mut self, metrics: &EpochMetrics);
+}
+
+/// A [`Progress`] that reports nothing.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn batch(&mut self, _: usize, _: usize, _: usize, _: &str) {}
+    fn epoch(&mut self, _: &EpochMetrics) {}
+}
+
+/// The images of one epoch, in order: a fresh permutation, cut to `images_per_epoch`.
+pub fn epoch_order(len: usize, options: &LoopOptions, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..len).collect();
+    Rng::for_epoch(options.seed, epoch, 0).shuffle(&mut order);
+    order.truncate(options.images_per_epoch.unwrap_or(len).min(len));
+    order
+}
+
+/// Every variable of `varmap` by name (a model file's tensors).
+pub fn tensors(varmap: &VarMap) -> BTreeMap<String, Tensor> {
+    let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+    data.iter()
+        .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+        .collect()
+}
+
+/// Sets `varmap`'s variables from `values` (a model file); every variable must be there
+/// with its shape. `what` names the source in errors.
+pub fn load_into(
+    varmap: &VarMap,
+    values: &HashMap<String, Tensor>,
+    what: &std::path::Path,
+) -> Result<()> {
+    let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+    let mut missing = Vec::new();
+    for (name, var) in data.iter() {
+        match values.get(name) {
+            Some(t) if t.shape() == var.shape() => var.set(&t.to_device(var.device())?)?,
+            Some(t) => {
+                return Err(Error::bad_input(
+                    what,
+                    format!(
+                        "tensor {name} is {:?}, the model needs {:?}",
+                        t.shape(),
+                        var.shape()
+                    ),
+                ))
+            }
+            None => missing.push(name.clone()),
+        }
+    }
+    if !missing.is_empty() {
+        missing.sort();
+        return Err(Error::bad_input(
+            what,
+            format!("{} tensor(s) missing, e.g. {}", missing.len(), missing[0]),
+        ));
+    }
+    Ok(())
+}
+
+/// The labels of `indices` as a `u32` tensor.
+pub fn labels(dataset: &Dataset, indices: &[usize], device: &Device) -> Result<Tensor> {
+    let all = dataset.labels();
+    let picked: Vec<u32> = indices.iter().map(|&i| all[i]).collect();
+    Ok(Tensor::new(picked.as_slice(), device)?)
+}
+
+/// Test images to evaluate after an epoch.
+pub fn test_indices(test: &Dataset, options: &LoopOptions) -> Vec<usize> {
+    (0..options.test_images.unwrap_or(test.len()).min(test.len())).collect()
+}
+
+/// `config.json`'s common part: the stage, configuration, data, seed and crate version.
+pub fn run_config(
+    stage: &str,
+    config: &Config,
+    data: &std::path::Path,
+    options: &impl Serialize,
+) -> serde_json::Value {
+    serde_json::json!({
+        "stage": stage,
+        "config": config.name,
+        "data": data,
+        "version": env!("CARGO_PKG_VERSION"),
+        "options": options,
+    })
+}
+
+/// Sets `varmap`'s `resnet.*` variables (`base_only`) or all of them from a model file (this
+/// project's safetensors or a reference PyTorch checkpoint).
+pub fn load_model_file(varmap: &VarMap, path: &std::path::Path, base_only: bool) -> Result<()> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let parts = crate::checkpoint::read_parts(path, &bytes)?;
+    if base_only {
+        let resnet = parts
+            .resnet
+            .ok_or_else(|| Error::bad_input(path, "holds no base network"))?;
+        let values: HashMap<String, Tensor> = resnet
+            .into_iter()
+            .map(|(name, t)| (format!("resnet.{name}"), t))
+            .collect();
+        let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+        for (name, var) in data.iter().filter(|(n, _)| n.starts_with("resnet.")) {
+            match values.get(name) {
+                Some(t) if t.shape() == var.shape() => var.set(&t.to_device(var.device())?)?,
+                Some(t) => {
+                    return Err(Error::bad_input(
+                        path,
+                        format!(
+                            "tensor {name} is {:?}, the model needs {:?}",
+                            t.shape(),
+                            var.shape()
+                        ),
+                    ))
+                }
+                None => return Err(Error::bad_input(path, format!("tensor {name} missing"))),
+            }
+        }
+        return Ok(());
+    }
+    let (values, _) = crate::checkpoint::combine(path, parts, None)?;
+    load_into(varmap, &values, path)
+}
+
+/// What a policy stage records per epoch on the test set, from the greedy policy.
+pub struct PolicyEval {
+    pub summary: crate::eval::Summary,
+    /// Mean reward `1 − (blocks/K)²` or γ of the greedy policy.
+    pub reward: f64,
+}
+
+/// Evaluates `model` (a BatchNorm-folded copy of it) on `indices` of `test` at threshold 0.5.
+pub fn evaluate_policy(
+    model: &crate::model::BlockDrop,
+    test: &Dataset,
+    indices: &[usize],
+    penalty: f64,
+    device: &Device,
+) -> Result<PolicyEval> {
+    let mut folded = model.clone();
+    folded.fold_batchnorm()?;
+    let options = crate::eval::EvalOptions {
+        limit: Some(indices.len()),
+        batch: 250,
+        ..crate::eval::EvalOptions::default()
+    };
+    let records = crate::eval::evaluate(&folded, test, &options, device, |_, _| {})?;
+    let k = model.num_blocks() as f64;
+    let reward = records
+        .iter()
+        .map(|r| {
+            if r.correct {
+                1.0 - (r.blocks as f64 / k).powi(2)
+            } else {
+                penalty
+            }
+        })
+        .sum::<f64>()
+        / records.len().max(1) as f64;
+    Ok(PolicyEval {
+        summary: crate::eval::Summary::of(&records),
+        reward,
+    })
+}

@@ -1,0 +1,199 @@
+//! A training run's folder, which reproduces itself:
+//!
+//! - `config.json`: every flag, the model configuration, the data path, the seed, the crate
+//!   version;
+//! - `metrics.csv`: one row per finished epoch;
+//! - `last.safetensors` / `best.safetensors`: model files (any command's `--model` reads them);
+//! - `state.safetensors`: model, optimiser state and position, for `--resume`.
+//!
+//! Every file is replaced atomically, so a kill at any moment leaves the last complete epoch
+//! loadable.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+
+use crate::atomic::write_bytes_atomic;
+use crate::checkpoint::native;
+use crate::error::{Error, Result};
+
+pub const CONFIG: &str = "config.json";
+pub const METRICS: &str = "metrics.csv";
+pub const LAST: &str = "last.safetensors";
+pub const BEST: &str = "best.safetensors";
+pub const STATE: &str = "state.safetensors";
+
+/// One finished epoch. Policy columns are empty for the base stage.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub test_accuracy: f64,
+    pub reward: Option<f64>,
+    pub block_usage_mean: Option<f64>,
+    pub block_usage_std: Option<f64>,
+    pub unique_policies: Option<usize>,
+    pub images_per_s: f64,
+    pub wall_s: f64,
+}
+
+const HEADER: &str = "epoch,lr,train_loss,train_accuracy,test_accuracy,reward,block_usage_mean,block_usage_std,unique_policies,images_per_s,wall_s";
+
+impl EpochMetrics {
+    fn csv_row(&self) -> String {
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
+        format!(
+            "{},{:.6e},{:.6},{:.6},{:.6},{},{},{},{},{:.1},{:.1}",
+            self.epoch,
+            self.lr,
+            self.train_loss,
+            self.train_accuracy,
+            self.test_accuracy,
+            opt(self.reward),
+            opt(self.block_usage_mean),
+            opt(self.block_usage_std),
+            self.unique_policies
+                .map_or(String::new(), |u| u.to_string()),
+            self.images_per_s,
+            self.wall_s
+        )
+    }
+}
+
+/// Where a resumed run picks up.
+pub struct Resumed {
+    /// Epochs finished.
+    pub epochs_done: usize,
+    pub optimizer_steps: u64,
+    /// The best test metric so far (what `best.safetensors` holds).
+    pub best: f64,
+    pub model: HashMap<String, Tensor>,
+    pub optimizer: HashMap<String, Tensor>,
+}
+
+pub struct Run {
+    pub dir: PathBuf,
+    rows: Vec<String>,
+}
+
+impl Run {
+    /// A new run in `dir` (created if needed); refuses a folder holding a run already.
+    pub fn create(dir: &Path, config: &serde_json::Value) -> Result<Self> {
+        if dir.join(STATE).exists() || dir.join(CONFIG).exists() {
+            return Err(Error::bad_input(
+                dir,
+                "holds a training run already: pass --resume to continue it, or choose another --out",
+            ));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let text = serde_json::to_string_pretty(config)
+            .map_err(|e| Error::bad_input(dir, format!("cannot write config.json: {e}")))?;
+        write_bytes_atomic(&dir.join(CONFIG), text.as_bytes())?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            rows: Vec::new(),
+        })
+    }
+
+    /// An existing run and its `config.json`.
+    pub fn open(dir: &Path) -> Result<(Self, serde_json::Value)> {
+        let path = dir.join(CONFIG);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let config = serde_json::from_str(&text)
+            .map_err(|e| Error::bad_input(&path, format!("not a run's config.json: {e}")))?;
+        let metrics = dir.join(METRICS);
+        let rows = match std::fs::read_to_string(&metrics) {
+            Ok(text) => text.lines().skip(1).map(str::to_string).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io(&metrics, e)),
+        };
+        Ok((
+            Self {
+                dir: dir.to_path_buf(),
+                rows,
+            },
+            config,
+        ))
+    }
+
+    /// The saved state, or `None` when no epoch has finished yet. Metrics rows of epochs
+    /// after it (written before a crash) are dropped.
+    pub fn resume(&mut self, device: &Device) -> Result<Option<Resumed>> {
+        let path = self.dir.join(STATE);
+        if !path.exists() {
+            self.rows.clear();
+            return Ok(None);
+        }
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let (tensors, metadata) = native::read(&path, &bytes, device)?;
+        let number = |key: &str| -> Result<f64> {
+            metadata
+                .get(key)
+                .and_then(|v| v.parse::<f64>().ok())
+                .ok_or_else(|| Error::bad_input(&path, format!("metadata `{key}` missing")))
+        };
+        let epochs_done = number("epochs_done")? as usize;
+        let (mut model, mut optimizer) = (HashMap::new(), HashMap::new());
+        for (name, t) in tensors {
+            if let Some(rest) = name.strip_prefix("model.") {
+                model.insert(rest.to_string(), t);
+            } else if let Some(rest) = name.strip_prefix("optim.") {
+                optimizer.insert(rest.to_string(), t);
+            }
+        }
+        self.rows.truncate(epochs_done);
+        Ok(Some(Resumed {
+            epochs_done,
+            optimizer_steps: number("optimizer_steps")? as u64,
+            best: number("best")?,
+            model,
+            optimizer,
+        }))
+    }
+
+    /// Records a finished epoch: metrics row, `last` (and `best` when `is_best`), then the
+    /// resume state last, so a state file never runs ahead of the files it describes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish_epoch(
+        &mut self,
+        metrics: &EpochMetrics,
+        model: &BTreeMap<String, Tensor>,
+        model_metadata: &BTreeMap<String, String>,
+        optimizer: BTreeMap<String, Tensor>,
+        optimizer_steps: u64,
+        best: f64,
+        is_best: bool,
+    ) -> Result<()> {
+        self.rows.truncate(metrics.epoch);
+        self.rows.push(metrics.csv_row());
+        let mut csv = String::from(HEADER);
+        for row in &self.rows {
+            csv.push('\n');
+            csv.push_str(row);
+        }
+        csv.push('\n');
+        write_bytes_atomic(&self.dir.join(METRICS), csv.as_bytes())?;
+        native::write(&self.dir.join(LAST), model, model_metadata)?;
+        if is_best {
+            native::write(&self.dir.join(BEST), model, model_metadata)?;
+        }
+        let mut state: BTreeMap<String, Tensor> = model
+            .iter()
+            .map(|(k, v)| (format!("model.{k}"), v.clone()))
+            .collect();
+        state.extend(
+            optimizer
+                .into_iter()
+                .map(|(k, v)| (format!("optim.{k}"), v)),
+        );
+        let meta = BTreeMap::from([
+            ("epochs_done".to_string(), (metrics.epoch + 1).to_string()),
+            ("optimizer_steps".to_string(), optimizer_steps.to_string()),
+            ("best".to_string(), best.to_string()),
+        ]);
+        native::write(&self.dir.join(STATE), &state, &meta)
+    }
+}
