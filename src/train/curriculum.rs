@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::exec::forward_batch;
-use crate::model::BlockDrop;
+use crate::model::{BlockDrop, FlatResNet};
 use crate::train::augment::{crop_flip, CROP_PADDING};
 use crate::train::optim::{params, Kind, Optimizer};
 use crate::train::reward::{self, bounded, force_first, greedy, keep_bits, sample};
@@ -160,6 +160,58 @@ pub(crate) fn training_batch(
     })
 }
 
+/// One batch's outcome under the sampled policies.
+pub struct Step {
+    pub loss: Tensor,
+    /// The sampled decisions, `[N, K]` 0/1, curriculum-forced ones set.
+    pub sampled: Tensor,
+    pub correct: Vec<bool>,
+    pub sampled_reward: Vec<f32>,
+}
+
+/// One curriculum batch: the policy's keep probabilities (agent in train mode), `draw`'s
+/// sample from the bounded probabilities, the frozen `base` under the sampled and the greedy
+/// policy (first K − `trained` decisions forced to 1), and the loss
+/// `(Σ −log P(u)·advantage over trained decisions − β·Σ entropy) / N`.
+pub fn step(
+    model: &BlockDrop,
+    base: &FlatResNet,
+    x: &Tensor,
+    labels: &[u32],
+    trained: usize,
+    options: &PolicyOptions,
+    draw: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>,
+) -> Result<Step> {
+    let k = model.num_blocks();
+    let probs = model.agent.keep_probs(x, true)?;
+    let p_bounded = bounded(&probs, options.alpha)?;
+    let (sampled, mask) = force_first(&draw(&p_bounded)?, trained)?;
+    let (baseline, _) = force_first(&greedy(&probs)?, trained)?;
+    let outcome = |policy: &Tensor| -> Result<(Vec<bool>, Vec<f32>)> {
+        let logits = forward_batch(base, x, &keep_bits(policy)?)?;
+        let correct = reward::correct(&logits, labels)?;
+        let rewards = reward::reward(&correct, policy, options.penalty)?;
+        Ok((correct, rewards))
+    };
+    let (correct, sampled_reward) = outcome(&sampled)?;
+    let (_, baseline_reward) = outcome(&baseline)?;
+    let advantage: Vec<f32> = sampled_reward
+        .iter()
+        .zip(&baseline_reward)
+        .map(|(s, b)| s - b)
+        .collect();
+    let mask = (trained < k).then_some(&mask);
+    let loss = ((reward::policy_gradient_sum(&p_bounded, &sampled, &advantage, mask)?
+        - (reward::entropy_sum(&p_bounded)? * options.beta)?)?
+        / labels.len() as f64)?;
+    Ok(Step {
+        loss,
+        sampled,
+        correct,
+        sampled_reward,
+    })
+}
+
 /// Trains the policy of `config` over the frozen base network in `options.init` into `run`.
 pub fn train(
     config: &Config,
@@ -208,34 +260,17 @@ pub fn train(
                 &mut augment_rng,
             )?;
             let labels: Vec<u32> = chunk.iter().map(|&i| train_data.labels()[i]).collect();
-            let probs = model.agent.keep_probs(&x, true)?;
-            let p_bounded = bounded(&probs, options.alpha)?;
-            let (sampled, mask) = force_first(&sample(&p_bounded, &mut sample_rng)?, trained)?;
-            let (baseline, _) = force_first(&greedy(&probs)?, trained)?;
-            let outcome = |policy: &Tensor| -> Result<(Vec<bool>, Vec<f32>)> {
-                let logits = forward_batch(&base, &x, &keep_bits(policy)?)?;
-                let correct = reward::correct(&logits, &labels)?;
-                let rewards = reward::reward(&correct, policy, options.penalty)?;
-                Ok((correct, rewards))
-            };
-            let (correct, sampled_reward) = outcome(&sampled)?;
-            let (_, baseline_reward) = outcome(&baseline)?;
-            let advantage: Vec<f32> = sampled_reward
-                .iter()
-                .zip(&baseline_reward)
-                .map(|(s, b)| s - b)
-                .collect();
-            let mask = (trained < k).then_some(&mask);
-            let loss = ((reward::policy_gradient_sum(&p_bounded, &sampled, &advantage, mask)?
-                - (reward::entropy_sum(&p_bounded)? * options.beta)?)?
-                / chunk.len() as f64)?;
-            optimizer.step(&loss.backward()?, lr)?;
-            let blocks = sampled.sum_all()?.to_scalar::<f32>()? as f64;
+            let outcome = step(&model, &base, &x, &labels, trained, options, |p| {
+                sample(p, &mut sample_rng)
+            })?;
+            optimizer.step(&outcome.loss.backward()?, lr)?;
+            let blocks = outcome.sampled.sum_all()?.to_scalar::<f32>()? as f64;
+            let loss = outcome.loss.to_scalar::<f32>()? as f64;
             running.add(
                 chunk.len(),
-                &correct,
-                &sampled_reward,
-                loss.to_scalar::<f32>()? as f64,
+                &outcome.correct,
+                &outcome.sampled_reward,
+                loss,
                 blocks,
             );
             progress.batch(

@@ -15,7 +15,7 @@ use crate::data::Dataset;
 use crate::error::Result;
 use crate::exec::{forward_batch, forward_masked};
 use crate::model::BlockDrop;
-use crate::train::curriculum::{finish_epoch, training_batch, PolicyOptions, Running};
+use crate::train::curriculum::{finish_epoch, training_batch, PolicyOptions, Running, Step};
 use crate::train::optim::{params, Kind, Optimizer};
 use crate::train::reward::{self, bounded, greedy, keep_bits, sample};
 use crate::train::rng::Rng;
@@ -78,34 +78,17 @@ pub fn train(
             )?;
             let y = labels(train_data, chunk, device)?;
             let label_list: Vec<u32> = chunk.iter().map(|&i| train_data.labels()[i]).collect();
-            let probs = model.agent.keep_probs(&x, true)?;
-            let p_bounded = bounded(&probs, options.alpha)?;
-            let sampled = sample(&p_bounded, &mut sample_rng)?;
-            let baseline = greedy(&probs)?;
-            // The baseline's prediction: base in eval mode, blocks skipped, no gradient.
-            let baseline_logits =
-                forward_batch(&model.resnet, &x, &keep_bits(&baseline)?)?.detach();
-            let logits = forward_masked(&model.resnet, &x, &sampled, true)?;
-            let correct = reward::correct(&logits, &label_list)?;
-            let sampled_reward = reward::reward(&correct, &sampled, options.penalty)?;
-            let baseline_reward = reward::reward(
-                &reward::correct(&baseline_logits, &label_list)?,
-                &baseline,
-                options.penalty,
-            )?;
-            let advantage: Vec<f32> = sampled_reward
-                .iter()
-                .zip(&baseline_reward)
-                .map(|(s, b)| s - b)
-                .collect();
-            let loss = joint_loss(&p_bounded, &sampled, &advantage, &logits, &y)?;
-            optimizer.step(&loss.backward()?, lr)?;
-            let blocks = sampled.sum_all()?.to_scalar::<f32>()? as f64;
+            let outcome = step(&model, &x, &label_list, &y, options, |p| {
+                sample(p, &mut sample_rng)
+            })?;
+            optimizer.step(&outcome.loss.backward()?, lr)?;
+            let blocks = outcome.sampled.sum_all()?.to_scalar::<f32>()? as f64;
+            let loss = outcome.loss.to_scalar::<f32>()? as f64;
             running.add(
                 chunk.len(),
-                &correct,
-                &sampled_reward,
-                loss.to_scalar::<f32>()? as f64,
+                &outcome.correct,
+                &outcome.sampled_reward,
+                loss,
                 blocks,
             );
             progress.batch(epoch, running.seen, order.len(), &running.message());
@@ -130,6 +113,44 @@ pub fn train(
         )?;
     }
     Ok(())
+}
+
+/// One finetuning batch: keep probabilities (agent in train mode), `draw`'s sample from the
+/// bounded probabilities, the greedy baseline through the base in eval mode (blocks skipped,
+/// no gradient), the sampled policies through the base in train mode (masked executor), and
+/// [`joint_loss`].
+pub fn step(
+    model: &BlockDrop,
+    x: &Tensor,
+    labels: &[u32],
+    y: &Tensor,
+    options: &PolicyOptions,
+    draw: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>,
+) -> Result<Step> {
+    let probs = model.agent.keep_probs(x, true)?;
+    let p_bounded = bounded(&probs, options.alpha)?;
+    let sampled = draw(&p_bounded)?;
+    let baseline = greedy(&probs)?;
+    let baseline_logits = forward_batch(&model.resnet, x, &keep_bits(&baseline)?)?.detach();
+    let logits = forward_masked(&model.resnet, x, &sampled, true)?;
+    let correct = reward::correct(&logits, labels)?;
+    let sampled_reward = reward::reward(&correct, &sampled, options.penalty)?;
+    let baseline_reward = reward::reward(
+        &reward::correct(&baseline_logits, labels)?,
+        &baseline,
+        options.penalty,
+    )?;
+    let advantage: Vec<f32> = sampled_reward
+        .iter()
+        .zip(&baseline_reward)
+        .map(|(s, b)| s - b)
+        .collect();
+    Ok(Step {
+        loss: joint_loss(&p_bounded, &sampled, &advantage, &logits, y)?,
+        sampled,
+        correct,
+        sampled_reward,
+    })
 }
 
 /// The finetuning loss: the policy-gradient term summed over images (no entropy bonus) plus

@@ -1,0 +1,448 @@
+//! Training: the policy losses and gradients against PyTorch on a fixed batch
+//! (tests/fixtures/make_policy_loss.py), losses that fall on a fixed batch, and each stage run
+//! from the command line on a tiny slice: checkpoints load, `--resume` continues at the right
+//! epoch with the optimiser's step count, and a run killed mid-epoch resumes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use blockdrop::config::Config;
+use blockdrop::model::BlockDrop;
+use blockdrop::train::curriculum::{self, PolicyOptions};
+use blockdrop::train::schedule::Schedule;
+use blockdrop::train::{finetune, load_model_file, reward, LoopOptions};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use common::*;
+
+fn policy_options(penalty: f64) -> PolicyOptions {
+    PolicyOptions {
+        common: LoopOptions {
+            epochs: 1,
+            batch_size: 16,
+            lr: 1e-3,
+            schedule: Schedule::Step {
+                every: 10_000,
+                ratio: 0.1,
+            },
+            seed: 0,
+            images_per_epoch: None,
+            test_images: None,
+        },
+        alpha: 0.8,
+        beta: 0.1,
+        penalty,
+        cl_step: 1,
+        augment: false,
+        init: fixture("r32_c10.pth"),
+    }
+}
+
+/// The R32_C10 fixture model as trainable variables.
+fn trainable_r32() -> (BlockDrop, VarMap) {
+    let varmap = VarMap::new();
+    let config = Config::by_name("R32_C10").unwrap();
+    let model = BlockDrop::new(
+        &config,
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+    )
+    .unwrap();
+    load_model_file(&varmap, &fixture("r32_c10.pth"), false).unwrap();
+    (model, varmap)
+}
+
+fn var(varmap: &VarMap, name: &str) -> Var {
+    varmap.data().lock().unwrap()[name].clone()
+}
+
+fn fixed_batch(model: &BlockDrop, n: usize) -> (Tensor, Vec<u32>) {
+    let data = cifar_bin();
+    let indices: Vec<usize> = (0..n).collect();
+    let x = data.batch(&indices, &model.config, &Device::Cpu).unwrap();
+    (x, data.labels()[..n].to_vec())
+}
+
+fn policy_of(case: &serde_json::Value) -> Tensor {
+    let rows: Vec<Vec<f32>> = case["policy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect();
+    Tensor::new(rows, &Device::Cpu).unwrap()
+}
+
+fn assert_grad(
+    grads: &candle_core::backprop::GradStore,
+    varmap: &VarMap,
+    name: &str,
+    expected: &serde_json::Value,
+    what: &str,
+) {
+    let grad = grads.get(var(varmap, name).as_tensor()).unwrap();
+    assert_close(
+        &grad.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        &floats(expected),
+        what,
+    );
+}
+
+#[test]
+fn curriculum_loss_and_logit_gradients_match_pytorch() {
+    let expected = json("policy_loss_expected.json");
+    let case = &expected["curriculum"];
+    let (model, varmap) = trainable_r32();
+    let mut base = model.resnet.clone();
+    base.fold_batchnorm().unwrap();
+    let (x, labels) = fixed_batch(&model, 16);
+    let trained = expected["trained"].as_u64().unwrap() as usize;
+    let step = curriculum::step(
+        &model,
+        &base,
+        &x,
+        &labels,
+        trained,
+        &policy_options(-1.0),
+        |_| Ok(policy_of(case)),
+    )
+    .unwrap();
+    let loss = step.loss.to_scalar::<f32>().unwrap();
+    assert_close(
+        &[loss],
+        &[case["loss"].as_f64().unwrap() as f32],
+        "curriculum loss",
+    );
+    let grads = step.loss.backward().unwrap();
+    assert_grad(
+        &grads,
+        &varmap,
+        "agent.logit.weight",
+        &case["logit_weight_grad"],
+        "curriculum logit weight gradient",
+    );
+    assert_grad(
+        &grads,
+        &varmap,
+        "agent.logit.bias",
+        &case["logit_bias_grad"],
+        "curriculum logit bias gradient",
+    );
+}
+
+#[test]
+fn finetune_loss_and_gradients_match_pytorch() {
+    let expected = json("policy_loss_expected.json");
+    let case = &expected["finetune"];
+    let (model, varmap) = trainable_r32();
+    let (x, labels) = fixed_batch(&model, 16);
+    let y = Tensor::new(labels.as_slice(), &Device::Cpu).unwrap();
+    let step = finetune::step(&model, &x, &labels, &y, &policy_options(-10.0), |_| {
+        Ok(policy_of(case))
+    })
+    .unwrap();
+    let loss = step.loss.to_scalar::<f32>().unwrap();
+    assert_close(
+        &[loss],
+        &[case["loss"].as_f64().unwrap() as f32],
+        "finetune loss",
+    );
+    let grads = step.loss.backward().unwrap();
+    assert_grad(
+        &grads,
+        &varmap,
+        "agent.logit.weight",
+        &case["logit_weight_grad"],
+        "finetune logit weight gradient",
+    );
+    assert_grad(
+        &grads,
+        &varmap,
+        "agent.logit.bias",
+        &case["logit_bias_grad"],
+        "finetune logit bias gradient",
+    );
+    assert_grad(
+        &grads,
+        &varmap,
+        "resnet.fc.weight",
+        &case["fc_weight_grad"],
+        "finetune fc weight gradient",
+    );
+    assert_grad(
+        &grads,
+        &varmap,
+        "resnet.fc.bias",
+        &case["fc_bias_grad"],
+        "finetune fc bias gradient",
+    );
+}
+
+#[test]
+fn losses_fall_on_a_fixed_batch() {
+    use blockdrop::train::optim::{params, Kind, Optimizer};
+    // Base: cross-entropy with SGD.
+    let (model, varmap) = trainable_r32();
+    let (x, labels) = fixed_batch(&model, 16);
+    let y = Tensor::new(labels.as_slice(), &Device::Cpu).unwrap();
+    let mut sgd = Optimizer::new(
+        Kind::Sgd {
+            momentum: 0.9,
+            weight_decay: 5e-4,
+        },
+        params(&varmap, &["resnet."]),
+    );
+    let ce = || {
+        candle_nn::loss::cross_entropy(&model.resnet.forward_full(&x, true).unwrap(), &y).unwrap()
+    };
+    let first = ce().to_scalar::<f32>().unwrap();
+    for _ in 0..5 {
+        sgd.step(&ce().backward().unwrap(), 0.05).unwrap();
+    }
+    let last = ce().to_scalar::<f32>().unwrap();
+    assert!(last < first, "base loss {first} → {last}");
+
+    // The policy-gradient term with Adam, for one fixed sample and advantage (the advantage
+    // itself moves with the networks, so only the surrogate with it held is a fixed objective).
+    let (model, varmap) = trainable_r32();
+    let mut adam = Optimizer::new(
+        Kind::Adam { weight_decay: 0.0 },
+        params(&varmap, &["agent."]),
+    );
+    let sample = policy_of(&json("policy_loss_expected.json")["finetune"]);
+    let advantage: Vec<f32> = (0..16)
+        .map(|i| if i % 3 == 0 { -1.0 } else { 0.5 })
+        .collect();
+    let surrogate = || {
+        let probs = model.agent.keep_probs(&x, true).unwrap();
+        let p_bounded = reward::bounded(&probs, 0.8).unwrap();
+        reward::policy_gradient_sum(&p_bounded, &sample, &advantage, None).unwrap()
+    };
+    let first = surrogate().to_scalar::<f32>().unwrap();
+    for _ in 0..5 {
+        adam.step(&surrogate().backward().unwrap(), 1e-3).unwrap();
+    }
+    let last = surrogate().to_scalar::<f32>().unwrap();
+    assert!(last < first, "policy-gradient surrogate {first} → {last}");
+}
+
+// ------------------------------------------------------------------ the command line
+
+fn blockdrop(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_blockdrop"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn ok(output: Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// A Fashion-MNIST folder whose train and test splits are both the 64 fixture images.
+fn tiny_fmnist(dir: &Path) -> PathBuf {
+    let data = dir.join("fmnist");
+    std::fs::create_dir_all(&data).unwrap();
+    for (from, to) in [
+        ("t10k-images-idx3-ubyte", "train-images-idx3-ubyte"),
+        ("t10k-labels-idx1-ubyte", "train-labels-idx1-ubyte"),
+        ("t10k-images-idx3-ubyte", "t10k-images-idx3-ubyte"),
+        ("t10k-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"),
+    ] {
+        std::fs::copy(fixture("fmnist-idx").join(from), data.join(to)).unwrap();
+    }
+    data
+}
+
+fn metrics_rows(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1
+}
+
+fn state_meta(run: &Path, key: &str) -> String {
+    let path = run.join("state.safetensors");
+    let (_, meta) =
+        blockdrop::checkpoint::native::read(&path, &std::fs::read(&path).unwrap(), &Device::Cpu)
+            .unwrap();
+    meta[key].clone()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+const TINY: [&str; 6] = [
+    "--batch-size",
+    "16",
+    "--images-per-epoch",
+    "48",
+    "--test-images",
+    "32",
+];
+
+#[test]
+fn every_stage_trains_resumes_and_leaves_loadable_models() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_fmnist(tmp.path());
+    let base = tmp.path().join("base");
+    let mut args = vec![
+        "train",
+        "base",
+        "--config",
+        "R32_FMNIST",
+        "--data",
+        s(&data),
+        "--out",
+        s(&base),
+        "--epochs",
+        "2",
+    ];
+    args.extend(TINY);
+    ok(blockdrop(&args));
+    assert_eq!(metrics_rows(&base), 2);
+    // 48 images in batches of 16: three optimiser steps per epoch.
+    assert_eq!(state_meta(&base, "optimizer_steps"), "6");
+    ok(blockdrop(&[
+        "eval",
+        "--model",
+        s(&base.join("last.safetensors")),
+        "--data",
+        s(&data),
+        "--limit",
+        "8",
+    ]));
+
+    // Resuming continues at epoch 3 with the step count intact; a second --out is refused.
+    let out = ok(blockdrop(&[
+        "train",
+        "base",
+        "--resume",
+        s(&base),
+        "--epochs",
+        "3",
+    ]));
+    assert!(out.contains("epoch   3/3"), "{out}");
+    assert!(!out.contains("epoch   1/3"), "{out}");
+    assert_eq!(metrics_rows(&base), 3);
+    assert_eq!(state_meta(&base, "optimizer_steps"), "9");
+    let again = blockdrop(&[
+        "train",
+        "base",
+        "--config",
+        "R32_FMNIST",
+        "--data",
+        s(&data),
+        "--out",
+        s(&base),
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+
+    // Killed mid-run: the last finished epoch stays loadable and the run resumes from it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_blockdrop"))
+        .args(["train", "base", "--resume", s(&base), "--epochs", "40"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while metrics_rows(&base) < 5 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done = metrics_rows(&base);
+    assert!((5..40).contains(&done), "killed after {done} epochs");
+    let steps: usize = state_meta(&base, "optimizer_steps").parse().unwrap();
+    let epochs_done: usize = state_meta(&base, "epochs_done").parse().unwrap();
+    assert_eq!(steps, 3 * epochs_done, "state and step count agree");
+    ok(blockdrop(&[
+        "eval",
+        "--model",
+        s(&base.join("last.safetensors")),
+        "--data",
+        s(&data),
+        "--limit",
+        "8",
+    ]));
+    ok(blockdrop(&[
+        "train",
+        "base",
+        "--resume",
+        s(&base),
+        "--epochs",
+        &(epochs_done + 1).to_string(),
+    ]));
+    assert_eq!(metrics_rows(&base), epochs_done + 1);
+
+    let cl = tmp.path().join("curriculum");
+    let best_base = base.join("best.safetensors");
+    let mut args = vec![
+        "train",
+        "curriculum",
+        "--base",
+        s(&best_base),
+        "--data",
+        s(&data),
+        "--out",
+        s(&cl),
+        "--epochs",
+        "2",
+    ];
+    args.extend(TINY);
+    ok(blockdrop(&args));
+    assert_eq!(metrics_rows(&cl), 2);
+    let config = std::fs::read_to_string(cl.join("config.json")).unwrap();
+    assert!(
+        config.contains("\"penalty\": -1.0") && config.contains("\"stage\": \"curriculum\""),
+        "{config}"
+    );
+
+    let ft = tmp.path().join("finetune");
+    let mut args = vec![
+        "train",
+        "finetune",
+        "--from",
+        s(&cl),
+        "--data",
+        s(&data),
+        "--out",
+        s(&ft),
+        "--epochs",
+        "1",
+        "--penalty",
+        "-5",
+    ];
+    args.extend(TINY);
+    ok(blockdrop(&args));
+    let out = ok(blockdrop(&[
+        "eval",
+        "--model",
+        s(&ft.join("best.safetensors")),
+        "--data",
+        s(&data),
+    ]));
+    assert!(out.starts_with("Accuracy: "), "{out}");
+    let (_, meta) = blockdrop::checkpoint::native::read(
+        &ft.join("last.safetensors"),
+        &std::fs::read(ft.join("last.safetensors")).unwrap(),
+        &Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(meta["stage"], "finetuned");
+    assert_eq!(meta["penalty"], "-5");
+}
