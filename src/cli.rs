@@ -79,6 +79,12 @@ pub struct PolicyArgs {
     /// Train without random crops and flips.
     #[arg(long)]
     pub no_augment: bool,
+
+    /// Finetuning: run every kept block on the whole batch and blend (the reference's masked
+    /// executor, BatchNorm over the whole batch) instead of running a block only on the images
+    /// that keep it.
+    #[arg(long)]
+    pub masked: bool,
 }
 
 #[derive(Debug, Args)]

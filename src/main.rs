@@ -551,6 +551,7 @@ fn policy_options(
         penalty: policy.penalty.unwrap_or(penalty),
         cl_step: policy.cl_step,
         augment: !policy.no_augment,
+        masked: policy.masked,
         init: init.to_path_buf(),
     }
 }

@@ -4,8 +4,8 @@
 mod common;
 
 use blockdrop::exec::{
-    choose_strategy, forward_batch, forward_gather, forward_grouped, forward_masked, forward_skip,
-    forward_skip_hooked, Stage, Strategy,
+    choose_strategy, forward_batch, forward_gather, forward_grouped, forward_masked,
+    forward_masked_sparse, forward_skip, forward_skip_hooked, Stage, Strategy,
 };
 use blockdrop::model::blockdrop::policy_tensor;
 use blockdrop::profile::timer::StageTimer;
@@ -53,6 +53,10 @@ fn every_executor_matches_running_each_image_alone() {
         (
             "masked",
             forward_masked(&model.resnet, &x, &mask, false).unwrap(),
+        ),
+        (
+            "masked, sparse",
+            forward_masked_sparse(&model.resnet, &x, &keep, false).unwrap(),
         ),
         ("auto", forward_batch(&model.resnet, &x, &keep).unwrap()),
     ];

@@ -36,6 +36,7 @@ fn policy_options(penalty: f64) -> PolicyOptions {
         penalty,
         cl_step: 1,
         augment: false,
+        masked: true,
         init: fixture("r32_c10.pth"),
     }
 }

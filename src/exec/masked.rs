@@ -33,3 +33,56 @@ pub fn forward_masked(net: &FlatResNet, x: &Tensor, keep: &Tensor, train: bool) 
     }
     net.head(&x)
 }
+
+/// Below this share of keepers, [`forward_masked_sparse`] runs a block on its keepers only.
+const SPARSE_BELOW: f64 = 0.75;
+
+/// The masked forward for training that computes less: a block no image keeps is skipped, a
+/// block every image keeps runs on the batch, and a block fewer than three quarters of the
+/// images keep runs on those images only (index_select in, index_add out; gradients flow
+/// through both). Otherwise it blends like [`forward_masked`].
+///
+/// In train mode a sub-batch block's BatchNorm normalises by its keepers' statistics, where
+/// the reference's masked forward uses the whole batch's (its dropped images' outputs are
+/// discarded either way).
+pub fn forward_masked_sparse(
+    net: &FlatResNet,
+    x: &Tensor,
+    keep: &[Vec<bool>],
+    train: bool,
+) -> Result<Tensor> {
+    let n = x.dim(0)?;
+    if keep.len() != n || keep.iter().any(|k| k.len() != net.num_blocks()) {
+        bail!(
+            "{} policies of {} blocks do not fit {n} images",
+            keep.len(),
+            net.num_blocks()
+        )
+    }
+    let mask = crate::model::blockdrop::policy_tensor(keep, x.device())?;
+    let mut x = net.stem(x, train)?;
+    for block in 0..net.num_blocks() {
+        let keepers: Vec<u32> = (0u32..)
+            .zip(keep)
+            .filter(|(_, policy)| policy[block])
+            .map(|(i, _)| i)
+            .collect();
+        let residual = net.residual(block, &x, train)?;
+        x = if keepers.is_empty() {
+            residual
+        } else if keepers.len() == n {
+            net.block_output(block, &x, &residual, train)?
+        } else if (keepers.len() as f64) < SPARSE_BELOW * n as f64 && keepers.len() > 1 {
+            let index = Tensor::new(keepers.as_slice(), x.device())?;
+            let kept_residual = residual.index_select(&index, 0)?;
+            let kept =
+                net.block_output(block, &x.index_select(&index, 0)?, &kept_residual, train)?;
+            residual.index_add(&index, &(kept - &kept_residual)?, 0)?
+        } else {
+            let m = mask.narrow(1, block, 1)?.reshape((n, 1, 1, 1))?;
+            let fx = net.block_output(block, &x, &residual, train)?;
+            (fx.broadcast_mul(&m)? + residual.broadcast_mul(&(1.0 - &m)?)?)?
+        };
+    }
+    net.head(&x)
+}

@@ -6,7 +6,8 @@
 //! - [`gather`]: a batch with per-image policies; each block runs once, on the sub-batch of
 //!   images that keep it (index_select in, index_add out).
 //! - [`masked`]: every block computed for the whole batch and blended by the keep bits, as the
-//!   reference trains (autograd-friendly, saves no time).
+//!   reference trains (autograd-friendly, saves no time); and its training variant that runs
+//!   rarely kept blocks on their keepers only.
 //!
 //! [`forward_batch`] picks among the first three from the batch's policy diversity.
 
@@ -21,7 +22,7 @@ use candle_core::{Result, Tensor};
 
 pub use gather::forward_gather;
 pub use grouped::forward_grouped;
-pub use masked::forward_masked;
+pub use masked::{forward_masked, forward_masked_sparse};
 pub use skip::{forward_skip, forward_skip_hooked};
 
 use crate::model::FlatResNet;

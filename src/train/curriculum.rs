@@ -44,6 +44,10 @@ pub struct PolicyOptions {
     pub cl_step: usize,
     /// Random crop and flip on the training images, as the reference.
     pub augment: bool,
+    /// Finetuning runs the base with the reference's masked executor (every kept block on the
+    /// whole batch, BatchNorm over the whole batch) instead of the sparse one.
+    #[serde(default)]
+    pub masked: bool,
     /// What the stage starts from: the base model (curriculum), or the curriculum's run
     /// folder or model file (finetuning).
     pub init: PathBuf,

@@ -1,8 +1,9 @@
 //! Stage 2: policy and base network trained jointly (the reference's `finetune`): base in
 //! train mode, loss = Σ_images (−Σ_k log P(u_k))·advantage + cross-entropy of the base's
-//! prediction under the sampled policy, Adam over both networks. The base runs the reference's
-//! masked executor (every block a sampled policy keeps in any image of the batch, blended by
-//! the keep bits), so BatchNorm sees the reference's batch statistics.
+//! prediction under the sampled policy, Adam over both networks. The base runs the masked
+//! executor's sparse variant ([`forward_masked_sparse`]): a block runs on the images whose
+//! sampled policy keeps it when that is under three quarters of the batch (`masked` keeps the
+//! reference's executor).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -13,7 +14,7 @@ use candle_nn::{VarBuilder, VarMap};
 use crate::config::Config;
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::exec::{forward_batch, forward_masked};
+use crate::exec::{forward_batch, forward_masked, forward_masked_sparse};
 use crate::model::BlockDrop;
 use crate::train::curriculum::{finish_epoch, training_batch, PolicyOptions, Running, Step};
 use crate::train::optim::{params, Kind, Optimizer};
@@ -132,7 +133,11 @@ pub fn step(
     let sampled = draw(&p_bounded)?;
     let baseline = greedy(&probs)?;
     let baseline_logits = forward_batch(&model.resnet, x, &keep_bits(&baseline)?)?.detach();
-    let logits = forward_masked(&model.resnet, x, &sampled, true)?;
+    let logits = if options.masked {
+        forward_masked(&model.resnet, x, &sampled, true)?
+    } else {
+        forward_masked_sparse(&model.resnet, x, &keep_bits(&sampled)?, true)?
+    };
     let correct = reward::correct(&logits, labels)?;
     let sampled_reward = reward::reward(&correct, &sampled, options.penalty)?;
     let baseline_reward = reward::reward(
