@@ -246,3 +246,48 @@ fn fused_train_batchnorm_matches_candle_forward_gradients_and_running_stats() {
         );
     }
 }
+
+#[test]
+fn direct_and_gemm_paths_agree_on_narrow_layers() {
+    use blockdrop::kernels::conv::{self, Epilogue, Nhw};
+    for (kernel, stride, pad, cin, cout, side) in [
+        (3, 1, 1, 16, 16, 28),
+        (3, 2, 1, 16, 32, 29),
+        (3, 1, 1, 1, 16, 9),
+        (1, 2, 0, 16, 32, 14),
+        (3, 1, 1, 32, 32, 7),
+    ] {
+        let g = ConvGeom {
+            kernel,
+            stride,
+            pad,
+            cin,
+            cout,
+        };
+        let input = Nhw {
+            n: 3,
+            h: side,
+            w: side,
+        };
+        let x = values(&randn(&[3, side, side, cin]));
+        let w = values(&randn(&[g.patch_len(), cout]));
+        let (bias, residual_len) = (
+            values(&randn(&[cout])),
+            g.output(input).unwrap().pixels() * cout,
+        );
+        let residual = values(&randn(&[residual_len]));
+        let epilogue = Epilogue {
+            bias: Some(&bias),
+            residual: Some(&residual),
+            relu: true,
+        };
+        let (mut fast, mut gemm) = (vec![0.0; residual_len], vec![0.0; residual_len]);
+        conv::forward(&g, input, &x, &w, epilogue, &mut fast);
+        conv::forward_gemm(&g, input, &x, &w, epilogue, &mut gemm);
+        let err = rel_err(&fast, &gemm);
+        assert!(
+            err < 1e-5,
+            "{g:?} at {side}x{side}: relative error {err:.2e}"
+        );
+    }
+}

@@ -252,8 +252,25 @@ fn patches<'a>(
     &buf[..rows * plen]
 }
 
-/// Forward convolution: `out = epilogue(x ⊛ weight)`, NHWC in and out.
+/// Forward convolution: `out = epilogue(x ⊛ weight)`, NHWC in and out. Narrow layers take
+/// the direct kernel where the CPU has it ([`super::direct`]), the rest the tiled GEMM.
 pub fn forward(
+    g: &ConvGeom,
+    input: Nhw,
+    x: &[f32],
+    weight: &[f32],
+    epilogue: Epilogue,
+    out: &mut [f32],
+) {
+    if super::direct::supported(g) {
+        super::direct::forward(g, input, x, weight, epilogue, out);
+    } else {
+        forward_gemm(g, input, x, weight, epilogue, out);
+    }
+}
+
+/// [`forward`] on the tiled-GEMM path, whatever the layer.
+pub fn forward_gemm(
     g: &ConvGeom,
     input: Nhw,
     x: &[f32],

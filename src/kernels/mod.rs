@@ -4,6 +4,7 @@
 
 pub mod batchnorm;
 pub mod conv;
+pub mod direct;
 pub mod ops;
 
 use candle_core::Device;
