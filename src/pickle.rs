@@ -225,7 +225,7 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
     }
 
     fn set_items(&mut self, dict: Id, items: Vec<Id>) -> PResult<()> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return self.malformed("odd number of items for SETITEMS");
         }
         match &mut self.objects[dict] {

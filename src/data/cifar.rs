@@ -103,7 +103,7 @@ fn read_binary(
     labels: &mut Vec<u32>,
 ) -> Result<()> {
     let record = label_bytes + PIXELS;
-    if bytes.is_empty() || bytes.len() % record != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(record) {
         return Err(Error::bad_input(
             path,
             format!("truncated or not a CIFAR binary batch: {} bytes is not a whole number of {record}-byte records", bytes.len()),
