@@ -208,9 +208,10 @@ pub struct TrainBaseArgs {
 #[derive(Debug, Args)]
 pub struct ModelArgs {
     /// Model file: this project's .safetensors, or a reference PyTorch checkpoint (zip or
-    /// legacy torch.save format).
+    /// legacy torch.save format). Default: the bundled model (R32_FMNIST, trained on
+    /// Fashion-MNIST).
     #[arg(long, value_name = "FILE")]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
 
     /// The base network, when --model holds only a policy (a curriculum-stage checkpoint).
     #[arg(long, value_name = "FILE")]

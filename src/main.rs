@@ -31,12 +31,15 @@ fn progress_bar(total: usize) -> ProgressBar {
 /// The device, the model (BatchNorm folded unless --no-fold) and the dataset a command runs on.
 fn open(args: &ModelArgs) -> anyhow::Result<(candle_core::Device, LoadedModel, data::Dataset)> {
     let device = args.device.open()?;
-    let mut loaded = checkpoint::load_model(
-        &args.model,
-        args.base.as_deref(),
-        args.config.as_deref(),
-        &device,
-    )?;
+    let mut loaded = match &args.model {
+        Some(path) => {
+            checkpoint::load_model(path, args.base.as_deref(), args.config.as_deref(), &device)?
+        }
+        None if args.base.is_some() => {
+            return Err(blockdrop::Error::BadUsage("--base needs --model".into()).into())
+        }
+        None => bundled::default_model(&device).context("loading the bundled default model")?,
+    };
     if !args.no_fold {
         loaded.model.fold_batchnorm()?;
     }
@@ -55,10 +58,18 @@ fn open(args: &ModelArgs) -> anyhow::Result<(candle_core::Device, LoadedModel, d
     if loaded.is_untrained() {
         eprintln!(
             "note: {} is an untrained model (random weights)",
-            args.model.display()
+            model_name(args)
         );
     }
     Ok((device, loaded, dataset))
+}
+
+/// The model a command runs, as the user named it.
+fn model_name(args: &ModelArgs) -> String {
+    args.model.as_ref().map_or_else(
+        || bundled::DEFAULT_MODEL_PATH.to_string(),
+        |p| p.display().to_string(),
+    )
 }
 
 fn eval(args: &EvalArgs) -> anyhow::Result<()> {
@@ -202,7 +213,7 @@ fn tui(args: &ModelArgs) -> anyhow::Result<()> {
         loaded.model,
         dataset,
         device,
-        args.model.display().to_string(),
+        model_name(args),
         untrained,
         started(),
     )?;

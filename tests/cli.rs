@@ -324,3 +324,20 @@ fn labels_beyond_the_config_classes_are_exit_2() {
         dir.path(),
     );
 }
+
+#[test]
+fn model_defaults_to_the_bundled_one() {
+    let sample = asset("fashion-mnist-sample");
+    let implicit = blockdrop(&["eval", "--data", path_str(&sample), "--limit", "50"]);
+    let explicit = eval(&asset("default.safetensors"), &sample, &["--limit", "50"]);
+    assert!(implicit.status.success(), "{}", text(&implicit.stderr));
+    assert_eq!(text(&implicit.stdout), text(&explicit.stdout));
+    let orphan_base = blockdrop(&[
+        "eval",
+        "--data",
+        path_str(&sample),
+        "--base",
+        path_str(&asset("default.safetensors")),
+    ]);
+    assert_eq!(orphan_base.status.code(), Some(2));
+}
