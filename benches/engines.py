@@ -6,7 +6,9 @@ step. Same thread count as the Rust side, which passes its own.
     tests/fixtures/.venv/bin/python benches/engines.py THREADS
 
 Prints one `key value` line per measurement: `<engine> <model> b<batch>` in ms per image,
-`torch <model> train<batch>` in ms per step. Median of 7 runs after a warm-up.
+`torch <model> train<batch>` (base), `curriculum<batch>` and `finetune<batch>` (the policy
+stages' steps, masked base forwards as the reference) in ms per step. Median of 7 runs after
+a warm-up.
 """
 
 import os
@@ -22,7 +24,7 @@ import torch.nn.functional as F
 from torch.fx.experimental.optimization import fuse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures"))
-from make_fixtures import BasicBlock, FlatResNet32  # noqa: E402
+from make_fixtures import BasicBlock, FlatResNet32, Policy  # noqa: E402
 
 REPEAT = 7
 
@@ -102,6 +104,37 @@ def main():
         optimizer.step()
 
     print("torch R32_FMNIST train128", median_ms(step))
+
+    # The policy stages' steps as the reference runs them (masked base forwards), R32_FMNIST,
+    # half the blocks kept at random: curriculum (batch 256, base frozen) and finetune (256).
+    base, shape = models()["R32_FMNIST"]
+    agent = Policy(FlatResNet32(BasicBlock, [1, 1, 1], 10, in_channels=1, final_map=7), 15)
+    x, y = torch.randn(256, *shape), torch.randint(0, 10, (256,))
+    adam = torch.optim.Adam(list(agent.parameters()) + list(base.parameters()), lr=1e-4)
+
+    def policy_step(finetune):
+        adam.zero_grad()
+        agent.train()
+        probs, _ = agent(x)
+        pb = probs * 0.8 + 0.2 * (1 - probs)
+        policy = torch.bernoulli(pb.detach())
+        greedy = (probs.detach() >= 0.5).float()
+        with torch.no_grad():
+            base.eval()
+            base.forward(x, greedy)
+            if not finetune:
+                base.forward(x, policy)
+        base.train(finetune)
+        logits = base.forward(x, policy) if finetune else None
+        advantage = torch.randn(256, 1)
+        loss = (-torch.distributions.Bernoulli(pb).log_prob(policy) * advantage).sum()
+        if finetune:
+            loss = loss + F.cross_entropy(logits, y)
+        loss.backward()
+        adam.step()
+
+    print("torch R32_FMNIST curriculum256", median_ms(lambda: policy_step(False)))
+    print("torch R32_FMNIST finetune256", median_ms(lambda: policy_step(True)))
 
 
 if __name__ == "__main__":

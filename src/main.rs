@@ -406,7 +406,7 @@ fn open_run<O: serde::Serialize + serde::de::DeserializeOwned>(
     args: &TrainLoopArgs,
     stage: &str,
     config: impl FnOnce() -> anyhow::Result<Config>,
-    fresh: impl FnOnce(&Config) -> O,
+    fresh: impl FnOnce() -> O,
     common: impl Fn(&mut O) -> &mut LoopOptions,
 ) -> anyhow::Result<(Run, Config, std::path::PathBuf, O)> {
     let usage = |m: &str| blockdrop::Error::BadUsage(m.into());
@@ -438,7 +438,7 @@ fn open_run<O: serde::Serialize + serde::de::DeserializeOwned>(
         return Err(usage("--data and --out are required (or --resume DIR)").into());
     };
     let config = config()?;
-    let options = fresh(&config);
+    let options = fresh();
     let run = Run::create(out, &train::run_config(stage, &config, data, &options))?;
     Ok((run, config, data.clone(), options))
 }
@@ -457,7 +457,7 @@ fn train_base(args: &TrainBaseArgs) -> anyhow::Result<()> {
             Some(name) => Ok(Config::by_name(name)?),
             None => Err(blockdrop::Error::BadUsage("--config is required".into()).into()),
         },
-        |_| train::base::BaseOptions {
+        || train::base::BaseOptions {
             common: loop_options(&args.run, defaults),
             momentum: args.momentum,
             weight_decay: args.weight_decay,
@@ -554,8 +554,8 @@ fn policy_options(
     defaults: LoopDefaults,
     penalty: f64,
     init: &std::path::Path,
-) -> train::curriculum::PolicyOptions {
-    train::curriculum::PolicyOptions {
+) -> train::policy::PolicyOptions {
+    train::policy::PolicyOptions {
         common: loop_options(args, defaults),
         alpha: policy.alpha,
         beta: policy.beta,
@@ -567,33 +567,49 @@ fn policy_options(
     }
 }
 
-fn train_curriculum(args: &TrainCurriculumArgs) -> anyhow::Result<()> {
-    let base = args.base.clone().unwrap_or_default();
+/// What tells the two policy stages apart on the command line.
+struct PolicyStage<'a> {
+    /// The run's stage name (`config.json`).
+    name: &'static str,
+    /// What the progress line says is trained.
+    what: &'static str,
+    /// What the stage starts from (`--base` / `--from`), and the model file that holds it.
+    init: &'a std::path::Path,
+    model_file: std::path::PathBuf,
+    defaults: LoopDefaults,
+    penalty: f64,
+    train: fn(
+        &Config,
+        &data::Dataset,
+        &data::Dataset,
+        &mut Run,
+        &train::policy::PolicyOptions,
+        &candle_core::Device,
+        &mut dyn train::Progress,
+    ) -> blockdrop::Result<()>,
+}
+
+fn train_policy(
+    run_args: &TrainLoopArgs,
+    policy: &PolicyArgs,
+    stage: PolicyStage,
+) -> anyhow::Result<()> {
     let (mut run, config, data, options) = open_run(
-        &args.run,
-        "curriculum",
-        || named_or(&args.run.config, &base),
-        |config| {
-            // Epochs: the curriculum reaches every block, then five more.
-            let defaults = LoopDefaults {
-                epochs: config.num_blocks().div_ceil(args.policy.cl_step.max(1)) + 5,
-                batch_size: 2048,
-                lr: 1e-3,
-                epoch_step: Some(10_000),
-            };
-            policy_options(&args.run, &args.policy, defaults, -1.0, &base)
-        },
+        run_args,
+        stage.name,
+        || named_or(&run_args.config, &stage.model_file),
+        || policy_options(run_args, policy, stage.defaults, stage.penalty, stage.init),
         |o| &mut o.common,
     )?;
     let (device, train_data, test_data, mut progress) = open_training(
-        &args.run,
-        "policy (curriculum)",
+        run_args,
+        stage.what,
         &config,
         &data,
         &run,
         options.common.epochs,
     )?;
-    train::curriculum::train(
+    (stage.train)(
         &config,
         &train_data,
         &test_data,
@@ -609,43 +625,46 @@ fn train_curriculum(args: &TrainCurriculumArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn train_curriculum(args: &TrainCurriculumArgs) -> anyhow::Result<()> {
+    let base = args.base.clone().unwrap_or_default();
+    // Epochs: the curriculum reaches every block, then five more.
+    let blocks = match &args.run.config {
+        Some(name) => Config::by_name(name)?.num_blocks(),
+        None if args.run.resume.is_some() => 0,
+        None => config_of(&base)?.num_blocks(),
+    };
+    let stage = PolicyStage {
+        name: "curriculum",
+        what: "policy (curriculum)",
+        init: &base,
+        model_file: base.clone(),
+        defaults: LoopDefaults {
+            epochs: blocks.div_ceil(args.policy.cl_step.max(1)) + 5,
+            batch_size: 2048,
+            lr: 1e-3,
+            epoch_step: Some(10_000),
+        },
+        penalty: -1.0,
+        train: train::curriculum::train,
+    };
+    train_policy(&args.run, &args.policy, stage)
+}
+
 fn train_finetune(args: &TrainFinetuneArgs) -> anyhow::Result<()> {
     let from = args.from.clone().unwrap_or_default();
-    let (mut run, config, data, options) = open_run(
-        &args.run,
-        "finetune",
-        || named_or(&args.run.config, &train::finetune::model_of(&from)),
-        |_| {
-            let defaults = LoopDefaults {
-                epochs: 10,
-                batch_size: 256,
-                lr: 1e-4,
-                epoch_step: Some(10_000),
-            };
-            policy_options(&args.run, &args.policy, defaults, -10.0, &from)
+    let stage = PolicyStage {
+        name: "finetune",
+        what: "policy and base (finetuning)",
+        init: &from,
+        model_file: train::finetune::model_of(&from),
+        defaults: LoopDefaults {
+            epochs: 10,
+            batch_size: 256,
+            lr: 1e-4,
+            epoch_step: Some(10_000),
         },
-        |o| &mut o.common,
-    )?;
-    let (device, train_data, test_data, mut progress) = open_training(
-        &args.run,
-        "policy and base (finetuning)",
-        &config,
-        &data,
-        &run,
-        options.common.epochs,
-    )?;
-    train::finetune::train(
-        &config,
-        &train_data,
-        &test_data,
-        &mut run,
-        &options,
-        &device,
-        &mut progress,
-    )?;
-    println!(
-        "done: {}",
-        run.dir.join(blockdrop::train::run::BEST).display()
-    );
-    Ok(())
+        penalty: -10.0,
+        train: train::finetune::train,
+    };
+    train_policy(&args.run, &args.policy, stage)
 }

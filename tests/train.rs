@@ -10,7 +10,8 @@ use std::process::{Command, Output};
 
 use blockdrop::config::Config;
 use blockdrop::model::BlockDrop;
-use blockdrop::train::curriculum::{self, PolicyOptions};
+use blockdrop::train::curriculum;
+use blockdrop::train::policy::PolicyOptions;
 use blockdrop::train::schedule::Schedule;
 use blockdrop::train::{finetune, load_model_file, reward, LoopOptions};
 use candle_core::{DType, Device, Tensor, Var};

@@ -1,4 +1,6 @@
-use candle_core::{bail, Result, Tensor};
+use candle_core::{Result, Tensor};
+
+use crate::exec::{check_policies, keepers};
 
 use crate::model::FlatResNet;
 
@@ -8,20 +10,10 @@ use crate::model::FlatResNet;
 /// flows through both paths.
 pub fn forward_gather(net: &FlatResNet, x: &Tensor, keep: &[Vec<bool>]) -> Result<Tensor> {
     let n = x.dim(0)?;
-    if keep.len() != n || keep.iter().any(|k| k.len() != net.num_blocks()) {
-        bail!(
-            "{} policies of {} blocks do not fit {n} images",
-            keep.len(),
-            net.num_blocks()
-        )
-    }
+    check_policies(net, keep, n)?;
     let mut x = net.stem(x, false)?;
     for block in 0..net.num_blocks() {
-        let keepers: Vec<u32> = (0u32..)
-            .zip(keep)
-            .filter(|(_, policy)| policy[block])
-            .map(|(i, _)| i)
-            .collect();
+        let keepers = keepers(keep, block);
         x = if keepers.len() == n {
             net.run_block(block, &x, false)?
         } else {

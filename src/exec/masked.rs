@@ -1,5 +1,7 @@
 use candle_core::{bail, Result, Tensor};
 
+use crate::exec::{check_policies, keepers};
+
 use crate::model::FlatResNet;
 
 /// The reference's batched forward: every block runs for the whole batch and its output is
@@ -52,21 +54,11 @@ pub fn forward_masked_sparse(
     train: bool,
 ) -> Result<Tensor> {
     let n = x.dim(0)?;
-    if keep.len() != n || keep.iter().any(|k| k.len() != net.num_blocks()) {
-        bail!(
-            "{} policies of {} blocks do not fit {n} images",
-            keep.len(),
-            net.num_blocks()
-        )
-    }
+    check_policies(net, keep, n)?;
     let mask = crate::model::blockdrop::policy_tensor(keep, x.device())?;
     let mut x = net.stem(x, train)?;
     for block in 0..net.num_blocks() {
-        let keepers: Vec<u32> = (0u32..)
-            .zip(keep)
-            .filter(|(_, policy)| policy[block])
-            .map(|(i, _)| i)
-            .collect();
+        let keepers = keepers(keep, block);
         let residual = net.residual(block, &x, train)?;
         x = if keepers.is_empty() {
             residual

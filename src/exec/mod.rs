@@ -50,6 +50,27 @@ impl StageHook for Direct {
     }
 }
 
+/// The images (row indices) whose policy keeps `block`.
+pub fn keepers(keep: &[Vec<bool>], block: usize) -> Vec<u32> {
+    (0u32..)
+        .zip(keep)
+        .filter(|(_, policy)| policy[block])
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Checks that `keep` holds one policy of `net`'s length per image of a batch of `n`.
+pub fn check_policies(net: &FlatResNet, keep: &[Vec<bool>], n: usize) -> Result<()> {
+    if keep.len() != n || keep.iter().any(|k| k.len() != net.num_blocks()) {
+        candle_core::bail!(
+            "{} policies of {} blocks do not fit {n} images",
+            keep.len(),
+            net.num_blocks()
+        )
+    }
+    Ok(())
+}
+
 /// Which executor [`forward_batch`] uses for a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {

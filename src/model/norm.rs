@@ -31,7 +31,15 @@ pub fn batch_norm_nhwc(
     }
     let scale = (gamma / (bn.running_var() + bn.eps())?.sqrt()?)?;
     let shift = (beta - (bn.running_mean() * &scale)?)?;
-    let y = x.broadcast_mul(&scale)?.broadcast_add(&shift)?;
+    add_relu(
+        x.broadcast_mul(&scale)?.broadcast_add(&shift)?,
+        residual,
+        relu,
+    )
+}
+
+/// `y [+ residual]`, then ReLU when `relu`: the tail of every convolution in a block.
+pub fn add_relu(y: Tensor, residual: Option<&Tensor>, relu: bool) -> Result<Tensor> {
     let y = match residual {
         Some(r) => (y + r)?,
         None => y,

@@ -8,7 +8,7 @@ use candle_nn::{BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Linear, VarBui
 
 use crate::config::{BlockKind, Family, ResNetSpec};
 use crate::kernels::{ops, ConvGeom, Kernels};
-use crate::model::norm::batch_norm_nhwc;
+use crate::model::norm::{add_relu, batch_norm_nhwc};
 
 /// PyTorch's BatchNorm2d defaults, which the reference never changes.
 fn bn_config() -> BatchNormConfig {
@@ -103,24 +103,15 @@ impl ConvBn {
         residual: Option<&Tensor>,
         relu: bool,
     ) -> Result<Tensor> {
-        let y = match (kernels, &self.packed) {
+        match (kernels, &self.packed) {
             (Kernels::Fast, Some(packed)) if !train => {
-                return ops::fused_conv2d(x, packed, residual, self.geom, relu)
+                ops::fused_conv2d(x, packed, residual, self.geom, relu)
             }
             (Kernels::Fast, _) => {
                 let y = ops::conv2d(x, &ops::hwio(self.conv.weight())?, self.geom)?;
-                return batch_norm_nhwc(&self.bn, &y, train, residual, relu);
+                batch_norm_nhwc(&self.bn, &y, train, residual, relu)
             }
-            (Kernels::Stock, _) => self.forward_t(x, train)?,
-        };
-        let y = match residual {
-            Some(r) => (y + r)?,
-            None => y,
-        };
-        if relu {
-            y.relu()
-        } else {
-            Ok(y)
+            (Kernels::Stock, _) => add_relu(self.forward_t(x, train)?, residual, relu),
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::train::augment::{crop_flip, CROP_PADDING};
 use crate::train::optim::{params, Kind, Optimizer};
 use crate::train::rng::Rng;
 use crate::train::run::{EpochMetrics, Run};
-use crate::train::{epoch_order, labels, load_into, tensors, test_indices, LoopOptions, Progress};
+use crate::train::{epoch_order, labels, restore, tensors, test_indices, LoopOptions, Progress};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BaseOptions {
@@ -71,12 +71,8 @@ pub fn train(
         weight_decay: options.weight_decay,
     };
     let mut optimizer = Optimizer::new(kind, params(&varmap, &["resnet."]));
-    let (mut start, mut best) = (0, f64::NEG_INFINITY);
-    if let Some(resumed) = run.resume(device)? {
-        load_into(&varmap, &resumed.model, &run.dir)?;
-        optimizer.load_state(&resumed.optimizer, resumed.optimizer_steps)?;
-        (start, best) = (resumed.epochs_done, resumed.best);
-    }
+    let (start, mut best) =
+        restore(run, &varmap, &mut optimizer, device)?.unwrap_or((0, f64::NEG_INFINITY));
     let opts = &options.common;
     let test = test_indices(test_data, opts);
     for epoch in start..opts.epochs {

@@ -6,7 +6,6 @@
 //! reference's executor).
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
@@ -16,12 +15,11 @@ use crate::data::Dataset;
 use crate::error::Result;
 use crate::exec::{forward_batch, forward_masked, forward_masked_sparse};
 use crate::model::BlockDrop;
-use crate::train::curriculum::{finish_epoch, training_batch, PolicyOptions, Running, Step};
 use crate::train::optim::{params, Kind, Optimizer};
+use crate::train::policy::{PolicyOptions, Step, Trainer};
 use crate::train::reward::{self, bounded, greedy, keep_bits, sample};
-use crate::train::rng::Rng;
 use crate::train::run::{Run, BEST, LAST};
-use crate::train::{epoch_order, labels, load_into, load_model_file, test_indices, Progress};
+use crate::train::{load_model_file, restore, Progress};
 
 /// The model file a `--from` names: a run folder's best model (else its last), or a file.
 pub fn model_of(from: &Path) -> PathBuf {
@@ -50,70 +48,33 @@ pub fn train(
         Kind::Adam { weight_decay: 0.0 },
         params(&varmap, &["agent.", "resnet."]),
     );
-    let (mut start, mut best) = (0, f64::NEG_INFINITY);
-    match run.resume(device)? {
-        Some(resumed) => {
-            load_into(&varmap, &resumed.model, &run.dir)?;
-            optimizer.load_state(&resumed.optimizer, resumed.optimizer_steps)?;
-            (start, best) = (resumed.epochs_done, resumed.best);
+    let position = match restore(run, &varmap, &mut optimizer, device)? {
+        Some(position) => position,
+        None => {
+            load_model_file(&varmap, &model_of(&options.init), false)?;
+            (0, f64::NEG_INFINITY)
         }
-        None => load_model_file(&varmap, &model_of(&options.init), false)?,
-    }
-    let opts = &options.common;
-    let test = test_indices(test_data, opts);
-    for epoch in start..opts.epochs {
-        let started = Instant::now();
-        let lr = opts.schedule.lr(opts.lr, epoch);
-        let order = epoch_order(train_data.len(), opts, epoch);
-        let mut augment_rng = Rng::for_epoch(opts.seed, epoch, 1);
-        let mut sample_rng = Rng::for_epoch(opts.seed, epoch, 2);
-        let mut running = Running::default();
-        for chunk in order.chunks(opts.batch_size).filter(|c| c.len() > 1) {
-            let x = training_batch(
-                train_data,
-                chunk,
-                config,
-                device,
-                options.augment,
-                &mut augment_rng,
-            )?;
-            let y = labels(train_data, chunk, device)?;
-            let label_list: Vec<u32> = chunk.iter().map(|&i| train_data.labels()[i]).collect();
-            let outcome = step(&model, &x, &label_list, &y, options, |p| {
-                sample(p, &mut sample_rng)
-            })?;
-            optimizer.step(&outcome.loss.backward()?, lr)?;
-            let blocks = outcome.sampled.sum_all()?.to_scalar::<f32>()? as f64;
-            let loss = outcome.loss.to_scalar::<f32>()? as f64;
-            running.add(
-                chunk.len(),
-                &outcome.correct,
-                &outcome.sampled_reward,
-                loss,
-                blocks,
-            );
-            progress.batch(epoch, running.seen, order.len(), &running.message());
-        }
-        let train_s = started.elapsed().as_secs_f64();
-        finish_epoch(
-            "finetuned",
-            &model,
-            &varmap,
-            &optimizer,
-            run,
-            epoch,
-            lr,
-            &running,
-            started,
-            train_s,
-            (test_data, &test),
-            options.penalty,
-            &mut best,
-            device,
-            progress,
-        )?;
-    }
-    Ok(())
+    };
+    let trainer = Trainer {
+        stage: "finetuned",
+        config,
+        model: &model,
+        varmap: &varmap,
+        optimizer,
+        options,
+        device,
+    };
+    trainer.run_epochs(
+        run,
+        position,
+        train_data,
+        test_data,
+        progress,
+        |_, x, labels, rng| {
+            let y = Tensor::new(labels, device)?;
+            step(&model, x, labels, &y, options, |p| sample(p, rng))
+        },
+    )
 }
 
 /// One finetuning batch: keep probabilities (agent in train mode), `draw`'s sample from the

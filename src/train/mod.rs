@@ -7,6 +7,7 @@ pub mod base;
 pub mod curriculum;
 pub mod finetune;
 pub mod optim;
+pub mod policy;
 pub mod reward;
 pub mod rng;
 pub mod run;
@@ -208,4 +209,20 @@ pub fn evaluate_policy(
         summary: crate::eval::Summary::of(&records),
         reward,
     })
+}
+
+/// Restores a run's saved model and optimiser into `varmap` and `optimizer`; returns the epoch
+/// to continue at and the best test metric so far, or `None` for a fresh run.
+pub fn restore(
+    run: &mut run::Run,
+    varmap: &VarMap,
+    optimizer: &mut optim::Optimizer,
+    device: &Device,
+) -> Result<Option<(usize, f64)>> {
+    let Some(resumed) = run.resume(device)? else {
+        return Ok(None);
+    };
+    load_into(varmap, &resumed.model, &run.dir)?;
+    optimizer.load_state(&resumed.optimizer, resumed.optimizer_steps)?;
+    Ok(Some((resumed.epochs_done, resumed.best)))
 }
