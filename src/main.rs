@@ -578,15 +578,7 @@ struct PolicyStage<'a> {
     model_file: std::path::PathBuf,
     defaults: LoopDefaults,
     penalty: f64,
-    train: fn(
-        &Config,
-        &data::Dataset,
-        &data::Dataset,
-        &mut Run,
-        &train::policy::PolicyOptions,
-        &candle_core::Device,
-        &mut dyn train::Progress,
-    ) -> blockdrop::Result<()>,
+    train: train::policy::StageFn,
 }
 
 fn train_policy(

@@ -101,6 +101,17 @@ pub struct Step {
     pub sampled_reward: Vec<f32>,
 }
 
+/// A policy stage's entry point (curriculum or finetuning).
+pub type StageFn = fn(
+    &Config,
+    &Dataset,
+    &Dataset,
+    &mut Run,
+    &PolicyOptions,
+    &Device,
+    &mut dyn Progress,
+) -> Result<()>;
+
 /// A policy stage's training state.
 pub struct Trainer<'a> {
     pub stage: &'static str,
