@@ -291,3 +291,74 @@ fn direct_and_gemm_paths_agree_on_narrow_layers() {
         );
     }
 }
+
+#[test]
+fn shortcut_and_global_pool_match_candle_forward_and_gradients() {
+    use blockdrop::kernels::pool;
+    // Even sides only: on odd ones candle's avg_pool2d backward upsamples by nearest neighbour
+    // instead of leaving the cut-off row and column at zero as PyTorch does (ours does).
+    for (batch, channels, side, stride, extra) in
+        [(2, 16, 28, 2, 16), (3, 32, 14, 2, 32), (1, 4, 9, 1, 4)]
+    {
+        let x = Var::from_tensor(&randn(&[batch, channels, side, side])).unwrap();
+        let pooled = if stride > 1 {
+            x.avg_pool2d(stride).unwrap()
+        } else {
+            x.as_tensor().clone()
+        };
+        let stock = pooled.pad_with_zeros(1, 0, extra).unwrap();
+        let probe = randn(stock.dims());
+        let stock_grads = (&stock * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let x_fast = Var::from_tensor(&nchw_to_nhwc(&x)).unwrap();
+        let fast = pool::shortcut_a(&x_fast, stride, extra).unwrap();
+        let fast_grads = (&fast * nchw_to_nhwc(&probe))
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let what = format!("shortcut {batch}x{side}x{side}x{channels} /{stride} +{extra}");
+        assert!(
+            rel_err(&values(&fast), &values(&nchw_to_nhwc(&stock))) < 1e-6,
+            "{what}"
+        );
+        let err = rel_err(
+            &values(fast_grads.get(&x_fast).unwrap()),
+            &values(&nchw_to_nhwc(stock_grads.get(&x).unwrap())),
+        );
+        assert!(err < 1e-6, "{what}: gradient relative error {err:.2e}");
+
+        let stock = x.mean((2, 3)).unwrap();
+        let probe = randn(stock.dims());
+        let stock_grads = (&stock * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let fast = pool::global_avg_pool(&x_fast).unwrap();
+        let fast_grads = (&fast * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(
+            rel_err(&values(&fast), &values(&stock)) < 1e-6,
+            "global pool {what}"
+        );
+        let err = rel_err(
+            &values(fast_grads.get(&x_fast).unwrap()),
+            &values(&nchw_to_nhwc(stock_grads.get(&x).unwrap())),
+        );
+        assert!(
+            err < 1e-6,
+            "global pool {what}: gradient relative error {err:.2e}"
+        );
+    }
+}

@@ -6,6 +6,7 @@ pub mod batchnorm;
 pub mod conv;
 pub mod direct;
 pub mod ops;
+pub mod pool;
 
 use candle_core::Device;
 

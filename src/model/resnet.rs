@@ -7,7 +7,7 @@ use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::{BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Linear, VarBuilder};
 
 use crate::config::{BlockKind, Family, ResNetSpec};
-use crate::kernels::{ops, ConvGeom, Kernels};
+use crate::kernels::{ops, pool, ConvGeom, Kernels};
 use crate::model::norm::{add_relu, batch_norm_nhwc};
 
 /// PyTorch's BatchNorm2d defaults, which the reference never changes.
@@ -233,27 +233,11 @@ impl Shortcut {
                     };
                     pooled.pad_with_zeros(1, 0, *extra_channels)
                 }
-                Kernels::Fast => avg_pool_nhwc(x, *stride)?.pad_with_zeros(3, 0, *extra_channels),
+                Kernels::Fast => pool::shortcut_a(x, *stride, *extra_channels),
             },
             Shortcut::Projection(conv_bn) => conv_bn.forward_act(x, train, kernels, None, false),
         }
     }
-}
-
-/// Average pooling with kernel = stride = `s` over an NHWC activation (floor on odd sizes,
-/// as PyTorch's `AvgPool2d`).
-fn avg_pool_nhwc(x: &Tensor, s: usize) -> Result<Tensor> {
-    if s == 1 {
-        return Ok(x.clone());
-    }
-    let (n, h, w, c) = x.dims4()?;
-    let (oh, ow) = (h / s, w / s);
-    x.narrow(1, 0, oh * s)?
-        .narrow(2, 0, ow * s)?
-        .reshape((n, oh, s, ow, s, c))?
-        .sum(4)?
-        .sum(2)?
-        / (s * s) as f64
 }
 
 /// A flat ResNet: stem, blocks in one flat list, one shortcut per segment, optional `fc`.
@@ -427,7 +411,7 @@ impl FlatResNet {
     pub fn pool(&self, x: &Tensor) -> Result<Tensor> {
         match self.kernels {
             Kernels::Stock => x.mean((2, 3)),
-            Kernels::Fast => x.mean((1, 2)),
+            Kernels::Fast => pool::global_avg_pool(x),
         }
     }
 

@@ -1,0 +1,154 @@
+//! Pooling over NHWC activations as custom ops with backward: the option-A shortcut
+//! (average-pool by the stride, then zero channels appended) and the global average pool of the
+//! head. Built from candle's reshapes and strided reductions they cost as much as a whole
+//! block; here each is one pass.
+
+use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let data = storage.as_slice::<f32>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => bail!("pooling: operand must be contiguous"),
+    }
+}
+
+/// `[N, H, W, C] → [N, H/s, W/s, C + extra]`: the mean of each s×s window (floor on odd
+/// sizes, as `AvgPool2d`), then `extra` zero channels.
+#[derive(Debug, Clone, Copy)]
+pub struct ShortcutA {
+    pub stride: usize,
+    pub extra: usize,
+}
+
+impl CustomOp1 for ShortcutA {
+    fn name(&self) -> &'static str {
+        "shortcut-a-nhwc"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(storage, layout)?;
+        let (n, h, w, c) = layout.shape().dims4()?;
+        let s = self.stride;
+        let (oh, ow, oc) = (h / s, w / s, c + self.extra);
+        let scale = 1.0 / (s * s) as f32;
+        let mut out = vec![0.0f32; n * oh * ow * oc];
+        out.par_chunks_mut(ow * oc)
+            .enumerate()
+            .for_each(|(row, dst)| {
+                let (img, oy) = (row / oh.max(1), row % oh.max(1));
+                for ox in 0..ow {
+                    let d = &mut dst[ox * oc..ox * oc + c];
+                    for dy in 0..s {
+                        for dx in 0..s {
+                            let at = ((img * h + oy * s + dy) * w + ox * s + dx) * c;
+                            for (o, v) in d.iter_mut().zip(&x[at..at + c]) {
+                                *o += v;
+                            }
+                        }
+                    }
+                    for o in d.iter_mut() {
+                        *o *= scale;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, oc))))
+    }
+
+    fn bwd(&self, x: &Tensor, _out: &Tensor, dout: &Tensor) -> Result<Option<Tensor>> {
+        let grad = ShortcutAGrad {
+            op: *self,
+            input: x.dims4()?,
+        };
+        Ok(Some(dout.contiguous()?.apply_op1_no_bwd(&grad)?))
+    }
+}
+
+/// The option-A shortcut's input gradient: each window's gradient spread evenly over it.
+struct ShortcutAGrad {
+    op: ShortcutA,
+    input: (usize, usize, usize, usize),
+}
+
+impl CustomOp1 for ShortcutAGrad {
+    fn name(&self) -> &'static str {
+        "shortcut-a-nhwc-grad"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let dout = contiguous(storage, layout)?;
+        let (n, h, w, c) = self.input;
+        let s = self.op.stride;
+        let (oh, ow, oc) = (h / s, w / s, c + self.op.extra);
+        if layout.shape().dims() != [n, oh, ow, oc] {
+            bail!(
+                "shortcut gradient {:?} does not fit {:?}",
+                layout.shape(),
+                self.input
+            )
+        }
+        let scale = 1.0 / (s * s) as f32;
+        let mut dx = vec![0.0f32; n * h * w * c];
+        dx.par_chunks_mut(w * c).enumerate().for_each(|(row, dst)| {
+            let (img, y) = (row / h.max(1), row % h.max(1));
+            let oy = y / s;
+            if oy >= oh {
+                return;
+            }
+            for x in 0..(ow * s) {
+                let at = ((img * oh + oy) * ow + x / s) * oc;
+                for (d, g) in dst[x * c..(x + 1) * c].iter_mut().zip(&dout[at..at + c]) {
+                    *d = g * scale;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(dx), Shape::from(self.input)))
+    }
+}
+
+/// `[N, H, W, C] → [N, C]`: the mean over every position.
+#[derive(Debug, Clone, Copy)]
+pub struct GlobalAvgPool;
+
+impl CustomOp1 for GlobalAvgPool {
+    fn name(&self) -> &'static str {
+        "global-avg-pool-nhwc"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous(storage, layout)?;
+        let (n, h, w, c) = layout.shape().dims4()?;
+        let scale = 1.0 / (h * w).max(1) as f32;
+        let mut out = vec![0.0f32; n * c];
+        out.par_chunks_mut(c.max(1))
+            .zip(x.par_chunks((h * w * c).max(1)))
+            .for_each(|(dst, image)| {
+                for pixel in image.chunks_exact(c) {
+                    for (o, v) in dst.iter_mut().zip(pixel) {
+                        *o += v;
+                    }
+                }
+                for o in dst.iter_mut() {
+                    *o *= scale;
+                }
+            });
+        Ok((CpuStorage::F32(out), Shape::from((n, c))))
+    }
+
+    fn bwd(&self, x: &Tensor, _out: &Tensor, dout: &Tensor) -> Result<Option<Tensor>> {
+        let (n, h, w, c) = x.dims4()?;
+        let spread = (dout.reshape((n, 1, 1, c))? / (h * w) as f64)?;
+        Ok(Some(spread.broadcast_as((n, h, w, c))?.contiguous()?))
+    }
+}
+
+/// The option-A shortcut of an NHWC activation ([`ShortcutA`]), with autograd.
+pub fn shortcut_a(x: &Tensor, stride: usize, extra: usize) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(ShortcutA { stride, extra })
+}
+
+/// The global average pool of an NHWC activation to `[N, C]`, with autograd.
+pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(GlobalAvgPool)
+}
