@@ -362,3 +362,38 @@ fn shortcut_and_global_pool_match_candle_forward_and_gradients() {
         );
     }
 }
+
+#[test]
+fn replace_rows_matches_index_add_forward_and_gradients() {
+    use blockdrop::kernels::rows::replace_rows;
+    let base = Var::from_tensor(&randn(&[6, 3, 4, 5])).unwrap();
+    let rows = Var::from_tensor(&randn(&[2, 3, 4, 5])).unwrap();
+    let keep = [4u32, 1];
+    let index = Tensor::new(&keep, &CPU).unwrap();
+    let old = base.index_select(&index, 0).unwrap();
+    let expected = base
+        .index_add(&index, &(rows.as_tensor() - old).unwrap(), 0)
+        .unwrap();
+    let probe = randn(&[6, 3, 4, 5]);
+    let expected_grads = (&expected * &probe)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let out = replace_rows(&base, &keep, &rows).unwrap();
+    let grads = (&out * &probe)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert_eq!(values(&out), values(&expected));
+    for var in [&base, &rows] {
+        let err = rel_err(
+            &values(grads.get(var).unwrap()),
+            &values(expected_grads.get(var).unwrap()),
+        );
+        assert!(err < 1e-6, "gradient relative error {err:.2e}");
+    }
+}

@@ -1,13 +1,13 @@
 use candle_core::{Result, Tensor};
 
 use crate::exec::{check_policies, keepers};
-
+use crate::kernels::rows::replace_rows;
 use crate::model::FlatResNet;
 
-/// Runs a batch with per-image policies block by block: each block's branch runs only on the
-/// images that keep it (gathered with `index_select`), and its update is added back into the
-/// residual at those rows (`index_add`); images that drop it carry the residual on. Autograd
-/// flows through both paths.
+/// Runs a batch with per-image policies block by block: each block runs only on the images
+/// that keep it (gathered with `index_select`), and its outputs replace the residual at those
+/// rows; images that drop it carry the residual on. Inference only (training uses
+/// [`crate::exec::forward_masked_sparse`]).
 pub fn forward_gather(net: &FlatResNet, x: &Tensor, keep: &[Vec<bool>]) -> Result<Tensor> {
     let n = x.dim(0)?;
     check_policies(net, keep, n)?;
@@ -25,8 +25,7 @@ pub fn forward_gather(net: &FlatResNet, x: &Tensor, keep: &[Vec<bool>]) -> Resul
                 let kept_residual = residual.index_select(&index, 0)?;
                 let kept =
                     net.block_output(block, &x.index_select(&index, 0)?, &kept_residual, false)?;
-                let update = (kept - &kept_residual)?;
-                residual.index_add(&index, &update, 0)?
+                replace_rows(&residual, &keepers, &kept)?
             }
         };
     }

@@ -1,6 +1,7 @@
 use candle_core::{bail, Result, Tensor};
 
 use crate::exec::{check_policies, keepers};
+use crate::kernels::rows::replace_rows;
 
 use crate::model::FlatResNet;
 
@@ -41,8 +42,8 @@ const SPARSE_BELOW: f64 = 0.75;
 
 /// The masked forward for training that computes less: a block no image keeps is skipped, a
 /// block every image keeps runs on the batch, and a block fewer than three quarters of the
-/// images keep runs on those images only (index_select in, index_add out; gradients flow
-/// through both). Otherwise it blends like [`forward_masked`].
+/// images keep runs on those images only (index_select in, its rows replaced out; gradients
+/// flow through both). Otherwise it blends like [`forward_masked`].
 ///
 /// In train mode a sub-batch block's BatchNorm normalises by its keepers' statistics, where
 /// the reference's masked forward uses the whole batch's (its dropped images' outputs are
@@ -69,7 +70,7 @@ pub fn forward_masked_sparse(
             let kept_residual = residual.index_select(&index, 0)?;
             let kept =
                 net.block_output(block, &x.index_select(&index, 0)?, &kept_residual, train)?;
-            residual.index_add(&index, &(kept - &kept_residual)?, 0)?
+            replace_rows(&residual, &keepers, &kept)?
         } else {
             let m = mask.narrow(1, block, 1)?.reshape((n, 1, 1, 1))?;
             let fx = net.block_output(block, &x, &residual, train)?;

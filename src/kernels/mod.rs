@@ -7,6 +7,7 @@ pub mod conv;
 pub mod direct;
 pub mod ops;
 pub mod pool;
+pub mod rows;
 
 use candle_core::Device;
 

@@ -1,0 +1,77 @@
+//! Replacing rows of a batch: the gather executor's way back from a sub-batch. candle's
+//! `index_add` needs the update as a difference (one more elementwise pass, which costs more
+//! than the copy itself on the CPU); this writes the rows in place of the old ones, with a
+//! backward pass for training.
+
+use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+
+/// `base` with row `index[j]` (along dim 0) replaced by row `j` of `rows`.
+struct ReplaceRows(Vec<u32>);
+
+impl CustomOp2 for ReplaceRows {
+    fn name(&self) -> &'static str {
+        "replace-rows"
+    }
+
+    fn cpu_fwd(
+        &self,
+        bs: &CpuStorage,
+        bl: &Layout,
+        rs: &CpuStorage,
+        rl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (Some((b0, b1)), Some((r0, r1))) = (bl.contiguous_offsets(), rl.contiguous_offsets())
+        else {
+            bail!("replace_rows: operands must be contiguous")
+        };
+        let base = &bs.as_slice::<f32>()?[b0..b1];
+        let rows = &rs.as_slice::<f32>()?[r0..r1];
+        let n = bl.shape().dims().first().copied().unwrap_or(0);
+        let row = if n == 0 { 0 } else { base.len() / n };
+        if rl.shape().dims()[1..] != bl.shape().dims()[1..] || rows.len() != self.0.len() * row {
+            bail!(
+                "replace_rows: {:?} rows do not fit {:?}",
+                rl.shape(),
+                bl.shape()
+            )
+        }
+        let mut out = base.to_vec();
+        for (j, &i) in self.0.iter().enumerate() {
+            let i = i as usize;
+            if i >= n {
+                bail!("replace_rows: row {i} of {n}")
+            }
+            out[i * row..(i + 1) * row].copy_from_slice(&rows[j * row..(j + 1) * row]);
+        }
+        Ok((CpuStorage::F32(out), bl.shape().clone()))
+    }
+
+    /// The replaced rows pass no gradient to `base`; `rows` get theirs.
+    fn bwd(
+        &self,
+        _base: &Tensor,
+        rows: &Tensor,
+        _out: &Tensor,
+        dout: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let index = Tensor::new(self.0.as_slice(), dout.device())?;
+        let d_rows = dout.index_select(&index, 0)?;
+        let d_base = dout
+            .contiguous()?
+            .apply_op2_no_bwd(&rows.zeros_like()?, &ReplaceRows(self.0.clone()))?;
+        Ok((Some(d_base), Some(d_rows)))
+    }
+}
+
+/// `base` with rows `index` replaced by `rows`, with autograd (f32 on the CPU; elsewhere
+/// through `index_add` of the difference).
+pub fn replace_rows(base: &Tensor, index: &[u32], rows: &Tensor) -> Result<Tensor> {
+    if base.device().is_cpu() && base.dtype() == candle_core::DType::F32 {
+        return base
+            .contiguous()?
+            .apply_op2(&rows.contiguous()?, ReplaceRows(index.to_vec()));
+    }
+    let index_tensor = Tensor::new(index, base.device())?;
+    let old = base.index_select(&index_tensor, 0)?;
+    base.index_add(&index_tensor, &(rows - old)?, 0)
+}
