@@ -388,7 +388,8 @@ fn replace_rows_matches_index_add_forward_and_gradients() {
         .unwrap()
         .backward()
         .unwrap();
-    assert_eq!(values(&out), values(&expected));
+    // index_add of a difference rounds; replacing does not.
+    assert!(rel_err(&values(&out), &values(&expected)) < 1e-6);
     for var in [&base, &rows] {
         let err = rel_err(
             &values(grads.get(var).unwrap()),

@@ -27,7 +27,7 @@ impl CustomOp2 for ReplaceRows {
         let base = &bs.as_slice::<f32>()?[b0..b1];
         let rows = &rs.as_slice::<f32>()?[r0..r1];
         let n = bl.shape().dims().first().copied().unwrap_or(0);
-        let row = if n == 0 { 0 } else { base.len() / n };
+        let row = base.len().checked_div(n).unwrap_or(0);
         if rl.shape().dims()[1..] != bl.shape().dims()[1..] || rows.len() != self.0.len() * row {
             bail!(
                 "replace_rows: {:?} rows do not fit {:?}",
