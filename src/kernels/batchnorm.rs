@@ -7,6 +7,8 @@
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
+use super::cpu_f32;
+
 /// Rows (pixels) per parallel task.
 const CHUNK_ROWS: usize = 1024;
 
@@ -18,7 +20,7 @@ pub fn batch_stats(x: &Tensor) -> Result<(Vec<f32>, Vec<f32>)> {
     let Storage::Cpu(cpu) = &*storage else {
         bail!("fused BatchNorm runs on the CPU only")
     };
-    let data = cpu_f32(cpu, layout)?;
+    let data = cpu_f32(cpu, layout, "fused BatchNorm")?;
     let rows = data.len() / channels.max(1);
     let sums = channel_sums(
         data.par_chunks(CHUNK_ROWS * channels),
@@ -68,14 +70,6 @@ where
         })
 }
 
-fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let data = storage.as_slice::<f32>()?;
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => bail!("fused BatchNorm: operand must be contiguous"),
-    }
-}
-
 /// `act(γ·(x − mean)·invstd + β [+ residual])` with the batch's statistics fixed at
 /// construction; operands `x [.., C]`, `γβ [2, C]` (γ row 0, β row 1) and the residual.
 pub struct BatchNormAct {
@@ -111,14 +105,14 @@ impl BatchNormAct {
                 gl.shape()
             )
         }
-        let x = cpu_f32(xs, xl)?;
-        let gb = cpu_f32(gs, gl)?;
+        let x = cpu_f32(xs, xl, "fused BatchNorm")?;
+        let gb = cpu_f32(gs, gl, "fused BatchNorm")?;
         let scale: Vec<f32> = (0..c).map(|i| gb[i] * self.invstd[i]).collect();
         let shift: Vec<f32> = (0..c)
             .map(|i| gb[c + i] - self.mean[i] * scale[i])
             .collect();
         let residual = match residual {
-            Some((rs, rl)) if rl.shape() == xl.shape() => Some(cpu_f32(rs, rl)?),
+            Some((rs, rl)) if rl.shape() == xl.shape() => Some(cpu_f32(rs, rl, "fused BatchNorm")?),
             Some((_, rl)) => bail!(
                 "fused BatchNorm: residual {:?} vs {:?}",
                 rl.shape(),
@@ -170,7 +164,11 @@ impl BatchNormAct {
         let (Storage::Cpu(xs), Storage::Cpu(os), Storage::Cpu(ds)) = (&*xg, &*og, &*dg) else {
             bail!("fused BatchNorm runs on the CPU only")
         };
-        let (xv, ov, dv) = (cpu_f32(xs, xl)?, cpu_f32(os, ol)?, cpu_f32(ds, dl)?);
+        let (xv, ov, dv) = (
+            cpu_f32(xs, xl, "fused BatchNorm")?,
+            cpu_f32(os, ol, "fused BatchNorm")?,
+            cpu_f32(ds, dl, "fused BatchNorm")?,
+        );
         let relu = self.relu;
         // g = dL/d(pre-activation): the ReLU passes the gradient where its output is positive.
         let grad = move |d: f32, o: f32| if !relu || o > 0.0 { d } else { 0.0 };

@@ -9,7 +9,7 @@ pub mod ops;
 pub mod pool;
 pub mod rows;
 
-use candle_core::Device;
+use candle_core::{bail, CpuStorage, Device, Layout, Result};
 
 pub use conv::ConvGeom;
 
@@ -31,5 +31,14 @@ impl Kernels {
         } else {
             Kernels::Stock
         }
+    }
+}
+
+/// The f32 elements of a contiguous CPU operand of a custom op; `op` names it in the error.
+pub(crate) fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+    let data = storage.as_slice::<f32>()?;
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => bail!("{op}: operands must be contiguous"),
     }
 }

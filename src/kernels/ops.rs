@@ -4,15 +4,7 @@
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 use super::conv::{self, ConvGeom, Epilogue, Nhw};
-
-/// The f32 elements of a contiguous CPU operand.
-fn f32_slice<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    let data = storage.as_slice::<f32>()?;
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => bail!("fast conv: {what} must be contiguous"),
-    }
-}
+use super::cpu_f32;
 
 /// Checks an NHWC activation against the geometry; returns its batch and spatial size.
 fn activation(layout: &Layout, channels: usize, what: &str) -> Result<Nhw> {
@@ -64,8 +56,8 @@ impl CustomOp2 for Conv {
         conv::forward(
             g,
             input,
-            f32_slice(xs, xl, "input")?,
-            f32_slice(ws, wl, "weight")?,
+            cpu_f32(xs, xl, "fast conv")?,
+            cpu_f32(ws, wl, "fast conv")?,
             Epilogue::default(),
             &mut y,
         );
@@ -115,8 +107,8 @@ impl CustomOp2 for InputGrad {
         conv::backward_input(
             g,
             input,
-            f32_slice(dys, dyl, "output gradient")?,
-            f32_slice(ws, wl, "weight")?,
+            cpu_f32(dys, dyl, "fast conv")?,
+            cpu_f32(ws, wl, "fast conv")?,
             &mut dx,
         );
         Ok((
@@ -149,8 +141,8 @@ impl CustomOp2 for WeightGrad {
         let dw = conv::backward_weight(
             g,
             input,
-            f32_slice(xs, xl, "input")?,
-            f32_slice(dys, dyl, "output gradient")?,
+            cpu_f32(xs, xl, "fast conv")?,
+            cpu_f32(dys, dyl, "fast conv")?,
         );
         Ok((CpuStorage::F32(dw), Shape::from((g.patch_len(), g.cout))))
     }
@@ -176,14 +168,14 @@ impl FusedConv {
         let input = activation(xl, g.cin, "input")?;
         check_weight(pl, g.patch_len() + 1, g)?;
         let out = output_of(g, input)?;
-        let packed = f32_slice(ps, pl, "weight")?;
+        let packed = cpu_f32(ps, pl, "fast conv")?;
         let (weight, bias) = packed.split_at(g.patch_len() * g.cout);
         let residual = match residual {
             Some((rs, rl)) => {
                 if activation(rl, g.cout, "residual")? != out {
                     bail!("fast conv: residual {:?} does not fit", rl.shape())
                 }
-                Some(f32_slice(rs, rl, "residual")?)
+                Some(cpu_f32(rs, rl, "fast conv")?)
             }
             None => None,
         };
@@ -196,7 +188,7 @@ impl FusedConv {
         conv::forward(
             g,
             input,
-            f32_slice(xs, xl, "input")?,
+            cpu_f32(xs, xl, "fast conv")?,
             weight,
             epilogue,
             &mut y,

@@ -6,13 +6,7 @@
 use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let data = storage.as_slice::<f32>()?;
-    match layout.contiguous_offsets() {
-        Some((start, end)) => Ok(&data[start..end]),
-        None => bail!("pooling: operand must be contiguous"),
-    }
-}
+use super::cpu_f32;
 
 /// `[N, H, W, C] → [N, H/s, W/s, C + extra]`: the mean of each s×s window (floor on odd
 /// sizes, as `AvgPool2d`), then `extra` zero channels.
@@ -28,7 +22,7 @@ impl CustomOp1 for ShortcutA {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous(storage, layout)?;
+        let x = cpu_f32(storage, layout, "pooling")?;
         let (n, h, w, c) = layout.shape().dims4()?;
         let s = self.stride;
         let (oh, ow, oc) = (h / s, w / s, c + self.extra);
@@ -77,7 +71,7 @@ impl CustomOp1 for ShortcutAGrad {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let dout = contiguous(storage, layout)?;
+        let dout = cpu_f32(storage, layout, "pooling")?;
         let (n, h, w, c) = self.input;
         let s = self.op.stride;
         let (oh, ow, oc) = (h / s, w / s, c + self.op.extra);
@@ -117,7 +111,7 @@ impl CustomOp1 for GlobalAvgPool {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous(storage, layout)?;
+        let x = cpu_f32(storage, layout, "pooling")?;
         let (n, h, w, c) = layout.shape().dims4()?;
         let scale = 1.0 / (h * w).max(1) as f32;
         let mut out = vec![0.0f32; n * c];

@@ -5,6 +5,8 @@
 
 use candle_core::{bail, CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
+use super::cpu_f32;
+
 /// `base` with row `index[j]` (along dim 0) replaced by row `j` of `rows`.
 struct ReplaceRows(Vec<u32>);
 
@@ -20,12 +22,8 @@ impl CustomOp2 for ReplaceRows {
         rs: &CpuStorage,
         rl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (Some((b0, b1)), Some((r0, r1))) = (bl.contiguous_offsets(), rl.contiguous_offsets())
-        else {
-            bail!("replace_rows: operands must be contiguous")
-        };
-        let base = &bs.as_slice::<f32>()?[b0..b1];
-        let rows = &rs.as_slice::<f32>()?[r0..r1];
+        let base = cpu_f32(bs, bl, "replace_rows")?;
+        let rows = cpu_f32(rs, rl, "replace_rows")?;
         let n = bl.shape().dims().first().copied().unwrap_or(0);
         let row = base.len().checked_div(n).unwrap_or(0);
         if rl.shape().dims()[1..] != bl.shape().dims()[1..] || rows.len() != self.0.len() * row {
