@@ -126,6 +126,7 @@ fn random_model(config: &str, device: &Device) -> anyhow::Result<BlockDrop> {
 }
 
 fn main() -> anyhow::Result<()> {
+    blockdrop::kernels::process::tune();
     let device = Device::Cpu;
     println!("threads: {}", candle_core::utils::get_num_threads());
 

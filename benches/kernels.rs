@@ -94,6 +94,7 @@ fn ratio(ours: f64, theirs: Option<&f64>) -> String {
 }
 
 fn main() -> anyhow::Result<()> {
+    blockdrop::kernels::process::tune();
     let threads = candle_core::utils::get_num_threads();
     println!("threads: {threads}");
     let mut ours = HashMap::new();

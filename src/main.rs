@@ -294,6 +294,7 @@ fn exit_code(error: &anyhow::Error) -> u8 {
 }
 
 fn main() -> ExitCode {
+    blockdrop::kernels::process::tune();
     started();
     let cli = Cli::parse();
     let result = match &cli.command {

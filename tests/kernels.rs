@@ -256,6 +256,12 @@ fn direct_and_gemm_paths_agree_on_narrow_layers() {
         (3, 1, 1, 1, 16, 9),
         (1, 2, 0, 16, 32, 14),
         (3, 1, 1, 32, 32, 7),
+        (3, 1, 1, 8, 16, 5),
+        (3, 2, 1, 3, 32, 10),
+        (3, 2, 1, 32, 32, 9),
+        (7, 2, 3, 3, 16, 11),
+        (3, 1, 1, 64, 64, 8),
+        (3, 2, 1, 32, 64, 15),
     ] {
         let g = ConvGeom {
             kernel,
@@ -288,6 +294,14 @@ fn direct_and_gemm_paths_agree_on_narrow_layers() {
         assert!(
             err < 1e-5,
             "{g:?} at {side}x{side}: relative error {err:.2e}"
+        );
+        // The weight gradient, with the residual standing in for the output gradient.
+        let fast = conv::backward_weight(&g, input, &x, &residual);
+        let gemm = conv::backward_weight_gemm(&g, input, &x, &residual);
+        let err = rel_err(&fast, &gemm);
+        assert!(
+            err < 1e-5,
+            "{g:?} at {side}x{side}: weight gradient relative error {err:.2e}"
         );
     }
 }

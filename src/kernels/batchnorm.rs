@@ -27,12 +27,7 @@ pub fn batch_stats(x: &Tensor) -> Result<(Vec<f32>, Vec<f32>)> {
         channels,
         |chunk, acc| {
             let (sum, sq) = acc.split_at_mut(channels);
-            for row in chunk.chunks_exact(channels) {
-                for ((s, q), &v) in sum.iter_mut().zip(sq.iter_mut()).zip(row) {
-                    *s += v;
-                    *q += v * v;
-                }
-            }
+            rows::sums(chunk, sum, sq)
         },
     );
     let n = rows.max(1) as f64;
@@ -125,22 +120,8 @@ impl BatchNormAct {
             .zip(x.par_chunks(CHUNK_ROWS * c))
             .enumerate()
             .for_each(|(t, (yc, xc))| {
-                for (yr, xr) in yc.chunks_exact_mut(c).zip(xc.chunks_exact(c)) {
-                    for i in 0..c {
-                        yr[i] = xr[i] * scale[i] + shift[i];
-                    }
-                }
-                if let Some(r) = residual {
-                    let (start, len) = (t * CHUNK_ROWS * c, yc.len());
-                    for (v, r) in yc.iter_mut().zip(&r[start..start + len]) {
-                        *v += r;
-                    }
-                }
-                if self.relu {
-                    for v in yc.iter_mut() {
-                        *v = v.max(0.0);
-                    }
-                }
+                let residual = residual.map(|r| &r[t * CHUNK_ROWS * c..][..yc.len()]);
+                rows::normalise(xc, &scale, &shift, residual, self.relu, yc)
             });
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
@@ -170,8 +151,6 @@ impl BatchNormAct {
             cpu_f32(ds, dl, "fused BatchNorm")?,
         );
         let relu = self.relu;
-        // g = dL/d(pre-activation): the ReLU passes the gradient where its output is positive.
-        let grad = move |d: f32, o: f32| if !relu || o > 0.0 { d } else { 0.0 };
         let chunk = CHUNK_ROWS * c;
         let sums = channel_sums(
             dv.par_chunks(chunk)
@@ -180,17 +159,7 @@ impl BatchNormAct {
             c,
             |((dc, oc), xc), acc| {
                 let (sum_g, sum_gx) = acc.split_at_mut(c);
-                for ((dr, or), xr) in dc
-                    .chunks_exact(c)
-                    .zip(oc.chunks_exact(c))
-                    .zip(xc.chunks_exact(c))
-                {
-                    for i in 0..c {
-                        let g = grad(dr[i], or[i]);
-                        sum_g[i] += g;
-                        sum_gx[i] += g * (xr[i] - self.mean[i]) * self.invstd[i];
-                    }
-                }
+                rows::grad_sums(dc, oc, xc, &self.mean, &self.invstd, relu, sum_g, sum_gx)
             },
         );
         let rows = (xv.len() / c.max(1)).max(1) as f32;
@@ -213,21 +182,15 @@ impl BatchNormAct {
                     .zip(xv.par_chunks(chunk)),
             )
             .for_each(|((dxc, gc), ((dc, oc), xc))| {
-                for (r, ((dxr, dr), (or, xr))) in dxc
-                    .chunks_exact_mut(c)
-                    .zip(dc.chunks_exact(c))
-                    .zip(oc.chunks_exact(c).zip(xc.chunks_exact(c)))
-                    .enumerate()
-                {
-                    for i in 0..c {
-                        let g = grad(dr[i], or[i]);
-                        let xhat = (xr[i] - self.mean[i]) * self.invstd[i];
-                        dxr[i] = k[i] * (rows * g - dbeta[i] - xhat * dgamma[i]);
-                        if !gc.is_empty() {
-                            gc[r * c + i] = g;
-                        }
-                    }
-                }
+                let per_channel = rows::DxCoefficients {
+                    k: &k,
+                    dbeta: &dbeta,
+                    dgamma: &dgamma,
+                    mean: &self.mean,
+                    invstd: &self.invstd,
+                    rows,
+                };
+                rows::input_grad(&per_channel, dc, oc, xc, relu, dxc, gc)
             });
         let shape = x.shape().clone();
         let device = x.device();
@@ -295,5 +258,137 @@ impl CustomOp3 for BatchNormAct {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (dx, dgb, dres) = self.backward(x, gb, out, dout, true)?;
         Ok((Some(dx), Some(dgb), dres))
+    }
+}
+
+/// The per-row loops, over plain slices so that LLVM vectorises them, each built for the
+/// widest SIMD the CPU has ([`wide_fn!`]).
+mod rows {
+    /// `g = dL/d(pre-activation)`: the ReLU passes the gradient where its output is positive.
+    #[inline(always)]
+    fn grad(relu: bool, d: f32, o: f32) -> f32 {
+        if !relu || o > 0.0 {
+            d
+        } else {
+            0.0
+        }
+    }
+
+    wide_fn! {
+        /// Per-channel sums of `x` and `x²` over the rows of `chunk`.
+        pub fn sums(chunk: &[f32], sum: &mut [f32], sq: &mut [f32]) {
+            let c = sum.len();
+            for row in chunk.chunks_exact(c) {
+                for ((s, q), &v) in sum.iter_mut().zip(sq.iter_mut()).zip(row) {
+                    *s += v;
+                    *q += v * v;
+                }
+            }
+        }
+    }
+
+    wide_fn! {
+        /// `y = act(x·scale + shift [+ residual])`, per channel.
+        pub fn normalise(
+            x: &[f32],
+            scale: &[f32],
+            shift: &[f32],
+            residual: Option<&[f32]>,
+            relu: bool,
+            y: &mut [f32],
+        ) {
+            let c = scale.len();
+            for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                for (((y, &x), &s), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
+                    *y = x * s + b;
+                }
+            }
+            if let Some(r) = residual {
+                for (v, r) in y.iter_mut().zip(r) {
+                    *v += r;
+                }
+            }
+            if relu {
+                for v in y.iter_mut() {
+                    *v = v.max(0.0);
+                }
+            }
+        }
+    }
+
+    wide_fn! {
+        /// Per-channel `Σ g` and `Σ g·x̂` over the rows (the gradients of β and γ).
+        #[allow(clippy::too_many_arguments)]
+        pub fn grad_sums(
+            dout: &[f32],
+            out: &[f32],
+            x: &[f32],
+            mean: &[f32],
+            invstd: &[f32],
+            relu: bool,
+            sum_g: &mut [f32],
+            sum_gx: &mut [f32],
+        ) {
+            let c = mean.len();
+            // Every slice's length bounded by `n`, so the indexing below needs no checks.
+            let n = c.min(invstd.len()).min(sum_g.len()).min(sum_gx.len());
+            for ((dr, or), xr) in dout
+                .chunks_exact(c)
+                .zip(out.chunks_exact(c))
+                .zip(x.chunks_exact(c))
+            {
+                for i in 0..n.min(dr.len()).min(or.len()).min(xr.len()) {
+                    let g = grad(relu, dr[i], or[i]);
+                    sum_g[i] += g;
+                    sum_gx[i] += g * (xr[i] - mean[i]) * invstd[i];
+                }
+            }
+        }
+    }
+
+    /// The per-channel terms of the input gradient `dx = k·(rows·g − dβ − x̂·dγ)`.
+    pub struct DxCoefficients<'a> {
+        pub k: &'a [f32],
+        pub dbeta: &'a [f32],
+        pub dgamma: &'a [f32],
+        pub mean: &'a [f32],
+        pub invstd: &'a [f32],
+        pub rows: f32,
+    }
+
+    wide_fn! {
+        /// `dx` over the rows, and `g` itself into `g_out` unless it is empty.
+        pub fn input_grad(
+            coef: &DxCoefficients<'_>,
+            dout: &[f32],
+            out: &[f32],
+            x: &[f32],
+            relu: bool,
+            dx: &mut [f32],
+            g_out: &mut [f32],
+        ) {
+            let DxCoefficients { k, dbeta, dgamma, mean, invstd, rows } = *coef;
+            let c = k.len();
+            let n = c
+                .min(dbeta.len())
+                .min(dgamma.len())
+                .min(mean.len())
+                .min(invstd.len());
+            for ((dxr, dr), (or, xr)) in dx
+                .chunks_exact_mut(c)
+                .zip(dout.chunks_exact(c))
+                .zip(out.chunks_exact(c).zip(x.chunks_exact(c)))
+            {
+                for i in 0..n.min(dxr.len()).min(dr.len()).min(or.len()).min(xr.len()) {
+                    let xhat = (xr[i] - mean[i]) * invstd[i];
+                    dxr[i] = k[i] * (rows * grad(relu, dr[i], or[i]) - dbeta[i] - xhat * dgamma[i]);
+                }
+            }
+            if !g_out.is_empty() {
+                for ((g, &d), &o) in g_out.iter_mut().zip(dout).zip(out) {
+                    *g = grad(relu, d, o);
+                }
+            }
+        }
     }
 }

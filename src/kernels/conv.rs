@@ -401,9 +401,19 @@ fn rotate_transpose(g: &ConvGeom, weight: &[f32]) -> Vec<f32> {
     rotated
 }
 
-/// Gradient with respect to the weights: `dW = Σ patchesᵀ · dy` over all output pixels,
-/// accumulated per worker and summed at the end.
+/// Gradient with respect to the weights, `[kh·kw·cin, cout]`: narrow layers take the direct
+/// kernel where the CPU has it ([`super::direct::backward_weight`]), the rest the GEMM.
 pub fn backward_weight(g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    if super::direct::supports_weight_grad(g) {
+        super::direct::backward_weight(g, input, x, dy)
+    } else {
+        backward_weight_gemm(g, input, x, dy)
+    }
+}
+
+/// [`backward_weight`] on the GEMM path: `dW = Σ patchesᵀ · dy` over all output pixels,
+/// accumulated per worker and summed at the end.
+pub fn backward_weight_gemm(g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let plen = g.patch_len();
     let zeros = || vec![0.0f32; plen * g.cout];
     let Some(out_nhw) = g.output(input) else {

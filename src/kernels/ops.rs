@@ -77,9 +77,14 @@ impl CustomOp2 for Conv {
         let dy = dy.contiguous()?;
         let (n, h, wd, _) = x.dims4()?;
         let input = Nhw { n, h, w: wd };
-        let dx = dy.apply_op2_no_bwd(w, &InputGrad(self.0, input))?;
+        // The network's input (the stem's) needs no gradient: skip the pass.
+        let dx = if x.track_op() {
+            Some(dy.apply_op2_no_bwd(w, &InputGrad(self.0, input))?)
+        } else {
+            None
+        };
         let dw = x.apply_op2_no_bwd(&dy, &WeightGrad(self.0))?;
-        Ok((Some(dx), Some(dw)))
+        Ok((dx, Some(dw)))
     }
 }
 
