@@ -127,6 +127,11 @@ fn random_model(config: &str, device: &Device) -> anyhow::Result<BlockDrop> {
 
 fn main() -> anyhow::Result<()> {
     blockdrop::kernels::process::tune();
+    // As the binary runs its commands: on rayon's pool.
+    blockdrop::kernels::process::on_pool(run)
+}
+
+fn run() -> anyhow::Result<()> {
     let device = Device::Cpu;
     println!("threads: {}", candle_core::utils::get_num_threads());
 

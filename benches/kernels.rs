@@ -95,6 +95,11 @@ fn ratio(ours: f64, theirs: Option<&f64>) -> String {
 
 fn main() -> anyhow::Result<()> {
     blockdrop::kernels::process::tune();
+    // As the binary runs its commands: on rayon's pool.
+    blockdrop::kernels::process::on_pool(run)
+}
+
+fn run() -> anyhow::Result<()> {
     let threads = candle_core::utils::get_num_threads();
     println!("threads: {threads}");
     let mut ours = HashMap::new();

@@ -12,7 +12,7 @@ use blockdrop::cli::{
 };
 use blockdrop::config::Config;
 use blockdrop::eval::{evaluate, EvalOptions, Summary};
-use blockdrop::kernels::Kernels;
+use blockdrop::kernels::{process, Kernels};
 use blockdrop::profile::{profile, ProfileOptions};
 use blockdrop::train::run::{EpochMetrics, Run};
 use blockdrop::train::schedule::Schedule;
@@ -254,7 +254,7 @@ fn default_job() -> anyhow::Result<()> {
         report_first_frame(first_frame);
         return Ok(());
     }
-    print_default_evaluation()
+    process::on_pool(print_default_evaluation)
 }
 
 fn print_default_evaluation() -> anyhow::Result<()> {
@@ -294,10 +294,28 @@ fn exit_code(error: &anyhow::Error) -> u8 {
 }
 
 fn main() -> ExitCode {
-    blockdrop::kernels::process::tune();
+    process::tune();
     started();
     let cli = Cli::parse();
+    // Batch work runs on rayon's pool (`on_pool`); the terminal app keeps its UI thread off it
+    // and runs its worker there.
     let result = match &cli.command {
+        Some(Command::Tui(args)) => tui(args),
+        None if cli.export.is_none() => default_job(),
+        _ => process::on_pool(|| batch_command(&cli)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(exit_code(&error))
+        }
+    }
+}
+
+/// Every command but the terminal app.
+fn batch_command(cli: &Cli) -> anyhow::Result<()> {
+    match &cli.command {
         Some(Command::Eval(args)) => eval(args),
         Some(Command::Import(args)) => import(args),
         Some(Command::Tui(args)) => tui(args),
@@ -310,13 +328,6 @@ fn main() -> ExitCode {
             Some(dir) => export_default(dir),
             None => default_job(),
         },
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(exit_code(&error))
-        }
     }
 }
 

@@ -379,7 +379,7 @@ fn shortcut_and_global_pool_match_candle_forward_and_gradients() {
 
 #[test]
 fn replace_rows_matches_index_add_forward_and_gradients() {
-    use blockdrop::kernels::rows::replace_rows;
+    use blockdrop::kernels::rows::{replace_rows, replace_rows_in_place};
     let base = Var::from_tensor(&randn(&[6, 3, 4, 5])).unwrap();
     let rows = Var::from_tensor(&randn(&[2, 3, 4, 5])).unwrap();
     let keep = [4u32, 1];
@@ -411,4 +411,14 @@ fn replace_rows_matches_index_add_forward_and_gradients() {
         );
         assert!(err < 1e-6, "gradient relative error {err:.2e}");
     }
+    // The inference variant writes into its own copy of the base and gives the same rows.
+    let before = values(base.as_tensor());
+    let own = base.as_tensor().copy().unwrap();
+    let in_place = replace_rows_in_place(own, &keep, &rows).unwrap();
+    assert_eq!(values(&in_place), values(&out));
+    assert_eq!(
+        values(base.as_tensor()),
+        before,
+        "the original base is untouched"
+    );
 }

@@ -1,7 +1,7 @@
 use candle_core::{Result, Tensor};
 
 use crate::exec::{check_policies, keepers};
-use crate::kernels::rows::replace_rows;
+use crate::kernels::rows::replace_rows_in_place;
 use crate::model::FlatResNet;
 
 /// Runs a batch with per-image policies block by block: each block runs only on the images
@@ -22,10 +22,17 @@ pub fn forward_gather(net: &FlatResNet, x: &Tensor, keep: &[Vec<bool>]) -> Resul
                 residual
             } else {
                 let index = Tensor::new(keepers.as_slice(), x.device())?;
-                let kept_residual = residual.index_select(&index, 0)?;
-                let kept =
-                    net.block_output(block, &x.index_select(&index, 0)?, &kept_residual, false)?;
-                replace_rows(&residual, &keepers, &kept)?
+                let kept_input = x.index_select(&index, 0)?;
+                // Inside a segment the residual is the input itself: gathered once.
+                let kept_residual = if residual.id() == x.id() {
+                    kept_input.clone()
+                } else {
+                    residual.index_select(&index, 0)?
+                };
+                let kept = net.block_output(block, &kept_input, &kept_residual, false)?;
+                // Nothing else holds `x` (the stem's or a block's fresh output) or the residual.
+                drop(x);
+                replace_rows_in_place(residual, &keepers, &kept)?
             }
         };
     }

@@ -120,8 +120,10 @@ pub fn spawn(job: Job) -> (Sender<Request>, Receiver<Update>) {
     let (update_tx, update_rx) = channel::<Update>();
     std::thread::spawn(move || {
         for request in request_rx {
-            handle(&job, &request, &mut |u| {
-                let _ = update_tx.send(u);
+            crate::kernels::process::on_pool(|| {
+                handle(&job, &request, &mut |u| {
+                    let _ = update_tx.send(u);
+                })
             });
         }
     });
