@@ -10,7 +10,8 @@
 //! - each convolution shape of ResNet-110 at batch 64 on its own, in GFLOP/s.
 //!
 //! `cargo bench --bench kernels`. The PyTorch and ONNX Runtime columns need the fixture venv
-//! (tests/fixtures/setup_venv.sh installs both).
+//! (tests/fixtures/setup_venv.sh installs both); they are measured in three rounds, each ours
+//! then theirs, and each ratio is the median over the rounds.
 
 #[path = "support/engines.rs"]
 mod engines;
@@ -22,12 +23,15 @@ use std::collections::HashMap;
 use blockdrop::config::Config;
 use blockdrop::kernels::{ops, ConvGeom, Kernels};
 use blockdrop::model::{BlockDrop, BlockDropFlops};
+use blockdrop::profile::timer::median;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Optimizer, VarBuilder, VarMap, SGD};
 use timing::time_ms;
 
 const MODELS: [&str; 2] = ["R110_C10", "R32_FMNIST"];
 const TRAIN_BATCH: usize = 128;
+/// Rounds of (ours, engines) measurements; ratios are medians over rounds.
+const ROUNDS: usize = 3;
 
 fn random_model(
     config: &Config,
@@ -51,32 +55,58 @@ fn input(config: &Config, batch: usize) -> candle_core::Result<Tensor> {
     Tensor::randn(0f32, 1.0, (batch, c, h, w), &Device::Cpu)
 }
 
-/// Full-network forward, ms per image, for each kernel path.
-fn forward_ms(config: &Config, batch: usize) -> anyhow::Result<[f64; 2]> {
+/// Full-network forward, ms per image, on the given kernel path.
+fn forward_ms(config: &Config, batch: usize, kernels: Kernels) -> anyhow::Result<f64> {
     let x = input(config, batch)?;
-    let mut out = [0.0; 2];
-    for (slot, kernels) in out.iter_mut().zip([Kernels::Stock, Kernels::Fast]) {
-        let (model, _) = random_model(config, kernels, true)?;
-        *slot = time_ms(|| model.resnet.forward_full(&x, false))? / batch as f64;
-    }
-    Ok(out)
+    let (model, _) = random_model(config, kernels, true)?;
+    Ok(time_ms(|| model.resnet.forward_full(&x, false))? / batch as f64)
 }
 
-/// One SGD training step of the base network, ms, for each kernel path.
-fn train_step_ms(config: &Config) -> anyhow::Result<[f64; 2]> {
+/// One SGD training step of the base network, ms, on the given kernel path.
+fn train_step_ms(config: &Config, kernels: Kernels) -> anyhow::Result<f64> {
     let x = input(config, TRAIN_BATCH)?;
     let labels: Vec<u32> = (0..TRAIN_BATCH as u32).map(|i| i % 10).collect();
     let y = Tensor::new(labels.as_slice(), &Device::Cpu)?;
-    let mut out = [0.0; 2];
-    for (slot, kernels) in out.iter_mut().zip([Kernels::Stock, Kernels::Fast]) {
-        let (model, varmap) = random_model(config, kernels, false)?;
-        let mut sgd = SGD::new(varmap.all_vars(), 0.01)?;
-        *slot = time_ms(|| {
-            let logits = model.resnet.forward_full(&x, true)?;
-            sgd.backward_step(&candle_nn::loss::cross_entropy(&logits, &y)?)
-        })?;
+    let (model, varmap) = random_model(config, kernels, false)?;
+    let mut sgd = SGD::new(varmap.all_vars(), 0.01)?;
+    time_ms(|| {
+        let logits = model.resnet.forward_full(&x, true)?;
+        sgd.backward_step(&candle_nn::loss::cross_entropy(&logits, &y)?)
+    })
+}
+
+/// Our fast path on every workload, by the engines' keys (`R110_C10 b64`, `R32_FMNIST
+/// train128`); with `stock`, also candle's stock ops, printed side by side.
+fn measure_ours(stock: bool) -> anyhow::Result<HashMap<String, f64>> {
+    let mut ours = HashMap::new();
+    for name in MODELS {
+        let config = Config::by_name(name)?;
+        let gflop = BlockDropFlops::for_config(&config).base.full() as f64 / 1e9;
+        for batch in [1, 64] {
+            let fast = forward_ms(&config, batch, Kernels::Fast)?;
+            if stock {
+                let stock = forward_ms(&config, batch, Kernels::Stock)?;
+                println!(
+                    "{name} forward b{batch:<2}  stock {stock:7.3} ms/img ({:5.1} GFLOP/s) | fast {fast:7.3} ms/img ({:5.1} GFLOP/s) | fast/stock {:.3}",
+                    gflop / stock * 1e3,
+                    gflop / fast * 1e3,
+                    fast / stock
+                );
+            }
+            ours.insert(format!("{name} b{batch}"), fast);
+        }
     }
-    Ok(out)
+    let config = Config::by_name("R32_FMNIST")?;
+    let fast = train_step_ms(&config, Kernels::Fast)?;
+    if stock {
+        let stock = train_step_ms(&config, Kernels::Stock)?;
+        println!(
+            "R32_FMNIST train step b{TRAIN_BATCH}  stock {stock:7.1} ms | fast {fast:7.1} ms | fast/stock {:.3}",
+            fast / stock
+        );
+    }
+    ours.insert(format!("R32_FMNIST train{TRAIN_BATCH}"), fast);
+    Ok(ours)
 }
 
 /// The fused inference kernel alone on one shape at batch 64: GFLOP/s.
@@ -89,10 +119,6 @@ fn kernel_gflops(geom: ConvGeom, side: usize) -> anyhow::Result<f64> {
     Ok(flops / (ms * 1e6))
 }
 
-fn ratio(ours: f64, theirs: Option<&f64>) -> String {
-    theirs.map_or("-".into(), |t| format!("{:.2}", ours / t))
-}
-
 fn main() -> anyhow::Result<()> {
     blockdrop::kernels::process::tune();
     // As the binary runs its commands: on rayon's pool.
@@ -102,29 +128,7 @@ fn main() -> anyhow::Result<()> {
 fn run() -> anyhow::Result<()> {
     let threads = candle_core::utils::get_num_threads();
     println!("threads: {threads}");
-    let mut ours = HashMap::new();
-    for name in MODELS {
-        let config = Config::by_name(name)?;
-        let gflop = BlockDropFlops::for_config(&config).base.full() as f64 / 1e9;
-        for batch in [1, 64] {
-            let [stock, fast] = forward_ms(&config, batch)?;
-            println!(
-                "{name} forward b{batch:<2}  stock {stock:7.3} ms/img ({:5.1} GFLOP/s) | fast {fast:7.3} ms/img ({:5.1} GFLOP/s) | fast/stock {:.3}",
-                gflop / stock * 1e3,
-                gflop / fast * 1e3,
-                fast / stock
-            );
-            ours.insert(format!("{name} b{batch}"), fast);
-        }
-    }
-    let config = Config::by_name("R32_FMNIST")?;
-    let [stock, fast] = train_step_ms(&config)?;
-    println!(
-        "R32_FMNIST train step b{TRAIN_BATCH}  stock {stock:7.1} ms | fast {fast:7.1} ms | fast/stock {:.3}",
-        fast / stock
-    );
-    ours.insert(format!("R32_FMNIST train{TRAIN_BATCH}"), fast);
-
+    let first = measure_ours(true)?;
     println!("\nfused kernel alone, batch 64 (ResNet-110 shapes):");
     for (what, geom, side) in [
         (
@@ -200,8 +204,31 @@ fn run() -> anyhow::Result<()> {
     let Some(engines) = engines::run()? else {
         return Ok(());
     };
+    // Rounds of (ours, then the engines): shared machines drift over minutes, so each ratio
+    // pairs measurements taken close together, and the median over rounds is reported.
+    let mut rounds = vec![(first, engines)];
+    for _ in 1..ROUNDS {
+        let ours = measure_ours(false)?;
+        if let Some(engines) = engines::run()? {
+            rounds.push((ours, engines));
+        }
+    }
+    let ratio = |key: &str, engine: &str| -> String {
+        let ratios: Vec<f64> = rounds
+            .iter()
+            .filter_map(|(ours, theirs)| {
+                Some(ours.get(key)? / theirs.get(&format!("{engine} {key}"))?)
+            })
+            .collect();
+        if ratios.is_empty() {
+            "-".into()
+        } else {
+            format!("{:.2}", median(&ratios))
+        }
+    };
     println!(
-        "\nours (fast) as a time ratio to each engine, {threads} threads (< 1: we are faster):"
+        "\nours (fast) as a time ratio to each engine, {threads} threads, median of {} rounds (< 1: we are faster):",
+        rounds.len()
     );
     println!(
         "  {:<26} {:>8} {:>13} {:>12}",
@@ -210,13 +237,12 @@ fn run() -> anyhow::Result<()> {
     for name in MODELS {
         for batch in [1, 64] {
             let key = format!("{name} b{batch}");
-            let ms = ours[&key];
             println!(
                 "  {:<26} {:>8} {:>13} {:>12}",
                 format!("{name} forward b{batch}"),
-                ratio(ms, engines.get(&format!("torch {key}"))),
-                ratio(ms, engines.get(&format!("torch-fused {key}"))),
-                ratio(ms, engines.get(&format!("onnxruntime {key}")))
+                ratio(&key, "torch"),
+                ratio(&key, "torch-fused"),
+                ratio(&key, "onnxruntime")
             );
         }
     }
@@ -224,13 +250,20 @@ fn run() -> anyhow::Result<()> {
     println!(
         "  {:<26} {:>8}",
         format!("R32_FMNIST train step b{TRAIN_BATCH}"),
-        ratio(ours[&key], engines.get(&format!("torch {key}")))
+        ratio(&key, "torch")
     );
-    println!("\nengines' own figures (ms/img; train: ms/step):");
-    let mut keys: Vec<_> = engines.keys().collect();
-    keys.sort();
-    for key in keys {
-        println!("  {key:<32} {:8.3}", engines[key]);
+    println!("\neach round's figures (ours: ms/img, train: ms/step; engines likewise):");
+    for (round, (ours, engines)) in rounds.iter().enumerate() {
+        let mut keys: Vec<_> = ours.keys().collect();
+        keys.sort();
+        for key in keys {
+            println!("  round {round} ours {key:<28} {:8.3}", ours[key]);
+        }
+        let mut keys: Vec<_> = engines.keys().collect();
+        keys.sort();
+        for key in keys {
+            println!("  round {round} {key:<33} {:8.3}", engines[key]);
+        }
     }
     Ok(())
 }
