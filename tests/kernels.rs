@@ -422,3 +422,37 @@ fn replace_rows_matches_index_add_forward_and_gradients() {
         "the original base is untouched"
     );
 }
+
+#[test]
+fn pick_rows_matches_the_masked_blend_forward_and_gradients() {
+    use blockdrop::kernels::rows::pick_rows;
+    let kept = Var::from_tensor(&randn(&[5, 3, 2, 4])).unwrap();
+    let dropped = Var::from_tensor(&randn(&[5, 3, 2, 4])).unwrap();
+    let keep = [true, false, false, true, true];
+    let bits: Vec<f32> = keep.iter().map(|&k| if k { 1.0 } else { 0.0 }).collect();
+    let m = Tensor::from_vec(bits, (5, 1, 1, 1), &CPU).unwrap();
+    let expected = (kept.broadcast_mul(&m).unwrap()
+        + dropped.broadcast_mul(&(1.0 - &m).unwrap()).unwrap())
+    .unwrap();
+    let probe = randn(&[5, 3, 2, 4]);
+    let expected_grads = (&expected * &probe)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let out = pick_rows(&kept, &dropped, &keep).unwrap();
+    let grads = (&out * &probe)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert_eq!(values(&out), values(&expected));
+    for var in [&kept, &dropped] {
+        assert_eq!(
+            values(grads.get(var).unwrap()),
+            values(expected_grads.get(var).unwrap())
+        );
+    }
+}

@@ -1,7 +1,7 @@
 use candle_core::{bail, Result, Tensor};
 
 use crate::exec::{check_policies, keepers};
-use crate::kernels::rows::replace_rows;
+use crate::kernels::rows::{pick_rows, replace_rows};
 
 use crate::model::FlatResNet;
 
@@ -56,7 +56,6 @@ pub fn forward_masked_sparse(
 ) -> Result<Tensor> {
     let n = x.dim(0)?;
     check_policies(net, keep, n)?;
-    let mask = crate::model::blockdrop::policy_tensor(keep, x.device())?;
     let mut x = net.stem(x, train)?;
     for block in 0..net.num_blocks() {
         let keepers = keepers(keep, block);
@@ -67,14 +66,19 @@ pub fn forward_masked_sparse(
             net.block_output(block, &x, &residual, train)?
         } else if (keepers.len() as f64) < SPARSE_BELOW * n as f64 && keepers.len() > 1 {
             let index = Tensor::new(keepers.as_slice(), x.device())?;
-            let kept_residual = residual.index_select(&index, 0)?;
-            let kept =
-                net.block_output(block, &x.index_select(&index, 0)?, &kept_residual, train)?;
+            let kept_input = x.index_select(&index, 0)?;
+            // Inside a segment the residual is the input itself: gathered once.
+            let kept_residual = if residual.id() == x.id() {
+                kept_input.clone()
+            } else {
+                residual.index_select(&index, 0)?
+            };
+            let kept = net.block_output(block, &kept_input, &kept_residual, train)?;
             replace_rows(&residual, &keepers, &kept)?
         } else {
-            let m = mask.narrow(1, block, 1)?.reshape((n, 1, 1, 1))?;
             let fx = net.block_output(block, &x, &residual, train)?;
-            (fx.broadcast_mul(&m)? + residual.broadcast_mul(&(1.0 - &m)?)?)?
+            let bits: Vec<bool> = keep.iter().map(|policy| policy[block]).collect();
+            pick_rows(&fx, &residual, &bits)?
         };
     }
     net.head(&x)

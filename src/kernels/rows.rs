@@ -1,9 +1,13 @@
 //! Replacing rows of a batch: the gather executor's way back from a sub-batch. candle's
 //! `index_add` needs the update as a difference (one more elementwise pass, which costs more
 //! than the copy itself on the CPU); this writes the rows in place of the old ones, with a
-//! backward pass for training, or, at inference, into the batch's own storage.
+//! backward pass for training, or, at inference, into the batch's own storage. And picking
+//! each row from one of two batches ([`pick_rows`]), the masked executor's blend by 0/1 keep
+//! bits in one pass instead of four.
 
-use candle_core::{bail, CpuStorage, CustomOp2, InplaceOp2, Layout, Result, Shape, Tensor};
+use candle_core::{
+    bail, CpuStorage, CustomOp1, CustomOp2, InplaceOp2, Layout, Result, Shape, Tensor,
+};
 
 use super::cpu_f32;
 
@@ -119,4 +123,94 @@ pub fn replace_rows(base: &Tensor, index: &[u32], rows: &Tensor) -> Result<Tenso
     let index_tensor = Tensor::new(index, base.device())?;
     let old = base.index_select(&index_tensor, 0)?;
     base.index_add(&index_tensor, &(rows - old)?, 0)
+}
+
+/// Row `i` of `kept` where `keep[i]`, else row `i` of `dropped`; both `[N, ..]` alike.
+struct PickRows(Vec<bool>);
+
+/// Rows of `[N, ..]` split into `N` equal runs, checked against the keep bits.
+fn row_len(keep: &[bool], layout: &Layout, op: &str) -> Result<usize> {
+    let n = layout.shape().dims().first().copied().unwrap_or(0);
+    if n != keep.len() {
+        bail!("{op}: {} keep bits for {n} rows", keep.len())
+    }
+    Ok(layout.shape().elem_count().checked_div(n).unwrap_or(0))
+}
+
+impl CustomOp2 for PickRows {
+    fn name(&self) -> &'static str {
+        "pick-rows"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ks: &CpuStorage,
+        kl: &Layout,
+        ds: &CpuStorage,
+        dl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if kl.shape() != dl.shape() {
+            bail!("pick_rows: {:?} vs {:?}", kl.shape(), dl.shape())
+        }
+        let row = row_len(&self.0, kl, "pick_rows")?;
+        let (kept, dropped) = (cpu_f32(ks, kl, "pick_rows")?, cpu_f32(ds, dl, "pick_rows")?);
+        let mut out = Vec::with_capacity(kept.len());
+        for (i, &keep) in self.0.iter().enumerate() {
+            let from = if keep { kept } else { dropped };
+            out.extend_from_slice(&from[i * row..(i + 1) * row]);
+        }
+        Ok((CpuStorage::F32(out), kl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _kept: &Tensor,
+        _dropped: &Tensor,
+        _out: &Tensor,
+        dout: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dout = dout.contiguous()?;
+        let d_kept = dout.apply_op1_no_bwd(&ZeroRows(self.0.iter().map(|k| !k).collect()))?;
+        let d_dropped = dout.apply_op1_no_bwd(&ZeroRows(self.0.clone()))?;
+        Ok((Some(d_kept), Some(d_dropped)))
+    }
+}
+
+/// A copy with row `i` zeroed where `zero[i]`.
+struct ZeroRows(Vec<bool>);
+
+impl CustomOp1 for ZeroRows {
+    fn name(&self) -> &'static str {
+        "zero-rows"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let row = row_len(&self.0, l, "zero_rows")?;
+        let x = cpu_f32(s, l, "zero_rows")?;
+        let mut out = Vec::with_capacity(x.len());
+        for (i, &zero) in self.0.iter().enumerate() {
+            if zero {
+                out.resize(out.len() + row, 0.0);
+            } else {
+                out.extend_from_slice(&x[i * row..(i + 1) * row]);
+            }
+        }
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+}
+
+/// Row `i` of `kept` where `keep[i]`, else row `i` of `dropped`, with autograd: the blend
+/// `kept·m + dropped·(1 − m)` for 0/1 bits `m` (f32 on the CPU; elsewhere that blend).
+pub fn pick_rows(kept: &Tensor, dropped: &Tensor, keep: &[bool]) -> Result<Tensor> {
+    if kept.device().is_cpu() && kept.dtype() == candle_core::DType::F32 {
+        return kept
+            .contiguous()?
+            .apply_op2(&dropped.contiguous()?, PickRows(keep.to_vec()));
+    }
+    let n = keep.len();
+    let bits: Vec<f32> = keep.iter().map(|&k| f32::from(u8::from(k))).collect();
+    let mut shape = vec![1; kept.rank()];
+    shape[0] = n;
+    let m = Tensor::from_vec(bits, shape, kept.device())?.to_dtype(kept.dtype())?;
+    kept.broadcast_mul(&m)? + dropped.broadcast_mul(&(1.0 - &m)?)?
 }
