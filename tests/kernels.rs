@@ -5,6 +5,7 @@ mod common;
 
 use blockdrop::kernels::{ops, ConvGeom};
 use blockdrop::model::norm::batch_norm_nhwc;
+use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{BatchNorm, BatchNormConfig, ModuleT};
 use common::rel_err;
@@ -17,6 +18,12 @@ fn randn(shape: &[usize]) -> Tensor {
 
 fn nchw_to_nhwc(x: &Tensor) -> Tensor {
     x.permute((0, 2, 3, 1)).unwrap().contiguous().unwrap()
+}
+
+/// Gradients of `Σ y·probe`: a random linear functional of the output, so every output
+/// element's gradient differs.
+fn probe_grads(y: &Tensor, probe: &Tensor) -> GradStore {
+    (y * probe).unwrap().sum_all().unwrap().backward().unwrap()
 }
 
 fn values(x: &Tensor) -> Vec<f32> {
@@ -101,21 +108,11 @@ fn conv_gradients_match_candle_autograd_on_the_stock_path() {
         let y = stock_conv(&x, &w, g);
         // A random linear functional of the output, so every output element's gradient differs.
         let probe = randn(y.dims());
-        let stock = (&y * &probe)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let stock = probe_grads(&y, &probe);
 
         let x_fast = Var::from_tensor(&nchw_to_nhwc(x.as_tensor())).unwrap();
         let y_fast = ops::conv2d(&x_fast, &ops::hwio(&w).unwrap(), g).unwrap();
-        let fast = (&y_fast * nchw_to_nhwc(&probe))
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let fast = probe_grads(&y_fast, &nchw_to_nhwc(&probe));
 
         let dx = nchw_to_nhwc(stock.get(&x).unwrap());
         let err = rel_err(&values(fast.get(&x_fast).unwrap()), &values(&dx));
@@ -182,12 +179,7 @@ fn fused_train_batchnorm_matches_candle_forward_gradients_and_running_stats() {
             y = (y + residual.as_tensor()).unwrap();
         }
         let y = y.relu().unwrap();
-        let stock = (&y * &probe)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let stock = probe_grads(&y, &probe);
 
         let x_fast = Var::from_tensor(&nchw_to_nhwc(&x)).unwrap();
         let r_fast = Var::from_tensor(&nchw_to_nhwc(&residual)).unwrap();
@@ -199,12 +191,7 @@ fn fused_train_batchnorm_matches_candle_forward_gradients_and_running_stats() {
             true,
         )
         .unwrap();
-        let fast = (&y_fast * nchw_to_nhwc(&probe))
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let fast = probe_grads(&y_fast, &nchw_to_nhwc(&probe));
 
         let what = format!("batch {batch}, {side}x{side}x{channels}");
         let close = |a: &Tensor, b: &Tensor, name: &str| {
@@ -322,20 +309,10 @@ fn shortcut_and_global_pool_match_candle_forward_and_gradients() {
         };
         let stock = pooled.pad_with_zeros(1, 0, extra).unwrap();
         let probe = randn(stock.dims());
-        let stock_grads = (&stock * &probe)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let stock_grads = probe_grads(&stock, &probe);
         let x_fast = Var::from_tensor(&nchw_to_nhwc(&x)).unwrap();
         let fast = pool::shortcut_a(&x_fast, stride, extra).unwrap();
-        let fast_grads = (&fast * nchw_to_nhwc(&probe))
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let fast_grads = probe_grads(&fast, &nchw_to_nhwc(&probe));
         let what = format!("shortcut {batch}x{side}x{side}x{channels} /{stride} +{extra}");
         assert!(
             rel_err(&values(&fast), &values(&nchw_to_nhwc(&stock))) < 1e-6,
@@ -349,19 +326,9 @@ fn shortcut_and_global_pool_match_candle_forward_and_gradients() {
 
         let stock = x.mean((2, 3)).unwrap();
         let probe = randn(stock.dims());
-        let stock_grads = (&stock * &probe)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let stock_grads = probe_grads(&stock, &probe);
         let fast = pool::global_avg_pool(&x_fast).unwrap();
-        let fast_grads = (&fast * &probe)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let fast_grads = probe_grads(&fast, &probe);
         assert!(
             rel_err(&values(&fast), &values(&stock)) < 1e-6,
             "global pool {what}"
@@ -389,19 +356,9 @@ fn replace_rows_matches_index_add_forward_and_gradients() {
         .index_add(&index, &(rows.as_tensor() - old).unwrap(), 0)
         .unwrap();
     let probe = randn(&[6, 3, 4, 5]);
-    let expected_grads = (&expected * &probe)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
+    let expected_grads = probe_grads(&expected, &probe);
     let out = replace_rows(&base, &keep, &rows).unwrap();
-    let grads = (&out * &probe)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
+    let grads = probe_grads(&out, &probe);
     // index_add of a difference rounds; replacing does not.
     assert!(rel_err(&values(&out), &values(&expected)) < 1e-6);
     for var in [&base, &rows] {
@@ -435,19 +392,9 @@ fn pick_rows_matches_the_masked_blend_forward_and_gradients() {
         + dropped.broadcast_mul(&(1.0 - &m).unwrap()).unwrap())
     .unwrap();
     let probe = randn(&[5, 3, 2, 4]);
-    let expected_grads = (&expected * &probe)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
+    let expected_grads = probe_grads(&expected, &probe);
     let out = pick_rows(&kept, &dropped, &keep).unwrap();
-    let grads = (&out * &probe)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
+    let grads = probe_grads(&out, &probe);
     assert_eq!(values(&out), values(&expected));
     for var in [&kept, &dropped] {
         assert_eq!(

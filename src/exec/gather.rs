@@ -1,6 +1,6 @@
 use candle_core::{Result, Tensor};
 
-use crate::exec::{check_policies, keepers};
+use crate::exec::{check_policies, gather_kept, keepers};
 use crate::kernels::rows::replace_rows_in_place;
 use crate::model::FlatResNet;
 
@@ -21,14 +21,7 @@ pub fn forward_gather(net: &FlatResNet, x: &Tensor, keep: &[Vec<bool>]) -> Resul
             if keepers.is_empty() {
                 residual
             } else {
-                let index = Tensor::new(keepers.as_slice(), x.device())?;
-                let kept_input = x.index_select(&index, 0)?;
-                // Inside a segment the residual is the input itself: gathered once.
-                let kept_residual = if residual.id() == x.id() {
-                    kept_input.clone()
-                } else {
-                    residual.index_select(&index, 0)?
-                };
+                let (kept_input, kept_residual) = gather_kept(&x, &residual, &keepers)?;
                 let kept = net.block_output(block, &kept_input, &kept_residual, false)?;
                 // Nothing else holds `x` (the stem's or a block's fresh output) or the residual.
                 drop(x);

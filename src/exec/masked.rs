@@ -1,6 +1,6 @@
 use candle_core::{bail, Result, Tensor};
 
-use crate::exec::{check_policies, keepers};
+use crate::exec::{check_policies, gather_kept, keepers};
 use crate::kernels::rows::{pick_rows, replace_rows};
 
 use crate::model::FlatResNet;
@@ -65,14 +65,7 @@ pub fn forward_masked_sparse(
         } else if keepers.len() == n {
             net.block_output(block, &x, &residual, train)?
         } else if (keepers.len() as f64) < SPARSE_BELOW * n as f64 && keepers.len() > 1 {
-            let index = Tensor::new(keepers.as_slice(), x.device())?;
-            let kept_input = x.index_select(&index, 0)?;
-            // Inside a segment the residual is the input itself: gathered once.
-            let kept_residual = if residual.id() == x.id() {
-                kept_input.clone()
-            } else {
-                residual.index_select(&index, 0)?
-            };
+            let (kept_input, kept_residual) = gather_kept(&x, &residual, &keepers)?;
             let kept = net.block_output(block, &kept_input, &kept_residual, train)?;
             replace_rows(&residual, &keepers, &kept)?
         } else {

@@ -59,6 +59,23 @@ pub fn keepers(keep: &[Vec<bool>], block: usize) -> Vec<u32> {
         .collect()
 }
 
+/// The rows `keepers` of a block's input and of its residual, for running the block on those
+/// images only. Inside a segment the residual is the input itself, gathered once.
+pub(crate) fn gather_kept(
+    x: &Tensor,
+    residual: &Tensor,
+    keepers: &[u32],
+) -> Result<(Tensor, Tensor)> {
+    let index = Tensor::new(keepers, x.device())?;
+    let kept_input = x.index_select(&index, 0)?;
+    let kept_residual = if residual.id() == x.id() {
+        kept_input.clone()
+    } else {
+        residual.index_select(&index, 0)?
+    };
+    Ok((kept_input, kept_residual))
+}
+
 /// Checks that `keep` holds one policy of `net`'s length per image of a batch of `n`.
 pub fn check_policies(net: &FlatResNet, keep: &[Vec<bool>], n: usize) -> Result<()> {
     if keep.len() != n || keep.iter().any(|k| k.len() != net.num_blocks()) {
