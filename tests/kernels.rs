@@ -106,7 +106,6 @@ fn conv_gradients_match_candle_autograd_on_the_stock_path() {
         let x = Var::from_tensor(&randn(&[batch, g.cin, side, side])).unwrap();
         let w = Var::from_tensor(&randn(&[g.cout, g.cin, g.kernel, g.kernel])).unwrap();
         let y = stock_conv(&x, &w, g);
-        // A random linear functional of the output, so every output element's gradient differs.
         let probe = randn(y.dims());
         let stock = probe_grads(&y, &probe);
 
