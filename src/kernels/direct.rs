@@ -1,10 +1,11 @@
 //! Direct convolution for narrow layers (16, 32 or 64 output channels) with AVX-512: each task
 //! computes one output row, `R` neighbouring pixels at a time, with the pixels' output channels
-//! (16, or a group of 32) held in registers (`R × 16` or `R × 32` accumulators, 14 of 32
-//! vector registers) while it walks the kernel taps and input
+//! (16, or a group of 32) held in registers (`R × 16` or `R × 32` accumulators, at most 16 of
+//! the 32 vector registers) while it walks the kernel taps and input
 //! channels, broadcasting one input value per pixel against one row of the weights. No
 //! im2col: the input is read in place from a zero-padded copy. The GEMM path packs a narrow
-//! (16-wide) output poorly, and even at 64 channels on 8x8 maps this runs ~1.6× the GEMM.
+//! (16-wide) output poorly (this runs ~2× faster there), and at 64 channels, stride 1, this
+//! still edges it out.
 //!
 //! The weight gradient of the same layers ([`backward_weight`]) works the same way round: a
 //! block of input channels × the output channels stays in registers while the task walks
@@ -110,13 +111,15 @@ pub fn forward(
 }
 
 /// Gradient with respect to the weights, `[kh·kw·cin, cout]`, as
-/// [`super::conv::backward_weight`]; call only when [`supported`]. Images are shared out in
+/// [`super::conv::backward_weight`]; call only when [`supports_weight_grad`]. Images are shared out in
 /// ranges; each task sums its images into its own copy, and the copies are added at the end.
 pub fn backward_weight(g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let zeros = || vec![0.0f32; g.patch_len() * g.cout];
     let Some(out_nhw) = g.output(input) else {
         return zeros();
     };
+    // The kernel reads through raw pointers: the operands must hold what the shapes say.
+    assert!(x.len() >= input.pixels() * g.cin && dy.len() >= out_nhw.pixels() * g.cout);
     let images_per_task = input.n.div_ceil(4 * rayon::current_num_threads()).max(1);
     let job = WeightJob {
         g,
@@ -131,7 +134,8 @@ pub fn backward_weight(g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f
             let first = task * images_per_task;
             let images = first..(first + images_per_task).min(input.n);
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `supported` checked AVX-512F before this path was taken.
+            // SAFETY: `supports_weight_grad` checked AVX-512F before this path was taken; the
+            // operands' lengths are asserted above.
             unsafe {
                 // Input-channel blocks of 16 (8 when the output is 32 wide: 16 accumulators
                 // either way), or 1 for the stem's 1 or 3 channels.
