@@ -8,7 +8,8 @@
 //!   architecture, batch sizes and thread count (benches/engines.py), as ours/PyTorch.
 //!
 //! `cargo bench --bench executors` — R110_C10 with random weights and per-image policies
-//! keeping about 30% of the blocks, then the bundled default model on its own policies.
+//! keeping about 30% of the blocks, then the bundled default model on its own policies; three
+//! rounds of both, and a summary of the median over rounds.
 
 #[path = "support/engines.rs"]
 mod engines;
@@ -20,9 +21,13 @@ use blockdrop::exec::{
 };
 use blockdrop::model::blockdrop::{policy_bits, policy_tensor};
 use blockdrop::model::{BlockDrop, BlockDropFlops};
+use blockdrop::profile::timer::median;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use timing::time_ms;
+
+/// Rounds of every measurement; the summary reports medians over rounds.
+const ROUNDS: usize = 3;
 
 /// Deterministic policies keeping each block with probability `p` (a small LCG, no RNG crate).
 fn random_policies(n: usize, blocks: usize, p: f64, seed: u64) -> Vec<Vec<bool>> {
@@ -44,7 +49,12 @@ fn kept_fraction(keep: &[Vec<bool>]) -> f64 {
 }
 
 /// Prints the batch-1 and batch-64 comparisons; returns full-network ms/img at batch 1.
+/// Measured speed-up ÷ FLOP-predicted speed-up, per "model: batch executor", one per round.
+type Shares = std::collections::BTreeMap<String, Vec<f64>>;
+
+#[allow(clippy::too_many_arguments)]
 fn report(
+    shares: &mut Shares,
     name: &str,
     model: &BlockDrop,
     x1: &[Tensor],
@@ -79,6 +89,10 @@ fn report(
         1.0 / flop_ratio,
         flop_ratio / ratio1
     );
+    shares
+        .entry(format!("{name}: batch 1 skip"))
+        .or_default()
+        .push(flop_ratio / ratio1);
 
     let b = keep64.len() as f64;
     let flop64 = keep64
@@ -110,6 +124,10 @@ fn report(
             1.0 / flop64,
             flop64 / ratio
         );
+        shares
+            .entry(format!("{name}: batch 64 {executor}"))
+            .or_default()
+            .push(flop64 / ratio);
     }
     Ok(full1)
 }
@@ -144,23 +162,13 @@ fn run() -> anyhow::Result<()> {
         random_policies(4, 54, 0.3, 1),
         random_policies(64, 54, 0.3, 2),
     );
-    let full1 = report(
-        "R110_C10, random weights",
-        &model,
-        &x1,
-        &keep1,
-        &x64,
-        &keep64,
-    )?;
-    let full64 = time_ms(|| forward_skip(&model.resnet, &x64, &[true; 54]))? / 64.0;
-
     let mut loaded = blockdrop::bundled::default_model(&device)?;
     loaded.model.fold_batchnorm()?;
     let sample = blockdrop::bundled::sample_dataset()?;
-    let x1: Vec<Tensor> = (0..4)
+    let bx1: Vec<Tensor> = (0..4)
         .map(|i| sample.batch(&[i], &loaded.model.config, &device))
         .collect::<blockdrop::Result<_>>()?;
-    let keep1: Vec<Vec<bool>> = x1
+    let bkeep1: Vec<Vec<bool>> = bx1
         .iter()
         .map(|x| {
             Ok(policy_bits(
@@ -170,16 +178,49 @@ fn run() -> anyhow::Result<()> {
             .remove(0))
         })
         .collect::<anyhow::Result<_>>()?;
-    let x64 = sample.batch(&(0..64).collect::<Vec<_>>(), &loaded.model.config, &device)?;
-    let keep64 = policy_bits(
+    let bx64 = sample.batch(&(0..64).collect::<Vec<_>>(), &loaded.model.config, &device)?;
+    let bkeep64 = policy_bits(
         &loaded
             .model
             .agent
-            .keep_probs(&x64, false)?
+            .keep_probs(&bx64, false)?
             .to_vec2::<f32>()?,
         0.5,
     );
-    report("bundled default", &loaded.model, &x1, &keep1, &x64, &keep64)?;
+
+    // Rounds of both reports: shared machines drift over minutes, so each share is the median
+    // over the rounds.
+    let mut shares = Shares::new();
+    let mut full1 = Vec::new();
+    for round in 0..ROUNDS {
+        println!("\n-- round {round}");
+        let name = "R110_C10, random weights";
+        full1.push(report(
+            &mut shares,
+            name,
+            &model,
+            &x1,
+            &keep1,
+            &x64,
+            &keep64,
+        )?);
+        let name = "bundled default";
+        report(
+            &mut shares,
+            name,
+            &loaded.model,
+            &bx1,
+            &bkeep1,
+            &bx64,
+            &bkeep64,
+        )?;
+    }
+    println!("\nmeasured speed-up / FLOP-predicted speed-up, median of {ROUNDS} rounds:");
+    for (key, values) in &shares {
+        println!("  {key:<42} {:.2}", median(values));
+    }
+    let full1 = median(&full1);
+    let full64 = time_ms(|| forward_skip(&model.resnet, &x64, &[true; 54]))? / 64.0;
 
     torch_side_by_side(full1, full64)
 }
