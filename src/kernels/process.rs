@@ -63,3 +63,20 @@ pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
         rayon::scope(|_| work())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::on_pool;
+
+    #[test]
+    fn on_pool_runs_on_a_worker_and_nests_in_place() {
+        let outer = on_pool(|| {
+            let here = rayon::current_thread_index();
+            // Already on the pool: runs on the same worker, not handed to another.
+            let inner = on_pool(rayon::current_thread_index);
+            (here, inner)
+        });
+        assert!(outer.0.is_some(), "the work ran outside rayon's pool");
+        assert_eq!(outer.0, outer.1);
+    }
+}
