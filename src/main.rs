@@ -297,25 +297,7 @@ fn main() -> ExitCode {
     process::tune();
     started();
     let cli = Cli::parse();
-    // Batch work runs on rayon's pool (`on_pool`); the terminal app keeps its UI thread off it
-    // and runs its worker there.
-    let result = match &cli.command {
-        Some(Command::Tui(args)) => tui(args),
-        None if cli.export.is_none() => default_job(),
-        _ => process::on_pool(|| batch_command(&cli)),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(exit_code(&error))
-        }
-    }
-}
-
-/// Every command but the terminal app.
-fn batch_command(cli: &Cli) -> anyhow::Result<()> {
-    match &cli.command {
+    let run = || match &cli.command {
         Some(Command::Eval(args)) => eval(args),
         Some(Command::Import(args)) => import(args),
         Some(Command::Tui(args)) => tui(args),
@@ -328,6 +310,22 @@ fn batch_command(cli: &Cli) -> anyhow::Result<()> {
             Some(dir) => export_default(dir),
             None => default_job(),
         },
+    };
+    // Batch work runs on rayon's pool (`on_pool`); the terminal app keeps its UI thread off it
+    // and runs its worker there (`default_job` puts its non-terminal fallback on the pool).
+    let interactive = matches!(cli.command, Some(Command::Tui(_)))
+        || (cli.command.is_none() && cli.export.is_none());
+    let result = if interactive {
+        run()
+    } else {
+        process::on_pool(run)
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(exit_code(&error))
+        }
     }
 }
 
