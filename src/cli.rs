@@ -7,6 +7,71 @@ use clap::{Args, Parser, Subcommand};
 use crate::data::Split;
 use crate::device::DeviceKind;
 
+/// Flag values are checked here, before any folder is created or any work starts; clap turns
+/// a refusal into a one-line error naming the flag (exit code 2).
+fn parse_number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))
+}
+
+/// A count of one or more (images, repeats, clusters, epochs, …).
+fn count(s: &str) -> Result<usize, String> {
+    match parse_number::<usize>(s)? {
+        0 => Err("must be at least 1".into()),
+        n => Ok(n),
+    }
+}
+
+/// A training batch: at least 2 (BatchNorm in train mode and the policy's self-critical
+/// baseline need more than one image).
+fn training_batch(s: &str) -> Result<usize, String> {
+    match parse_number::<usize>(s)? {
+        n if n < 2 => Err("training needs a batch of at least 2 images".into()),
+        n => Ok(n),
+    }
+}
+
+/// A probability threshold in [0, 1].
+fn threshold(s: &str) -> Result<f32, String> {
+    match parse_number::<f32>(s)? {
+        t if (0.0..=1.0).contains(&t) => Ok(t),
+        _ => Err("must be between 0 and 1".into()),
+    }
+}
+
+/// A fraction in [0, 1] (α, momentum).
+fn fraction(s: &str) -> Result<f64, String> {
+    match parse_number::<f64>(s)? {
+        v if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err("must be between 0 and 1".into()),
+    }
+}
+
+/// A finite number above 0 (learning rates, decay ratios).
+fn positive(s: &str) -> Result<f64, String> {
+    match parse_number::<f64>(s)? {
+        v if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err("must be a finite number above 0".into()),
+    }
+}
+
+/// A finite number of 0 or more (weight decay, entropy weight).
+fn non_negative(s: &str) -> Result<f64, String> {
+    match parse_number::<f64>(s)? {
+        v if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err("must be a finite number of 0 or more".into()),
+    }
+}
+
+/// Any finite number (the penalty γ).
+fn finite(s: &str) -> Result<f64, String> {
+    match parse_number::<f64>(s)? {
+        v if v.is_finite() => Ok(v),
+        _ => Err("must be a finite number".into()),
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "blockdrop",
@@ -23,8 +88,9 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Headless: write the full report of the bundled default model into DIR (default reports/).
-    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = "reports")]
+    /// Headless: write the full report of the bundled default model into DIR (default
+    /// reports/default). DIR must be new, empty, or a report folder blockdrop wrote.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = crate::output::DEFAULT_REPORT_DIR)]
     pub export: Option<PathBuf>,
 }
 
@@ -61,19 +127,19 @@ pub enum TrainCommand {
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
     /// Probability bound α: samples use p' = α·p + (1 − α)·(1 − p).
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, value_parser = fraction)]
     pub alpha: f64,
 
     /// Entropy bonus weight β (curriculum only; finetuning has none).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = non_negative)]
     pub beta: f64,
 
     /// γ, the reward of a wrong prediction (negative). Default: -1 (curriculum), -10 (finetune).
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, value_parser = finite)]
     pub penalty: Option<f64>,
 
     /// Decisions added to the curriculum per epoch (epoch e trains the last cl_step·(e+1)).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = count)]
     pub cl_step: usize,
 
     /// Train without random crops and flips.
@@ -149,23 +215,24 @@ pub struct TrainLoopArgs {
     pub resume: Option<PathBuf>,
 
     /// Epochs in all (counting those already done when resuming).
-    #[arg(long, visible_alias = "max-epochs")]
+    #[arg(long, visible_alias = "max-epochs", value_parser = count)]
     pub epochs: Option<usize>,
 
-    #[arg(long)]
+    /// Images per optimiser step (at least 2).
+    #[arg(long, value_parser = training_batch)]
     pub batch_size: Option<usize>,
 
     /// Base learning rate.
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     pub lr: Option<f64>,
 
     /// Multiply the learning rate by --lr-decay-ratio every --epoch-step epochs (the
     /// reference's schedule; default 10000 for the policy stages). The base stage defaults to
     /// a cosine schedule instead.
-    #[arg(long)]
+    #[arg(long, value_parser = count)]
     pub epoch_step: Option<usize>,
 
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = positive)]
     pub lr_decay_ratio: f64,
 
     /// Seeds data order, augmentation and sampling (a run is reproducible from it).
@@ -173,11 +240,11 @@ pub struct TrainLoopArgs {
     pub seed: u64,
 
     /// Train on this many images per epoch, drawn afresh each epoch (default: all).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = count)]
     pub images_per_epoch: Option<usize>,
 
     /// Evaluate on the first N test images after each epoch (default: all).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = count)]
     pub test_images: Option<usize>,
 
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
@@ -193,10 +260,10 @@ pub struct TrainBaseArgs {
     #[command(flatten)]
     pub run: TrainLoopArgs,
 
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, value_parser = fraction)]
     pub momentum: f64,
 
-    #[arg(long, default_value_t = 5e-4)]
+    #[arg(long, default_value_t = 5e-4, value_parser = non_negative)]
     pub weight_decay: f64,
 
     /// Train without random crops and flips.
@@ -258,15 +325,15 @@ pub struct ProfileArgs {
     pub model: ModelArgs,
 
     /// Images timed one by one (BlockDrop path vs full network).
-    #[arg(long, value_name = "N", default_value_t = 16)]
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = count)]
     pub images: usize,
 
     /// Batch size of the per-stage profile.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = count)]
     pub batch: usize,
 
     /// Timed runs per measurement (after 2 warm-up runs); medians are reported.
-    #[arg(long, value_name = "R", default_value_t = 10)]
+    #[arg(long, value_name = "R", default_value_t = 10, value_parser = count)]
     pub repeat: usize,
 
     /// Write the profile here: Parquet (per-stage table) if the name ends in .parquet, else JSON.
@@ -282,15 +349,15 @@ pub struct ReportArgs {
     pub no_profile: bool,
 
     /// Evaluate only the first N images.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = count)]
     pub limit: Option<usize>,
 
     /// Images used by the trade-off sweep (each point re-runs the base network on them).
-    #[arg(long, value_name = "N", default_value_t = 500)]
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = count)]
     pub tradeoff_images: usize,
 
     /// Clusters of the coarse policy clustering (default: six, or fewer distinct policies).
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", value_parser = count)]
     pub clusters: Option<usize>,
 }
 
@@ -333,16 +400,16 @@ pub struct EvalArgs {
     pub model: ModelArgs,
 
     /// Evaluate only the first N images.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = count)]
     pub limit: Option<usize>,
 
     /// Images per forward pass (images sharing a policy run together, dropped blocks skipped).
     /// Per-image results do not depend on it.
-    #[arg(long, value_name = "N", default_value_t = 32)]
+    #[arg(long, value_name = "N", default_value_t = 32, value_parser = count)]
     pub batch: usize,
 
     /// A block runs when its keep probability is at least this.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = threshold)]
     pub threshold: f32,
 
     /// Write one row per image here: Parquet if the name ends in .parquet, else CSV.

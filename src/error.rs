@@ -25,6 +25,10 @@ pub enum Error {
     #[error("report: {0}")]
     Report(String),
 
+    /// The user stopped the work (the terminal app's Esc).
+    #[error("cancelled")]
+    Cancelled,
+
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 
@@ -59,7 +63,7 @@ impl Error {
                     | std::io::ErrorKind::UnexpectedEof
                     | std::io::ErrorKind::InvalidData
             ),
-            Error::Report(_) | Error::Candle(_) | Error::Polars(_) => false,
+            Error::Report(_) | Error::Cancelled | Error::Candle(_) | Error::Polars(_) => false,
         }
     }
 }

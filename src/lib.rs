@@ -5,6 +5,7 @@
 pub mod analysis;
 pub mod atomic;
 pub mod bundled;
+pub mod cancel;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
@@ -14,7 +15,9 @@ pub mod error;
 pub mod eval;
 pub mod exec;
 pub mod kernels;
+pub mod lock;
 pub mod model;
+pub mod output;
 pub mod pickle;
 pub mod profile;
 pub mod records;

@@ -55,6 +55,7 @@ fn open(args: &ModelArgs) -> anyhow::Result<(candle_core::Device, LoadedModel, d
         }
     }
     let dataset = data::Dataset::open(&args.data, args.split)?;
+    dataset.check_labels(&loaded.model.config)?;
     if loaded.is_untrained() {
         eprintln!(
             "note: {} is an untrained model (random weights)",
@@ -164,6 +165,27 @@ fn write_export(
 }
 
 fn export(args: &ExportArgs) -> anyhow::Result<()> {
+    // The folder is checked before any work, and again when the report is moved in.
+    blockdrop::output::check_report_target(&args.out)?;
+    let mut inputs: Vec<(&std::path::Path, &str)> = vec![(&args.model.data, "dataset")];
+    let model_dir = args
+        .model
+        .model
+        .as_deref()
+        .and_then(std::path::Path::parent);
+    let cwd = std::env::current_dir().ok();
+    // The model's folder is protected unless it is the working directory (where a report
+    // beside the model is the ordinary case).
+    if let Some(dir) = model_dir.filter(|d| !d.as_os_str().is_empty()) {
+        let is_cwd = cwd
+            .as_deref()
+            .zip(dir.canonicalize().ok())
+            .is_some_and(|(c, d)| c == d);
+        if !is_cwd {
+            inputs.push((dir, "model"));
+        }
+    }
+    blockdrop::output::refuse_inside(&args.out, &inputs)?;
     let (device, loaded, dataset) = open(&args.model)?;
     write_export(&loaded.model, &dataset, &args.report, &device, &args.out)
 }
@@ -179,6 +201,7 @@ fn open_bundled() -> anyhow::Result<(candle_core::Device, LoadedModel, data::Dat
 }
 
 fn export_default(out: &std::path::Path) -> anyhow::Result<()> {
+    blockdrop::output::check_report_target(out)?;
     let (device, loaded, dataset) = open_bundled()?;
     if loaded.is_untrained() {
         println!("The bundled model is UNTRAINED (random weights): the report shows its structure, not a trained policy.");
@@ -207,6 +230,13 @@ fn import(args: &ImportArgs) -> anyhow::Result<()> {
 }
 
 fn tui(args: &ModelArgs) -> anyhow::Result<()> {
+    if !std::io::stdout().is_terminal() {
+        // As `blockdrop` without a terminal: the evaluation, printed.
+        return process::on_pool(|| {
+            let (device, loaded, dataset) = open(args)?;
+            print_evaluation(&model_name(args), &device, &loaded, &dataset)
+        });
+    }
     let (device, loaded, dataset) = open(args)?;
     let untrained = loaded.is_untrained();
     let first_frame = blockdrop::tui::run(
@@ -269,15 +299,55 @@ fn print_default_evaluation() -> anyhow::Result<()> {
             "The bundled model is UNTRAINED (random weights): its accuracy is chance level until a trained default ships."
         );
     }
+    print_evaluation(bundled::DEFAULT_MODEL_PATH, &device, &loaded, &dataset)
+}
+
+/// The evaluation the workbench would show, printed (when there is no terminal to show it).
+fn print_evaluation(
+    model: &str,
+    device: &candle_core::Device,
+    loaded: &LoadedModel,
+    dataset: &data::Dataset,
+) -> anyhow::Result<()> {
     let options = EvalOptions::default();
     let bar = progress_bar(dataset.len());
-    let records = evaluate(&loaded.model, &dataset, &options, &device, |done, _| {
+    let records = evaluate(&loaded.model, dataset, &options, device, |done, _| {
         bar.set_position(done as u64)
     })?;
     bar.finish_and_clear();
     println!("{}", Summary::of(&records));
-    println!("(not a terminal, so no interactive view; `blockdrop --export` writes the full report, `blockdrop --help` lists the rest)");
+    println!(
+        "({model} on {} [{}]; not a terminal, so no interactive view: `blockdrop export` writes the full report, `blockdrop --help` lists the rest)",
+        dataset.path.display(),
+        dataset.format
+    );
     Ok(())
+}
+
+/// Help and version print as clap writes them; a bad flag is one line naming it and what is
+/// allowed (clap's own message, without its usage block), exit code 2.
+fn usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            return ExitCode::from(2);
+        }
+        _ => {}
+    }
+    let rendered = error.render().to_string();
+    let line = rendered
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("bad usage");
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    eprintln!("error: {line} (blockdrop --help lists what is allowed)");
+    ExitCode::from(2)
 }
 
 /// Exit code 2 for the user's input (bad flags, bad files), 1 for anything else.
@@ -296,7 +366,10 @@ fn exit_code(error: &anyhow::Error) -> u8 {
 fn main() -> ExitCode {
     process::tune();
     started();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let run = || match &cli.command {
         Some(Command::Eval(args)) => eval(args),
         Some(Command::Import(args)) => import(args),
@@ -409,16 +482,35 @@ fn loop_options(args: &TrainLoopArgs, defaults: LoopDefaults) -> LoopOptions {
     }
 }
 
+/// The run folder a training command works in: the one `--resume` names, or one created only
+/// once the data has opened (a bad flag or dataset never leaves a folder behind).
+enum RunFolder {
+    Existing(Run),
+    New {
+        out: std::path::PathBuf,
+        config: serde_json::Value,
+    },
+}
+
+impl RunFolder {
+    fn open(self) -> anyhow::Result<Run> {
+        Ok(match self {
+            RunFolder::Existing(run) => run,
+            RunFolder::New { out, config } => Run::create(&out, &config)?,
+        })
+    }
+}
+
 /// A run to train: new from the flags, or the one `--resume` names with the options it was
-/// started with (`--epochs` may extend it). Returns the run, its configuration, data path and
-/// options.
+/// started with (`--epochs` may extend it). Returns the run folder, its configuration, data
+/// path and options.
 fn open_run<O: serde::Serialize + serde::de::DeserializeOwned>(
     args: &TrainLoopArgs,
     stage: &str,
     config: impl FnOnce() -> anyhow::Result<Config>,
     fresh: impl FnOnce() -> O,
     common: impl Fn(&mut O) -> &mut LoopOptions,
-) -> anyhow::Result<(Run, Config, std::path::PathBuf, O)> {
+) -> anyhow::Result<(RunFolder, Config, std::path::PathBuf, O)> {
     let usage = |m: &str| blockdrop::Error::BadUsage(m.into());
     if let Some(dir) = &args.resume {
         let (run, saved) = Run::open(dir)?;
@@ -437,20 +529,26 @@ fn open_run<O: serde::Serialize + serde::de::DeserializeOwned>(
                 *e = epochs;
             }
         }
-        let config = Config::by_name(saved["config"].as_str().ok_or_else(|| bad("no config"))?)?;
-        let data = saved["data"]
-            .as_str()
-            .ok_or_else(|| bad("no data path"))?
-            .into();
-        return Ok((run, config, data, options));
+        common(&mut options)
+            .validate()
+            .map_err(|e| bad(&format!("options: {e}")))?;
+        let config = Config::by_name(saved["config"].as_str().ok_or_else(|| bad("no config"))?)
+            .map_err(|e| bad(&e.to_string()))?;
+        let data = blockdrop::train::run::path_json::from_value(&saved["data"])
+            .ok_or_else(|| bad("no data path"))?;
+        return Ok((RunFolder::Existing(run), config, data, options));
     }
     let (Some(data), Some(out)) = (&args.data, &args.out) else {
         return Err(usage("--data and --out are required (or --resume DIR)").into());
     };
     let config = config()?;
     let options = fresh();
-    let run = Run::create(out, &train::run_config(stage, &config, data, &options))?;
-    Ok((run, config, data.clone(), options))
+    let run_config = train::run_config(stage, &config, data, &options);
+    let folder = RunFolder::New {
+        out: out.clone(),
+        config: run_config,
+    };
+    Ok((folder, config, data.clone(), options))
 }
 
 fn train_base(args: &TrainBaseArgs) -> anyhow::Result<()> {
@@ -460,7 +558,7 @@ fn train_base(args: &TrainBaseArgs) -> anyhow::Result<()> {
         lr: 0.1,
         epoch_step: None,
     };
-    let (mut run, config, data, options) = open_run(
+    let (folder, config, data, options) = open_run(
         &args.run,
         "base",
         || match &args.run.config {
@@ -475,13 +573,13 @@ fn train_base(args: &TrainBaseArgs) -> anyhow::Result<()> {
         },
         |o| &mut o.common,
     )?;
-    let (device, train_data, test_data, mut progress) = open_training(
+    let (device, train_data, test_data, mut progress, mut run) = open_training(
         &args.run,
         "base network",
         &config,
         &data,
-        &run,
-        options.common.epochs,
+        folder,
+        &options.common,
     )?;
     train::base::train(
         &config,
@@ -499,23 +597,32 @@ fn train_base(args: &TrainBaseArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The device, both splits of the data and the progress display of a training run.
+/// The device, both splits of the data, the progress display and the run folder of a training
+/// run; the folder is created last, once everything else checked out.
 fn open_training(
     args: &TrainLoopArgs,
     what: &str,
     config: &Config,
     data: &std::path::Path,
-    run: &Run,
-    epochs: usize,
+    folder: RunFolder,
+    options: &LoopOptions,
 ) -> anyhow::Result<(
     candle_core::Device,
     data::Dataset,
     data::Dataset,
     TrainProgress,
+    Run,
 )> {
     let device = args.device.open()?;
     let train_data = data::Dataset::open(data, data::Split::Train)?;
     let test_data = data::Dataset::open(data, data::Split::Test)?;
+    for split in [&train_data, &test_data] {
+        split.check_labels(config)?;
+    }
+    options
+        .check_batches(train_data.len())
+        .map_err(blockdrop::Error::BadUsage)?;
+    let run = folder.open()?;
     println!(
         "training the {what} of {} on {} ({} training, {} test images) into {}",
         config.name,
@@ -528,7 +635,11 @@ fn open_training(
         device,
         train_data,
         test_data,
-        TrainProgress { bar: None, epochs },
+        TrainProgress {
+            bar: None,
+            epochs: options.epochs,
+        },
+        run,
     ))
 }
 
@@ -596,20 +707,20 @@ fn train_policy(
     policy: &PolicyArgs,
     stage: PolicyStage,
 ) -> anyhow::Result<()> {
-    let (mut run, config, data, options) = open_run(
+    let (folder, config, data, options) = open_run(
         run_args,
         stage.name,
         || named_or(&run_args.config, &stage.model_file),
         || policy_options(run_args, policy, stage.defaults, stage.penalty, stage.init),
         |o| &mut o.common,
     )?;
-    let (device, train_data, test_data, mut progress) = open_training(
+    let (device, train_data, test_data, mut progress, mut run) = open_training(
         run_args,
         stage.what,
         &config,
         &data,
-        &run,
-        options.common.epochs,
+        folder,
+        &options.common,
     )?;
     (stage.train)(
         &config,

@@ -4,13 +4,20 @@
 //!
 //! Objects live in an arena and are referred to by index, so the memo shares them as Python
 //! does (a list appended to after `PUT` is the same list under `GET`), and memory stays
-//! proportional to the stream: each opcode adds at most one object, and every length is
-//! checked against the bytes that remain before anything is allocated.
+//! proportional to the stream: each opcode adds at most one object, every length is checked
+//! against the bytes that remain before anything is allocated, and the arena, the stack and
+//! the memo each have a hard cap ([`MAX_OBJECTS`]) far above what any checkpoint or dataset
+//! batch holds, so even a stream of one-byte opcodes costs at most a few hundred MB.
 
 use std::collections::HashMap;
 
 /// Index of an object in [`Pickle::objects`].
 pub type Id = usize;
+
+/// Objects, container items, stack entries and memo keys a stream may make, each. A ResNet-101
+/// state dict makes about 10^4 objects, a CIFAR python batch about 10^5; a stream past this is
+/// not one we read, and the cap bounds the reader's memory (about 32 bytes per object).
+pub const MAX_OBJECTS: usize = 1 << 22;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Obj {
@@ -24,10 +31,8 @@ pub enum Obj {
     Tuple(Vec<Id>),
     List(Vec<Id>),
     Dict(Vec<(Id, Id)>),
-    Global {
-        module: String,
-        name: String,
-    },
+    /// Boxed: globals are rare, and the enum stays 32 bytes.
+    Global(Box<Global>),
     /// `func(*args)` from `REDUCE` or `NEWOBJ`: recorded, not called.
     Call {
         func: Id,
@@ -41,6 +46,12 @@ pub enum Obj {
     PersistentId(Id),
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct Global {
+    pub module: String,
+    pub name: String,
+}
+
 /// Why a stream was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PickleError {
@@ -52,6 +63,8 @@ pub enum PickleError {
     UnsupportedOpcode { opcode: u8, offset: usize },
     #[error("malformed pickle at offset {offset}: {problem}")]
     Malformed { offset: usize, problem: String },
+    #[error("pickle makes more than {MAX_OBJECTS} {what} (at offset {offset}); no checkpoint or dataset does")]
+    TooLarge { what: &'static str, offset: usize },
 }
 
 type PResult<T> = Result<T, PickleError>;
@@ -65,19 +78,16 @@ pub struct Pickle {
     pub consumed: usize,
 }
 
-/// Stack entries: an object, or the mark of `MARK`.
-#[derive(Clone, Copy)]
-enum Slot {
-    Obj(Id),
-    Mark,
-}
-
 struct Machine<'a, F> {
     data: &'a [u8],
     pos: usize,
     objects: Vec<Obj>,
-    stack: Vec<Slot>,
+    stack: Vec<Id>,
+    /// Stack lengths at each `MARK` (Python's metastack).
+    marks: Vec<usize>,
     memo: HashMap<u32, Id>,
+    /// Items added to lists, tuples and dicts so far.
+    items: usize,
     allow: F,
 }
 
@@ -137,84 +147,112 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
         Ok(line)
     }
 
-    fn push(&mut self, obj: Obj) {
+    fn too_large<T>(&self, what: &'static str) -> PResult<T> {
+        Err(PickleError::TooLarge {
+            what,
+            offset: self.pos,
+        })
+    }
+
+    /// Adds an object to the arena (not to the stack).
+    fn add(&mut self, obj: Obj) -> PResult<Id> {
+        if self.objects.len() >= MAX_OBJECTS {
+            return self.too_large("objects");
+        }
         self.objects.push(obj);
-        self.stack.push(Slot::Obj(self.objects.len() - 1));
+        Ok(self.objects.len() - 1)
+    }
+
+    fn push_id(&mut self, id: Id) -> PResult<()> {
+        if self.stack.len() >= MAX_OBJECTS {
+            return self.too_large("stack entries");
+        }
+        self.stack.push(id);
+        Ok(())
+    }
+
+    fn push(&mut self, obj: Obj) -> PResult<()> {
+        let id = self.add(obj)?;
+        self.push_id(id)
+    }
+
+    /// Counts `n` items about to be added to containers.
+    fn count_items(&mut self, n: usize) -> PResult<()> {
+        self.items = self.items.saturating_add(n);
+        if self.items > MAX_OBJECTS {
+            return self.too_large("container items");
+        }
+        Ok(())
+    }
+
+    /// The stack length below which the topmost mark protects entries.
+    fn floor(&self) -> usize {
+        self.marks.last().copied().unwrap_or(0)
     }
 
     fn pop(&mut self) -> PResult<Id> {
-        match self.stack.pop() {
-            Some(Slot::Obj(id)) => Ok(id),
-            Some(Slot::Mark) => self.malformed("unexpected mark on the stack"),
-            None => self.malformed("stack underflow"),
+        if self.stack.len() <= self.floor() {
+            return self.malformed("stack underflow (or a mark in the way)");
         }
+        self.stack
+            .pop()
+            .map_or_else(|| self.malformed("stack underflow"), Ok)
     }
 
     fn top(&self) -> PResult<Id> {
         match self.stack.last() {
-            Some(Slot::Obj(id)) => Ok(*id),
+            Some(&id) if self.stack.len() > self.floor() => Ok(id),
             _ => self.malformed("no object on top of the stack"),
         }
     }
 
     /// Pops everything above the topmost mark, and the mark.
     fn pop_to_mark(&mut self) -> PResult<Vec<Id>> {
-        let Some(mark) = self.stack.iter().rposition(|s| matches!(s, Slot::Mark)) else {
+        let Some(mark) = self.marks.pop() else {
             return self.malformed("no mark on the stack");
         };
-        let items = self
-            .stack
-            .drain(mark + 1..)
-            .map(|s| match s {
-                Slot::Obj(id) => id,
-                Slot::Mark => unreachable!("rposition found the topmost mark"),
-            })
-            .collect();
-        self.stack.pop();
-        Ok(items)
+        Ok(self.stack.split_off(mark))
     }
 
     fn bytes(&mut self, n: usize) -> PResult<()> {
         let b = self.take(n)?.to_vec();
-        self.push(Obj::Bytes(b));
-        Ok(())
+        self.push(Obj::Bytes(b))
     }
 
     fn string(&mut self, n: usize) -> PResult<()> {
         let b = self.take(n)?;
         let s = std::str::from_utf8(b).or_else(|_| self.malformed("string is not UTF-8"))?;
-        self.push(Obj::Str(s.to_string()));
-        Ok(())
+        self.push(Obj::Str(s.to_string()))
     }
 
     fn global(&mut self, module: &str, name: &str) -> PResult<()> {
         if !(self.allow)(module, name) {
             return Err(PickleError::ForbiddenGlobal(format!("{module}.{name}")));
         }
-        self.push(Obj::Global {
+        self.push(Obj::Global(Box::new(Global {
             module: module.to_string(),
             name: name.to_string(),
-        });
-        Ok(())
+        })))
     }
 
     fn memo_get(&mut self, key: u32) -> PResult<()> {
         match self.memo.get(&key) {
-            Some(&id) => {
-                self.stack.push(Slot::Obj(id));
-                Ok(())
-            }
+            Some(&id) => self.push_id(id),
             None => self.malformed(format!("memo key {key} was never stored")),
         }
     }
 
     fn memo_put(&mut self, key: u32) -> PResult<()> {
         let id = self.top()?;
+        if self.memo.len() >= MAX_OBJECTS {
+            return self.too_large("memo entries");
+        }
         self.memo.insert(key, id);
         Ok(())
     }
 
     fn extend_list(&mut self, list: Id, items: Vec<Id>) -> PResult<()> {
+        self.count_items(items.len())?;
         match &mut self.objects[list] {
             Obj::List(v) => {
                 v.extend(items);
@@ -228,6 +266,7 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
         if !items.len().is_multiple_of(2) {
             return self.malformed("odd number of items for SETITEMS");
         }
+        self.count_items(items.len())?;
         match &mut self.objects[dict] {
             Obj::Dict(v) => {
                 v.extend(items.chunks(2).map(|kv| (kv[0], kv[1])));
@@ -238,7 +277,7 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
     }
 
     fn is_global(&self, id: Id, module: &str, name: &str) -> bool {
-        matches!(&self.objects[id], Obj::Global { module: m, name: n } if m == module && n == name)
+        matches!(&self.objects[id], Obj::Global(g) if g.module == module && g.name == name)
     }
 
     /// The `(key, value)` pairs passed to `OrderedDict(...)`: none, or one list of pairs.
@@ -268,8 +307,7 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
         let negative = bytes.last().is_some_and(|&b| b & 0x80 != 0);
         let mut a = [if negative { 0xff } else { 0 }; 8];
         a[..bytes.len()].copy_from_slice(bytes);
-        self.push(Obj::Int(i64::from_le_bytes(a)));
-        Ok(())
+        self.push(Obj::Int(i64::from_le_bytes(a)))
     }
 
     /// Runs one opcode; returns false at `STOP`.
@@ -284,31 +322,41 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
                 self.u64()?; // FRAME: a length hint only
             }
             b'.' => return Ok(false),
-            b'(' => self.stack.push(Slot::Mark),
+            b'(' => {
+                if self.marks.len() >= MAX_OBJECTS {
+                    return self.too_large("marks");
+                }
+                self.marks.push(self.stack.len());
+            }
+            // POP: the top object, or the mark when nothing is above it (as Python does).
             b'0' => {
-                self.stack.pop();
+                if self.stack.len() > self.floor() {
+                    self.stack.pop();
+                } else if self.marks.pop().is_none() {
+                    return self.malformed("POP on an empty stack");
+                }
             }
             b'1' => {
                 self.pop_to_mark()?;
             }
             b'2' => {
                 let id = self.top()?;
-                self.stack.push(Slot::Obj(id));
+                self.push_id(id)?;
             }
-            b'N' => self.push(Obj::None),
-            b'\x88' => self.push(Obj::Bool(true)),
-            b'\x89' => self.push(Obj::Bool(false)),
+            b'N' => self.push(Obj::None)?,
+            b'\x88' => self.push(Obj::Bool(true))?,
+            b'\x89' => self.push(Obj::Bool(false))?,
             b'J' => {
                 let v = self.u32()? as i32;
-                self.push(Obj::Int(v as i64));
+                self.push(Obj::Int(v as i64))?;
             }
             b'K' => {
                 let v = self.u8()?;
-                self.push(Obj::Int(v as i64));
+                self.push(Obj::Int(v as i64))?;
             }
             b'M' => {
                 let v = self.u16()?;
-                self.push(Obj::Int(v as i64));
+                self.push(Obj::Int(v as i64))?;
             }
             b'I' | b'L' => {
                 let line = self.line()?.trim_end_matches('L');
@@ -320,7 +368,7 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
                             .or_else(|_| self.malformed(format!("bad integer {line:?}")))?,
                     ),
                 };
-                self.push(obj);
+                self.push(obj)?;
             }
             b'\x8a' => {
                 let n = self.u8()? as usize;
@@ -338,14 +386,14 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
                         .try_into()
                         .map_err(|_| PickleError::Truncated { offset, needed: 8 })?,
                 );
-                self.push(Obj::Float(v));
+                self.push(Obj::Float(v))?;
             }
             b'F' => {
                 let line = self.line()?;
                 let v = line
                     .parse()
                     .or_else(|_| self.malformed(format!("bad float {line:?}")))?;
-                self.push(Obj::Float(v));
+                self.push(Obj::Float(v))?;
             }
             // SHORT_BINSTRING / SHORT_BINBYTES, BINSTRING / BINBYTES, BINBYTES8
             b'U' | b'C' => {
@@ -373,21 +421,24 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
                 let n = self.u64()?;
                 self.string(usize::try_from(n).unwrap_or(usize::MAX))?;
             }
-            b')' => self.push(Obj::Tuple(vec![])),
+            b')' => self.push(Obj::Tuple(vec![]))?,
             b't' => {
                 let items = self.pop_to_mark()?;
-                self.push(Obj::Tuple(items));
+                self.count_items(items.len())?;
+                self.push(Obj::Tuple(items))?;
             }
             b'\x85' | b'\x86' | b'\x87' => {
                 let n = (op - b'\x84') as usize;
                 let mut items = (0..n).map(|_| self.pop()).collect::<PResult<Vec<_>>>()?;
                 items.reverse();
-                self.push(Obj::Tuple(items));
+                self.count_items(n)?;
+                self.push(Obj::Tuple(items))?;
             }
-            b']' => self.push(Obj::List(vec![])),
+            b']' => self.push(Obj::List(vec![]))?,
             b'l' => {
                 let items = self.pop_to_mark()?;
-                self.push(Obj::List(items));
+                self.count_items(items.len())?;
+                self.push(Obj::List(items))?;
             }
             b'a' => {
                 let item = self.pop()?;
@@ -399,10 +450,10 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
                 let list = self.top()?;
                 self.extend_list(list, items)?;
             }
-            b'}' => self.push(Obj::Dict(vec![])),
+            b'}' => self.push(Obj::Dict(vec![]))?,
             b'd' => {
                 let items = self.pop_to_mark()?;
-                self.push(Obj::Dict(vec![]));
+                self.push(Obj::Dict(vec![]))?;
                 let dict = self.top()?;
                 self.set_items(dict, items)?;
             }
@@ -474,29 +525,27 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
                 // the items follow as SETITEMS on it (or come as a list of pairs).
                 if self.is_global(func, "collections", "OrderedDict") {
                     let pairs = self.ordered_dict_pairs(args)?;
-                    self.push(Obj::Dict(pairs));
+                    self.push(Obj::Dict(pairs))?;
                 } else {
-                    self.push(Obj::Call { func, args });
+                    self.push(Obj::Call { func, args })?;
                 }
             }
             b'b' => {
                 let state = self.pop()?;
                 let target = self.top()?;
                 // BUILD changes the object in place: every reference to it sees the state.
-                let original = std::mem::replace(&mut self.objects[target], Obj::None);
-                self.objects.push(original);
-                let moved = self.objects.len() - 1;
+                let moved = self.add(Obj::None)?;
+                self.objects.swap(target, moved);
                 self.objects[target] = Obj::Built { obj: moved, state };
             }
             b'Q' => {
                 let pid = self.pop()?;
-                self.push(Obj::PersistentId(pid));
+                self.push(Obj::PersistentId(pid))?;
             }
             b'P' => {
                 let line = self.line()?.to_string();
-                self.objects.push(Obj::Str(line));
-                let pid = self.objects.len() - 1;
-                self.push(Obj::PersistentId(pid));
+                let pid = self.add(Obj::Str(line))?;
+                self.push(Obj::PersistentId(pid))?;
             }
             opcode => return Err(PickleError::UnsupportedOpcode { opcode, offset }),
         }
@@ -512,7 +561,9 @@ pub fn read(data: &[u8], allow: impl Fn(&str, &str) -> bool) -> PResult<Pickle> 
         pos: 0,
         objects: Vec::new(),
         stack: Vec::new(),
+        marks: Vec::new(),
         memo: HashMap::new(),
+        items: 0,
         allow,
     };
     while machine.step()? {}
@@ -576,7 +627,15 @@ impl Pickle {
     }
 
     pub fn is_global(&self, id: Id, module: &str, name: &str) -> bool {
-        matches!(self.get(id), Obj::Global { module: m, name: n } if m == module && n == name)
+        matches!(self.get(id), Obj::Global(g) if g.module == module && g.name == name)
+    }
+
+    /// The name of a global (`_rebuild_tensor`, `FloatStorage`, …), whatever its module.
+    pub fn global_name(&self, id: Id) -> Option<&str> {
+        match self.get(id) {
+            Obj::Global(g) => Some(&g.name),
+            _ => None,
+        }
     }
 }
 
@@ -596,6 +655,33 @@ mod tests {
         // BINBYTES claiming 4 GiB with three bytes left.
         let err = read(b"\x80\x02B\xff\xff\xff\xffabc", |_, _| true).unwrap_err();
         assert!(matches!(err, PickleError::Truncated { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_stream_of_one_byte_opcodes_stops_at_the_object_cap() {
+        let mut stream = b"\x80\x02".to_vec();
+        stream.extend(std::iter::repeat_n(b']', MAX_OBJECTS + 1));
+        stream.push(b'.');
+        let err = read(&stream, |_, _| true).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PickleError::TooLarge {
+                    what: "objects",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn pop_takes_the_mark_when_nothing_is_above_it() {
+        // ( 0 N .  → None, the mark popped as Python's POP does.
+        let p = read(b"\x80\x02(0N.", |_, _| true).unwrap();
+        assert_eq!(p.get(p.root), &Obj::None);
+        // A mark cannot be popped as an object: ( t needs none, ( R needs two.
+        assert!(read(b"\x80\x02N(R.", |_, _| true).is_err());
     }
 
     #[test]

@@ -84,9 +84,35 @@ pub fn is_parquet(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
 }
 
-/// Writes a frame atomically: Parquet when `path` ends in `.parquet`, CSV otherwise.
+/// The column names of a table file: Parquet by extension, else the first line of a CSV.
+fn columns_of(path: &Path) -> Option<Vec<String>> {
+    if is_parquet(path) {
+        let file = std::fs::File::open(path).ok()?;
+        let schema = ParquetReader::new(file).schema().ok()?;
+        // (Reading the footer only: the rows are never loaded.)
+        Some(schema.iter_names().map(|n| n.to_string()).collect())
+    } else {
+        use std::io::{BufRead, Read};
+        let file = std::fs::File::open(path).ok()?;
+        let mut line = String::new();
+        std::io::BufReader::new(file)
+            .take(64 * 1024)
+            .read_line(&mut line)
+            .ok()?;
+        Some(line.trim_end().split(',').map(str::to_string).collect())
+    }
+}
+
+/// Writes a frame atomically: Parquet when `path` ends in `.parquet`, CSV otherwise. An
+/// existing file is replaced only when it is a table with the same columns (an earlier run's).
 pub fn write_frame(df: &mut DataFrame, path: &Path) -> Result<()> {
     let parquet = is_parquet(path);
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    crate::output::check_replaceable(path, |p| columns_of(p).as_ref() == Some(&names))?;
     write_atomic(path, |file| {
         if parquet {
             ParquetWriter::new(file).finish(df).map(drop)

@@ -123,12 +123,17 @@ fn an_export_writes_every_linked_file_and_agrees_with_eval() {
     let report = collect(&model, &data, &options, &Device::Cpu, |_, _, _| {}).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
-    std::fs::create_dir(&out).unwrap();
-    std::fs::write(out.join("stale.txt"), "from an earlier report").unwrap();
+    write_report(&report, &options, &out).unwrap();
+    // A second report replaces the first's files and keeps what the user put beside them.
+    std::fs::write(out.join("notes.txt"), "the user's notes").unwrap();
     let figures = write_report(&report, &options, &out).unwrap();
-
-    // The old report is replaced whole, and no temporary folder is left beside it.
-    assert!(!out.join("stale.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "the user's notes"
+    );
+    let marker = std::fs::read_to_string(out.join(blockdrop::output::MARKER)).unwrap();
+    assert!(marker.lines().any(|l| l == "index.md") && !marker.contains("notes.txt"));
+    // No temporary folder is left beside it.
     let siblings: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())

@@ -399,7 +399,7 @@ fn full_size_r101_from_torchvision_layout_matches_pytorch() {
 
 #[test]
 fn storage_types_and_strided_views_read_the_same_from_both_formats() {
-    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/checkpoint_reader");
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/checkpoint");
     let parts = |name: &str| {
         let path = seeds.join(name);
         checkpoint::read_parts(&path, &std::fs::read(&path).unwrap()).unwrap()

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use blockdrop::eval::{evaluate, EvalOptions};
 use blockdrop::model::BlockDropFlops;
-use blockdrop::tui::app::{App, ModelInfo, Tab};
+use blockdrop::tui::app::{Analysis, App, ModelInfo, Tab};
 use blockdrop::tui::event::action_for;
 use blockdrop::tui::ui;
 use blockdrop::tui::worker::{handle, Job, Request, Update};
@@ -62,10 +62,7 @@ fn ready_app() -> App {
         ..EvalOptions::default()
     };
     let records = evaluate(&job.model, &job.dataset, &options, &Device::Cpu, |_, _| {}).unwrap();
-    app.update(Update::Records {
-        threshold: 0.5,
-        records,
-    });
+    app.update(Update::Analysed(Box::new(Analysis::new(0.5, records))));
     app
 }
 

@@ -151,6 +151,16 @@ pub fn read_with_base(path: &Path, base: Option<&Path>) -> Result<(Parts, Option
 pub fn infer_config(tensors: &HashMap<String, Tensor>) -> Option<Config> {
     let stem = tensors.get("resnet.conv1.weight")?.dims().to_vec();
     let classes = tensors.get("resnet.fc.weight")?.dim(0).ok()?;
+    let configs: Vec<Config> = NAMES
+        .iter()
+        .filter_map(|n| Config::by_name(n).ok())
+        .collect();
+    // Indices beyond every configuration's fit none: stop before they size anything.
+    let max_segments = configs.iter().map(|c| c.base.layers.len()).max()?;
+    let max_blocks = configs
+        .iter()
+        .flat_map(|c| c.base.layers.iter().copied())
+        .max()?;
     let mut layers: Vec<usize> = Vec::new();
     for name in tensors.keys() {
         let Some(rest) = name.strip_prefix("resnet.blocks.") else {
@@ -159,6 +169,9 @@ pub fn infer_config(tensors: &HashMap<String, Tensor>) -> Option<Config> {
         if let [segment, block, "conv1", "weight"] = rest.split('.').collect::<Vec<_>>().as_slice()
         {
             let (segment, block): (usize, usize) = (segment.parse().ok()?, block.parse().ok()?);
+            if segment >= max_segments || block >= max_blocks {
+                return None;
+            }
             if layers.len() <= segment {
                 layers.resize(segment + 1, 0);
             }
@@ -170,9 +183,8 @@ pub fn infer_config(tensors: &HashMap<String, Tensor>) -> Option<Config> {
         Some(7) => Family::ImageNet,
         _ => return None,
     };
-    let matches: Vec<Config> = NAMES
-        .iter()
-        .filter_map(|n| Config::by_name(n).ok())
+    let matches: Vec<Config> = configs
+        .into_iter()
         .filter(|c| {
             c.base.family == family
                 && c.base.layers == layers
@@ -238,6 +250,7 @@ pub fn build(
     device: &Device,
 ) -> Result<LoadedModel> {
     let config = resolve_config(path, &tensors, &metadata, config_name)?;
+    check_finite(path, &tensors)?;
     let model = checked::build_checked(tensors, device, |vb| BlockDrop::new(&config, vb)).map_err(
         |problems| {
             Error::bad_input(
@@ -256,6 +269,37 @@ pub fn build(
         metadata,
         path: path.to_path_buf(),
     })
+}
+
+/// Refuses weights or statistics that are NaN or infinite: such a model would print plausible
+/// summary lines over garbage predictions.
+fn check_finite(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    let mut bad: Vec<&String> = Vec::new();
+    for (name, t) in tensors {
+        if !t.dtype().is_float() {
+            continue;
+        }
+        let values = t
+            .flatten_all()?
+            .to_dtype(candle_core::DType::F32)?
+            .to_vec1::<f32>()?;
+        if values.iter().any(|v| !v.is_finite()) {
+            bad.push(name);
+        }
+    }
+    if bad.is_empty() {
+        return Ok(());
+    }
+    bad.sort();
+    let names: Vec<String> = bad.iter().map(|n| n.to_string()).collect();
+    Err(Error::bad_input(
+        path,
+        format!(
+            "{} tensor(s) hold NaN or infinite values: {}",
+            bad.len(),
+            summarise(&names)
+        ),
+    ))
 }
 
 /// The first few problems, and how many more there are.

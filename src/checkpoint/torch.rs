@@ -11,6 +11,7 @@
 //! tensors are rebuilt from their storage, offset, size and stride after checking every index
 //! against the storage.
 
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Cursor, Read};
 use std::path::Path;
@@ -29,6 +30,10 @@ pub const LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\x
 
 /// Python containers nest this deep at most in anything we read; deeper is hostile.
 const MAX_DEPTH: usize = 32;
+
+/// Zip entries may inflate to this many times the file's size in all (PyTorch stores them
+/// uncompressed; a re-zipped checkpoint of weights barely compresses). Bounds a zip bomb.
+const MAX_INFLATION: usize = 16;
 
 /// The globals a checkpoint of state dicts may name; any other is refused.
 fn allowed_global(module: &str, name: &str) -> bool {
@@ -97,6 +102,14 @@ struct Reader<'a> {
     pickle: Pickle,
     /// Raw bytes per storage key, converted to candle's element layout.
     storages: HashMap<String, Vec<u8>>,
+    /// Tensors already built, by the pickle object that rebuilds them (a shared tensor is one
+    /// buffer).
+    tensors: RefCell<HashMap<Id, Tensor>>,
+    /// Objects [`Reader::value`] may still visit: a state dict visits each object about once,
+    /// while a graph of shared dicts would otherwise expand into an exponential tree.
+    visits_left: Cell<usize>,
+    /// Bytes tensors may still copy out of the storages (twice their total: tied weights).
+    copy_left: Cell<usize>,
 }
 
 fn bad(path: &Path, problem: impl Into<String>) -> Error {
@@ -127,7 +140,7 @@ fn storage_ref(path: &Path, p: &Pickle, pid: Id) -> Result<StorageRef> {
     if text(*kind).as_deref() != Some("storage") {
         return Err(bad(path, "a persistent id that is not a storage"));
     }
-    let Obj::Global { name, .. } = p.get(*class) else {
+    let Some(name) = p.global_name(*class) else {
         return Err(bad(path, "a storage id without a storage class"));
     };
     let (dtype, element_size) =
@@ -151,13 +164,28 @@ fn storage_ref(path: &Path, p: &Pickle, pid: Id) -> Result<StorageRef> {
     })
 }
 
-/// Every storage the object pickle refers to, by key.
+/// Every storage the object pickle refers to, by key. All references to one key must agree
+/// on its type and size (the file holds one buffer per key).
 fn storage_refs(path: &Path, p: &Pickle) -> Result<BTreeMap<String, StorageRef>> {
-    let mut refs = BTreeMap::new();
+    let mut refs: BTreeMap<String, StorageRef> = BTreeMap::new();
     for obj in &p.objects {
         if let Obj::PersistentId(pid) = obj {
             let r = storage_ref(path, p, *pid)?;
-            refs.insert(r.key.clone(), r);
+            match refs.get(&r.key) {
+                Some(seen) if (seen.dtype, seen.element_size, seen.numel) != (r.dtype, r.element_size, r.numel) => {
+                    return Err(bad(
+                        path,
+                        format!(
+                            "storage {} is described twice, as {} {:?} elements and as {} {:?} elements",
+                            r.key, seen.numel, seen.dtype, r.numel, r.dtype
+                        ),
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    refs.insert(r.key.clone(), r);
+                }
+            }
         }
     }
     Ok(refs)
@@ -192,6 +220,13 @@ impl<'a> Reader<'a> {
             )
         };
         let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(zip_error)?;
+        if zip_entry_count(bytes).is_some_and(|n| n != archive.len() as u64) {
+            return Err(bad(
+                path,
+                "zip archive lists an entry name twice; refusing an ambiguous checkpoint",
+            ));
+        }
+        let mut inflate_left = bytes.len().saturating_mul(MAX_INFLATION).max(1 << 20);
         let pkl_name = archive
             .file_names()
             .filter_map(|n| n.ok())
@@ -199,7 +234,7 @@ impl<'a> Reader<'a> {
             .map(|n| n.into_owned())
             .ok_or_else(|| bad(path, "zip archive without data.pkl: not a torch.save file"))?;
         let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
-        let pkl = read_entry(path, &mut archive, &pkl_name, None)?;
+        let pkl = read_entry(path, &mut archive, &pkl_name, None, &mut inflate_left)?;
         let pickle = read_pickle(path, &pkl, "data.pkl")?;
         let mut storages = HashMap::new();
         for (key, r) in storage_refs(path, &pickle)? {
@@ -209,14 +244,23 @@ impl<'a> Reader<'a> {
                 &mut archive,
                 &format!("{prefix}data/{key}"),
                 Some(len),
+                &mut inflate_left,
             )?;
             storages.insert(key, to_candle_bytes(raw, r.dtype, r.element_size));
         }
-        Ok(Self {
+        Ok(Self::new(path, pickle, storages))
+    }
+
+    fn new(path: &'a Path, pickle: Pickle, storages: HashMap<String, Vec<u8>>) -> Self {
+        let stored: usize = storages.values().map(Vec::len).sum();
+        Self {
+            visits_left: Cell::new(pickle.objects.len().saturating_mul(2).saturating_add(64)),
+            copy_left: Cell::new(stored.saturating_mul(2)),
+            tensors: RefCell::new(HashMap::new()),
             path,
             pickle,
             storages,
-        })
+        }
     }
 
     fn legacy(path: &'a Path, bytes: &[u8]) -> Result<Self> {
@@ -280,13 +324,17 @@ impl<'a> Reader<'a> {
                 )
             })?;
             pos += len;
-            storages.insert(key, to_candle_bytes(raw.to_vec(), r.dtype, r.element_size));
+            if storages
+                .insert(
+                    key.clone(),
+                    to_candle_bytes(raw.to_vec(), r.dtype, r.element_size),
+                )
+                .is_some()
+            {
+                return Err(bad(path, format!("storage {key} is stored twice")));
+            }
         }
-        Ok(Self {
-            path,
-            pickle,
-            storages,
-        })
+        Ok(Self::new(path, pickle, storages))
     }
 
     fn bad(&self, problem: impl Into<String>) -> Error {
@@ -297,6 +345,13 @@ impl<'a> Reader<'a> {
         if depth > MAX_DEPTH {
             return Err(self.bad(format!("objects nested deeper than {MAX_DEPTH} levels")));
         }
+        let left = self.visits_left.get();
+        if left == 0 {
+            return Err(self.bad(
+                "objects are shared far more often than a checkpoint shares them; refusing to expand them",
+            ));
+        }
+        self.visits_left.set(left - 1);
         let p = &self.pickle;
         Ok(match p.get(id) {
             Obj::Int(v) => Value::Int(*v),
@@ -306,13 +361,11 @@ impl<'a> Reader<'a> {
             Obj::Dict(items) => self.dict(items, depth)?,
             // BUILD on an OrderedDict sets attributes such as `_metadata`: the items stay.
             Obj::Built { obj, .. } => self.value(*obj, depth + 1)?,
-            Obj::Call { func, args } => match p.get(*func) {
-                Obj::Global { name, .. }
-                    if name == "_rebuild_tensor" || name == "_rebuild_tensor_v2" =>
-                {
-                    Value::Tensor(self.tensor(*args)?)
+            Obj::Call { func, args } => match p.global_name(*func) {
+                Some("_rebuild_tensor" | "_rebuild_tensor_v2") => {
+                    Value::Tensor(self.shared_tensor(id, *args)?)
                 }
-                Obj::Global { name, .. } if name == "_rebuild_parameter" => {
+                Some("_rebuild_parameter") => {
                     let data = p.as_seq(*args).and_then(|a| a.first().copied());
                     let data = data.ok_or_else(|| self.bad("a parameter without data"))?;
                     self.value(data, depth + 1)?
@@ -332,6 +385,16 @@ impl<'a> Reader<'a> {
             out.push((key, self.value(v, depth + 1)?));
         }
         Ok(Value::Dict(out))
+    }
+
+    /// The tensor the call `id` rebuilds, built once however often it is referred to.
+    fn shared_tensor(&self, id: Id, args: Id) -> Result<Tensor> {
+        if let Some(t) = self.tensors.borrow().get(&id) {
+            return Ok(t.clone());
+        }
+        let t = self.tensor(args)?;
+        self.tensors.borrow_mut().insert(id, t.clone());
+        Ok(t)
     }
 
     /// `_rebuild_tensor[_v2](storage, offset, size, stride, …)`.
@@ -384,19 +447,33 @@ impl<'a> Reader<'a> {
                 "a tensor of {count} elements over a storage of {numel}"
             )));
         }
-        let mut bytes = Vec::with_capacity(count * element);
+        // The elements this tensor may reach: the view's window within the root storage.
+        let window_end = view_offset
+            .checked_add(numel)
+            .and_then(|end| end.checked_mul(element));
+        if !window_end.is_some_and(|end| end <= data.len()) {
+            return Err(self.bad(format!(
+                "a view of {numel} elements at {view_offset} reaches past storage {root_key}"
+            )));
+        }
+        let bytes_needed = count * element; // ≤ numel · element ≤ data.len(): no overflow
+        let left = self.copy_left.get();
+        if bytes_needed > left {
+            return Err(
+                self.bad("its tensors copy far more bytes than its storages hold; refusing")
+            );
+        }
+        self.copy_left.set(left - bytes_needed);
+        let mut bytes = Vec::with_capacity(bytes_needed);
         if count > 0 {
+            // Every dimension is ≥ 1 here (count > 0), and the last element's index bounds all
+            // others, so checking it checks every index below.
             let last = size
                 .iter()
                 .zip(&stride)
                 .try_fold(offset, |a, (&d, &s)| a.checked_add((d - 1).checked_mul(s)?));
-            match last {
-                Some(last) if last < numel && (view_offset + numel) * element <= data.len() => {}
-                _ => {
-                    return Err(
-                        self.bad(format!("a tensor view reaches past its storage {root_key}"))
-                    )
-                }
+            if !last.is_some_and(|last| last < numel) {
+                return Err(self.bad(format!("a tensor view reaches past its storage {root_key}")));
             }
             let mut index = vec![0usize; size.len()];
             for _ in 0..count {
@@ -422,15 +499,52 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The number of entries the zip's end-of-central-directory record declares (zip64 too), or
+/// `None` when it cannot be found. The zip reader keeps one entry per name, so a count above
+/// its own reveals a name listed twice.
+fn zip_entry_count(bytes: &[u8]) -> Option<u64> {
+    const EOCD: &[u8] = b"PK\x05\x06";
+    let search_from = bytes.len().saturating_sub(22 + 65_535);
+    let eocd = search_from + bytes[search_from..].windows(4).rposition(|w| w == EOCD)?;
+    let u16_at = |at: usize| Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
+    let count = u16_at(eocd + 10)?;
+    if count != u16::MAX {
+        return Some(u64::from(count));
+    }
+    // Zip64: a locator 20 bytes before the record points at the zip64 record.
+    let locator = eocd.checked_sub(20)?;
+    if bytes.get(locator..locator + 4)? != b"PK\x06\x07" {
+        return None;
+    }
+    let record = usize::try_from(u64_at(locator + 8)?).ok()?;
+    if bytes.get(record..record.checked_add(4)?)? != b"PK\x06\x06" {
+        return None;
+    }
+    u64_at(record + 32)
+}
+
 fn read_entry(
     path: &Path,
     archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
     name: &str,
     expected: Option<usize>,
+    inflate_left: &mut usize,
 ) -> Result<Vec<u8>> {
     let mut entry = archive
         .by_name(name)
         .map_err(|e| bad(path, format!("zip entry {name}: {e}")))?;
+    let declared = usize::try_from(entry.size()).unwrap_or(usize::MAX);
+    if declared > *inflate_left {
+        return Err(bad(
+            path,
+            format!(
+                "zip entry {name} would inflate to {} bytes, more than {MAX_INFLATION}x the file; refusing",
+                entry.size()
+            ),
+        ));
+    }
+    *inflate_left -= declared;
     if let Some(expected) = expected {
         if entry.size() != expected as u64 {
             return Err(bad(

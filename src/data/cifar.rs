@@ -78,19 +78,29 @@ pub fn load(dir: &Path, variant: Variant, split: Split) -> Result<Store> {
     let mut labels = Vec::new();
     for path in &files {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        match variant {
-            Variant::Cifar10Bin => read_binary(path, &bytes, 1, &mut pixels, &mut labels)?,
-            Variant::Cifar100Bin => read_binary(path, &bytes, 2, &mut pixels, &mut labels)?,
-            Variant::Cifar10Py | Variant::Cifar100Py => {
-                read_python(path, &bytes, &mut pixels, &mut labels)?
-            }
-        }
+        parse_file(path, variant, &bytes, &mut pixels, &mut labels)?;
     }
     Ok(Store::InMemory {
         pixels,
         shape: (3, 32, 32),
         labels,
     })
+}
+
+/// Appends the images and labels of one batch file of `variant` (its bytes; `path` names it
+/// in errors).
+pub fn parse_file(
+    path: &Path,
+    variant: Variant,
+    bytes: &[u8],
+    pixels: &mut Vec<u8>,
+    labels: &mut Vec<u32>,
+) -> Result<()> {
+    match variant {
+        Variant::Cifar10Bin => read_binary(path, bytes, 1, pixels, labels),
+        Variant::Cifar100Bin => read_binary(path, bytes, 2, pixels, labels),
+        Variant::Cifar10Py | Variant::Cifar100Py => read_python(path, bytes, pixels, labels),
+    }
 }
 
 /// Binary records: `label_bytes` label bytes (CIFAR-100: coarse, then fine; we use the last),
@@ -142,7 +152,7 @@ fn read_python(
         .ok_or_else(|| bad("CIFAR python batch has no 'data' entry".into()))?;
     let (shape, raw) =
         numpy_u8_array(&p, data).ok_or_else(|| bad("'data' is not a numpy uint8 array".into()))?;
-    if shape.len() != 2 || shape[1] != PIXELS || raw.len() != shape[0] * PIXELS {
+    if shape.len() != 2 || shape[1] != PIXELS || Some(raw.len()) != shape[0].checked_mul(PIXELS) {
         return Err(bad(format!(
             "'data' has shape {shape:?} and {} bytes; expected N x {PIXELS}",
             raw.len()
@@ -180,7 +190,7 @@ fn numpy_u8_array(p: &Pickle, id: pickle::Id) -> Option<(Vec<usize>, Vec<u8>)> {
     let Obj::Call { func, .. } = p.get(*obj) else {
         return None;
     };
-    if !matches!(p.get(*func), Obj::Global { name, .. } if name == "_reconstruct") {
+    if p.global_name(*func) != Some("_reconstruct") {
         return None;
     }
     let state = p.as_seq(*state)?;

@@ -24,53 +24,107 @@ pub fn find(dir: &Path, split: Split, kind: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Inflates `raw` when it starts with the gzip magic; `path` names it in errors.
-pub fn maybe_gunzip(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>> {
-    if !raw.starts_with(&[0x1f, 0x8b]) {
-        return Ok(raw);
-    }
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(raw.as_slice())
-        .read_to_end(&mut out)
-        .map_err(|e| Error::bad_input(path, format!("corrupt or truncated gzip data: {e}")))?;
-    Ok(out)
+fn is_gzip(raw: &[u8]) -> bool {
+    raw.starts_with(&[0x1f, 0x8b])
 }
 
-/// Parses an IDX header of unsigned bytes with `rank` dimensions; returns the dimensions and
-/// the payload, whose length must be exactly their product.
-fn parse(path: &Path, bytes: &[u8], rank: u8) -> Result<(Vec<usize>, Vec<u8>)> {
-    let header_len = 4 + 4 * rank as usize;
-    if bytes.len() < header_len {
+/// Reads exactly `buf.len()` bytes, or says how many there were.
+fn read_full(path: &Path, reader: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(Error::bad_input(
+                    path,
+                    format!("corrupt or truncated gzip data: {e}"),
+                ))
+            }
+        }
+    }
+    Ok(filled)
+}
+
+/// Parses an IDX file of unsigned bytes with `rank` dimensions, gzip-compressed or raw: the
+/// header first, then exactly the payload it declares (a gzip stream is never inflated past
+/// it). Every dimension must be at least 1.
+fn parse(path: &Path, raw: &[u8], rank: u8) -> Result<(Vec<usize>, Vec<u8>)> {
+    let mut reader: Box<dyn Read + '_> = if is_gzip(raw) {
+        Box::new(flate2::read::GzDecoder::new(raw))
+    } else {
+        Box::new(raw)
+    };
+    let mut header = vec![0u8; 4 + 4 * rank as usize];
+    let got = read_full(path, &mut reader, &mut header)?;
+    if got < header.len() {
         return Err(Error::bad_input(
             path,
-            format!(
-                "truncated IDX file: {} bytes, shorter than its header",
-                bytes.len()
-            ),
+            format!("truncated IDX file: {got} bytes, shorter than its header"),
         ));
     }
-    if bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 || bytes[3] != rank {
+    if header[0] != 0 || header[1] != 0 || header[2] != 0x08 || header[3] != rank {
         return Err(Error::bad_input(
             path,
             format!(
                 "not an IDX file of unsigned bytes with {rank} dimension(s) (magic {:02x?})",
-                &bytes[..4]
+                &header[..4]
             ),
         ));
     }
-    let dims: Vec<usize> = bytes[4..header_len]
+    let dims: Vec<usize> = header[4..]
         .chunks(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
-    let expected = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-    let payload = &bytes[header_len..];
-    if expected != Some(payload.len()) {
+    if dims.contains(&0) {
         return Err(Error::bad_input(
             path,
-            format!("truncated or corrupt IDX file: header says {dims:?} ({} bytes), file holds {} bytes", expected.map_or("too many".to_string(), |e| e.to_string()), payload.len()),
+            format!("IDX header declares an empty dimension: {dims:?}"),
         ));
     }
-    Ok((dims, payload.to_vec()))
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| {
+            Error::bad_input(
+                path,
+                format!("IDX header declares an impossible size {dims:?}"),
+            )
+        })?;
+    // A raw file holds its payload; a gzip stream may declare at most what deflate can
+    // inflate its bytes to (1032:1). Either way the buffer grows only as bytes arrive.
+    let possible = if is_gzip(raw) {
+        raw.len().saturating_mul(1032)
+    } else {
+        raw.len()
+    };
+    if expected > possible {
+        return Err(Error::bad_input(
+            path,
+            format!(
+                "truncated or corrupt IDX file: header says {dims:?} ({expected} bytes), the file cannot hold that"
+            ),
+        ));
+    }
+    let mut payload = Vec::new();
+    reader
+        .by_ref()
+        .take(expected as u64)
+        .read_to_end(&mut payload)
+        .map_err(|e| Error::bad_input(path, format!("corrupt or truncated gzip data: {e}")))?;
+    let mut extra = [0u8; 1];
+    let beyond = read_full(path, &mut reader, &mut extra)?;
+    if payload.len() != expected || beyond != 0 {
+        return Err(Error::bad_input(
+            path,
+            format!(
+                "truncated or corrupt IDX file: header says {dims:?} ({expected} bytes), the file holds {}",
+                if beyond != 0 { "more".to_string() } else { format!("{} bytes", payload.len()) }
+            ),
+        ));
+    }
+    Ok((dims, payload))
 }
 
 pub fn load(dir: &Path, split: Split) -> Result<Store> {
@@ -99,8 +153,8 @@ pub fn load(dir: &Path, split: Split) -> Result<Store> {
 /// An images file and a labels file (each named for errors, gzip-compressed or raw).
 pub fn parse_pair(images: (&Path, Vec<u8>), labels: (&Path, Vec<u8>)) -> Result<Store> {
     let (images_path, labels_path) = (images.0, labels.0);
-    let (dims, pixels) = parse(images_path, &maybe_gunzip(images_path, images.1)?, 3)?;
-    let (_, labels) = parse(labels_path, &maybe_gunzip(labels_path, labels.1)?, 1)?;
+    let (dims, pixels) = parse(images_path, &images.1, 3)?;
+    let (_, labels) = parse(labels_path, &labels.1, 1)?;
     if labels.len() != dims[0] {
         return Err(Error::bad_input(
             labels_path,

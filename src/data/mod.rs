@@ -82,6 +82,41 @@ const KNOWN_SUBFOLDERS: [&str; 5] = [
     "fashion-mnist",
 ];
 
+/// Decoders may allocate at most this much for one image, and take images at most this wide
+/// or tall: ImageNet's largest are about 5,000 pixels on a side.
+const MAX_IMAGE_BYTES: u64 = 512 << 20;
+const MAX_IMAGE_SIDE: u32 = 16_384;
+
+/// Decodes one image file within the limits above.
+fn decode_image(path: &Path) -> Result<Image> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_image_bytes(path, &bytes)
+}
+
+/// Decodes an image file's bytes within the limits above; `path` names it in errors.
+pub fn decode_image_bytes(path: &Path, bytes: &[u8]) -> Result<Image> {
+    let bad = |e: &dyn fmt::Display| Error::bad_input(path, format!("cannot decode image: {e}"));
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| Error::io(path, e))?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_IMAGE_BYTES);
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    reader.limits(limits);
+    let decoded = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => bad(&format!(
+            "the image is larger than the reader allows ({MAX_IMAGE_SIDE} pixels a side, {} MiB decoded)",
+            MAX_IMAGE_BYTES >> 20
+        )),
+        e => bad(&e),
+    })?;
+    if decoded.width() == 0 || decoded.height() == 0 {
+        return Err(bad(&"the image is empty"));
+    }
+    Ok(Image::from_rgb(&decoded.to_rgb8()))
+}
+
 const EXPECTED: &str = "expected IDX files (t10k-images-idx3-ubyte[.gz], …), a CIFAR folder \
 (cifar-10-batches-bin, cifar-10-batches-py, cifar-100-binary, cifar-100-python) or a folder of class folders";
 
@@ -167,6 +202,15 @@ impl Dataset {
             Store::InMemory { pixels, shape, .. } => {
                 let (c, h, w) = *shape;
                 let size = c * h * w;
+                if (i + 1)
+                    .checked_mul(size)
+                    .is_none_or(|end| end > pixels.len())
+                {
+                    return Err(Error::bad_input(
+                        &self.path,
+                        format!("no image {i}: the dataset holds {}", self.len()),
+                    ));
+                }
                 Ok(Image {
                     channels: c,
                     height: h,
@@ -174,12 +218,37 @@ impl Dataset {
                     pixels: pixels[i * size..(i + 1) * size].to_vec(),
                 })
             }
-            Store::Files { files, .. } => {
-                let path = &files[i];
-                let decoded = image::open(path)
-                    .map_err(|e| Error::bad_input(path, format!("cannot decode image: {e}")))?;
-                Ok(Image::from_rgb(&decoded.to_rgb8()))
-            }
+            Store::Files { files, .. } => match files.get(i) {
+                Some(file) => decode_image(file),
+                None => Err(Error::bad_input(
+                    &self.path,
+                    format!("no image {i}: the dataset holds {}", files.len()),
+                )),
+            },
+        }
+    }
+
+    /// The file image `i` comes from (the dataset's folder for in-memory formats).
+    pub fn image_path(&self, i: usize) -> &Path {
+        match &self.store {
+            Store::Files { files, .. } => files.get(i).map_or(self.path.as_path(), |f| f),
+            Store::InMemory { .. } => &self.path,
+        }
+    }
+
+    /// Refuses labels at or beyond `config`'s classes, before any work on the images.
+    pub fn check_labels(&self, config: &Config) -> Result<()> {
+        let classes = config.classes();
+        match self.labels().iter().position(|&l| l as usize >= classes) {
+            Some(i) => Err(Error::bad_input(
+                self.image_path(i),
+                format!(
+                    "label {} is out of range for config {} ({classes} classes) (image {i})",
+                    self.labels()[i],
+                    config.name
+                ),
+            )),
+            None => Ok(()),
         }
     }
 
@@ -200,7 +269,8 @@ impl Dataset {
         let mut data =
             Vec::with_capacity(indices.len() * config.input.0 * config.input.1 * config.input.2);
         for &i in indices {
-            let (values, shape) = transform::apply(&edit(self.image(i)?), &config.transform);
+            let (values, shape) = transform::apply(&edit(self.image(i)?), &config.transform)
+                .map_err(|problem| Error::bad_input(self.image_path(i), problem))?;
             if shape != config.input {
                 let (c, h, w) = shape;
                 let (ec, eh, ew) = config.input;

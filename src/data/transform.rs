@@ -6,6 +6,11 @@ use image::RgbImage;
 
 use crate::config::Transform;
 
+/// The resized image may hold at most this many times the crop's pixels: about 50:1 for
+/// ImageNet's 256 → 224, far beyond any photograph, while a hostile 1x16,777,216 image would
+/// otherwise ask the resize for hundreds of GB.
+const MAX_RESIZE_OVER_CROP: u64 = 64;
+
 /// An 8-bit image in planar (channel, row, column) order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {
@@ -47,33 +52,63 @@ impl Image {
     }
 }
 
+/// The size torchvision's `Resize(short)` gives a `w`x`h` image, or why it is refused: an
+/// empty image, or one so elongated that the resize would dwarf its crop.
+pub fn resized_size(w: u32, h: u32, short: u32, crop: u32) -> Result<(u32, u32), String> {
+    if w == 0 || h == 0 {
+        return Err(format!("image is {w}x{h} pixels: empty"));
+    }
+    let (nw, nh) = if w <= h {
+        (
+            u64::from(short),
+            u64::from(short) * u64::from(h) / u64::from(w),
+        )
+    } else {
+        (
+            u64::from(short) * u64::from(w) / u64::from(h),
+            u64::from(short),
+        )
+    };
+    let limit = MAX_RESIZE_OVER_CROP * u64::from(crop) * u64::from(crop);
+    if nw.saturating_mul(nh) > limit || nw.max(nh) > u64::from(u32::MAX) {
+        return Err(format!(
+            "image is {w}x{h} pixels, too elongated to resize to {short} and crop {crop} \
+             (the resize would be {nw}x{nh}; at most {MAX_RESIZE_OVER_CROP}x the crop's pixels)"
+        ));
+    }
+    Ok((nw as u32, nh as u32))
+}
+
 /// torchvision's `Resize(short)` then `CenterCrop(crop)`: the short side becomes `short`, the
 /// long side `int(short · long / short_side)`; the crop's offset is `round((size − crop) / 2)`.
-fn resize_and_crop(image: &Image, short: u32, crop: u32) -> Image {
+fn resize_and_crop(image: &Image, short: u32, crop: u32) -> Result<Image, String> {
     // The ImageNet-style resize applies to colour images only.
     if image.channels != 3 {
-        return image.clone();
+        return Ok(image.clone());
     }
+    let (w, h) = (
+        u32::try_from(image.width).map_err(|_| "image too wide".to_string())?,
+        u32::try_from(image.height).map_err(|_| "image too tall".to_string())?,
+    );
+    let (nw, nh) = resized_size(w, h, short, crop)?;
     let rgb = image.to_rgb_image();
-    let (w, h) = (rgb.width(), rgb.height());
-    let (nw, nh) = if w <= h {
-        (short, (short as u64 * h as u64 / w.max(1) as u64) as u32)
-    } else {
-        ((short as u64 * w as u64 / h.max(1) as u64) as u32, short)
-    };
     // A triangle filter widened by the scale factor is PIL's antialiased bilinear resampling.
     let resized = image::imageops::resize(&rgb, nw, nh, FilterType::Triangle);
     let left = ((nw.saturating_sub(crop)) as f64 / 2.0).round() as u32;
     let top = ((nh.saturating_sub(crop)) as f64 / 2.0).round() as u32;
     let cropped =
         image::imageops::crop_imm(&resized, left, top, crop.min(nw), crop.min(nh)).to_image();
-    Image::from_rgb(&cropped)
+    Ok(Image::from_rgb(&cropped))
 }
 
-/// Applies `transform` and returns the image's floats in planar order with its final shape.
-pub fn apply(image: &Image, transform: &Transform) -> (Vec<f32>, (usize, usize, usize)) {
+/// Applies `transform` and returns the image's floats in planar order with its final shape,
+/// or why the image cannot be transformed.
+pub fn apply(
+    image: &Image,
+    transform: &Transform,
+) -> Result<(Vec<f32>, (usize, usize, usize)), String> {
     let image = match transform.resize_crop {
-        Some((short, crop)) => resize_and_crop(image, short, crop),
+        Some((short, crop)) => resize_and_crop(image, short, crop)?,
         None => image.clone(),
     };
     let plane = image.height * image.width;
@@ -84,5 +119,27 @@ pub fn apply(image: &Image, transform: &Transform) -> (Vec<f32>, (usize, usize, 
             chunk.iter_mut().for_each(|v| *v = (*v - m) / s);
         }
     }
-    (out, (image.channels, image.height, image.width))
+    Ok((out, (image.channels, image.height, image.width)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resized_size;
+
+    #[test]
+    fn extreme_shapes_are_refused_before_any_resize() {
+        assert_eq!(resized_size(500, 375, 256, 224), Ok((341, 256)));
+        assert_eq!(resized_size(375, 500, 256, 224), Ok((256, 341)));
+        for (w, h) in [
+            (1, 16_777_216),
+            (16_777_216, 1),
+            (1_000_000, 1),
+            (0, 10),
+            (10, 0),
+        ] {
+            assert!(resized_size(w, h, 256, 224).is_err(), "{w}x{h}");
+        }
+        // 40:1 still resizes (within 64x the crop's pixels).
+        assert!(resized_size(4000, 100, 256, 224).is_ok());
+    }
 }

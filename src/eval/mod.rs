@@ -129,6 +129,7 @@ pub fn evaluate(
             });
         }
         progress(records.len(), total);
+        crate::cancel::check()?;
     }
     Ok(records)
 }

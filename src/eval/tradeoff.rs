@@ -162,6 +162,7 @@ pub fn tradeoff(
             (c * options.batch + chunk.len()) * scenarios.len(),
             total_work,
         );
+        crate::cancel::check()?;
     }
     Ok(scenarios
         .iter()

@@ -167,6 +167,7 @@ pub fn profile(
     let mut timer = StageTimer::new(device);
     let (mut instrumented, mut plain) = (Vec::new(), Vec::new());
     for run in 0..options.warmup + options.repeat {
+        crate::cancel::check()?;
         // Which goes first alternates too: the second of two back-to-back runs finds warmer
         // caches and allocator free lists.
         let plain_first = run % 2 == 1;
@@ -218,6 +219,7 @@ pub fn profile(
 
     let mut images = Vec::with_capacity(options.images);
     for index in 0..options.images {
+        crate::cancel::check()?;
         let xi = dataset.batch(&[index], &model.config, device)?;
         let probs = model.agent.keep_probs(&xi, false)?.to_vec2::<f32>()?;
         let keep = policy_bits(&probs, crate::model::DEFAULT_THRESHOLD).remove(0);
@@ -398,8 +400,17 @@ pub fn write(report: &ProfileReport, path: &Path) -> Result<()> {
     if crate::records::is_parquet(path) {
         return crate::records::write_frame(&mut stages_frame(report)?, path);
     }
+    let json = to_json(report);
+    crate::output::check_replaceable(path, |p| {
+        let keys =
+            |v: &serde_json::Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
+        std::fs::read(p)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|old| keys(&old) == keys(&json))
+    })?;
     write_atomic(path, |file| {
-        serde_json::to_writer_pretty(file, &to_json(report))
+        serde_json::to_writer_pretty(file, &json)
             .map_err(|e| Error::bad_input(path, format!("cannot write profile: {e}")))
     })
 }

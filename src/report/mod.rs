@@ -7,14 +7,14 @@ pub mod grids;
 pub mod style;
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::Device;
 use polars::prelude::*;
 
 use crate::analysis::{self, frames};
 use crate::data::Dataset;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::eval::tradeoff::{tradeoff, TradeoffOptions, TradeoffPoint};
 use crate::eval::{evaluate, EvalOptions, Record, Summary};
 use crate::model::BlockDrop;
@@ -266,6 +266,7 @@ pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Re
         ),
     )?;
     for (c, cluster) in clusters.iter().enumerate() {
+        crate::cancel::check()?;
         let members = grids::cluster_members(cluster, records, options.gallery);
         let title = format!(
             "Cluster {c}: {} images, accuracy {:.3}, {:.1} blocks on average",
@@ -311,12 +312,12 @@ pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Re
             "median_full": crate::profile::timer::median(&p.images.iter().map(|i| i.full_us).collect::<Vec<_>>()),
         })),
     });
-    let summary_path = dir.join("summary.json");
-    std::fs::write(
-        &summary_path,
-        serde_json::to_string_pretty(&json).unwrap_or_default(),
-    )
-    .map_err(|e| Error::io(&summary_path, e))?;
+    crate::atomic::write_bytes_atomic(
+        &dir.join("summary.json"),
+        serde_json::to_string_pretty(&json)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
 
     let mut index = format!(
         "# BlockDrop report: {}\n\n```\n{summary}\n```\n\n",
@@ -363,47 +364,16 @@ pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Re
     }
     index.push('\n');
     index.push_str("Data: [records.parquet](records.parquet) (one row per image), [clusters.parquet](clusters.parquet), [tradeoff.csv](tradeoff.csv), [summary.json](summary.json).\n");
-    let index_path = dir.join("index.md");
-    std::fs::write(&index_path, index).map_err(|e| Error::io(&index_path, e))?;
+    crate::atomic::write_bytes_atomic(&dir.join("index.md"), index.as_bytes())?;
     Ok(figures)
 }
 
-/// Writes the report into `out`: built in a sibling temporary folder, then renamed over `out`
-/// (an existing report there is replaced only once the new one is complete).
+/// Writes the report into `out` under the output rule ([`crate::output`]): built whole in a
+/// hidden sibling folder, then moved in; a folder blockdrop did not write is refused, and in
+/// one it did, only its own files are replaced.
 pub fn write_report(data: &ReportData, options: &ExportOptions, out: &Path) -> Result<Vec<Figure>> {
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        return Err(Error::bad_input(
-            parent,
-            "output folder's parent does not exist",
-        ));
-    }
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "report".into());
-    let temp: PathBuf = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&temp);
-    std::fs::create_dir(&temp).map_err(|e| Error::io(&temp, e))?;
-    let written = write_files(data, options, &temp);
-    let figures = match written {
-        Ok(f) => f,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&temp);
-            return Err(e);
-        }
-    };
-    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-    let had_old = out.exists();
-    if had_old {
-        std::fs::rename(out, &old).map_err(|e| Error::io(out, e))?;
-    }
-    std::fs::rename(&temp, out).map_err(|e| Error::io(out, e))?;
-    if had_old {
-        let _ = std::fs::remove_dir_all(&old);
-    }
+    let staging = crate::output::Staging::begin(out)?;
+    let figures = write_files(data, options, &staging.dir)?;
+    staging.publish()?;
     Ok(figures)
 }

@@ -40,6 +40,54 @@ pub struct LoopOptions {
     pub test_images: Option<usize>,
 }
 
+impl LoopOptions {
+    /// What a run's saved options must satisfy (the same bounds the command line enforces):
+    /// a `config.json` edited by hand or written by an older version is checked on resume.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.epochs == 0 {
+            return Err("epochs must be at least 1".into());
+        }
+        if self.batch_size < 2 {
+            return Err(format!(
+                "batch_size is {}; training needs at least 2",
+                self.batch_size
+            ));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!(
+                "lr is {}; it must be a finite number above 0",
+                self.lr
+            ));
+        }
+        if self.images_per_epoch == Some(0) || self.test_images == Some(0) {
+            return Err("images_per_epoch and test_images must be at least 1".into());
+        }
+        if let Schedule::Step { every, ratio } = self.schedule {
+            if every == 0 || !(ratio.is_finite() && ratio > 0.0) {
+                return Err(
+                    "the step schedule needs a period of at least 1 and a ratio above 0".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Training images per epoch, refused when fewer than one batch.
+    pub fn check_batches(&self, train_images: usize) -> std::result::Result<(), String> {
+        let per_epoch = self
+            .images_per_epoch
+            .unwrap_or(train_images)
+            .min(train_images);
+        if per_epoch < self.batch_size {
+            return Err(format!(
+                "--batch-size {} is more than the {per_epoch} training images per epoch: no step would run",
+                self.batch_size
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Reports training as it goes (the binary draws progress bars from it).
 pub trait Progress {
     /// `done` of `total` images of the epoch, with running figures to show.
@@ -128,7 +176,7 @@ pub fn run_config(
     serde_json::json!({
         "stage": stage,
         "config": config.name,
-        "data": data,
+        "data": run::path_json::to_value(data),
         "version": env!("CARGO_PKG_VERSION"),
         "options": options,
     })

@@ -41,6 +41,7 @@ pub struct PolicyOptions {
     pub masked: bool,
     /// What the stage starts from: the base model (curriculum), or the curriculum's run
     /// folder or model file (finetuning).
+    #[serde(with = "crate::train::run::path_json")]
     pub init: PathBuf,
 }
 

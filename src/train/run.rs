@@ -17,12 +17,69 @@ use candle_core::{Device, Tensor};
 use crate::atomic::write_bytes_atomic;
 use crate::checkpoint::native;
 use crate::error::{Error, Result};
+use crate::lock::FolderLock;
 
 pub const CONFIG: &str = "config.json";
 pub const METRICS: &str = "metrics.csv";
 pub const LAST: &str = "last.safetensors";
 pub const BEST: &str = "best.safetensors";
 pub const STATE: &str = "state.safetensors";
+
+/// Paths in `config.json`: a JSON string when the path is UTF-8, else `{"bytes": [...]}`
+/// (Unix paths are bytes; a run folder must reproduce itself whatever its names).
+pub mod path_json {
+    use std::path::{Path, PathBuf};
+
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Text(String),
+        Bytes { bytes: Vec<u8> },
+    }
+
+    fn repr(path: &Path) -> Repr {
+        match path.to_str() {
+            Some(text) => Repr::Text(text.to_string()),
+            None => Repr::Bytes {
+                bytes: path.as_os_str().as_encoded_bytes().to_vec(),
+            },
+        }
+    }
+
+    fn path(repr: Repr) -> Result<PathBuf, String> {
+        match repr {
+            Repr::Text(text) => Ok(PathBuf::from(text)),
+            #[cfg(unix)]
+            Repr::Bytes { bytes } => {
+                use std::os::unix::ffi::OsStringExt;
+                Ok(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
+            }
+            #[cfg(not(unix))]
+            Repr::Bytes { bytes } => String::from_utf8(bytes)
+                .map(PathBuf::from)
+                .map_err(|_| "a path of non-UTF-8 bytes".to_string()),
+        }
+    }
+
+    pub fn serialize<S: Serializer>(p: &Path, serializer: S) -> Result<S::Ok, S::Error> {
+        repr(p).serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
+        path(Repr::deserialize(deserializer)?).map_err(D::Error::custom)
+    }
+
+    pub fn to_value(p: &Path) -> serde_json::Value {
+        serde_json::to_value(repr(p)).unwrap_or_default()
+    }
+
+    pub fn from_value(value: &serde_json::Value) -> Option<PathBuf> {
+        path(Repr::deserialize(value).ok()?).ok()
+    }
+}
 
 /// One finished epoch. Policy columns are empty for the base stage.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -77,10 +134,13 @@ pub struct Resumed {
 pub struct Run {
     pub dir: PathBuf,
     rows: Vec<String>,
+    /// Held while the run is open: one process per run folder.
+    _lock: FolderLock,
 }
 
 impl Run {
-    /// A new run in `dir` (created if needed); refuses a folder holding a run already.
+    /// A new run in `dir`, which must not exist or be empty (a run never writes among files
+    /// it did not write).
     pub fn create(dir: &Path, config: &serde_json::Value) -> Result<Self> {
         if dir.join(STATE).exists() || dir.join(CONFIG).exists() {
             return Err(Error::bad_input(
@@ -88,19 +148,34 @@ impl Run {
                 "holds a training run already: pass --resume to continue it, or choose another --out",
             ));
         }
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
+            return Err(Error::bad_input(
+                dir,
+                "is a folder with files in it; a new run needs a new or empty --out folder",
+            ));
+        }
         let text = serde_json::to_string_pretty(config)
             .map_err(|e| Error::bad_input(dir, format!("cannot write config.json: {e}")))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let lock = FolderLock::acquire(dir)?;
         write_bytes_atomic(&dir.join(CONFIG), text.as_bytes())?;
         Ok(Self {
             dir: dir.to_path_buf(),
             rows: Vec::new(),
+            _lock: lock,
         })
     }
 
     /// An existing run and its `config.json`.
     pub fn open(dir: &Path) -> Result<(Self, serde_json::Value)> {
         let path = dir.join(CONFIG);
+        if !path.is_file() {
+            return Err(Error::bad_input(
+                dir,
+                format!("is not a training run folder (no {CONFIG})"),
+            ));
+        }
+        let lock = FolderLock::acquire(dir)?;
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         let config = serde_json::from_str(&text)
             .map_err(|e| Error::bad_input(&path, format!("not a run's config.json: {e}")))?;
@@ -114,6 +189,7 @@ impl Run {
             Self {
                 dir: dir.to_path_buf(),
                 rows,
+                _lock: lock,
             },
             config,
         ))
@@ -135,7 +211,14 @@ impl Run {
                 .and_then(|v| v.parse::<f64>().ok())
                 .ok_or_else(|| Error::bad_input(&path, format!("metadata `{key}` missing")))
         };
-        let epochs_done = number("epochs_done")? as usize;
+        let epochs_done = number("epochs_done")?;
+        if !(epochs_done.is_finite() && epochs_done >= 1.0 && epochs_done <= 1e9) {
+            return Err(Error::bad_input(
+                &path,
+                format!("metadata `epochs_done` is {epochs_done}, not a number of epochs"),
+            ));
+        }
+        let epochs_done = epochs_done as usize;
         let (mut model, mut optimizer) = (HashMap::new(), HashMap::new());
         for (name, t) in tensors {
             if let Some(rest) = name.strip_prefix("model.") {

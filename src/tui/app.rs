@@ -316,6 +316,11 @@ impl App {
                 self.busy = Some(("export", 0, 1));
                 return Some(Request::Export(self.export_dir.clone()));
             }
+            Action::Cancel => {
+                if self.busy.is_some() {
+                    self.message = Some("cancelling…".into());
+                }
+            }
         }
         None
     }
@@ -324,8 +329,8 @@ impl App {
     pub fn update(&mut self, update: Update) {
         match update {
             Update::Progress { task, done, total } => self.busy = Some((task, done, total)),
-            Update::Records { threshold, records } => {
-                let analysis = Analysis::new(threshold, records);
+            Update::Analysed(analysis) => {
+                let analysis = *analysis;
                 if self.baseline.is_none() {
                     self.baseline = Some(analysis.summary.clone());
                 }
@@ -344,6 +349,10 @@ impl App {
             Update::Exported(dir) => {
                 self.busy = None;
                 self.message = Some(format!("report written to {}", dir.display()));
+            }
+            Update::Cancelled => {
+                self.busy = None;
+                self.message = Some("cancelled".into());
             }
             Update::Failed(error) => {
                 self.busy = None;

@@ -26,6 +26,8 @@ pub enum Action {
     EndTyping,
     Profile,
     Export,
+    /// Stop the task in progress.
+    Cancel,
 }
 
 /// Every key and what it does, for the help overlay.
@@ -51,7 +53,7 @@ pub const KEYS: [(&str, &str); 12] = [
     ("e", "export the report (same as --export)"),
     (
         "Enter / Esc",
-        "end typing a filter; Esc also closes this help",
+        "end typing a filter; Esc also closes this help, or cancels the task in progress",
     ),
     (
         "mouse",
@@ -88,6 +90,7 @@ pub fn action_for(key: KeyEvent, app: &App) -> Option<Action> {
         KeyCode::Char('p') => Action::Profile,
         KeyCode::Char('e') => Action::Export,
         KeyCode::Esc if app.show_help => Action::Help,
+        KeyCode::Esc if app.busy.is_some() => Action::Cancel,
         _ => return None,
     })
 }

@@ -7,6 +7,7 @@ pub mod ui;
 pub mod worker;
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::{BlockDrop, BlockDropFlops};
 use app::{App, ModelInfo};
-use worker::Job;
+use worker::{Job, Worker};
 
 /// Restores the terminal however the interface ends (ratatui's panic hook covers panics).
 struct Restore;
@@ -29,6 +30,19 @@ impl Drop for Restore {
         let _ = ratatui::crossterm::execute!(std::io::stdout(), DisableMouseCapture);
         ratatui::restore();
     }
+}
+
+/// ratatui's panic hook restores the terminal on a panic in *any* thread. A panic off the UI
+/// thread is caught by the worker and shown as an error line, so the terminal must stay in the
+/// interface's mode then; only a panic on the UI thread restores it (and prints the panic).
+fn keep_terminal_on_worker_panics() {
+    let ui_thread = std::thread::current().id();
+    let restore_and_report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == ui_thread {
+            restore_and_report(info);
+        }
+    }));
 }
 
 /// Runs the interface until the user quits. Returns the time from `start` (say, the process
@@ -51,18 +65,23 @@ pub fn run(
         class_names: crate::report::class_names(&model.config.name),
     };
     let dataset = Arc::new(dataset);
-    let mut app = App::new(info, Arc::clone(&dataset), PathBuf::from("reports"));
-    let (requests, updates) = worker::spawn(Job {
+    let mut app = App::new(
+        info,
+        Arc::clone(&dataset),
+        PathBuf::from(crate::output::DEFAULT_REPORT_DIR),
+    );
+    let worker = worker::spawn(Job {
         model: Arc::new(model),
         dataset,
         device,
     });
-    let _ = requests.send(app.initial_request());
-    let mut terminal = ratatui::init();
+    let _ = worker.requests.send(app.initial_request());
+    let terminal_error = |e: std::io::Error| Error::Report(format!("terminal: {e}"));
+    let mut terminal = ratatui::try_init().map_err(terminal_error)?;
     let _restore = Restore;
+    keep_terminal_on_worker_panics();
     let _ = ratatui::crossterm::execute!(std::io::stdout(), EnableMouseCapture);
     let mut images = ui::images::Images::query_terminal();
-    let terminal_error = |e: std::io::Error| Error::Report(format!("terminal: {e}"));
     let mut first_frame = None;
     while !app.quit {
         terminal
@@ -75,13 +94,26 @@ pub fn run(
                 Event::Mouse(mouse) => event::mouse_action(mouse),
                 _ => None,
             };
+            if action == Some(event::Action::Cancel) {
+                worker.cancel.store(true, Ordering::Relaxed);
+            }
             if let Some(request) = action.and_then(|a| app.apply(a)) {
-                let _ = requests.send(request);
+                let _ = worker.requests.send(request);
             }
         }
-        while let Ok(update) = updates.try_recv() {
+        while let Ok(update) = worker.updates.try_recv() {
             app.update(update);
         }
+    }
+    // Quitting stops the task in progress and waits for it to clean up (an export removes
+    // its half-built folder), so nothing half-written outlives the interface.
+    worker.cancel.store(true, Ordering::Relaxed);
+    let Worker {
+        requests, thread, ..
+    } = worker;
+    drop(requests);
+    if let Some(thread) = thread {
+        let _ = thread.join();
     }
     Ok(first_frame.unwrap_or_default())
 }

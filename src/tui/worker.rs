@@ -2,17 +2,20 @@
 //! here and report through a channel, so the interface never freezes.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use candle_core::Device;
 
 use crate::data::Dataset;
 use crate::eval::tradeoff::{tradeoff, TradeoffOptions, TradeoffPoint};
-use crate::eval::{evaluate, EvalOptions, Record};
+use crate::eval::{evaluate, EvalOptions};
 use crate::model::BlockDrop;
 use crate::profile::{profile, ProfileOptions, ProfileReport};
 use crate::report::{collect, write_report, ExportOptions};
+use crate::tui::app::Analysis;
 
 /// Work the interface asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,13 +34,14 @@ pub enum Update {
         done: usize,
         total: usize,
     },
-    Records {
-        threshold: f32,
-        records: Vec<Record>,
-    },
+    /// An evaluation, analysed here (clusters, per-class tables) so the interface never
+    /// computes.
+    Analysed(Box<Analysis>),
     Tradeoff(Vec<TradeoffPoint>),
     Profile(Box<ProfileReport>),
     Exported(PathBuf),
+    /// The task stopped at the user's request (nothing half-written is left).
+    Cancelled,
     Failed(String),
 }
 
@@ -65,10 +69,7 @@ pub fn handle(job: &Job, request: &Request, send: &mut dyn FnMut(Update)) {
                     total,
                 })
             })
-            .map(|records| Update::Records {
-                threshold: *threshold,
-                records,
-            })
+            .map(|records| Update::Analysed(Box::new(Analysis::new(*threshold, records))))
         }
         Request::Tradeoff => {
             let options = TradeoffOptions {
@@ -111,21 +112,75 @@ pub fn handle(job: &Job, request: &Request, send: &mut dyn FnMut(Update)) {
             .map(|_| Update::Exported(dir.clone()))
         }
     };
-    send(result.unwrap_or_else(|e| Update::Failed(e.to_string())));
+    send(match result {
+        Ok(update) => update,
+        Err(crate::error::Error::Cancelled) => Update::Cancelled,
+        Err(e) => Update::Failed(e.to_string()),
+    });
 }
 
-/// Starts the worker thread; it ends when the request sender is dropped.
-pub fn spawn(job: Job) -> (Sender<Request>, Receiver<Update>) {
+/// The text of a caught panic.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".into())
+}
+
+/// The running worker: where to send requests, where updates arrive, the flag that cancels
+/// the request in progress, and the thread (joined to wait for a cancelled task's cleanup).
+pub struct Worker {
+    pub requests: Sender<Request>,
+    pub updates: Receiver<Update>,
+    pub cancel: Arc<AtomicBool>,
+    pub thread: Option<JoinHandle<()>>,
+}
+
+/// Starts the worker thread; it ends when the request sender is dropped. A panic in a request
+/// reaches the interface as a failure, and the worker goes on serving the next request.
+pub fn spawn(job: Job) -> Worker {
     let (request_tx, request_rx) = channel::<Request>();
     let (update_tx, update_rx) = channel::<Update>();
-    std::thread::spawn(move || {
-        for request in request_rx {
-            crate::kernels::process::on_pool(|| {
-                handle(&job, &request, &mut |u| {
-                    let _ = update_tx.send(u);
-                })
-            });
-        }
-    });
-    (request_tx, update_rx)
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&cancel);
+    let thread = std::thread::Builder::new()
+        .name("blockdrop-worker".into())
+        .spawn(move || {
+            for request in request_rx {
+                flag.store(false, Ordering::Relaxed);
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    crate::kernels::process::on_pool(|| {
+                        crate::cancel::scope(&flag, || {
+                            handle(&job, &request, &mut |u| {
+                                let _ = update_tx.send(u);
+                            })
+                        })
+                    })
+                }));
+                if let Err(payload) = outcome {
+                    let _ = update_tx.send(Update::Failed(format!(
+                        "internal error while {}: {}",
+                        describe(&request),
+                        panic_text(payload.as_ref())
+                    )));
+                }
+            }
+        })
+        .ok();
+    Worker {
+        requests: request_tx,
+        updates: update_rx,
+        cancel,
+        thread,
+    }
+}
+
+fn describe(request: &Request) -> &'static str {
+    match request {
+        Request::Evaluate { .. } => "evaluating",
+        Request::Tradeoff => "sweeping the trade-off",
+        Request::Profile => "profiling",
+        Request::Export(_) => "exporting",
+    }
 }

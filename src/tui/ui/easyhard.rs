@@ -59,9 +59,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect, images: &mut Images) {
     for (rows, area) in [(&easiest, top), (&hardest, bottom)] {
         if let Some(&i) = rows.get(app.selected) {
             let index = a.records[i].index as usize;
-            if let Ok(img) = app.dataset.image(index) {
-                images.draw(frame, index, &img, area);
-            }
+            images.draw_index(frame, &app.dataset, index, area);
         }
     }
 }

@@ -19,7 +19,13 @@ pub struct Images {
     picker: Option<Picker>,
     /// Encoded images by (image index, cell width, cell height).
     cache: HashMap<(usize, u16, u16), Protocol>,
+    /// Decoded images by index (`None`: the file did not decode), so a frame redraws the
+    /// selected image without reading and decoding its file again.
+    decoded: HashMap<usize, Option<Image>>,
 }
+
+/// Decoded images kept at most (the views show one or two at a time).
+const DECODED_KEPT: usize = 8;
 
 impl Images {
     /// Half blocks only (tests, and terminals without a graphics protocol).
@@ -27,6 +33,7 @@ impl Images {
         Self {
             picker: None,
             cache: HashMap::new(),
+            decoded: HashMap::new(),
         }
     }
 
@@ -40,6 +47,7 @@ impl Images {
         Self {
             picker,
             cache: HashMap::new(),
+            decoded: HashMap::new(),
         }
     }
 
@@ -54,14 +62,33 @@ impl Images {
         let block = ratatui::widgets::Block::bordered().title(" image ");
         let inner = block.inner(area);
         frame.render_widget(block, area);
-        if let Ok(image) = dataset.image(index) {
-            self.draw(frame, index, &image, inner);
+        self.draw_index(frame, dataset, index, inner);
+    }
+
+    /// Draws image `index` of `dataset` into `area`, decoding it only the first time.
+    pub fn draw_index(
+        &mut self,
+        frame: &mut Frame,
+        dataset: &crate::data::Dataset,
+        index: usize,
+        area: Rect,
+    ) {
+        if !self.decoded.contains_key(&index) && self.decoded.len() >= DECODED_KEPT {
+            self.decoded.clear();
+        }
+        let image = self
+            .decoded
+            .entry(index)
+            .or_insert_with(|| dataset.image(index).ok())
+            .clone();
+        if let Some(image) = image {
+            self.draw(frame, index, &image, area);
         }
     }
 
     /// Draws image `index` (already decoded as `image`) into `area`.
     pub fn draw(&mut self, frame: &mut Frame, index: usize, image: &Image, area: Rect) {
-        let Self { picker, cache } = self;
+        let Self { picker, cache, .. } = self;
         let Some(picker) = picker else {
             widgets::draw_image(image, area, frame.buffer_mut());
             return;

@@ -1,0 +1,163 @@
+//! Hostile and careless inputs through the command line: every case of
+//! `tests/fixtures/make_hostile.py` must end in exit code 2 with one line on stderr naming the
+//! file or flag, within a bound of time and memory, leaving no file behind.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Peak memory a case may take (the child's own, from its rusage).
+const MAX_RSS_BYTES: u64 = 1 << 30;
+/// A case taking longer than this is hanging (each takes well under a second).
+const MAX_WALL: Duration = Duration::from_secs(10);
+
+/// Every path under `dir`, relative to it.
+fn tree(dir: &Path) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(path.clone());
+            }
+            out.insert(path.strip_prefix(dir).unwrap().to_path_buf());
+        }
+    }
+    out
+}
+
+struct Finished {
+    code: Option<i32>,
+    stderr: String,
+    max_rss_bytes: u64,
+    wall: Duration,
+}
+
+/// Runs the binary in `cwd`, waiting with `wait4` for its peak memory; kills it past
+/// [`MAX_WALL`] (twice over, so a slow machine still reports how long it took).
+fn run_measured(args: &[String], cwd: &Path) -> Finished {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_blockdrop"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start blockdrop");
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr_pipe.read_to_string(&mut text);
+        text
+    });
+    let pid = child.id() as libc::pid_t;
+    let start = Instant::now();
+    let mut status = 0;
+    // SAFETY: rusage is plain data, filled in by wait4.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: waits for our own child; status and usage are valid for writing.
+        let done = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if done == pid {
+            break;
+        }
+        if start.elapsed() > 2 * MAX_WALL {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let wall = start.elapsed();
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    Finished {
+        code,
+        stderr: reader.join().unwrap(),
+        max_rss_bytes: usage.ru_maxrss as u64 * 1024,
+        wall,
+    }
+}
+
+#[test]
+fn every_hostile_input_is_exit_2_one_line_bounded_and_leaves_nothing() {
+    let corpus = tempfile::tempdir().unwrap();
+    let made = Command::new("python3")
+        .arg(fixture("make_hostile.py"))
+        .arg(corpus.path())
+        .arg(asset("default.safetensors"))
+        .status()
+        .expect("python3 runs the corpus generator");
+    assert!(made.success(), "make_hostile.py failed");
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(corpus.path().join("cases.json")).unwrap())
+            .unwrap();
+    let sample = asset("fashion-mnist-sample");
+    let fixtures = fixture("");
+    let mut failures = Vec::new();
+    for case in cases.as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let dir = corpus.path().join(name);
+        let args: Vec<String> = case["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                a.as_str()
+                    .unwrap()
+                    .replace("{dir}", dir.to_str().unwrap())
+                    .replace("{sample}", sample.to_str().unwrap())
+                    .replace(
+                        "{fixtures}",
+                        fixtures.to_str().unwrap().trim_end_matches('/'),
+                    )
+            })
+            .collect();
+        let before = tree(&dir);
+        let run = run_measured(&args, &dir);
+        let after = tree(&dir);
+        let lines: Vec<&str> = run
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        let needle = case["names"].as_str().unwrap();
+        let mut problems = Vec::new();
+        if run.code != Some(2) {
+            problems.push(format!("exit code {:?}", run.code));
+        }
+        if lines.len() != 1 || !lines[0].contains(needle) {
+            problems.push(format!("stderr is not one line naming {needle}"));
+        }
+        if run.max_rss_bytes >= MAX_RSS_BYTES {
+            problems.push(format!("peak RSS {} MiB", run.max_rss_bytes >> 20));
+        }
+        if run.wall > MAX_WALL {
+            problems.push(format!("took {:.1} s", run.wall.as_secs_f64()));
+        }
+        if before != after {
+            let left: Vec<_> = after.difference(&before).collect();
+            let lost: Vec<_> = before.difference(&after).collect();
+            problems.push(format!("left {left:?}, lost {lost:?}"));
+        }
+        eprintln!(
+            "{name}: exit {:?}, {:.2} s, {} MiB: {}",
+            run.code,
+            run.wall.as_secs_f64(),
+            run.max_rss_bytes >> 20,
+            lines.first().unwrap_or(&"")
+        );
+        if !problems.is_empty() {
+            failures.push(format!(
+                "{name}: {} | {}",
+                problems.join("; "),
+                run.stderr.trim()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}

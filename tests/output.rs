@@ -1,0 +1,209 @@
+//! The output rule: blockdrop never deletes or overwrites a file it did not write. Report
+//! folders through the library, then `export` and `--export` through the command line.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use blockdrop::output::{check_report_target, refuse_inside, Staging, Target, MARKER, PARTIAL};
+use common::*;
+
+/// Builds a "report" of `files` (name, contents) into `out` and publishes it.
+fn publish(out: &Path, files: &[(&str, &str)]) -> blockdrop::Result<()> {
+    let staging = Staging::begin(out)?;
+    for (name, text) in files {
+        fs::write(staging.dir.join(name), text).unwrap();
+    }
+    staging.publish()
+}
+
+fn read(path: impl AsRef<Path>) -> String {
+    fs::read_to_string(path).unwrap()
+}
+
+#[test]
+fn a_report_goes_to_a_new_folder_with_a_marker_and_nothing_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    publish(&out, &[("index.md", "one"), ("a.png", "png")]).unwrap();
+    assert_eq!(read(out.join(MARKER)), "a.png\nindex.md\n");
+    assert_eq!(read(out.join("index.md")), "one");
+    let siblings: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();
+    assert_eq!(siblings.len(), 1);
+}
+
+#[test]
+fn a_folder_of_the_users_files_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mine");
+    fs::create_dir(&out).unwrap();
+    fs::write(out.join("thesis.tex"), "years of work").unwrap();
+    let err = publish(&out, &[("index.md", "report")]).unwrap_err();
+    assert!(
+        err.is_user_error() && err.to_string().contains("mine"),
+        "{err}"
+    );
+    assert_eq!(read(out.join("thesis.tex")), "years of work");
+    assert_eq!(fs::read_dir(&out).unwrap().count(), 1);
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no staging left"
+    );
+}
+
+#[test]
+fn an_empty_folder_or_a_file_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    assert_eq!(check_report_target(&empty).unwrap(), Target::Fresh);
+    publish(&empty, &[("index.md", "x")]).unwrap();
+    assert_eq!(read(empty.join("index.md")), "x");
+
+    let file = dir.path().join("file.txt");
+    fs::write(&file, "data").unwrap();
+    assert!(publish(&file, &[("index.md", "x")]).is_err());
+    assert_eq!(read(&file), "data");
+}
+
+#[test]
+fn a_second_report_replaces_only_what_the_first_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    publish(&out, &[("index.md", "one"), ("cluster_5.png", "old")]).unwrap();
+    fs::write(out.join("notes.md"), "the user's").unwrap();
+    fs::create_dir(out.join("drafts")).unwrap();
+    publish(&out, &[("index.md", "two"), ("cluster_0.png", "new")]).unwrap();
+    assert_eq!(read(out.join("index.md")), "two");
+    assert_eq!(read(out.join("cluster_0.png")), "new");
+    assert!(
+        !out.join("cluster_5.png").exists(),
+        "a file of the old report only"
+    );
+    assert_eq!(read(out.join("notes.md")), "the user's");
+    assert!(out.join("drafts").is_dir());
+    assert_eq!(read(out.join(MARKER)), "cluster_0.png\nindex.md\n");
+}
+
+#[test]
+fn a_users_file_named_like_a_report_file_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    publish(&out, &[("index.md", "one")]).unwrap();
+    fs::write(out.join("hard.png"), "the user's picture").unwrap();
+    let err = publish(&out, &[("index.md", "two"), ("hard.png", "ours")]).unwrap_err();
+    assert!(err.to_string().contains("hard.png"), "{err}");
+    assert_eq!(read(out.join("hard.png")), "the user's picture");
+    assert_eq!(read(out.join("index.md")), "one", "nothing replaced");
+}
+
+#[test]
+fn a_marker_that_climbs_out_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    fs::create_dir(&out).unwrap();
+    fs::write(out.join(MARKER), "../victim\n").unwrap();
+    fs::write(dir.path().join("victim"), "keep me").unwrap();
+    assert!(publish(&out, &[("index.md", "x")]).is_err());
+    assert_eq!(read(dir.path().join("victim")), "keep me");
+}
+
+#[test]
+fn leftovers_of_a_killed_export_are_cleaned_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    // A pid far above Linux's maximum (4,194,304) is never running.
+    let leftover = dir.path().join(".report.blockdrop-tmp-999999999");
+    fs::create_dir(&leftover).unwrap();
+    fs::write(leftover.join(PARTIAL), "").unwrap();
+    fs::write(leftover.join("index.md"), "half").unwrap();
+    let unmarked = dir.path().join(".report.blockdrop-tmp-999999998");
+    fs::create_dir(&unmarked).unwrap();
+    fs::write(unmarked.join("mine.txt"), "not blockdrop's").unwrap();
+    publish(&out, &[("index.md", "whole")]).unwrap();
+    assert!(!leftover.exists());
+    assert_eq!(read(unmarked.join("mine.txt")), "not blockdrop's");
+}
+
+#[test]
+fn an_unpublished_report_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    {
+        let staging = Staging::begin(&out).unwrap();
+        fs::write(staging.dir.join("index.md"), "half").unwrap();
+    }
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn an_output_inside_an_input_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    fs::create_dir(&data).unwrap();
+    let inside = data.join("sub/report");
+    assert!(refuse_inside(&inside, &[(&data, "dataset")]).is_err());
+    assert!(refuse_inside(&data, &[(&data, "dataset")]).is_err());
+    assert!(refuse_inside(&dir.path().join("report"), &[(&data, "dataset")]).is_ok());
+}
+
+fn blockdrop_in(cwd: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_blockdrop"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn export_twice_beside_the_users_reports_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    fs::create_dir_all(reports.join("example")).unwrap();
+    fs::write(reports.join("README.md"), "the repository's").unwrap();
+    fs::write(reports.join("example/index.md"), "the example").unwrap();
+    for round in 0..2 {
+        let out = blockdrop_in(dir.path(), &["--export"]);
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(read(reports.join("README.md")), "the repository's");
+    assert_eq!(read(reports.join("example/index.md")), "the example");
+    assert!(reports.join("default/index.md").is_file());
+    assert!(reports.join("default").join(MARKER).is_file());
+}
+
+#[test]
+fn export_into_a_users_folder_or_the_dataset_is_exit_2_and_keeps_every_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("mine");
+    fs::create_dir(&mine).unwrap();
+    fs::write(mine.join("notes.txt"), "keep").unwrap();
+    let data = fixture("fmnist-idx");
+    let into_data = data.join("report");
+    for out_dir in [&mine, &into_data] {
+        let out = blockdrop_in(
+            dir.path(),
+            &[
+                "export",
+                "--data",
+                data.to_str().unwrap(),
+                "--no-profile",
+                "--out",
+                out_dir.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(2), "{out_dir:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+    assert_eq!(read(mine.join("notes.txt")), "keep");
+    assert_eq!(fs::read_dir(&mine).unwrap().count(), 1);
+    assert!(!into_data.exists());
+}
