@@ -448,3 +448,122 @@ fn every_stage_trains_resumes_and_leaves_loadable_models() {
     assert_eq!(meta["stage"], "finetuned");
     assert_eq!(meta["penalty"], "-5");
 }
+
+fn blockdrop_os(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_blockdrop"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn assert_exit_2(output: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{stderr} does not mention {needle}"
+    );
+}
+
+#[test]
+fn run_folders_take_any_name_one_process_and_only_sound_options() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join(OsStr::from_bytes(b"fmnist-\xff"));
+    std::fs::rename(tiny_fmnist(tmp.path()), &data).unwrap();
+    let run = tmp.path().join(OsStr::from_bytes(b"run-\xfe"));
+    let os = |s: &str| OsStr::new(s).to_os_string();
+    let mut args = vec![
+        os("train"),
+        os("base"),
+        os("--config"),
+        os("R32_FMNIST"),
+        os("--data"),
+        data.clone().into_os_string(),
+        os("--out"),
+        run.clone().into_os_string(),
+        os("--epochs"),
+        os("1"),
+    ];
+    args.extend(TINY.iter().map(|a| os(a)));
+    let refs: Vec<&OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let out = blockdrop_os(&refs);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resume = |epochs: &str| {
+        blockdrop_os(&[
+            OsStr::new("train"),
+            OsStr::new("base"),
+            OsStr::new("--resume"),
+            run.as_os_str(),
+            OsStr::new("--epochs"),
+            OsStr::new(epochs),
+        ])
+    };
+    let out = resume("2");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(metrics_rows(&run), 2);
+    assert!(
+        !run.join(".blockdrop-lock").exists(),
+        "the lock goes with its process"
+    );
+
+    // A live owner (this test's own process) keeps a second process out.
+    std::fs::write(run.join(".blockdrop-lock"), std::process::id().to_string()).unwrap();
+    assert_exit_2(&resume("3"), "in use by another blockdrop process");
+    std::fs::remove_file(run.join(".blockdrop-lock")).unwrap();
+
+    // Options edited into nonsense are refused on resume, before any epoch.
+    let config_path = run.join("config.json");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    std::fs::write(
+        &config_path,
+        config.replace("\"batch_size\": 16", "\"batch_size\": 0"),
+    )
+    .unwrap();
+    assert_exit_2(&resume("3"), "batch_size");
+    std::fs::write(&config_path, config).unwrap();
+    assert_eq!(metrics_rows(&run), 2);
+
+    // A folder of the user's files is not a run folder; a batch larger than an epoch is
+    // refused; neither leaves a folder or a file behind.
+    let mine = tmp.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("metrics.csv"), "the user's").unwrap();
+    let fresh = tmp.path().join("fresh");
+    for (out_dir, batch, needle) in [
+        (&mine, "16", "new or empty"),
+        (&fresh, "64", "--batch-size"),
+    ] {
+        let out = blockdrop_os(&[
+            OsStr::new("train"),
+            OsStr::new("base"),
+            OsStr::new("--config"),
+            OsStr::new("R32_FMNIST"),
+            OsStr::new("--data"),
+            data.as_os_str(),
+            OsStr::new("--out"),
+            out_dir.as_os_str(),
+            OsStr::new("--batch-size"),
+            OsStr::new(batch),
+            OsStr::new("--images-per-epoch"),
+            OsStr::new("48"),
+        ]);
+        assert_exit_2(&out, needle);
+    }
+    assert_eq!(
+        std::fs::read_to_string(mine.join("metrics.csv")).unwrap(),
+        "the user's"
+    );
+    assert_eq!(std::fs::read_dir(&mine).unwrap().count(), 1);
+    assert!(!fresh.exists());
+}

@@ -4,12 +4,13 @@
 mod common;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use blockdrop::eval::{evaluate, EvalOptions};
 use blockdrop::model::BlockDropFlops;
 use blockdrop::tui::app::{Analysis, App, ModelInfo, Tab};
-use blockdrop::tui::event::action_for;
+use blockdrop::tui::event::{action_for, Action};
 use blockdrop::tui::ui;
 use blockdrop::tui::worker::{handle, Job, Request, Update};
 use candle_core::Device;
@@ -218,4 +219,40 @@ fn busy_work_is_not_queued_twice() {
         .as_deref()
         .is_some_and(|m| m.starts_with("busy")));
     assert_ne!(app.initial_request(), Request::Tradeoff);
+}
+
+#[test]
+fn esc_cancels_the_task_in_progress_and_a_cancelled_export_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let (mut app, job) = app(out.clone());
+    app.busy = None; // the first evaluation done
+    assert_eq!(
+        app.apply(Action::Export),
+        Some(Request::Export(out.clone()))
+    );
+    let key = KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE);
+    assert_eq!(action_for(key, &app), Some(Action::Cancel));
+    // The flag is raised as the first progress arrives, as the interface does on Esc.
+    let flag = Arc::new(AtomicBool::new(false));
+    let mut updates = Vec::new();
+    blockdrop::cancel::scope(&flag, || {
+        handle(&job, &Request::Export(out.clone()), &mut |u| {
+            flag.store(true, Ordering::Relaxed);
+            updates.push(u);
+        })
+    });
+    assert!(
+        matches!(updates.last(), Some(Update::Cancelled)),
+        "{:?}",
+        updates.last()
+    );
+    app.update(updates.pop().unwrap());
+    assert!(app.busy.is_none());
+    assert_eq!(app.message.as_deref(), Some("cancelled"));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing left"
+    );
 }
