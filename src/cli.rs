@@ -23,6 +23,14 @@ fn count(s: &str) -> Result<usize, String> {
     }
 }
 
+/// Timed runs per measurement: 1 to 100,000.
+fn repeats(s: &str) -> Result<usize, String> {
+    match count(s)? {
+        n if n > 100_000 => Err("must be at most 100000".into()),
+        n => Ok(n),
+    }
+}
+
 /// A training batch: at least 2 (BatchNorm in train mode and the policy's self-critical
 /// baseline need more than one image).
 fn training_batch(s: &str) -> Result<usize, String> {
@@ -333,7 +341,7 @@ pub struct ProfileArgs {
     pub batch: usize,
 
     /// Timed runs per measurement (after 2 warm-up runs); medians are reported.
-    #[arg(long, value_name = "R", default_value_t = 10, value_parser = count)]
+    #[arg(long, value_name = "R", default_value_t = 10, value_parser = repeats)]
     pub repeat: usize,
 
     /// Write the profile here: Parquet (per-stage table) if the name ends in .parquet, else JSON.

@@ -59,6 +59,8 @@ impl Error {
             Error::Io { error, .. } => matches!(
                 error.kind(),
                 std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::IsADirectory
+                    | std::io::ErrorKind::NotADirectory
                     | std::io::ErrorKind::PermissionDenied
                     | std::io::ErrorKind::UnexpectedEof
                     | std::io::ErrorKind::InvalidData

@@ -14,6 +14,7 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod exec;
+pub mod input;
 pub mod kernels;
 pub mod lock;
 pub mod model;

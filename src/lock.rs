@@ -1,10 +1,13 @@
-//! One process at a time per folder: a lock file holding the owner's process id, created new
-//! (never an existing file), removed when the owner ends. A lock whose process is gone is a
-//! leftover of a killed run and is taken over.
+//! One process at a time per folder: an exclusive `flock(2)` on a lock file in it, held while
+//! the owner runs and released by the kernel when it ends, however it ends (so a killed run
+//! leaves no stale lock). The file holds the owner's process id, for the message a second
+//! process gets; it stays in the folder.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
 
 use crate::error::{Error, Result};
 
@@ -27,53 +30,38 @@ pub fn alive(pid: u32) -> bool {
 /// Holds a folder's lock until dropped.
 #[derive(Debug)]
 pub struct FolderLock {
-    path: PathBuf,
+    _file: File,
 }
 
 impl FolderLock {
     pub fn acquire(dir: &Path) -> Result<FolderLock> {
         let path = dir.join(LOCK);
-        for _ in 0..2 {
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut file) => {
-                    write!(file, "{}", std::process::id()).map_err(|e| Error::io(&path, e))?;
-                    return Ok(FolderLock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let owner = fs::read_to_string(&path)
-                        .ok()
-                        .and_then(|t| t.trim().parse::<u32>().ok());
-                    match owner {
-                        Some(pid) if alive(pid) => {
-                            return Err(Error::bad_input(
-                                dir,
-                                format!("is in use by another blockdrop process (pid {pid}); wait for it to finish or stop it"),
-                            ))
-                        }
-                        Some(_) => {
-                            // The owner was killed: the lock is a leftover of ours.
-                            let _ = fs::remove_file(&path);
-                        }
-                        None => {
-                            return Err(Error::bad_input(
-                                &path,
-                                "is not a lock blockdrop wrote (no process id in it); remove it if no blockdrop runs here",
-                            ))
-                        }
-                    }
-                }
-                Err(e) => return Err(Error::io(&path, e)),
-            }
+        // Never through a planted link, never truncating before the lock is ours.
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let mut owner = String::new();
+            let _ = file.read_to_string(&mut owner);
+            let owner = owner.trim();
+            let owner = if owner.is_empty() { "?" } else { owner };
+            return Err(Error::bad_input(
+                dir,
+                format!("is in use by another blockdrop process (pid {owner}); wait for it to finish or stop it"),
+            ));
         }
-        Err(Error::bad_input(
-            dir,
-            "cannot take its lock: another process keeps taking it",
-        ))
-    }
-}
-
-impl Drop for FolderLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        let pid = std::process::id().to_string();
+        let written = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(pid.as_bytes()));
+        written.map_err(|e| Error::io(&path, e))?;
+        Ok(FolderLock { _file: file })
     }
 }

@@ -57,7 +57,7 @@ fn open(args: &ModelArgs) -> anyhow::Result<(candle_core::Device, LoadedModel, d
     let dataset = data::Dataset::open(&args.data, args.split)?;
     dataset.check_labels(&loaded.model.config)?;
     if loaded.is_untrained() {
-        eprintln!(
+        println!(
             "note: {} is an untrained model (random weights)",
             model_name(args)
         );
@@ -111,7 +111,7 @@ fn profile_command(args: &ProfileArgs) -> anyhow::Result<()> {
         repeat: args.repeat,
         ..ProfileOptions::default()
     };
-    eprintln!(
+    println!(
         "profiling {} ({} runs per measurement)…",
         loaded.model.config.name, options.repeat
     );
@@ -350,6 +350,25 @@ fn usage_error(error: clap::Error) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// An error message as one line of bounded length: names and text taken from files may hold
+/// newlines (which would forge further lines) or run to megabytes.
+fn one_line(message: &str) -> String {
+    const MAX_CHARS: usize = 1000;
+    let mut line = String::new();
+    for (i, c) in message.chars().enumerate() {
+        if i == MAX_CHARS {
+            line.push_str(" […]");
+            break;
+        }
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
+}
+
 /// Exit code 2 for the user's input (bad flags, bad files), 1 for anything else.
 fn exit_code(error: &anyhow::Error) -> u8 {
     let user_error = error
@@ -396,7 +415,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", one_line(&format!("{error:#}")));
             ExitCode::from(exit_code(&error))
         }
     }
@@ -645,21 +664,20 @@ fn open_training(
 
 /// The configuration a model file names in its metadata, else the one its base network fits.
 fn config_of(path: &std::path::Path) -> anyhow::Result<Config> {
-    let bytes = std::fs::read(path).map_err(|e| blockdrop::Error::io(path, e))?;
+    let bytes = blockdrop::input::read_file(path)?;
     let parts = checkpoint::read_parts(path, &bytes)?;
-    if let Some(name) = parts.metadata.get("config") {
-        return Ok(Config::by_name(name)?);
-    }
     let tensors = parts
         .resnet
         .unwrap_or_default()
         .into_iter()
         .map(|(name, t)| (format!("resnet.{name}"), t))
         .collect();
-    checkpoint::infer_config(&tensors).ok_or_else(|| {
-        blockdrop::Error::bad_input(path, "names no configuration and fits none: pass --config")
-            .into()
-    })
+    Ok(checkpoint::resolve_config(
+        path,
+        &tensors,
+        &parts.metadata,
+        None,
+    )?)
 }
 
 fn named_or(name: &Option<String>, model: &std::path::Path) -> anyhow::Result<Config> {

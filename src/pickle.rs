@@ -582,14 +582,55 @@ impl Pickle {
 
     /// The value under `key` in dict `id`, matching `str` and `bytes` keys alike (Python 2
     /// pickles have byte-string keys, Python 3's protocol 2 spells them as `_codecs.encode`).
+    /// Compares in place: a key is never copied.
     pub fn dict_get(&self, id: Id, key: &str) -> Option<Id> {
         let Obj::Dict(items) = self.get(id) else {
             return None;
         };
-        items.iter().find_map(|&(k, v)| match self.get(k) {
-            Obj::Str(s) => (s == key).then_some(v),
-            _ => (self.as_bytes(k)? == key.as_bytes()).then_some(v),
-        })
+        items
+            .iter()
+            .find_map(|&(k, v)| self.equals_text(k, key).then_some(v))
+    }
+
+    /// Whether object `id` is the text `key`, as `str`, `bytes` or `_codecs.encode(...)`.
+    fn equals_text(&self, id: Id, key: &str) -> bool {
+        match self.get(id) {
+            Obj::Str(s) => s == key,
+            Obj::Bytes(b) => b == key.as_bytes(),
+            _ => match self.encoded_text(id) {
+                Some(text) => text
+                    .chars()
+                    .map(|c| c as u32)
+                    .eq(key.bytes().map(u32::from)),
+                None => false,
+            },
+        }
+    }
+
+    /// The text of `_codecs.encode(text, 'latin1')`, Python 3's protocol-2 spelling of bytes.
+    fn encoded_text(&self, id: Id) -> Option<&str> {
+        let Obj::Call { func, args } = self.get(id) else {
+            return None;
+        };
+        if !self.is_global(*func, "_codecs", "encode") {
+            return None;
+        }
+        let Obj::Tuple(a) = self.get(*args) else {
+            return None;
+        };
+        match self.get(*a.first()?) {
+            Obj::Str(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// The length in bytes of a `str`, `bytes` or encoded-bytes object, without copying it.
+    pub fn as_bytes_len(&self, id: Id) -> Option<usize> {
+        match self.get(id) {
+            Obj::Str(s) => Some(s.len()),
+            Obj::Bytes(b) => Some(b.len()),
+            _ => self.encoded_text(id).map(|t| t.chars().count()),
+        }
     }
 
     /// Raw bytes: a `bytes`/`str` object, or Python 3's protocol-2 spelling of bytes,
@@ -597,16 +638,11 @@ impl Pickle {
     pub fn as_bytes(&self, id: Id) -> Option<Vec<u8>> {
         match self.get(id) {
             Obj::Bytes(b) => Some(b.clone()),
-            Obj::Call { func, args } if self.is_global(*func, "_codecs", "encode") => {
-                let Obj::Tuple(a) = self.get(*args) else {
-                    return None;
-                };
-                let Obj::Str(text) = self.get(*a.first()?) else {
-                    return None;
-                };
-                text.chars().map(|c| u8::try_from(c as u32).ok()).collect()
-            }
-            _ => None,
+            _ => self
+                .encoded_text(id)?
+                .chars()
+                .map(|c| u8::try_from(c as u32).ok())
+                .collect(),
         }
     }
 

@@ -84,38 +84,39 @@ pub fn is_parquet(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
 }
 
-/// The column names of a table file: Parquet by extension, else the first line of a CSV.
-fn columns_of(path: &Path) -> Option<Vec<String>> {
-    if is_parquet(path) {
-        let file = std::fs::File::open(path).ok()?;
-        let schema = ParquetReader::new(file).schema().ok()?;
-        // (Reading the footer only: the rows are never loaded.)
-        Some(schema.iter_names().map(|n| n.to_string()).collect())
-    } else {
-        use std::io::{BufRead, Read};
-        let file = std::fs::File::open(path).ok()?;
-        let mut line = String::new();
-        std::io::BufReader::new(file)
-            .take(64 * 1024)
-            .read_line(&mut line)
-            .ok()?;
-        Some(line.trim_end().split(',').map(str::to_string).collect())
-    }
+/// Whether a Parquet file carries blockdrop's tag in its key-value metadata.
+fn tagged_parquet(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut reader = ParquetReader::new(file);
+    // The footer only: the rows are never loaded.
+    let Ok(metadata) = reader.get_metadata() else {
+        return false;
+    };
+    metadata.key_value_metadata.as_ref().is_some_and(|kv| {
+        kv.iter().any(|entry| {
+            entry.key == crate::output::WRITER_KEY
+                && entry.value.as_deref() == Some(crate::output::WRITER)
+        })
+    })
 }
 
-/// Writes a frame atomically: Parquet when `path` ends in `.parquet`, CSV otherwise. An
-/// existing file is replaced only when it is a table with the same columns (an earlier run's).
+/// Writes a frame atomically: Parquet (tagged as blockdrop's) when `path` ends in `.parquet`,
+/// CSV otherwise. An existing file is replaced only when it is a tagged Parquet file.
 pub fn write_frame(df: &mut DataFrame, path: &Path) -> Result<()> {
     let parquet = is_parquet(path);
-    let names: Vec<String> = df
-        .get_column_names()
-        .iter()
-        .map(|n| n.to_string())
-        .collect();
-    crate::output::check_replaceable(path, |p| columns_of(p).as_ref() == Some(&names))?;
+    crate::output::check_replaceable(path, |p| parquet && tagged_parquet(p))?;
     write_atomic(path, |file| {
         if parquet {
-            ParquetWriter::new(file).finish(df).map(drop)
+            let tag = KeyValueMetadata::from_static(vec![(
+                crate::output::WRITER_KEY.to_string(),
+                crate::output::WRITER.to_string(),
+            )]);
+            ParquetWriter::new(file)
+                .with_key_value_metadata(Some(tag))
+                .finish(df)
+                .map(drop)
         } else {
             CsvWriter::new(file).finish(df)
         }

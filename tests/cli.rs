@@ -157,6 +157,18 @@ fn main_job_evaluates_the_bundled_default_and_says_when_it_is_untrained() {
 }
 
 #[test]
+fn tui_without_a_terminal_prints_the_evaluation_as_blockdrop_does() {
+    let data = fixture("fmnist-idx");
+    let out = blockdrop(&["tui", "--data", path_str(&data)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("Accuracy: ") && stdout.contains("not a terminal"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn missing_dataset_is_exit_2_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let records = dir.path().join("records.csv");

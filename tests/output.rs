@@ -10,6 +10,14 @@ use std::process::Command;
 use blockdrop::output::{check_report_target, refuse_inside, Staging, Target, MARKER, PARTIAL};
 use common::*;
 
+/// The names a report folder's marker lists.
+fn listed(dir: &Path) -> Vec<String> {
+    read(dir.join(MARKER))
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect()
+}
+
 /// Builds a "report" of `files` (name, contents) into `out` and publishes it.
 fn publish(out: &Path, files: &[(&str, &str)]) -> blockdrop::Result<()> {
     let staging = Staging::begin(out)?;
@@ -28,7 +36,7 @@ fn a_report_goes_to_a_new_folder_with_a_marker_and_nothing_beside_it() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
     publish(&out, &[("index.md", "one"), ("a.png", "png")]).unwrap();
-    assert_eq!(read(out.join(MARKER)), "a.png\nindex.md\n");
+    assert_eq!(listed(&out), ["a.png", "index.md"]);
     assert_eq!(read(out.join("index.md")), "one");
     let siblings: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();
     assert_eq!(siblings.len(), 1);
@@ -59,9 +67,15 @@ fn an_empty_folder_or_a_file_target() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty");
     fs::create_dir(&empty).unwrap();
-    assert_eq!(check_report_target(&empty).unwrap(), Target::Fresh);
+    assert_eq!(check_report_target(&empty).unwrap(), Target::Empty);
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    fs::set_permissions(&empty, fs::Permissions::from_mode(0o700)).unwrap();
+    let inode = fs::metadata(&empty).unwrap().ino();
     publish(&empty, &[("index.md", "x")]).unwrap();
     assert_eq!(read(empty.join("index.md")), "x");
+    // The user's folder itself stays: same folder, same permissions.
+    let after = fs::metadata(&empty).unwrap();
+    assert_eq!((after.ino(), after.mode() & 0o777), (inode, 0o700));
 
     let file = dir.path().join("file.txt");
     fs::write(&file, "data").unwrap();
@@ -85,7 +99,7 @@ fn a_second_report_replaces_only_what_the_first_wrote() {
     );
     assert_eq!(read(out.join("notes.md")), "the user's");
     assert!(out.join("drafts").is_dir());
-    assert_eq!(read(out.join(MARKER)), "cluster_0.png\nindex.md\n");
+    assert_eq!(listed(&out), ["cluster_0.png", "index.md"]);
 }
 
 #[test]
@@ -101,11 +115,30 @@ fn a_users_file_named_like_a_report_file_is_never_replaced() {
 }
 
 #[test]
+fn a_report_file_edited_by_hand_stops_the_export_and_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    publish(&out, &[("index.md", "one"), ("cluster_2.png", "old")]).unwrap();
+    fs::write(out.join("cluster_2.png"), "the user's edit").unwrap();
+    let err = publish(&out, &[("index.md", "two")]).unwrap_err();
+    assert!(err.to_string().contains("cluster_2.png"), "{err}");
+    assert_eq!(read(out.join("cluster_2.png")), "the user's edit");
+    assert_eq!(read(out.join("index.md")), "one", "nothing replaced");
+    // A link the user put under a report file's name is never replaced either.
+    fs::remove_file(out.join("cluster_2.png")).unwrap();
+    std::os::unix::fs::symlink("/nowhere", out.join("hard.png")).unwrap();
+    assert!(publish(&out, &[("index.md", "two"), ("hard.png", "ours")]).is_err());
+    assert!(fs::symlink_metadata(out.join("hard.png"))
+        .unwrap()
+        .is_symlink());
+}
+
+#[test]
 fn a_marker_that_climbs_out_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
     fs::create_dir(&out).unwrap();
-    fs::write(out.join(MARKER), "../victim\n").unwrap();
+    fs::write(out.join(MARKER), "../victim\t7\t0000000000000000\n").unwrap();
     fs::write(dir.path().join("victim"), "keep me").unwrap();
     assert!(publish(&out, &[("index.md", "x")]).is_err());
     assert_eq!(read(dir.path().join("victim")), "keep me");

@@ -132,7 +132,7 @@ fn an_export_writes_every_linked_file_and_agrees_with_eval() {
         "the user's notes"
     );
     let marker = std::fs::read_to_string(out.join(blockdrop::output::MARKER)).unwrap();
-    assert!(marker.lines().any(|l| l == "index.md") && !marker.contains("notes.txt"));
+    assert!(marker.lines().any(|l| l.starts_with("index.md\t")) && !marker.contains("notes.txt"));
     // No temporary folder is left beside it.
     let siblings: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()

@@ -512,15 +512,16 @@ fn run_folders_take_any_name_one_process_and_only_sound_options() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(metrics_rows(&run), 2);
-    assert!(
-        !run.join(".blockdrop-lock").exists(),
-        "the lock goes with its process"
-    );
 
-    // A live owner (this test's own process) keeps a second process out.
-    std::fs::write(run.join(".blockdrop-lock"), std::process::id().to_string()).unwrap();
-    assert_exit_2(&resume("3"), "in use by another blockdrop process");
-    std::fs::remove_file(run.join(".blockdrop-lock")).unwrap();
+    // A live owner (this test holding the lock) keeps a second process out; the kernel
+    // releases the lock with its holder, so a killed run leaves no stale lock.
+    {
+        use std::os::unix::io::AsRawFd;
+        let held = std::fs::File::open(run.join(".blockdrop-lock")).unwrap();
+        // SAFETY: flock on a descriptor this test owns.
+        assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+        assert_exit_2(&resume("3"), "in use by another blockdrop process");
+    }
 
     // Options edited into nonsense are refused on resume, before any epoch.
     let config_path = run.join("config.json");

@@ -64,18 +64,7 @@ pub fn import(
     config_name: Option<&str>,
     out: &Path,
 ) -> Result<ImportReport> {
-    crate::output::check_replaceable(out, |p| {
-        // A model file of ours: every tensor under agent./resnet., a configuration named.
-        std::fs::read(p)
-            .ok()
-            .and_then(|b| native::read(p, &b, &Device::Cpu).ok())
-            .is_some_and(|(tensors, metadata)| {
-                metadata.contains_key("config")
-                    && tensors
-                        .keys()
-                        .all(|n| n.starts_with("agent.") || n.starts_with("resnet."))
-            })
-    })?;
+    crate::output::check_replaceable(out, native::is_ours)?;
     let (parts, base_parts) = read_with_base(torch_file, base)?;
     let mut files = vec![FileReport::of(torch_file, &parts)];
     if let (Some(b), Some(bp)) = (base, &base_parts) {

@@ -135,12 +135,9 @@ pub fn read_tensors(
     combine(path, read_parts(path, bytes)?, None)
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
-}
-
 /// Reads a model file, or an agent-only file plus `base`, into parts ready to [`combine`].
 pub fn read_with_base(path: &Path, base: Option<&Path>) -> Result<(Parts, Option<Parts>)> {
+    let read_file = crate::input::read_file;
     let parts = read_parts(path, &read_file(path)?)?;
     let base_parts = base.map(|b| read_parts(b, &read_file(b)?)).transpose()?;
     Ok((parts, base_parts))
@@ -227,7 +224,12 @@ pub fn resolve_config(
     metadata: &BTreeMap<String, String>,
     config_name: Option<&str>,
 ) -> Result<Config> {
-    match config_name.or(metadata.get("config").map(String::as_str)) {
+    if let (None, Some(name)) = (config_name, metadata.get("config")) {
+        return Config::by_name(name).map_err(|e| {
+            Error::bad_input(path, format!("its metadata names a configuration: {e}"))
+        });
+    }
+    match config_name {
         Some(name) => Config::by_name(name),
         None => infer_config(tensors).ok_or_else(|| {
             Error::bad_input(
@@ -280,10 +282,16 @@ fn check_finite(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
             continue;
         }
         let values = t
-            .flatten_all()?
-            .to_dtype(candle_core::DType::F32)?
-            .to_vec1::<f32>()?;
-        if values.iter().any(|v| !v.is_finite()) {
+            .flatten_all()
+            .and_then(|t| t.to_dtype(candle_core::DType::F32))
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| Error::bad_input(path, format!("tensor {name} ({:?}): {e}", t.dtype())))?;
+        // A variance below zero is as wrong as NaN: folding BatchNorm would make it NaN.
+        let variance = name.ends_with("running_var");
+        if values
+            .iter()
+            .any(|v| !v.is_finite() || (variance && *v < 0.0))
+        {
             bad.push(name);
         }
     }
@@ -295,7 +303,7 @@ fn check_finite(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
     Err(Error::bad_input(
         path,
         format!(
-            "{} tensor(s) hold NaN or infinite values: {}",
+            "{} tensor(s) hold NaN or infinite values (or negative variances): {}",
             bad.len(),
             summarise(&names)
         ),

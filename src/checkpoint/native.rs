@@ -43,7 +43,18 @@ pub fn read(
     Ok((tensors, metadata))
 }
 
-/// Writes `tensors` and `metadata` to `path` atomically.
+/// Whether `path` is a safetensors file blockdrop wrote (its tag in the header's metadata).
+pub fn is_ours(path: &Path) -> bool {
+    std::fs::read(path).ok().is_some_and(|bytes| {
+        SafeTensors::read_metadata(&bytes).is_ok_and(|(_, header)| {
+            header.metadata().as_ref().is_some_and(|m| {
+                m.get(crate::output::WRITER_KEY).map(String::as_str) == Some(crate::output::WRITER)
+            })
+        })
+    })
+}
+
+/// Writes `tensors` and `metadata` (plus blockdrop's tag) to `path` atomically.
 pub fn write(
     path: &Path,
     tensors: &BTreeMap<String, Tensor>,
@@ -53,7 +64,11 @@ pub fn write(
         .iter()
         .map(|(name, t)| Ok((name.clone(), t.contiguous()?.to_device(&Device::Cpu)?)))
         .collect::<Result<_>>()?;
-    let info: HashMap<String, String> = metadata.clone().into_iter().collect();
+    let mut info: HashMap<String, String> = metadata.clone().into_iter().collect();
+    info.insert(
+        crate::output::WRITER_KEY.to_string(),
+        crate::output::WRITER.to_string(),
+    );
     let bytes = safetensors::serialize(contiguous, Some(info))
         .map_err(|e| Error::bad_input(path, format!("cannot serialise model: {e}")))?;
     write_bytes_atomic(path, &bytes)

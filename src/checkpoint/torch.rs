@@ -31,6 +31,12 @@ pub const LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\x
 /// Python containers nest this deep at most in anything we read; deeper is hostile.
 const MAX_DEPTH: usize = 32;
 
+/// Tensors have at most this many dimensions (ours have four).
+const MAX_RANK: usize = 8;
+
+/// Storage keys are short numbers ("0", "140234…"); a longer one is hostile.
+const MAX_KEY_LEN: usize = 256;
+
 /// Zip entries may inflate to this many times the file's size in all (PyTorch stores them
 /// uncompressed; a re-zipped checkpoint of weights barely compresses). Bounds a zip bomb.
 const MAX_INFLATION: usize = 16;
@@ -110,6 +116,9 @@ struct Reader<'a> {
     visits_left: Cell<usize>,
     /// Bytes tensors may still copy out of the storages (twice their total: tied weights).
     copy_left: Cell<usize>,
+    /// Bytes of names and strings values may still copy (twice the pickle: a string shared
+    /// by many keys is copied for each).
+    text_left: Cell<usize>,
 }
 
 fn bad(path: &Path, problem: impl Into<String>) -> Error {
@@ -145,6 +154,12 @@ fn storage_ref(path: &Path, p: &Pickle, pid: Id) -> Result<StorageRef> {
     };
     let (dtype, element_size) =
         storage_dtype(name).ok_or_else(|| bad(path, format!("unsupported storage type {name}")))?;
+    if p.as_bytes_len(*key).is_some_and(|n| n > MAX_KEY_LEN) {
+        return Err(bad(
+            path,
+            format!("a storage key longer than {MAX_KEY_LEN} bytes"),
+        ));
+    }
     let key = text(*key).ok_or_else(|| bad(path, "a storage key is not a string"))?;
     let numel = count(*numel).ok_or_else(|| bad(path, "a storage size is not a count"))?;
     let view = match rest.first().map(|&id| (id, p.as_seq(id))) {
@@ -168,8 +183,13 @@ fn storage_ref(path: &Path, p: &Pickle, pid: Id) -> Result<StorageRef> {
 /// on its type and size (the file holds one buffer per key).
 fn storage_refs(path: &Path, p: &Pickle) -> Result<BTreeMap<String, StorageRef>> {
     let mut refs: BTreeMap<String, StorageRef> = BTreeMap::new();
+    // A persistent id shared through the memo is described once, however often it is used.
+    let mut seen = std::collections::HashSet::new();
     for obj in &p.objects {
         if let Obj::PersistentId(pid) = obj {
+            if !seen.insert(*pid) {
+                continue;
+            }
             let r = storage_ref(path, p, *pid)?;
             match refs.get(&r.key) {
                 Some(seen) if (seen.dtype, seen.element_size, seen.numel) != (r.dtype, r.element_size, r.numel) => {
@@ -256,6 +276,7 @@ impl<'a> Reader<'a> {
         Self {
             visits_left: Cell::new(pickle.objects.len().saturating_mul(2).saturating_add(64)),
             copy_left: Cell::new(stored.saturating_mul(2)),
+            text_left: Cell::new(pickle.consumed.saturating_mul(2).saturating_add(1 << 20)),
             tensors: RefCell::new(HashMap::new()),
             path,
             pickle,
@@ -283,6 +304,15 @@ impl<'a> Reader<'a> {
             .ok_or_else(|| bad(path, "storage keys are not a list"))?
             .iter()
             .map(|&id| {
+                if keys_pickle
+                    .as_bytes_len(id)
+                    .is_some_and(|n| n > MAX_KEY_LEN)
+                {
+                    return Err(bad(
+                        path,
+                        format!("a storage key longer than {MAX_KEY_LEN} bytes"),
+                    ));
+                }
                 text(&keys_pickle, id).ok_or_else(|| bad(path, "a storage key is not a string"))
             })
             .collect::<Result<_>>()?;
@@ -357,7 +387,10 @@ impl<'a> Reader<'a> {
             Obj::Int(v) => Value::Int(*v),
             Obj::Bool(b) => Value::Int(*b as i64),
             Obj::Float(v) => Value::Float(*v),
-            Obj::Str(s) => Value::Str(s.clone()),
+            Obj::Str(s) => {
+                self.spend_text(id)?;
+                Value::Str(s.clone())
+            }
             Obj::Dict(items) => self.dict(items, depth)?,
             // BUILD on an OrderedDict sets attributes such as `_metadata`: the items stay.
             Obj::Built { obj, .. } => self.value(*obj, depth + 1)?,
@@ -376,9 +409,23 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Counts `id`'s text against the budget of copied strings.
+    fn spend_text(&self, id: Id) -> Result<()> {
+        let len = self.pickle.as_bytes_len(id).unwrap_or(0);
+        let left = self.text_left.get();
+        if len > left {
+            return Err(
+                self.bad("its strings are copied far more often than a checkpoint's; refusing")
+            );
+        }
+        self.text_left.set(left - len);
+        Ok(())
+    }
+
     fn dict(&self, items: &[(Id, Id)], depth: usize) -> Result<Value> {
         let mut out = Vec::with_capacity(items.len());
         for &(k, v) in items {
+            self.spend_text(k)?;
             let Some(key) = text(&self.pickle, k) else {
                 continue;
             };
@@ -411,8 +458,16 @@ impl<'a> Reader<'a> {
         };
         let r = storage_ref(self.path, p, *pid)?;
         let dims = |id: Id| -> Result<Vec<usize>> {
-            p.as_seq(id)
-                .ok_or_else(|| self.bad("a tensor size or stride is not a tuple"))?
+            let items = p
+                .as_seq(id)
+                .ok_or_else(|| self.bad("a tensor size or stride is not a tuple"))?;
+            if items.len() > MAX_RANK {
+                return Err(self.bad(format!(
+                    "a tensor of {} dimensions (at most {MAX_RANK})",
+                    items.len()
+                )));
+            }
+            items
                 .iter()
                 .map(|&d| {
                     p.as_int(d)

@@ -77,7 +77,7 @@ pub fn load(dir: &Path, variant: Variant, split: Split) -> Result<Store> {
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
     for path in &files {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::input::read_file(path)?;
         parse_file(path, variant, &bytes, &mut pixels, &mut labels)?;
     }
     Ok(Store::InMemory {

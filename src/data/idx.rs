@@ -24,6 +24,9 @@ pub fn find(dir: &Path, split: Split, kind: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// How many times its size a gzip IDX file may declare (Fashion-MNIST's is 6).
+const MAX_GZIP_RATIO: usize = 64;
+
 fn is_gzip(raw: &[u8]) -> bool {
     raw.starts_with(&[0x1f, 0x8b])
 }
@@ -92,10 +95,11 @@ fn parse(path: &Path, raw: &[u8], rank: u8) -> Result<(Vec<usize>, Vec<u8>)> {
                 format!("IDX header declares an impossible size {dims:?}"),
             )
         })?;
-    // A raw file holds its payload; a gzip stream may declare at most what deflate can
-    // inflate its bytes to (1032:1). Either way the buffer grows only as bytes arrive.
+    // A raw file holds its payload; a gzip stream may declare at most 64 times its size
+    // (image sets compress 4-6 times; deflate could reach 1032, which would let a small file
+    // ask for gigabytes). Either way the buffer grows only as bytes arrive.
     let possible = if is_gzip(raw) {
-        raw.len().saturating_mul(1032)
+        raw.len().saturating_mul(MAX_GZIP_RATIO)
     } else {
         raw.len()
     };
@@ -103,7 +107,12 @@ fn parse(path: &Path, raw: &[u8], rank: u8) -> Result<(Vec<usize>, Vec<u8>)> {
         return Err(Error::bad_input(
             path,
             format!(
-                "truncated or corrupt IDX file: header says {dims:?} ({expected} bytes), the file cannot hold that"
+                "truncated or corrupt IDX file: header says {dims:?} ({expected} bytes), more than {} can hold",
+                if is_gzip(raw) {
+                    format!("a gzip file of {} bytes (at most {MAX_GZIP_RATIO}x its size)", raw.len())
+                } else {
+                    format!("its {} bytes", raw.len())
+                }
             ),
         ));
     }
@@ -143,7 +152,7 @@ pub fn load(dir: &Path, split: Split) -> Result<Store> {
             ),
         )
     })?;
-    let read = |path: &Path| std::fs::read(path).map_err(|e| Error::io(path, e));
+    let read = |path: &Path| crate::input::read_file(path);
     parse_pair(
         (&images_path, read(&images_path)?),
         (&labels_path, read(&labels_path)?),

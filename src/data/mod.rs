@@ -82,39 +82,47 @@ const KNOWN_SUBFOLDERS: [&str; 5] = [
     "fashion-mnist",
 ];
 
-/// Decoders may allocate at most this much for one image, and take images at most this wide
-/// or tall: ImageNet's largest are about 5,000 pixels on a side.
-const MAX_IMAGE_BYTES: u64 = 512 << 20;
-const MAX_IMAGE_SIDE: u32 = 16_384;
+/// Images may have at most this many pixels (ImageNet's largest have about 12 million),
+/// checked from the header before decoding; each copy on the way to the transform (decoded,
+/// RGB, planar) is then at most 120 MB. Decoders may allocate at most `MAX_IMAGE_BYTES`.
+const MAX_IMAGE_PIXELS: u64 = 40_000_000;
+const MAX_IMAGE_BYTES: u64 = 256 << 20;
 
 /// Decodes one image file within the limits above.
 fn decode_image(path: &Path) -> Result<Image> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::input::read_file(path)?;
     decode_image_bytes(path, &bytes)
 }
 
 /// Decodes an image file's bytes within the limits above; `path` names it in errors.
 pub fn decode_image_bytes(path: &Path, bytes: &[u8]) -> Result<Image> {
     let bad = |e: &dyn fmt::Display| Error::bad_input(path, format!("cannot decode image: {e}"));
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| Error::io(path, e))
+    };
+    let (w, h) = reader()?.into_dimensions().map_err(|e| bad(&e))?;
+    if w == 0 || h == 0 {
+        return Err(bad(&format!("the image is {w}x{h} pixels: empty")));
+    }
+    if u64::from(w) * u64::from(h) > MAX_IMAGE_PIXELS {
+        return Err(bad(&format!(
+            "the image is {w}x{h} pixels, more than the {MAX_IMAGE_PIXELS} blockdrop reads"
+        )));
+    }
+    let mut reader = reader()?;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_IMAGE_BYTES);
-    limits.max_image_width = Some(MAX_IMAGE_SIDE);
-    limits.max_image_height = Some(MAX_IMAGE_SIDE);
     reader.limits(limits);
     let decoded = reader.decode().map_err(|e| match e {
         image::ImageError::Limits(_) => bad(&format!(
-            "the image is larger than the reader allows ({MAX_IMAGE_SIDE} pixels a side, {} MiB decoded)",
+            "decoding the image needs more than {} MiB",
             MAX_IMAGE_BYTES >> 20
         )),
         e => bad(&e),
     })?;
-    if decoded.width() == 0 || decoded.height() == 0 {
-        return Err(bad(&"the image is empty"));
-    }
-    Ok(Image::from_rgb(&decoded.to_rgb8()))
+    Ok(Image::from_rgb(&decoded.into_rgb8()))
 }
 
 const EXPECTED: &str = "expected IDX files (t10k-images-idx3-ubyte[.gz], …), a CIFAR folder \
@@ -268,16 +276,24 @@ impl Dataset {
     ) -> Result<Tensor> {
         let mut data =
             Vec::with_capacity(indices.len() * config.input.0 * config.input.1 * config.input.2);
+        let mismatch = |i: usize, (c, h, w): (usize, usize, usize)| {
+            let (ec, eh, ew) = config.input;
+            Error::bad_input(
+                self.image_path(i),
+                format!("image {i} is {c}x{h}x{w} after the transform; config {} expects {ec}x{eh}x{ew}", config.name),
+            )
+        };
         for &i in indices {
-            let (values, shape) = transform::apply(&edit(self.image(i)?), &config.transform)
+            let image = edit(self.image(i)?);
+            // Without a resize the shape is known now: refuse before any conversion.
+            let shape = (image.channels, image.height, image.width);
+            if config.transform.resize_crop.is_none() && shape != config.input {
+                return Err(mismatch(i, shape));
+            }
+            let (values, shape) = transform::apply(&image, &config.transform)
                 .map_err(|problem| Error::bad_input(self.image_path(i), problem))?;
             if shape != config.input {
-                let (c, h, w) = shape;
-                let (ec, eh, ew) = config.input;
-                return Err(Error::bad_input(
-                    &self.path,
-                    format!("image {i} is {c}x{h}x{w} after the transform; config {} expects {ec}x{eh}x{ew}", config.name),
-                ));
+                return Err(mismatch(i, shape));
             }
             data.extend(values);
         }

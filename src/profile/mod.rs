@@ -387,6 +387,7 @@ fn to_json(report: &ProfileReport) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({
+        (crate::output::WRITER_KEY): crate::output::WRITER,
         "config": report.config, "device": report.device, "batch": report.batch, "repeat": report.repeat,
         "end_to_end_us": report.end_to_end_us, "instrumented_us": report.instrumented_us,
         "overhead": report.overhead(), "stage_sum_us": report.stage_sum_us(),
@@ -402,12 +403,10 @@ pub fn write(report: &ProfileReport, path: &Path) -> Result<()> {
     }
     let json = to_json(report);
     crate::output::check_replaceable(path, |p| {
-        let keys =
-            |v: &serde_json::Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
         std::fs::read(p)
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .is_some_and(|old| keys(&old) == keys(&json))
+            .is_some_and(|old| old[crate::output::WRITER_KEY] == crate::output::WRITER)
     })?;
     write_atomic(path, |file| {
         serde_json::to_writer_pretty(file, &json)

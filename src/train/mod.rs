@@ -185,7 +185,7 @@ pub fn run_config(
 /// Sets `varmap`'s `resnet.*` variables (`base_only`) or all of them from a model file (this
 /// project's safetensors or a reference PyTorch checkpoint).
 pub fn load_model_file(varmap: &VarMap, path: &std::path::Path, base_only: bool) -> Result<()> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::input::read_file(path)?;
     let parts = crate::checkpoint::read_parts(path, &bytes)?;
     if base_only {
         let resnet = parts

@@ -148,7 +148,15 @@ impl Run {
                 "holds a training run already: pass --resume to continue it, or choose another --out",
             ));
         }
-        if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        // A folder is empty for a new run when it holds nothing, or only the lock of a run
+        // killed before its config.json was written.
+        let foreign = |entry: &std::fs::DirEntry| {
+            let name = entry.file_name();
+            name != crate::lock::LOCK && !name.as_encoded_bytes().starts_with(b".config.json.tmp-")
+        };
+        if std::fs::read_dir(dir)
+            .is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| foreign(&e))))
+        {
             return Err(Error::bad_input(
                 dir,
                 "is a folder with files in it; a new run needs a new or empty --out folder",
@@ -203,7 +211,7 @@ impl Run {
             self.rows.clear();
             return Ok(None);
         }
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let bytes = crate::input::read_file(&path)?;
         let (tensors, metadata) = native::read(&path, &bytes, device)?;
         let number = |key: &str| -> Result<f64> {
             metadata

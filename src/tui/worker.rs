@@ -100,16 +100,20 @@ pub fn handle(job: &Job, request: &Request, send: &mut dyn FnMut(Update)) {
         }
         Request::Export(dir) => {
             let options = ExportOptions::default();
-            collect(model, dataset, &options, device, |task, done, total| {
-                let task = match task {
-                    "evaluating" => "export: evaluating",
-                    "trade-off sweep" => "export: trade-off sweep",
-                    _ => "export: profiling",
-                };
-                send(Update::Progress { task, done, total })
-            })
-            .and_then(|data| write_report(&data, &options, dir))
-            .map(|_| Update::Exported(dir.clone()))
+            // The folder is checked before the work, and again when the report moves in.
+            crate::output::check_report_target(dir)
+                .and_then(|_| {
+                    collect(model, dataset, &options, device, |task, done, total| {
+                        let task = match task {
+                            "evaluating" => "export: evaluating",
+                            "trade-off sweep" => "export: trade-off sweep",
+                            _ => "export: profiling",
+                        };
+                        send(Update::Progress { task, done, total })
+                    })
+                })
+                .and_then(|data| write_report(&data, &options, dir))
+                .map(|_| Update::Exported(dir.clone()))
         }
     };
     send(match result {
