@@ -42,6 +42,8 @@ struct Finished {
 
 /// Runs the binary in `cwd`, waiting with `wait4` for its peak memory; kills it past
 /// [`MAX_WALL`] (twice over, so a slow machine still reports how long it took).
+// The child is reaped by `wait4` (for its rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
 fn run_measured(args: &[String], cwd: &Path) -> Finished {
     let mut child = Command::new(env!("CARGO_BIN_EXE_blockdrop"))
         .args(args)

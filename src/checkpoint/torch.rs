@@ -506,7 +506,7 @@ impl<'a> Reader<'a> {
         let window_end = view_offset
             .checked_add(numel)
             .and_then(|end| end.checked_mul(element));
-        if !window_end.is_some_and(|end| end <= data.len()) {
+        if window_end.is_none_or(|end| end > data.len()) {
             return Err(self.bad(format!(
                 "a view of {numel} elements at {view_offset} reaches past storage {root_key}"
             )));
@@ -527,7 +527,7 @@ impl<'a> Reader<'a> {
                 .iter()
                 .zip(&stride)
                 .try_fold(offset, |a, (&d, &s)| a.checked_add((d - 1).checked_mul(s)?));
-            if !last.is_some_and(|last| last < numel) {
+            if last.is_none_or(|last| last >= numel) {
                 return Err(self.bad(format!("a tensor view reaches past its storage {root_key}")));
             }
             let mut index = vec![0usize; size.len()];

@@ -101,12 +101,12 @@ fn resize_and_crop(image: &Image, short: u32, crop: u32) -> Result<Image, String
     Ok(Image::from_rgb(&cropped))
 }
 
+/// An image's floats in planar order and its (channels, height, width).
+pub type Transformed = (Vec<f32>, (usize, usize, usize));
+
 /// Applies `transform` and returns the image's floats in planar order with its final shape,
 /// or why the image cannot be transformed.
-pub fn apply(
-    image: &Image,
-    transform: &Transform,
-) -> Result<(Vec<f32>, (usize, usize, usize)), String> {
+pub fn apply(image: &Image, transform: &Transform) -> Result<Transformed, String> {
     let image = match transform.resize_crop {
         Some((short, crop)) => resize_and_crop(image, short, crop)?,
         None => image.clone(),

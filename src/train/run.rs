@@ -220,7 +220,7 @@ impl Run {
                 .ok_or_else(|| Error::bad_input(&path, format!("metadata `{key}` missing")))
         };
         let epochs_done = number("epochs_done")?;
-        if !(epochs_done.is_finite() && epochs_done >= 1.0 && epochs_done <= 1e9) {
+        if !(1.0..=1e9).contains(&epochs_done) {
             return Err(Error::bad_input(
                 &path,
                 format!("metadata `epochs_done` is {epochs_done}, not a number of epochs"),
