@@ -1,4 +1,4 @@
-//! Named configurations: the reference's five (REFERENCE.md) and this project's Fashion-MNIST
+//! Named configurations: the reference implementation's five and this project's Fashion-MNIST
 //! ones. A configuration fixes both networks' architecture, the input shape and the test-time
 //! transform.
 

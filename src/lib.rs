@@ -1,6 +1,6 @@
 //! blockdrop: BlockDrop (Wu et al., CVPR 2018) in Rust. A policy network looks at an image
 //! once and decides which residual blocks of a ResNet to run; this crate loads, runs and
-//! evaluates such models with blocks truly skipped. See DESIGN.md for the map.
+//! evaluates such models with blocks truly skipped. See the README's Layout for the map and `docs/` for the output and input rules.
 
 pub mod analysis;
 pub mod atomic;

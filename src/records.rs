@@ -1,5 +1,6 @@
 //! Per-image records as a polars frame, written as Parquet (by extension) or CSV. Columns as
-//! DESIGN.md fixes them; in CSV the list columns are space-separated numbers in one field.
+//! the README's `--records` fixes them; in CSV the list columns are space-separated numbers in
+//! one field.
 
 use std::path::Path;
 

@@ -9,7 +9,7 @@ use crate::kernels::Kernels;
 use crate::model::policy::PolicyNet;
 use crate::model::resnet::FlatResNet;
 
-/// Policy = keep-probability ≥ this (REFERENCE.md: `test.py`).
+/// Policy = keep-probability ≥ this (the reference implementation's `test.py`).
 pub const DEFAULT_THRESHOLD: f32 = 0.5;
 
 #[derive(Debug, Clone)]

@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn full_resnet110_at_32x32_is_about_5_1e8() {
-        // 2 × 252,887,040 conv multiply-adds + fc 2 × 64 × 10: the ≈ 5.1E+08 of REFERENCE.md
+        // 2 × 252,887,040 conv multiply-adds + fc 2 × 64 × 10: the paper's ≈ 5.1E+08
         // (PyTorch's hook count in tests/fixtures/flops_reference.json agrees).
         assert_eq!(base("R110_C10").full(), 505_774_080 + 1_280);
     }

@@ -1,5 +1,5 @@
-//! The policy-gradient pieces the curriculum and finetuning stages share (REFERENCE.md,
-//! "Training"): the reward, bounded Bernoulli sampling, the curriculum's forced blocks, and
+//! The policy-gradient pieces the curriculum and finetuning stages share (the reference
+//! implementation's `cl_training.py` and `finetune.py`; README, "Training"): the reward, bounded Bernoulli sampling, the curriculum's forced blocks, and
 //! the self-critical REINFORCE loss.
 
 use candle_core::{DType, Device, Result, Tensor, D};
