@@ -166,26 +166,11 @@ fn write_export(
 
 fn export(args: &ExportArgs) -> anyhow::Result<()> {
     // The folder is checked before any work, and again when the report is moved in.
-    blockdrop::output::check_report_target(&args.out)?;
-    let mut inputs: Vec<(&std::path::Path, &str)> = vec![(&args.model.data, "dataset")];
-    let model_dir = args
-        .model
-        .model
-        .as_deref()
-        .and_then(std::path::Path::parent);
-    let cwd = std::env::current_dir().ok();
-    // The model's folder is protected unless it is the working directory (where a report
-    // beside the model is the ordinary case).
-    if let Some(dir) = model_dir.filter(|d| !d.as_os_str().is_empty()) {
-        let is_cwd = cwd
-            .as_deref()
-            .zip(dir.canonicalize().ok())
-            .is_some_and(|(c, d)| c == d);
-        if !is_cwd {
-            inputs.push((dir, "model"));
-        }
-    }
-    blockdrop::output::refuse_inside(&args.out, &inputs)?;
+    blockdrop::output::check_export_target(
+        &args.out,
+        &args.model.data,
+        args.model.model.as_deref(),
+    )?;
     let (device, loaded, dataset) = open(&args.model)?;
     write_export(&loaded.model, &dataset, &args.report, &device, &args.out)
 }

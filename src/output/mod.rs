@@ -57,6 +57,28 @@ fn resolve(path: &Path) -> PathBuf {
     }
 }
 
+/// Checks, before any work, that a report may go to `out`: a folder the output rule allows
+/// ([`check_report_target`]) and not inside the dataset's folder or the model file's folder.
+/// The model's folder is allowed when it is the working directory, where a report beside the
+/// model is the ordinary case.
+pub fn check_export_target(out: &Path, data: &Path, model: Option<&Path>) -> Result<()> {
+    check_report_target(out)?;
+    let mut inputs: Vec<(&Path, &str)> = vec![(data, "dataset")];
+    let model_dir = model
+        .and_then(Path::parent)
+        .filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = model_dir {
+        let cwd = std::env::current_dir().ok();
+        let is_cwd = cwd
+            .zip(dir.canonicalize().ok())
+            .is_some_and(|(c, d)| c == d);
+        if !is_cwd {
+            inputs.push((dir, "model"));
+        }
+    }
+    refuse_inside(out, &inputs)
+}
+
 /// Refuses an output folder equal to or inside one of `inputs` (`(folder, what it is)`): a
 /// report never lands among the files it reads.
 pub fn refuse_inside(out: &Path, inputs: &[(&Path, &str)]) -> Result<()> {
