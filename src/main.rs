@@ -55,7 +55,6 @@ fn open(args: &ModelArgs) -> anyhow::Result<(candle_core::Device, LoadedModel, d
         }
     }
     let dataset = data::Dataset::open(&args.data, args.split)?;
-    dataset.check_labels(&loaded.model.config)?;
     if loaded.is_untrained() {
         println!(
             "note: {} is an untrained model (random weights)",
@@ -621,7 +620,7 @@ fn open_training(
     let train_data = data::Dataset::open(data, data::Split::Train)?;
     let test_data = data::Dataset::open(data, data::Split::Test)?;
     for split in [&train_data, &test_data] {
-        split.check_labels(config)?;
+        split.check_labels(config, split.len())?;
     }
     options
         .check_batches(train_data.len())

@@ -244,10 +244,12 @@ impl Dataset {
         }
     }
 
-    /// Refuses labels at or beyond `config`'s classes, before any work on the images.
-    pub fn check_labels(&self, config: &Config) -> Result<()> {
+    /// Refuses labels of the first `count` images at or beyond `config`'s classes, before any
+    /// work on the images.
+    pub fn check_labels(&self, config: &Config, count: usize) -> Result<()> {
         let classes = config.classes();
-        match self.labels().iter().position(|&l| l as usize >= classes) {
+        let labels = &self.labels()[..count.min(self.len())];
+        match labels.iter().position(|&l| l as usize >= classes) {
             Some(i) => Err(Error::bad_input(
                 self.image_path(i),
                 format!(

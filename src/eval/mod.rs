@@ -95,16 +95,7 @@ pub fn evaluate(
             format!("the {} split holds no images", dataset.split),
         ));
     }
-    let classes = model.config.classes() as u32;
-    if let Some(&label) = dataset.labels()[..total].iter().find(|&&l| l >= classes) {
-        return Err(Error::bad_input(
-            &dataset.path,
-            format!(
-                "label {label} is out of range for config {} ({classes} classes)",
-                model.config.name
-            ),
-        ));
-    }
+    dataset.check_labels(&model.config, total)?;
     let flops = BlockDropFlops::for_config(&model.config);
     let mut records = Vec::with_capacity(total);
     let indices: Vec<usize> = (0..total).collect();
