@@ -21,7 +21,7 @@ use blockdrop::exec::{
 };
 use blockdrop::model::blockdrop::{policy_bits, policy_tensor};
 use blockdrop::model::{BlockDrop, BlockDropFlops};
-use blockdrop::profile::timer::median;
+use blockdrop::stats::median;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use timing::time_ms;
@@ -144,9 +144,9 @@ fn random_model(config: &str, device: &Device) -> anyhow::Result<BlockDrop> {
 }
 
 fn main() -> anyhow::Result<()> {
-    blockdrop::kernels::process::tune();
+    blockdrop::process::tune();
     // As the binary runs its commands: on rayon's pool.
-    blockdrop::kernels::process::on_pool(run)
+    blockdrop::process::on_pool(run)
 }
 
 fn run() -> anyhow::Result<()> {

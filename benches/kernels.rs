@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use blockdrop::config::Config;
 use blockdrop::kernels::{ops, ConvGeom, Kernels};
 use blockdrop::model::{BlockDrop, BlockDropFlops};
-use blockdrop::profile::timer::median;
+use blockdrop::stats::median;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Optimizer, VarBuilder, VarMap, SGD};
 use timing::time_ms;
@@ -120,9 +120,9 @@ fn kernel_gflops(geom: ConvGeom, side: usize) -> anyhow::Result<f64> {
 }
 
 fn main() -> anyhow::Result<()> {
-    blockdrop::kernels::process::tune();
+    blockdrop::process::tune();
     // As the binary runs its commands: on rayon's pool.
-    blockdrop::kernels::process::on_pool(run)
+    blockdrop::process::on_pool(run)
 }
 
 fn run() -> anyhow::Result<()> {

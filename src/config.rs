@@ -1,6 +1,6 @@
 //! Named configurations: the reference implementation's five and this project's Fashion-MNIST
 //! ones. A configuration fixes both networks' architecture, the input shape and the test-time
-//! transform.
+//! transform (docs/method.md, "Configurations").
 
 use crate::error::{Error, Result};
 
@@ -90,6 +90,59 @@ pub struct Transform {
     pub normalize: Option<(Vec<f32>, Vec<f32>)>,
 }
 
+/// The classes a configuration's data set has, for naming labels in figures and views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClassSet {
+    FashionMnist,
+    Cifar10,
+    Cifar100,
+    ImageNet,
+}
+
+const FASHION_MNIST_NAMES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+const CIFAR10_NAMES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
+
+impl ClassSet {
+    /// The class names in label order, where short ones are well known (none are shipped for
+    /// CIFAR-100 and ImageNet).
+    pub fn names(self) -> &'static [&'static str] {
+        match self {
+            ClassSet::FashionMnist => &FASHION_MNIST_NAMES,
+            ClassSet::Cifar10 => &CIFAR10_NAMES,
+            ClassSet::Cifar100 | ClassSet::ImageNet => &[],
+        }
+    }
+
+    /// A label's name, or its number when the set has no names.
+    pub fn name(self, label: u32) -> String {
+        self.names()
+            .get(label as usize)
+            .map_or_else(|| label.to_string(), |n| n.to_string())
+    }
+}
+
 /// A named BlockDrop configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -101,6 +154,7 @@ pub struct Config {
     /// `(channels, height, width)` the base network expects.
     pub input: (usize, usize, usize),
     pub transform: Transform,
+    pub class_set: ClassSet,
 }
 
 /// Fashion-MNIST's training-set pixel mean and (population) std on the 0..1 scale, computed
@@ -155,6 +209,7 @@ fn cifar_config(
     input: (usize, usize, usize),
     classes: usize,
     transform: Transform,
+    class_set: ClassSet,
 ) -> Config {
     let n = (depth - 2) / 6;
     Config {
@@ -164,6 +219,7 @@ fn cifar_config(
         policy_input_pool: 1,
         input,
         transform,
+        class_set,
     }
 }
 
@@ -186,12 +242,47 @@ impl Config {
             normalize: Some((vec![FMNIST_MEAN], vec![FMNIST_STD])),
         };
         let config = match name.to_ascii_uppercase().as_str() {
-            "R32_C10" => cifar_config("R32_C10", 32, c10, 10, cifar10_norm),
-            "R110_C10" => cifar_config("R110_C10", 110, c10, 10, to_tensor_only()),
-            "R32_C100" => cifar_config("R32_C100", 32, c10, 100, to_tensor_only()),
-            "R110_C100" => cifar_config("R110_C100", 110, c10, 100, to_tensor_only()),
-            "R32_FMNIST" => cifar_config("R32_FMNIST", 32, fmnist, 10, fmnist_norm),
-            "R110_FMNIST" => cifar_config("R110_FMNIST", 110, fmnist, 10, fmnist_norm.clone()),
+            "R32_C10" => cifar_config("R32_C10", 32, c10, 10, cifar10_norm, ClassSet::Cifar10),
+            "R110_C10" => cifar_config(
+                "R110_C10",
+                110,
+                c10,
+                10,
+                to_tensor_only(),
+                ClassSet::Cifar10,
+            ),
+            "R32_C100" => cifar_config(
+                "R32_C100",
+                32,
+                c10,
+                100,
+                to_tensor_only(),
+                ClassSet::Cifar100,
+            ),
+            "R110_C100" => cifar_config(
+                "R110_C100",
+                110,
+                c10,
+                100,
+                to_tensor_only(),
+                ClassSet::Cifar100,
+            ),
+            "R32_FMNIST" => cifar_config(
+                "R32_FMNIST",
+                32,
+                fmnist,
+                10,
+                fmnist_norm.clone(),
+                ClassSet::FashionMnist,
+            ),
+            "R110_FMNIST" => cifar_config(
+                "R110_FMNIST",
+                110,
+                fmnist,
+                10,
+                fmnist_norm,
+                ClassSet::FashionMnist,
+            ),
             "R101_IMGNET" => Config {
                 name: "R101_ImgNet".to_string(),
                 base: imagenet_spec(BlockKind::Bottleneck, [3, 4, 23, 3], Some(1000)),
@@ -202,6 +293,7 @@ impl Config {
                     resize_crop: Some((256, 224)),
                     normalize: Some((vec![0.485, 0.456, 0.406], vec![0.229, 0.224, 0.225])),
                 },
+                class_set: ClassSet::ImageNet,
             },
             _ => {
                 return Err(Error::BadUsage(format!(

@@ -78,6 +78,136 @@ pub struct Pickle {
     pub consumed: usize,
 }
 
+/// The opcodes the reader supports, named as in Python's `pickletools`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opcode {
+    // Stream and stack bookkeeping.
+    Proto,
+    Frame,
+    Stop,
+    Mark,
+    Pop,
+    PopMark,
+    Dup,
+    // Constants and empty containers.
+    None,
+    NewTrue,
+    NewFalse,
+    EmptyTuple,
+    EmptyList,
+    EmptyDict,
+    // Numbers.
+    Int,
+    Long,
+    BinInt,
+    BinInt1,
+    BinInt2,
+    Long1,
+    Long4,
+    Float,
+    BinFloat,
+    // Byte strings (Python 2 `str`, Python 3 `bytes`) and text.
+    ShortBinString,
+    BinString,
+    ShortBinBytes,
+    BinBytes,
+    BinBytes8,
+    ShortBinUnicode,
+    BinUnicode,
+    BinUnicode8,
+    // Making containers and adding to them.
+    Tuple,
+    Tuple1,
+    Tuple2,
+    Tuple3,
+    List,
+    Append,
+    Appends,
+    Dict,
+    SetItem,
+    SetItems,
+    // The memo.
+    Get,
+    BinGet,
+    LongBinGet,
+    Put,
+    BinPut,
+    LongBinPut,
+    Memoize,
+    // Globals, calls and persistent ids.
+    Global,
+    StackGlobal,
+    Reduce,
+    NewObj,
+    Build,
+    PersId,
+    BinPersId,
+}
+
+impl Opcode {
+    /// The opcode `byte` stands for; `None` for one the reader does not support.
+    fn from_byte(byte: u8) -> Option<Self> {
+        let op = match byte {
+            0x80 => Self::Proto,
+            0x95 => Self::Frame,
+            b'.' => Self::Stop,
+            b'(' => Self::Mark,
+            b'0' => Self::Pop,
+            b'1' => Self::PopMark,
+            b'2' => Self::Dup,
+            b'N' => Self::None,
+            0x88 => Self::NewTrue,
+            0x89 => Self::NewFalse,
+            b')' => Self::EmptyTuple,
+            b']' => Self::EmptyList,
+            b'}' => Self::EmptyDict,
+            b'I' => Self::Int,
+            b'L' => Self::Long,
+            b'J' => Self::BinInt,
+            b'K' => Self::BinInt1,
+            b'M' => Self::BinInt2,
+            0x8a => Self::Long1,
+            0x8b => Self::Long4,
+            b'F' => Self::Float,
+            b'G' => Self::BinFloat,
+            b'U' => Self::ShortBinString,
+            b'T' => Self::BinString,
+            b'C' => Self::ShortBinBytes,
+            b'B' => Self::BinBytes,
+            0x8e => Self::BinBytes8,
+            0x8c => Self::ShortBinUnicode,
+            b'X' => Self::BinUnicode,
+            0x8d => Self::BinUnicode8,
+            b't' => Self::Tuple,
+            0x85 => Self::Tuple1,
+            0x86 => Self::Tuple2,
+            0x87 => Self::Tuple3,
+            b'l' => Self::List,
+            b'a' => Self::Append,
+            b'e' => Self::Appends,
+            b'd' => Self::Dict,
+            b's' => Self::SetItem,
+            b'u' => Self::SetItems,
+            b'g' => Self::Get,
+            b'h' => Self::BinGet,
+            b'j' => Self::LongBinGet,
+            b'p' => Self::Put,
+            b'q' => Self::BinPut,
+            b'r' => Self::LongBinPut,
+            0x94 => Self::Memoize,
+            b'c' => Self::Global,
+            0x93 => Self::StackGlobal,
+            b'R' => Self::Reduce,
+            0x81 => Self::NewObj,
+            b'b' => Self::Build,
+            b'P' => Self::PersId,
+            b'Q' => Self::BinPersId,
+            _ => return Option::None,
+        };
+        Some(op)
+    }
+}
+
 struct Machine<'a, F> {
     data: &'a [u8],
     pos: usize,
@@ -116,21 +246,23 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
         Ok(self.take(1)?[0])
     }
 
+    /// The next `N` bytes.
+    fn array<const N: usize>(&mut self) -> PResult<[u8; N]> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
     fn u16(&mut self) -> PResult<u16> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
+        Ok(u16::from_le_bytes(self.array()?))
     }
 
     fn u32(&mut self) -> PResult<u32> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(u32::from_le_bytes(self.array()?))
     }
 
     fn u64(&mut self) -> PResult<u64> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_le_bytes(a))
+        Ok(u64::from_le_bytes(self.array()?))
     }
 
     fn line(&mut self) -> PResult<&'a str> {
@@ -313,243 +445,326 @@ impl<'a, F: Fn(&str, &str) -> bool> Machine<'a, F> {
     /// Runs one opcode; returns false at `STOP`.
     fn step(&mut self) -> PResult<bool> {
         let offset = self.pos;
-        let op = self.u8()?;
+        let byte = self.u8()?;
+        let Some(op) = Opcode::from_byte(byte) else {
+            return Err(PickleError::UnsupportedOpcode {
+                opcode: byte,
+                offset,
+            });
+        };
         match op {
-            b'\x80' => {
-                self.u8()?; // PROTO: the version changes nothing we read
+            Opcode::Stop => return Ok(false),
+            Opcode::Proto => {
+                self.u8()?; // the version changes nothing we read
             }
-            b'\x95' => {
-                self.u64()?; // FRAME: a length hint only
+            Opcode::Frame => {
+                self.u64()?; // a length hint only
             }
-            b'.' => return Ok(false),
-            b'(' => {
+            Opcode::Mark | Opcode::Pop | Opcode::PopMark | Opcode::Dup => self.stack_op(op)?,
+            Opcode::None
+            | Opcode::NewTrue
+            | Opcode::NewFalse
+            | Opcode::EmptyTuple
+            | Opcode::EmptyList
+            | Opcode::EmptyDict => self.push_constant(op)?,
+            Opcode::Int
+            | Opcode::Long
+            | Opcode::BinInt
+            | Opcode::BinInt1
+            | Opcode::BinInt2
+            | Opcode::Long1
+            | Opcode::Long4
+            | Opcode::Float
+            | Opcode::BinFloat => self.push_number(op)?,
+            Opcode::ShortBinString
+            | Opcode::BinString
+            | Opcode::ShortBinBytes
+            | Opcode::BinBytes
+            | Opcode::BinBytes8
+            | Opcode::ShortBinUnicode
+            | Opcode::BinUnicode
+            | Opcode::BinUnicode8 => self.push_string(op)?,
+            Opcode::Tuple
+            | Opcode::Tuple1
+            | Opcode::Tuple2
+            | Opcode::Tuple3
+            | Opcode::List
+            | Opcode::Dict => self.build_container(op)?,
+            Opcode::Append | Opcode::Appends | Opcode::SetItem | Opcode::SetItems => {
+                self.extend_container(op)?
+            }
+            Opcode::Get
+            | Opcode::BinGet
+            | Opcode::LongBinGet
+            | Opcode::Put
+            | Opcode::BinPut
+            | Opcode::LongBinPut
+            | Opcode::Memoize => self.memo_op(op)?,
+            Opcode::Global | Opcode::StackGlobal => self.push_global(op)?,
+            Opcode::Reduce
+            | Opcode::NewObj
+            | Opcode::Build
+            | Opcode::PersId
+            | Opcode::BinPersId => self.record_call(op)?,
+        }
+        Ok(true)
+    }
+
+    /// MARK, POP, POP_MARK, DUP: opcodes that only move stack entries and marks.
+    fn stack_op(&mut self, op: Opcode) -> PResult<()> {
+        match op {
+            Opcode::Mark => {
                 if self.marks.len() >= MAX_OBJECTS {
                     return self.too_large("marks");
                 }
                 self.marks.push(self.stack.len());
             }
-            // POP: the top object, or the mark when nothing is above it (as Python does).
-            b'0' => {
+            // The top object, or the mark when nothing is above it (as Python does).
+            Opcode::Pop => {
                 if self.stack.len() > self.floor() {
                     self.stack.pop();
                 } else if self.marks.pop().is_none() {
                     return self.malformed("POP on an empty stack");
                 }
             }
-            b'1' => {
+            Opcode::PopMark => {
                 self.pop_to_mark()?;
             }
-            b'2' => {
+            Opcode::Dup => {
                 let id = self.top()?;
                 self.push_id(id)?;
             }
-            b'N' => self.push(Obj::None)?,
-            b'\x88' => self.push(Obj::Bool(true))?,
-            b'\x89' => self.push(Obj::Bool(false))?,
-            b'J' => {
-                let v = self.u32()? as i32;
-                self.push(Obj::Int(v as i64))?;
-            }
-            b'K' => {
-                let v = self.u8()?;
-                self.push(Obj::Int(v as i64))?;
-            }
-            b'M' => {
-                let v = self.u16()?;
-                self.push(Obj::Int(v as i64))?;
-            }
-            b'I' | b'L' => {
+            _ => unreachable!("step sends {op:?} elsewhere"),
+        }
+        Ok(())
+    }
+
+    /// `None`, `True`, `False` and the empty containers: no operand.
+    fn push_constant(&mut self, op: Opcode) -> PResult<()> {
+        let obj = match op {
+            Opcode::None => Obj::None,
+            Opcode::NewTrue => Obj::Bool(true),
+            Opcode::NewFalse => Obj::Bool(false),
+            Opcode::EmptyTuple => Obj::Tuple(vec![]),
+            Opcode::EmptyList => Obj::List(vec![]),
+            Opcode::EmptyDict => Obj::Dict(vec![]),
+            _ => unreachable!("step sends {op:?} elsewhere"),
+        };
+        self.push(obj)
+    }
+
+    /// Integers and floats, as decimal text or binary.
+    fn push_number(&mut self, op: Opcode) -> PResult<()> {
+        match op {
+            // Protocol 0 spells booleans as `I01` and `I00`; a `LONG` ends in `L`.
+            Opcode::Int | Opcode::Long => {
                 let line = self.line()?.trim_end_matches('L');
                 let obj = match line {
-                    "01" if op == b'I' => Obj::Bool(true),
-                    "00" if op == b'I' => Obj::Bool(false),
+                    "01" if op == Opcode::Int => Obj::Bool(true),
+                    "00" if op == Opcode::Int => Obj::Bool(false),
                     _ => Obj::Int(
                         line.parse()
                             .or_else(|_| self.malformed(format!("bad integer {line:?}")))?,
                     ),
                 };
-                self.push(obj)?;
+                self.push(obj)
             }
-            b'\x8a' => {
+            Opcode::BinInt => {
+                let v = self.u32()? as i32;
+                self.push(Obj::Int(v as i64))
+            }
+            Opcode::BinInt1 => {
+                let v = self.u8()?;
+                self.push(Obj::Int(v as i64))
+            }
+            Opcode::BinInt2 => {
+                let v = self.u16()?;
+                self.push(Obj::Int(v as i64))
+            }
+            Opcode::Long1 => {
                 let n = self.u8()? as usize;
                 let b = self.take(n)?;
-                self.long(b)?;
+                self.long(b)
             }
-            b'\x8b' => {
+            Opcode::Long4 => {
                 let n = self.u32()? as usize;
                 let b = self.take(n)?;
-                self.long(b)?;
+                self.long(b)
             }
-            b'G' => {
-                let v = f64::from_be_bytes(
-                    self.take(8)?
-                        .try_into()
-                        .map_err(|_| PickleError::Truncated { offset, needed: 8 })?,
-                );
-                self.push(Obj::Float(v))?;
-            }
-            b'F' => {
+            Opcode::Float => {
                 let line = self.line()?;
                 let v = line
                     .parse()
                     .or_else(|_| self.malformed(format!("bad float {line:?}")))?;
-                self.push(Obj::Float(v))?;
+                self.push(Obj::Float(v))
             }
-            // SHORT_BINSTRING / SHORT_BINBYTES, BINSTRING / BINBYTES, BINBYTES8
-            b'U' | b'C' => {
-                let n = self.u8()? as usize;
-                self.bytes(n)?;
+            // The one big-endian operand in the format.
+            Opcode::BinFloat => {
+                let v = f64::from_be_bytes(self.array()?);
+                self.push(Obj::Float(v))
             }
-            b'T' | b'B' => {
-                let n = self.u32()? as usize;
-                self.bytes(n)?;
+            _ => unreachable!("step sends {op:?} elsewhere"),
+        }
+    }
+
+    /// Byte strings and text, whose operand is a length of one, four or eight bytes.
+    fn push_string(&mut self, op: Opcode) -> PResult<()> {
+        let n = match op {
+            Opcode::ShortBinString | Opcode::ShortBinBytes | Opcode::ShortBinUnicode => {
+                self.u8()? as usize
             }
-            b'\x8e' => {
-                let n = self.u64()?;
-                self.bytes(usize::try_from(n).unwrap_or(usize::MAX))?;
+            Opcode::BinString | Opcode::BinBytes | Opcode::BinUnicode => self.u32()? as usize,
+            // A length past `usize::MAX` cannot fit in what remains: `take` says truncated.
+            Opcode::BinBytes8 | Opcode::BinUnicode8 => {
+                usize::try_from(self.u64()?).unwrap_or(usize::MAX)
             }
-            // SHORT_BINUNICODE, BINUNICODE, BINUNICODE8
-            b'\x8c' => {
-                let n = self.u8()? as usize;
-                self.string(n)?;
-            }
-            b'X' => {
-                let n = self.u32()? as usize;
-                self.string(n)?;
-            }
-            b'\x8d' => {
-                let n = self.u64()?;
-                self.string(usize::try_from(n).unwrap_or(usize::MAX))?;
-            }
-            b')' => self.push(Obj::Tuple(vec![]))?,
-            b't' => {
+            _ => unreachable!("step sends {op:?} elsewhere"),
+        };
+        match op {
+            Opcode::ShortBinUnicode | Opcode::BinUnicode | Opcode::BinUnicode8 => self.string(n),
+            _ => self.bytes(n),
+        }
+    }
+
+    /// TUPLE, TUPLE1-3, LIST and DICT: a new container of the items above the mark, or of
+    /// the top one to three entries.
+    fn build_container(&mut self, op: Opcode) -> PResult<()> {
+        match op {
+            Opcode::Tuple | Opcode::List => {
                 let items = self.pop_to_mark()?;
                 self.count_items(items.len())?;
-                self.push(Obj::Tuple(items))?;
+                self.push(match op {
+                    Opcode::Tuple => Obj::Tuple(items),
+                    _ => Obj::List(items),
+                })
             }
-            b'\x85' | b'\x86' | b'\x87' => {
-                let n = (op - b'\x84') as usize;
+            Opcode::Tuple1 | Opcode::Tuple2 | Opcode::Tuple3 => {
+                let n = match op {
+                    Opcode::Tuple1 => 1,
+                    Opcode::Tuple2 => 2,
+                    _ => 3,
+                };
                 let mut items = (0..n).map(|_| self.pop()).collect::<PResult<Vec<_>>>()?;
                 items.reverse();
                 self.count_items(n)?;
-                self.push(Obj::Tuple(items))?;
+                self.push(Obj::Tuple(items))
             }
-            b']' => self.push(Obj::List(vec![]))?,
-            b'l' => {
-                let items = self.pop_to_mark()?;
-                self.count_items(items.len())?;
-                self.push(Obj::List(items))?;
-            }
-            b'a' => {
-                let item = self.pop()?;
-                let list = self.top()?;
-                self.extend_list(list, vec![item])?;
-            }
-            b'e' => {
-                let items = self.pop_to_mark()?;
-                let list = self.top()?;
-                self.extend_list(list, items)?;
-            }
-            b'}' => self.push(Obj::Dict(vec![]))?,
-            b'd' => {
+            Opcode::Dict => {
                 let items = self.pop_to_mark()?;
                 self.push(Obj::Dict(vec![]))?;
                 let dict = self.top()?;
-                self.set_items(dict, items)?;
+                self.set_items(dict, items)
             }
-            b's' => {
+            _ => unreachable!("step sends {op:?} elsewhere"),
+        }
+    }
+
+    /// APPEND(S) and SETITEM(S): add to the list or dict on top of the stack, in place.
+    fn extend_container(&mut self, op: Opcode) -> PResult<()> {
+        match op {
+            Opcode::Append => {
+                let item = self.pop()?;
+                let list = self.top()?;
+                self.extend_list(list, vec![item])
+            }
+            Opcode::Appends => {
+                let items = self.pop_to_mark()?;
+                let list = self.top()?;
+                self.extend_list(list, items)
+            }
+            Opcode::SetItem => {
                 let value = self.pop()?;
                 let key = self.pop()?;
                 let dict = self.top()?;
-                self.set_items(dict, vec![key, value])?;
+                self.set_items(dict, vec![key, value])
             }
-            b'u' => {
+            Opcode::SetItems => {
                 let items = self.pop_to_mark()?;
                 let dict = self.top()?;
-                self.set_items(dict, items)?;
+                self.set_items(dict, items)
             }
-            b'g' => {
+            _ => unreachable!("step sends {op:?} elsewhere"),
+        }
+    }
+
+    /// GET and PUT, whose key is a decimal line, one byte or four, and MEMOIZE, which puts
+    /// under the next free key.
+    fn memo_op(&mut self, op: Opcode) -> PResult<()> {
+        let key = match op {
+            Opcode::Get | Opcode::Put => {
                 let line = self.line()?;
-                let key = line
-                    .parse()
-                    .or_else(|_| self.malformed(format!("bad memo key {line:?}")))?;
-                self.memo_get(key)?;
+                line.parse::<u32>()
+                    .or_else(|_| self.malformed(format!("bad memo key {line:?}")))?
             }
-            b'h' => {
-                let key = self.u8()? as u32;
-                self.memo_get(key)?;
-            }
-            b'j' => {
-                let key = self.u32()?;
-                self.memo_get(key)?;
-            }
-            b'p' => {
-                let line = self.line()?;
-                let key = line
-                    .parse()
-                    .or_else(|_| self.malformed(format!("bad memo key {line:?}")))?;
-                self.memo_put(key)?;
-            }
-            b'q' => {
-                let key = self.u8()? as u32;
-                self.memo_put(key)?;
-            }
-            b'r' => {
-                let key = self.u32()?;
-                self.memo_put(key)?;
-            }
-            b'\x94' => {
-                let key = u32::try_from(self.memo.len()).unwrap_or(u32::MAX);
-                self.memo_put(key)?;
-            }
-            b'c' => {
+            Opcode::BinGet | Opcode::BinPut => self.u8()? as u32,
+            Opcode::LongBinGet | Opcode::LongBinPut => self.u32()?,
+            Opcode::Memoize => u32::try_from(self.memo.len()).unwrap_or(u32::MAX),
+            _ => unreachable!("step sends {op:?} elsewhere"),
+        };
+        match op {
+            Opcode::Get | Opcode::BinGet | Opcode::LongBinGet => self.memo_get(key),
+            _ => self.memo_put(key),
+        }
+    }
+
+    /// GLOBAL (module and name as two lines) and STACK_GLOBAL (as two strings on the stack).
+    fn push_global(&mut self, op: Opcode) -> PResult<()> {
+        match op {
+            Opcode::Global => {
                 let module = self.line()?;
                 let name = self.line()?;
-                self.global(module, name)?;
+                self.global(module, name)
             }
-            b'\x93' => {
+            Opcode::StackGlobal => {
                 let name = self.pop()?;
                 let module = self.pop()?;
                 match (&self.objects[module], &self.objects[name]) {
                     (Obj::Str(m), Obj::Str(n)) => {
                         let (m, n) = (m.clone(), n.clone());
-                        self.global(&m, &n)?;
+                        self.global(&m, &n)
                     }
-                    _ => return self.malformed("STACK_GLOBAL needs two strings"),
+                    _ => self.malformed("STACK_GLOBAL needs two strings"),
                 }
             }
-            b'R' | b'\x81' => {
+            _ => unreachable!("step sends {op:?} elsewhere"),
+        }
+    }
+
+    /// REDUCE, NEWOBJ, BUILD and persistent ids: recorded as objects, never run.
+    fn record_call(&mut self, op: Opcode) -> PResult<()> {
+        match op {
+            Opcode::Reduce | Opcode::NewObj => {
                 let args = self.pop()?;
                 let func = self.pop()?;
                 // `OrderedDict(...)` is the one call read as what it makes, a dict, because
                 // the items follow as SETITEMS on it (or come as a list of pairs).
                 if self.is_global(func, "collections", "OrderedDict") {
                     let pairs = self.ordered_dict_pairs(args)?;
-                    self.push(Obj::Dict(pairs))?;
+                    self.push(Obj::Dict(pairs))
                 } else {
-                    self.push(Obj::Call { func, args })?;
+                    self.push(Obj::Call { func, args })
                 }
             }
-            b'b' => {
+            Opcode::Build => {
                 let state = self.pop()?;
                 let target = self.top()?;
                 // BUILD changes the object in place: every reference to it sees the state.
                 let moved = self.add(Obj::None)?;
                 self.objects.swap(target, moved);
                 self.objects[target] = Obj::Built { obj: moved, state };
+                Ok(())
             }
-            b'Q' => {
-                let pid = self.pop()?;
-                self.push(Obj::PersistentId(pid))?;
-            }
-            b'P' => {
+            Opcode::PersId => {
                 let line = self.line()?.to_string();
                 let pid = self.add(Obj::Str(line))?;
-                self.push(Obj::PersistentId(pid))?;
+                self.push(Obj::PersistentId(pid))
             }
-            opcode => return Err(PickleError::UnsupportedOpcode { opcode, offset }),
+            Opcode::BinPersId => {
+                let pid = self.pop()?;
+                self.push(Obj::PersistentId(pid))
+            }
+            _ => unreachable!("step sends {op:?} elsewhere"),
         }
-        Ok(true)
     }
 }
 

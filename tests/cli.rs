@@ -91,7 +91,7 @@ fn records_are_written_as_parquet_and_csv() {
         let out = blockdrop(&args);
         assert!(out.status.success(), "{}", text(&out.stderr));
     }
-    let df = blockdrop::records::read_parquet(&parquet).unwrap();
+    let df = blockdrop::output::frame::read_parquet(&parquet).unwrap();
     assert_eq!(df.height(), 10);
     let names: Vec<String> = df
         .get_column_names()

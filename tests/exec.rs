@@ -141,7 +141,7 @@ fn the_profile_covers_policy_stem_every_block_and_head() {
             .unwrap();
     assert_eq!(json["stages"].as_array().unwrap().len(), 18);
     assert_eq!(
-        blockdrop::records::read_parquet(&dir.path().join("profile.parquet"))
+        blockdrop::output::frame::read_parquet(&dir.path().join("profile.parquet"))
             .unwrap()
             .height(),
         18

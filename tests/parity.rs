@@ -8,15 +8,16 @@ use std::collections::HashMap;
 use blockdrop::checkpoint::{self, checked::build_checked};
 use blockdrop::config::{BlockKind, Config, Family, ResNetSpec, Transform};
 use blockdrop::data::{Dataset, Split};
-use blockdrop::eval::{evaluate, EvalOptions, Summary};
+use blockdrop::eval::{evaluate, EvalOptions};
 use blockdrop::exec::{forward_masked, forward_skip};
 use blockdrop::model::blockdrop::policy_tensor;
 use blockdrop::model::{BlockDrop, BlockDropFlops};
+use blockdrop::records::Summary;
 use candle_core::{Device, Tensor};
 use common::*;
 
 /// Checks every record against the fixture's; returns how many images were decided.
-fn check_records(records: &[blockdrop::eval::Record], expected: &serde_json::Value) -> usize {
+fn check_records(records: &[blockdrop::records::Record], expected: &serde_json::Value) -> usize {
     let expected = expected["records"].as_array().expect("records");
     assert_eq!(records.len(), expected.len());
     let mut decided_images = 0;
@@ -238,6 +239,7 @@ fn tiny_imagenet_config() -> Config {
             resize_crop: None,
             normalize: None,
         },
+        class_set: blockdrop::config::ClassSet::ImageNet,
     }
 }
 

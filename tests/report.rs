@@ -3,12 +3,14 @@
 
 mod common;
 
-use blockdrop::analysis::frames::load_records;
-use blockdrop::eval::tradeoff::{tradeoff, TradeoffOptions};
-use blockdrop::eval::{argmax, evaluate, EvalOptions, Summary};
+use blockdrop::eval::tradeoff::{tradeoff, Method, TradeoffOptions};
+use blockdrop::eval::{evaluate, EvalOptions};
 use blockdrop::exec::forward_skip;
 use blockdrop::model::BlockDropFlops;
+use blockdrop::records::load as load_records;
+use blockdrop::records::Summary;
 use blockdrop::report::{collect, write_report, ExportOptions};
+use blockdrop::stats::argmax;
 use candle_core::Device;
 use common::*;
 
@@ -32,7 +34,10 @@ fn tradeoff_points_agree_with_evaluation_and_hand_counts() {
         )
         .unwrap(),
     );
-    let learned = points.iter().find(|p| p.method == "BlockDrop").unwrap();
+    let learned = points
+        .iter()
+        .find(|p| p.method == Method::BlockDrop)
+        .unwrap();
     assert_eq!(
         (learned.accuracy, learned.mean_blocks),
         (summary.accuracy, summary.block_usage_mean)
@@ -40,7 +45,7 @@ fn tradeoff_points_agree_with_evaluation_and_hand_counts() {
     assert!((learned.mean_flops - summary.flops_mean).abs() < 1e-6 * summary.flops_mean);
 
     // FirstK at the learned budget (5.5 → k = 6): the first six blocks for every image.
-    let first_k = points.iter().find(|p| p.method == "FirstK").unwrap();
+    let first_k = points.iter().find(|p| p.method == Method::FirstK).unwrap();
     assert_eq!(first_k.parameter, 6.0);
     let keep: Vec<bool> = (0..15).map(|b| b < 6).collect();
     let x = data
@@ -63,12 +68,12 @@ fn tradeoff_points_agree_with_evaluation_and_hand_counts() {
     let flops = BlockDropFlops::for_config(&model.config);
     assert_eq!(first_k.mean_flops, flops.base.with_policy(&keep) as f64);
 
-    let full = points.iter().find(|p| p.method == "Full").unwrap();
+    let full = points.iter().find(|p| p.method == Method::Full).unwrap();
     assert_eq!(
         (full.mean_blocks, full.mean_flops),
         (15.0, flops.base.full() as f64)
     );
-    let random = points.iter().find(|p| p.method == "Random").unwrap();
+    let random = points.iter().find(|p| p.method == Method::Random).unwrap();
     assert!(
         (random.mean_blocks - 6.0).abs() < 1.5,
         "{}",

@@ -298,37 +298,49 @@ const TINY: [&str; 6] = [
     "32",
 ];
 
-#[test]
-fn every_stage_trains_resumes_and_leaves_loadable_models() {
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tiny_fmnist(tmp.path());
-    let base = tmp.path().join("base");
+/// A base run of `epochs` epochs on the tiny data set, in `dir`/base.
+fn train_base(dir: &Path, data: &Path, epochs: usize) -> PathBuf {
+    let base = dir.join("base");
+    let epochs = epochs.to_string();
     let mut args = vec![
         "train",
         "base",
         "--config",
         "R32_FMNIST",
         "--data",
-        s(&data),
+        s(data),
         "--out",
         s(&base),
         "--epochs",
-        "2",
+        &epochs,
     ];
     args.extend(TINY);
     ok(blockdrop(&args));
-    assert_eq!(metrics_rows(&base), 2);
-    // 48 images in batches of 16: three optimiser steps per epoch.
-    assert_eq!(state_meta(&base, "optimizer_steps"), "6");
+    base
+}
+
+/// `eval` loads the run's last model.
+fn assert_last_model_loads(run: &Path, data: &Path) {
     ok(blockdrop(&[
         "eval",
         "--model",
-        s(&base.join("last.safetensors")),
+        s(&run.join("last.safetensors")),
         "--data",
-        s(&data),
+        s(data),
         "--limit",
         "8",
     ]));
+}
+
+#[test]
+fn base_run_resumes_with_its_step_count_and_refuses_a_second_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_fmnist(tmp.path());
+    let base = train_base(tmp.path(), &data, 2);
+    assert_eq!(metrics_rows(&base), 2);
+    // 48 images in batches of 16: three optimiser steps per epoch.
+    assert_eq!(state_meta(&base, "optimizer_steps"), "6");
+    assert_last_model_loads(&base, &data);
 
     // Resuming continues at epoch 3 with the step count intact; a second --out is refused.
     let out = ok(blockdrop(&[
@@ -354,7 +366,13 @@ fn every_stage_trains_resumes_and_leaves_loadable_models() {
         s(&base),
     ]);
     assert_eq!(again.status.code(), Some(2));
+}
 
+#[test]
+fn a_killed_base_run_keeps_its_last_epoch_loadable_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_fmnist(tmp.path());
+    let base = train_base(tmp.path(), &data, 1);
     // Killed mid-run: the last finished epoch stays loadable and the run resumes from it.
     let mut child = Command::new(env!("CARGO_BIN_EXE_blockdrop"))
         .args(["train", "base", "--resume", s(&base), "--epochs", "40"])
@@ -372,15 +390,7 @@ fn every_stage_trains_resumes_and_leaves_loadable_models() {
     let steps: usize = state_meta(&base, "optimizer_steps").parse().unwrap();
     let epochs_done: usize = state_meta(&base, "epochs_done").parse().unwrap();
     assert_eq!(steps, 3 * epochs_done, "state and step count agree");
-    ok(blockdrop(&[
-        "eval",
-        "--model",
-        s(&base.join("last.safetensors")),
-        "--data",
-        s(&data),
-        "--limit",
-        "8",
-    ]));
+    assert_last_model_loads(&base, &data);
     ok(blockdrop(&[
         "train",
         "base",
@@ -390,7 +400,13 @@ fn every_stage_trains_resumes_and_leaves_loadable_models() {
         &(epochs_done + 1).to_string(),
     ]));
     assert_eq!(metrics_rows(&base), epochs_done + 1);
+}
 
+#[test]
+fn curriculum_and_finetune_train_from_the_previous_stage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_fmnist(tmp.path());
+    let base = train_base(tmp.path(), &data, 1);
     let cl = tmp.path().join("curriculum");
     let best_base = base.join("best.safetensors");
     let mut args = vec![

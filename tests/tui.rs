@@ -7,16 +7,19 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use blockdrop::eval::tradeoff::Method;
 use blockdrop::eval::{evaluate, EvalOptions};
 use blockdrop::model::BlockDropFlops;
 use blockdrop::tui::app::{Analysis, App, ModelInfo, Tab};
 use blockdrop::tui::event::{action_for, Action};
-use blockdrop::tui::ui;
-use blockdrop::tui::worker::{handle, Job, Request, Update};
+use blockdrop::tui::ui::{self, theme};
+use blockdrop::tui::worker::{handle, Job, Request, Task, Update};
 use candle_core::Device;
 use common::*;
 use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::style::{Color, Modifier};
 use ratatui::Terminal;
 
 fn app(export_dir: PathBuf) -> (App, Job) {
@@ -29,7 +32,7 @@ fn app(export_dir: PathBuf) -> (App, Job) {
         device: "cpu".into(),
         untrained: false,
         flops: BlockDropFlops::for_config(&model.config),
-        class_names: blockdrop::report::class_names(&model.config.name),
+        classes: model.config.class_set,
     };
     let app = App::new(info, Arc::clone(&dataset), export_dir);
     let job = Job {
@@ -40,20 +43,28 @@ fn app(export_dir: PathBuf) -> (App, Job) {
     (app, job)
 }
 
-/// The screen as text, one line per row.
-fn screen(app: &App) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(130, 40)).unwrap();
+/// The whole screen of `width` × `height` cells.
+fn render(app: &App, width: u16, height: u16) -> Buffer {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     let mut images = ui::images::Images::half_blocks();
     terminal.draw(|f| ui::draw(f, app, &mut images)).unwrap();
-    let buffer = terminal.backend().buffer().clone();
+    terminal.backend().buffer().clone()
+}
+
+/// A buffer's text, one string per row.
+fn rows(buffer: &Buffer) -> Vec<String> {
     (0..buffer.area.height)
         .map(|y| {
             (0..buffer.area.width)
                 .map(|x| buffer[(x, y)].symbol().to_string())
                 .collect::<String>()
         })
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect()
+}
+
+/// The screen as text, one line per row.
+fn screen(app: &App) -> String {
+    rows(&render(app, 130, 40)).join("\n")
 }
 
 fn ready_app() -> App {
@@ -71,7 +82,7 @@ fn ready_app() -> App {
 fn loading_shows_a_progress_gauge() {
     let (mut app, _) = app(PathBuf::from("unused"));
     app.update(Update::Progress {
-        task: "evaluating",
+        task: Task::Evaluating,
         done: 16,
         total: 48,
     });
@@ -80,6 +91,57 @@ fn loading_shows_a_progress_gauge() {
         s.contains("evaluating tests/fixtures/cifar-10-batches-bin") && s.contains("16/48"),
         "{s}"
     );
+}
+
+/// The loading view as a whole, cell by cell: the tab bar (Overview selected), a gauge a
+/// third full for 16 of 48 images with its label centred, and the key hints on the status
+/// line. Any layout change shows here.
+#[test]
+fn the_loading_view_renders_exactly() {
+    let (mut app, _) = app(PathBuf::from("unused"));
+    app.update(Update::Progress {
+        task: Task::Evaluating,
+        done: 16,
+        total: 48,
+    });
+    let buffer = render(&app, 80, 12);
+    // Rows 0-2 the tab bar; the body's 8 rows put the 3-row gauge below 40% of them (3
+    // rows); the status line last. The gauge's inside is 78 cells: 16/48 of it is 26 cells
+    // filled, and the 5-cell label starts (78 - 5) / 2 = 36 cells in.
+    let expected = [
+        "┌ blockdrop — R32_C10 on tests/fixtures/cifar-10-batches-bin ──────────────────┐",
+        "│ 1 Overview │ 2 Blocks │ 3 Policies │ 4 Clusters │ 5 Trade-off │ 6 Easy/Hard  │",
+        "└──────────────────────────────────────────────────────────────────────────────┘",
+        "",
+        "",
+        "",
+        "┌ evaluating tests/fixtures/cifar-10-batches-bin ──────────────────────────────┐",
+        "│██████████████████████████          16/48                                     │",
+        "└──────────────────────────────────────────────────────────────────────────────┘",
+        "",
+        "",
+        " ? help   q quit   Tab/1-6 views   ↑↓ select   s sort   p profile   e export",
+    ];
+    // Every character here is one cell wide; blank cells pad each line to the full width.
+    let expected: Vec<String> = expected.iter().map(|l| format!("{l:<80}")).collect();
+    let actual = rows(&buffer);
+    assert_eq!(actual.len(), expected.len());
+    for (y, (actual, expected)) in actual.iter().zip(&expected).enumerate() {
+        assert_eq!(actual, expected, "row {y}");
+    }
+    // The selected tab's title ("1" at column 2) is highlighted, the next ("2" at column
+    // 15) is not, and the filled part of the gauge is in the gauge colour.
+    let (selected, other) = (&buffer[(2, 1)], &buffer[(15, 1)]);
+    assert_eq!((selected.symbol(), other.symbol()), ("1", "2"));
+    assert_eq!(
+        (selected.fg, selected.modifier),
+        (theme::ACCENT, Modifier::BOLD)
+    );
+    assert_eq!(
+        (other.fg, other.modifier),
+        (Color::Reset, Modifier::empty())
+    );
+    assert_eq!(buffer[(1, 7)].fg, theme::KEPT);
 }
 
 #[test]
@@ -151,11 +213,11 @@ fn a_scripted_session_visits_every_view_sorts_filters_slides_profiles_and_export
     assert!(app
         .tradeoff
         .as_ref()
-        .is_some_and(|t| t.iter().any(|p| p.method == "Full")));
+        .is_some_and(|t| t.iter().any(|p| p.method == Method::Full)));
 
     // Policies: select, re-order by class, filter to cats.
     press(&mut app, &job, &[key('3'), key('j'), key('j')]);
-    assert_eq!(app.selected, 2);
+    assert_eq!(app.policies_view.selected, 2);
     press(
         &mut app,
         &job,
@@ -212,13 +274,124 @@ fn a_scripted_session_visits_every_view_sorts_filters_slides_profiles_and_export
 #[test]
 fn busy_work_is_not_queued_twice() {
     let (mut app, _) = app(PathBuf::from("unused"));
+    // A new app is busy with its first request: evaluating at the default threshold.
+    assert_eq!(app.initial_request(), Request::Evaluate { threshold: 0.5 });
+    assert_eq!(app.busy, Some((Task::Evaluating, 0, 1)));
     // Still evaluating: profile and export wait.
-    assert_eq!(app.apply(blockdrop::tui::event::Action::Profile), None);
+    assert_eq!(app.apply(Action::Profile), None);
     assert!(app
         .message
         .as_deref()
         .is_some_and(|m| m.starts_with("busy")));
-    assert_ne!(app.initial_request(), Request::Tradeoff);
+    assert_eq!(app.apply(Action::Export), None);
+    // Opening the Trade-off view does not start the sweep meanwhile either.
+    assert_eq!(app.apply(Action::Tab(4)), None);
+    assert_eq!(app.tab, Tab::Tradeoff);
+    assert_eq!(app.busy, Some((Task::Evaluating, 0, 1)));
+}
+
+#[test]
+fn each_view_keeps_its_own_cursor() {
+    let mut app = ready_app();
+    assert!(app.analysis.as_ref().unwrap().clusters.len() >= 2);
+    // Two rows down in Policies.
+    app.apply(Action::Tab(2));
+    app.apply(Action::Down);
+    app.apply(Action::Down);
+    assert_eq!(app.policies_view.selected, 2);
+    // Clusters starts at its own first row; moving there leaves Policies' cursor alone.
+    app.apply(Action::Tab(3));
+    assert_eq!(app.clusters_view.selected, 0);
+    app.apply(Action::Down);
+    assert_eq!(app.clusters_view.selected, 1);
+    assert_eq!(app.policies_view.selected, 2);
+    // Back in Policies (by Shift-Tab) the cursor is where it was, and moves from there.
+    app.apply(Action::PrevTab);
+    assert_eq!(app.tab, Tab::Policies);
+    assert_eq!(app.policies_view.selected, 2);
+    app.apply(Action::Up);
+    assert_eq!(app.policies_view.selected, 1);
+    assert_eq!(app.clusters_view.selected, 1);
+    // The views never opened kept theirs; the ones without rows have none to move.
+    assert_eq!(app.blocks_view.selected, 0);
+    assert_eq!(app.easy_hard_view.selected, 0);
+    app.apply(Action::Tab(0));
+    app.apply(Action::Down);
+    assert_eq!(
+        (app.policies_view.selected, app.clusters_view.selected),
+        (1, 1)
+    );
+}
+
+#[test]
+fn the_cluster_member_stays_within_the_selected_cluster() {
+    let mut app = ready_app();
+    let sizes: Vec<usize> = app
+        .analysis
+        .as_ref()
+        .unwrap()
+        .clusters
+        .iter()
+        .map(|c| c.members.len())
+        .collect();
+    assert!(sizes.len() >= 2, "{sizes:?}");
+    app.apply(Action::Tab(3));
+    // Paging past the last member stops at it.
+    for _ in 0..sizes[0] + 5 {
+        app.apply(Action::Right);
+    }
+    assert_eq!(app.clusters_view.member, sizes[0] - 1);
+    let n = sizes[0];
+    assert!(
+        screen(&app).contains(&format!("member {n} of {n} (← → to page)")),
+        "{}",
+        screen(&app)
+    );
+    app.apply(Action::Left);
+    assert_eq!(app.clusters_view.member, n.saturating_sub(2));
+    // Another cluster shows from its first member, and is bounded by its own size.
+    app.apply(Action::Down);
+    assert_eq!(app.clusters_view.member, 0);
+    assert!(screen(&app).contains(&format!("member 1 of {} ", sizes[1])));
+    for _ in 0..sizes[1] + 5 {
+        app.apply(Action::Right);
+    }
+    assert_eq!(app.clusters_view.member, sizes[1] - 1);
+    // ← → in another view leave the member alone.
+    app.apply(Action::Tab(1));
+    app.apply(Action::Left);
+    app.apply(Action::Tab(3));
+    assert_eq!(app.clusters_view.member, sizes[1] - 1);
+}
+
+#[test]
+fn a_new_analysis_keeps_every_cursor_within_its_rows() {
+    let mut app = ready_app();
+    app.apply(Action::Tab(2));
+    for _ in 0..4 {
+        app.apply(Action::PageDown);
+    }
+    assert_eq!(app.policies_view.selected, 40);
+    app.apply(Action::Tab(3));
+    let clusters = app.analysis.as_ref().unwrap().clusters.len();
+    for _ in 0..clusters {
+        app.apply(Action::Down);
+    }
+    for _ in 0..48 {
+        app.apply(Action::Right);
+    }
+    // A re-evaluation with far fewer images (hence fewer and smaller clusters).
+    let records = app.analysis.as_ref().unwrap().records[..3].to_vec();
+    app.update(Update::Analysed(Box::new(Analysis::new(0.5, records))));
+    let a = app.analysis.as_ref().unwrap();
+    assert_eq!(app.policies_view.selected, 2);
+    assert!(app.clusters_view.selected < a.clusters.len());
+    let members = a.clusters[app.clusters_view.selected].members.len();
+    assert!(
+        app.clusters_view.member < members,
+        "{} of {members}",
+        app.clusters_view.member
+    );
 }
 
 #[test]

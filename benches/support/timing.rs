@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use blockdrop::profile::timer::median;
+use blockdrop::stats::median;
 
 pub const REPEAT: usize = 7;
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::eval::Record;
+use crate::records::Record;
 
 /// One cluster of images whose policies are close.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,7 +7,7 @@ pub mod frames;
 
 use std::collections::BTreeMap;
 
-use crate::eval::Record;
+use crate::records::Record;
 
 pub use clusters::{cluster_policies, default_k, Cluster};
 
@@ -68,7 +68,7 @@ pub struct PolicyGroup {
 
 impl PolicyGroup {
     pub fn blocks(&self) -> usize {
-        self.policy.iter().filter(|&&k| k).count()
+        crate::model::blockdrop::kept_blocks(&self.policy)
     }
 }
 
@@ -150,8 +150,8 @@ pub(crate) mod tests {
             label,
             pred,
             correct: label == pred,
-            blocks: keep.iter().filter(|&&k| k).count() as u32,
-            flops: 100.0 * keep.iter().filter(|&&k| k).count() as f64,
+            blocks: crate::model::blockdrop::kept_blocks(&keep) as u32,
+            flops: 100.0 * crate::model::blockdrop::kept_blocks(&keep) as f64,
             probs: keep.iter().map(|&k| if k { 0.9 } else { 0.1 }).collect(),
             keep,
             logits,

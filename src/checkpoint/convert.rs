@@ -85,8 +85,8 @@ pub fn import(
     let config = loaded.model.config.name.clone();
     metadata.insert("config".into(), config.clone());
     metadata
-        .entry("stage".into())
-        .or_insert_with(|| "imported".into());
+        .entry(super::ModelStage::KEY.into())
+        .or_insert_with(|| super::ModelStage::Imported.name().into());
     metadata.insert("source".into(), torch_file.display().to_string());
     native::write(out, &written, &metadata)?;
     let mut groups = BTreeMap::new();

@@ -23,14 +23,56 @@ pub struct LoadedModel {
     pub path: PathBuf,
 }
 
+/// What produced a model file, as its `stage` metadata records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelStage {
+    /// Random weights (a placeholder default).
+    Untrained,
+    /// Converted from a PyTorch checkpoint.
+    Imported,
+    Base,
+    Curriculum,
+    Finetuned,
+}
+
+impl ModelStage {
+    /// The metadata key.
+    pub const KEY: &'static str = "stage";
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelStage::Untrained => "untrained",
+            ModelStage::Imported => "imported",
+            ModelStage::Base => "base",
+            ModelStage::Curriculum => "curriculum",
+            ModelStage::Finetuned => "finetuned",
+        }
+    }
+
+    /// The stage a metadata value names; `None` for values this version does not know.
+    pub fn parse(value: &str) -> Option<Self> {
+        [
+            ModelStage::Untrained,
+            ModelStage::Imported,
+            ModelStage::Base,
+            ModelStage::Curriculum,
+            ModelStage::Finetuned,
+        ]
+        .into_iter()
+        .find(|s| s.name() == value)
+    }
+}
+
 impl LoadedModel {
-    /// The training stage the file records (`untrained`, `curriculum`, `finetune`, …).
-    pub fn stage(&self) -> Option<&str> {
-        self.metadata.get("stage").map(String::as_str)
+    /// The training stage the file records, when it records a known one.
+    pub fn stage(&self) -> Option<ModelStage> {
+        self.metadata
+            .get(ModelStage::KEY)
+            .and_then(|v| ModelStage::parse(v))
     }
 
     pub fn is_untrained(&self) -> bool {
-        self.stage() == Some("untrained")
+        self.stage() == Some(ModelStage::Untrained)
     }
 }
 
@@ -323,6 +365,20 @@ fn summarise(problems: &[String]) -> String {
         text.push_str(&format!("; … and {} more", problems.len() - SHOWN));
     }
     text
+}
+
+/// The configuration a model file names in its metadata, else the one its base network fits
+/// (for commands that need the configuration before they build a model, e.g. training).
+pub fn config_of_file(path: &Path) -> Result<Config> {
+    let bytes = crate::input::read_file(path)?;
+    let parts = read_parts(path, &bytes)?;
+    let tensors = parts
+        .resnet
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, t)| (format!("resnet.{name}"), t))
+        .collect();
+    resolve_config(path, &tensors, &parts.metadata, None)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! This project's model file: one `.safetensors` with `resnet.*` and `agent.*` tensors (the
-//! reference's names after the prefix) and string metadata (`config`, `stage`, `epoch`, …).
+//! reference's names after the prefix) and string metadata (`config`, `stage`, `epoch`, …;
+//! docs/formats.md, "Model files").
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

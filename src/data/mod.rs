@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 pub use transform::Image;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
     Train,
     Test,

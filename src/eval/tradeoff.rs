@@ -7,8 +7,9 @@ use candle_core::Device;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::exec::forward_batch;
-use crate::model::blockdrop::policy_bits;
+use crate::model::blockdrop::{kept_blocks, policy_bits};
 use crate::model::{BlockDrop, BlockDropFlops};
+use crate::stats::argmax;
 
 #[derive(Debug, Clone)]
 pub struct TradeoffOptions {
@@ -31,11 +32,41 @@ impl Default for TradeoffOptions {
     }
 }
 
+/// How a trade-off point chooses each image's blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// The learned policy at one threshold.
+    BlockDrop,
+    /// The first k blocks only.
+    FirstK,
+    /// Each block kept with probability k/K.
+    Random,
+    /// Every block.
+    Full,
+}
+
+impl Method {
+    /// The name in `tradeoff.csv` and the legends.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::BlockDrop => "BlockDrop",
+            Method::FirstK => "FirstK",
+            Method::Random => "Random",
+            Method::Full => "Full",
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One point of the trade-off.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TradeoffPoint {
-    /// `BlockDrop`, `FirstK`, `Random` or `Full`.
-    pub method: &'static str,
+    pub method: Method,
     /// The threshold (BlockDrop), k (FirstK, Random) or K (Full).
     pub parameter: f64,
     /// The Random baseline's seed.
@@ -46,33 +77,50 @@ pub struct TradeoffPoint {
     pub mean_flops: f64,
 }
 
-/// A deterministic coin per (seed, image, block): SplitMix64, no RNG crate needed.
+/// One method's points as (mean MFLOPs per image, accuracy), by FLOPs: a chart's series.
+pub fn series(points: &[TradeoffPoint], method: Method) -> Vec<(f64, f64)> {
+    let mut v: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|p| p.method == method)
+        .map(|p| (p.mean_flops / 1e6, p.accuracy))
+        .collect();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    v
+}
+
+/// A deterministic coin per (seed, image, block), uniform in [0, 1).
 fn coin(seed: u64, image: usize, block: usize) -> f64 {
-    let mut z = seed
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add((image as u64) << 20)
-        .wrapping_add(block as u64);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
+    let z = crate::rng::mix64(
+        seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add((image as u64) << 20)
+            .wrapping_add(block as u64),
+    );
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// A way of choosing each image's blocks.
 struct Scenario {
-    method: &'static str,
+    method: Method,
     parameter: f64,
     seed: Option<u64>,
     include_policy_flops: bool,
     keep: Vec<Vec<bool>>,
 }
 
+impl Scenario {
+    fn kept(&self) -> usize {
+        self.keep.iter().map(|k| kept_blocks(k)).sum()
+    }
+}
+
+/// Accuracy against FLOPs on the first `options.limit` images: every scenario of
+/// [`scenarios`], each scored by running the base network with its blocks skipped.
 pub fn tradeoff(
     model: &BlockDrop,
     dataset: &Dataset,
     options: &TradeoffOptions,
     device: &Device,
-    mut progress: impl FnMut(usize, usize),
+    progress: impl FnMut(usize, usize),
 ) -> Result<Vec<TradeoffPoint>> {
     let n = options
         .limit
@@ -82,97 +130,19 @@ pub fn tradeoff(
             "the trade-off needs at least one image and a batch of at least 1".into(),
         ));
     }
-    let blocks = model.num_blocks();
     let indices: Vec<usize> = (0..n).collect();
     let mut probs = Vec::with_capacity(n);
     for chunk in indices.chunks(options.batch) {
         let x = dataset.batch(chunk, &model.config, device)?;
         probs.extend(model.agent.keep_probs(&x, false)?.to_vec2::<f32>()?);
     }
-
-    let mut scenarios: Vec<Scenario> = options
-        .thresholds
-        .iter()
-        .map(|&t| Scenario {
-            method: "BlockDrop",
-            parameter: t as f64,
-            seed: None,
-            include_policy_flops: true,
-            keep: policy_bits(&probs, t),
-        })
-        .collect();
-    let mut budgets: Vec<usize> = scenarios
-        .iter()
-        .map(|s| {
-            let kept: usize = s
-                .keep
-                .iter()
-                .map(|k| k.iter().filter(|&&b| b).count())
-                .sum();
-            (kept as f64 / n as f64).round() as usize
-        })
-        .collect();
-    budgets.sort_unstable();
-    budgets.dedup();
-    for &k in &budgets {
-        scenarios.push(Scenario {
-            method: "FirstK",
-            parameter: k as f64,
-            seed: None,
-            include_policy_flops: false,
-            keep: vec![(0..blocks).map(|b| b < k).collect(); n],
-        });
-        for seed in 0..options.random_seeds {
-            let p = k as f64 / blocks as f64;
-            scenarios.push(Scenario {
-                method: "Random",
-                parameter: k as f64,
-                seed: Some(seed),
-                include_policy_flops: false,
-                keep: (0..n)
-                    .map(|i| (0..blocks).map(|b| coin(seed, i, b) < p).collect())
-                    .collect(),
-            });
-        }
-    }
-    scenarios.push(Scenario {
-        method: "Full",
-        parameter: blocks as f64,
-        seed: None,
-        include_policy_flops: false,
-        keep: vec![vec![true; blocks]; n],
-    });
-
+    let scenarios = scenarios(&probs, model.num_blocks(), options);
+    let correct = score(model, dataset, &scenarios, options.batch, device, progress)?;
     let flops = BlockDropFlops::for_config(&model.config);
-    let labels = dataset.labels();
-    let mut correct = vec![0usize; scenarios.len()];
-    let total_work = n * scenarios.len();
-    for (c, chunk) in indices.chunks(options.batch).enumerate() {
-        let x = dataset.batch(chunk, &model.config, device)?;
-        for (s, scenario) in scenarios.iter().enumerate() {
-            let keep = &scenario.keep[chunk[0]..chunk[0] + chunk.len()];
-            let logits = forward_batch(&model.resnet, &x, keep)?.to_vec2::<f32>()?;
-            correct[s] += logits
-                .iter()
-                .zip(chunk)
-                .filter(|(l, &i)| crate::eval::argmax(l) == labels[i])
-                .count();
-        }
-        progress(
-            (c * options.batch + chunk.len()) * scenarios.len(),
-            total_work,
-        );
-        crate::cancel::check()?;
-    }
     Ok(scenarios
         .iter()
         .zip(correct)
         .map(|(s, correct)| {
-            let kept: usize = s
-                .keep
-                .iter()
-                .map(|k| k.iter().filter(|&&b| b).count())
-                .sum();
             let base: f64 = s
                 .keep
                 .iter()
@@ -188,11 +158,95 @@ pub fn tradeoff(
                 parameter: s.parameter,
                 seed: s.seed,
                 accuracy: correct as f64 / n as f64,
-                mean_blocks: kept as f64 / n as f64,
+                mean_blocks: s.kept() as f64 / n as f64,
                 mean_flops: (base + policy) / n as f64,
             }
         })
         .collect())
+}
+
+/// The policy at each threshold, FirstK and Random at the policy's (rounded) mean block
+/// budgets, and the full network, for images whose keep probabilities are `probs`.
+fn scenarios(probs: &[Vec<f32>], blocks: usize, options: &TradeoffOptions) -> Vec<Scenario> {
+    let n = probs.len();
+    let mut scenarios: Vec<Scenario> = options
+        .thresholds
+        .iter()
+        .map(|&t| Scenario {
+            method: Method::BlockDrop,
+            parameter: t as f64,
+            seed: None,
+            include_policy_flops: true,
+            keep: policy_bits(probs, t),
+        })
+        .collect();
+    let mut budgets: Vec<usize> = scenarios
+        .iter()
+        .map(|s| (s.kept() as f64 / n as f64).round() as usize)
+        .collect();
+    budgets.sort_unstable();
+    budgets.dedup();
+    for &k in &budgets {
+        scenarios.push(Scenario {
+            method: Method::FirstK,
+            parameter: k as f64,
+            seed: None,
+            include_policy_flops: false,
+            keep: vec![(0..blocks).map(|b| b < k).collect(); n],
+        });
+        for seed in 0..options.random_seeds {
+            let p = k as f64 / blocks as f64;
+            scenarios.push(Scenario {
+                method: Method::Random,
+                parameter: k as f64,
+                seed: Some(seed),
+                include_policy_flops: false,
+                keep: (0..n)
+                    .map(|i| (0..blocks).map(|b| coin(seed, i, b) < p).collect())
+                    .collect(),
+            });
+        }
+    }
+    scenarios.push(Scenario {
+        method: Method::Full,
+        parameter: blocks as f64,
+        seed: None,
+        include_policy_flops: false,
+        keep: vec![vec![true; blocks]; n],
+    });
+    scenarios
+}
+
+/// Correct predictions per scenario: each batch of images is prepared once and run under
+/// every scenario's policies.
+fn score(
+    model: &BlockDrop,
+    dataset: &Dataset,
+    scenarios: &[Scenario],
+    batch: usize,
+    device: &Device,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<usize>> {
+    let n = scenarios.first().map_or(0, |s| s.keep.len());
+    let labels = dataset.labels();
+    let indices: Vec<usize> = (0..n).collect();
+    let mut correct = vec![0usize; scenarios.len()];
+    let total_work = n * scenarios.len();
+    for (c, chunk) in indices.chunks(batch).enumerate() {
+        let x = dataset.batch(chunk, &model.config, device)?;
+        for (s, scenario) in scenarios.iter().enumerate() {
+            let keep = &scenario.keep[chunk[0]..chunk[0] + chunk.len()];
+            let logits = forward_batch(&model.resnet, &x, keep)?.to_vec2::<f32>()?;
+            correct[s] += logits
+                .iter()
+                .zip(chunk)
+                .filter(|(l, &i)| argmax(l) == labels[i])
+                .count();
+        }
+        progress((c * batch + chunk.len()) * scenarios.len(), total_work);
+        crate::cancel::check()?;
+    }
+    Ok(correct)
 }
 
 #[cfg(test)]

@@ -36,6 +36,28 @@ pub enum Stage {
     Head,
 }
 
+impl Stage {
+    /// The stage's name in tables and files: `policy`, `stem`, `block K`, `head`.
+    pub fn name(self) -> String {
+        match self {
+            Stage::Policy => "policy".into(),
+            Stage::Stem => "stem".into(),
+            Stage::Block(k) => format!("block {k}"),
+            Stage::Head => "head".into(),
+        }
+    }
+
+    /// A short axis label: `P`, `S`, the block's number, `H`.
+    pub fn short_name(self) -> String {
+        match self {
+            Stage::Policy => "P".into(),
+            Stage::Stem => "S".into(),
+            Stage::Block(k) => k.to_string(),
+            Stage::Head => "H".into(),
+        }
+    }
+}
+
 /// Wraps each stage of a forward pass; the profiler's timer is one, [`Direct`] the plain path.
 pub trait StageHook {
     fn run(&mut self, stage: Stage, f: &mut dyn FnMut() -> Result<Tensor>) -> Result<Tensor>;

@@ -54,6 +54,11 @@ pub fn policy_bits(probs: &[Vec<f32>], threshold: f32) -> Vec<Vec<bool>> {
         .collect()
 }
 
+/// How many blocks a policy keeps.
+pub fn kept_blocks(keep: &[bool]) -> usize {
+    keep.iter().filter(|&&k| k).count()
+}
+
 /// Keep bits as the reference prints them: one '0'/'1' per block.
 pub fn policy_string(keep: &[bool]) -> String {
     keep.iter().map(|&k| if k { '1' } else { '0' }).collect()

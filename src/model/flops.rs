@@ -1,5 +1,6 @@
 //! Analytic FLOPs by the reference's rule: a convolution costs 2·Cin·Cout·kh·kw·Hout·Wout, a
-//! linear layer 2·in·out; BatchNorm, ReLU, pooling and the option-A shortcut cost nothing.
+//! linear layer 2·in·out; BatchNorm, ReLU, pooling and the option-A shortcut cost nothing
+//! (docs/method.md, "FLOPs").
 
 use crate::config::{BlockKind, Config, Family, ResNetSpec};
 

@@ -2,6 +2,7 @@
 //! write. Single files carry a tag ([`WRITER_KEY`]) and only a tagged file is replaced; report
 //! folders carry a marker ([`report_dir`]); nothing is written inside an input's folder.
 
+pub mod frame;
 pub mod report_dir;
 
 use std::fs;

@@ -17,7 +17,8 @@ use crate::error::{Error, Result};
 use crate::exec::{forward_skip, forward_skip_hooked, Direct, Stage, StageHook};
 use crate::model::blockdrop::policy_bits;
 use crate::model::{BlockDrop, BlockDropFlops};
-use timer::{median, quantile, time_on, StageTimer};
+use crate::stats::{median, quantile};
+use timer::{time_on, StageTimer};
 
 #[derive(Debug, Clone)]
 pub struct ProfileOptions {
@@ -30,14 +31,19 @@ pub struct ProfileOptions {
     pub warmup: usize,
 }
 
+impl ProfileOptions {
+    /// `profile`'s defaults.
+    pub const DEFAULT: ProfileOptions = ProfileOptions {
+        images: 16,
+        batch: 1,
+        repeat: 10,
+        warmup: 2,
+    };
+}
+
 impl Default for ProfileOptions {
     fn default() -> Self {
-        Self {
-            images: 16,
-            batch: 1,
-            repeat: 10,
-            warmup: 2,
-        }
+        Self::DEFAULT
     }
 }
 
@@ -60,12 +66,7 @@ impl StageStats {
     }
 
     pub fn name(&self) -> String {
-        match self.stage {
-            Stage::Policy => "policy".into(),
-            Stage::Stem => "stem".into(),
-            Stage::Block(k) => format!("block {k}"),
-            Stage::Head => "head".into(),
-        }
+        self.stage.name()
     }
 }
 
@@ -112,6 +113,26 @@ impl ProfileReport {
     pub fn stage_sum_us(&self) -> f64 {
         self.stages.iter().map(|s| s.median_us).sum()
     }
+
+    /// Over the images timed one by one: the BlockDrop path's median and p90, and the full
+    /// network's median.
+    pub fn image_latency(&self) -> ImageLatencySummary {
+        let paths: Vec<f64> = self.images.iter().map(|i| i.path_us).collect();
+        let full: Vec<f64> = self.images.iter().map(|i| i.full_us).collect();
+        ImageLatencySummary {
+            median_path_us: median(&paths),
+            p90_path_us: quantile(&paths, 0.9),
+            median_full_us: median(&full),
+        }
+    }
+}
+
+/// See [`ProfileReport::image_latency`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ImageLatencySummary {
+    pub median_path_us: f64,
+    pub p90_path_us: f64,
+    pub median_full_us: f64,
 }
 
 fn device_name(device: &Device) -> String {
@@ -156,13 +177,47 @@ pub fn profile(
         ));
     }
     let flops = BlockDropFlops::for_config(&model.config);
-    let all = vec![true; model.num_blocks()];
     let x = dataset.batch(
         &(0..options.batch).collect::<Vec<_>>(),
         &model.config,
         device,
     )?;
+    let timed = time_stages(model, &x, options, device)?;
+    let stages = timed
+        .samples
+        .iter()
+        .map(|(&stage, samples)| stage_stats(model, &flops, stage, samples, options.batch))
+        .collect();
+    let images = (0..options.images)
+        .map(|index| image_latency(model, dataset, index, &flops, options, device))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ProfileReport {
+        config: model.config.name.clone(),
+        device: device_name(device),
+        batch: options.batch,
+        repeat: options.repeat,
+        stages,
+        end_to_end_us: median(&timed.plain),
+        instrumented_us: median(&timed.instrumented),
+        images,
+    })
+}
 
+/// Full-network runs on one batch: every stage's times, and end-to-end times of the same
+/// runs with and without the timer, in µs.
+struct StageTimes {
+    samples: std::collections::BTreeMap<Stage, Vec<f64>>,
+    instrumented: Vec<f64>,
+    plain: Vec<f64>,
+}
+
+fn time_stages(
+    model: &BlockDrop,
+    x: &Tensor,
+    options: &ProfileOptions,
+    device: &Device,
+) -> Result<StageTimes> {
+    let all = vec![true; model.num_blocks()];
     // Instrumented and plain runs alternate, so drift on a shared machine hits both alike.
     let mut timer = StageTimer::new(device);
     let (mut instrumented, mut plain) = (Vec::new(), Vec::new());
@@ -172,14 +227,14 @@ pub fn profile(
         // caches and allocator free lists.
         let plain_first = run % 2 == 1;
         let t_first_plain = if plain_first {
-            Some(time_on(device, || full_run(model, &x, &all, &mut Direct))?.1)
+            Some(time_on(device, || full_run(model, x, &all, &mut Direct))?.1)
         } else {
             None
         };
-        let (_, t_hooked) = time_on(device, || full_run(model, &x, &all, &mut timer))?;
+        let (_, t_hooked) = time_on(device, || full_run(model, x, &all, &mut timer))?;
         let t_plain = match t_first_plain {
             Some(t) => t,
-            None => time_on(device, || full_run(model, &x, &all, &mut Direct))?.1,
+            None => time_on(device, || full_run(model, x, &all, &mut Direct))?.1,
         };
         if run < options.warmup {
             timer.samples.clear();
@@ -188,71 +243,78 @@ pub fn profile(
             plain.push(t_plain.as_secs_f64() * 1e6);
         }
     }
-    let batch = options.batch as u64;
-    let stages = timer
-        .samples
-        .iter()
-        .map(|(&stage, samples)| {
-            let (segment, stage_flops) = match stage {
-                Stage::Policy => (None, flops.policy),
-                Stage::Stem => (None, flops.base.stem),
-                Stage::Block(k) => {
-                    let segment = model.config.base.locate(k).map(|(s, _)| s);
-                    let first_of_segment = model.config.base.locate(k).is_some_and(|(_, b)| b == 0);
-                    let shortcut = segment
-                        .filter(|_| first_of_segment)
-                        .map_or(0, |s| flops.base.shortcuts[s]);
-                    (segment, flops.base.blocks[k] + shortcut)
-                }
-                Stage::Head => (None, flops.base.head),
-            };
-            StageStats {
-                stage,
-                segment,
-                flops: stage_flops * batch,
-                median_us: median(samples),
-                p10_us: quantile(samples, 0.1),
-                p90_us: quantile(samples, 0.9),
-            }
-        })
-        .collect();
+    Ok(StageTimes {
+        samples: timer.samples,
+        instrumented,
+        plain,
+    })
+}
 
-    let mut images = Vec::with_capacity(options.images);
-    for index in 0..options.images {
-        crate::cancel::check()?;
-        let xi = dataset.batch(&[index], &model.config, device)?;
-        let probs = model.agent.keep_probs(&xi, false)?.to_vec2::<f32>()?;
-        let keep = policy_bits(&probs, crate::model::DEFAULT_THRESHOLD).remove(0);
-        let (mut path, mut full) = (Vec::new(), Vec::new());
-        for run in 0..options.warmup + options.repeat {
-            let (_, t_path) = time_on(device, || {
-                let probs = model.agent.keep_probs(&xi, false)?.to_vec2::<f32>()?;
-                let keep = policy_bits(&probs, crate::model::DEFAULT_THRESHOLD).remove(0);
-                forward_skip(&model.resnet, &xi, &keep)
-            })?;
-            let (_, t_full) = time_on(device, || forward_skip(&model.resnet, &xi, &all))?;
-            if run >= options.warmup {
-                path.push(t_path.as_secs_f64() * 1e6);
-                full.push(t_full.as_secs_f64() * 1e6);
-            }
+/// One stage's statistics; a segment's first block counts its shortcut's FLOPs.
+fn stage_stats(
+    model: &BlockDrop,
+    flops: &BlockDropFlops,
+    stage: Stage,
+    samples: &[f64],
+    batch: usize,
+) -> StageStats {
+    let (segment, stage_flops) = match stage {
+        Stage::Policy => (None, flops.policy),
+        Stage::Stem => (None, flops.base.stem),
+        Stage::Block(k) => {
+            let located = model.config.base.locate(k);
+            let segment = located.map(|(s, _)| s);
+            let shortcut = match located {
+                Some((s, 0)) => flops.base.shortcuts[s],
+                _ => 0,
+            };
+            (segment, flops.base.blocks[k] + shortcut)
         }
-        images.push(ImageLatency {
-            index,
-            blocks: keep.iter().filter(|&&k| k).count(),
-            path_us: median(&path),
-            full_us: median(&full),
-            flop_ratio: flops.per_image(&keep) as f64 / flops.base.full() as f64,
-        });
+        Stage::Head => (None, flops.base.head),
+    };
+    StageStats {
+        stage,
+        segment,
+        flops: stage_flops * batch as u64,
+        median_us: median(samples),
+        p10_us: quantile(samples, 0.1),
+        p90_us: quantile(samples, 0.9),
     }
-    Ok(ProfileReport {
-        config: model.config.name.clone(),
-        device: device_name(device),
-        batch: options.batch,
-        repeat: options.repeat,
-        stages,
-        end_to_end_us: median(&plain),
-        instrumented_us: median(&instrumented),
-        images,
+}
+
+/// Image `index` at batch 1: its BlockDrop path (policy network included) against the full
+/// network, median times.
+fn image_latency(
+    model: &BlockDrop,
+    dataset: &Dataset,
+    index: usize,
+    flops: &BlockDropFlops,
+    options: &ProfileOptions,
+    device: &Device,
+) -> Result<ImageLatency> {
+    crate::cancel::check()?;
+    let all = vec![true; model.num_blocks()];
+    let xi = dataset.batch(&[index], &model.config, device)?;
+    let policy = || -> candle_core::Result<Vec<bool>> {
+        let probs = model.agent.keep_probs(&xi, false)?.to_vec2::<f32>()?;
+        Ok(policy_bits(&probs, crate::model::DEFAULT_THRESHOLD).remove(0))
+    };
+    let keep = policy()?;
+    let (mut path, mut full) = (Vec::new(), Vec::new());
+    for run in 0..options.warmup + options.repeat {
+        let (_, t_path) = time_on(device, || forward_skip(&model.resnet, &xi, &policy()?))?;
+        let (_, t_full) = time_on(device, || forward_skip(&model.resnet, &xi, &all))?;
+        if run >= options.warmup {
+            path.push(t_path.as_secs_f64() * 1e6);
+            full.push(t_full.as_secs_f64() * 1e6);
+        }
+    }
+    Ok(ImageLatency {
+        index,
+        blocks: crate::model::blockdrop::kept_blocks(&keep),
+        path_us: median(&path),
+        full_us: median(&full),
+        flop_ratio: flops.per_image(&keep) as f64 / flops.base.full() as f64,
     })
 }
 
@@ -275,7 +337,7 @@ impl fmt::Display for ProfileReport {
                 "{:<10} {:>7} {:>12} {:>11.1} {:>11.1} {:>6.1}% {:>9.2}",
                 s.name(),
                 s.segment.map_or("-".to_string(), |g| (g + 1).to_string()),
-                crate::eval::sci2(s.flops as f64),
+                crate::records::sci2(s.flops as f64),
                 s.median_us,
                 s.p90_us,
                 100.0 * s.median_us / total,
@@ -398,8 +460,8 @@ fn to_json(report: &ProfileReport) -> serde_json::Value {
 /// Writes the report: Parquet (the per-stage table) when `path` ends in `.parquet`, else JSON
 /// (everything).
 pub fn write(report: &ProfileReport, path: &Path) -> Result<()> {
-    if crate::records::is_parquet(path) {
-        return crate::records::write_frame(&mut stages_frame(report)?, path);
+    if crate::output::frame::is_parquet(path) {
+        return crate::output::frame::write_frame(&mut stages_frame(report)?, path);
     }
     let json = to_json(report);
     crate::output::check_replaceable(path, |p| {

@@ -43,33 +43,3 @@ impl StageHook for StageTimer<'_> {
         Ok(out)
     }
 }
-
-/// The `q`-quantile (0..=1) of `samples` by nearest rank; `NaN` when there are none.
-pub fn quantile(samples: &[f64], q: f64) -> f64 {
-    if samples.is_empty() {
-        return f64::NAN;
-    }
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = (q * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-pub fn median(samples: &[f64]) -> f64 {
-    quantile(samples, 0.5)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_by_nearest_rank() {
-        let s = [5.0, 1.0, 3.0, 2.0, 4.0];
-        assert_eq!(median(&s), 3.0);
-        assert_eq!(quantile(&s, 0.0), 1.0);
-        assert_eq!(quantile(&s, 1.0), 5.0);
-        assert_eq!(quantile(&s, 0.9), 5.0);
-        assert!(median(&[]).is_nan());
-    }
-}

@@ -7,7 +7,7 @@ use plotters::chart::SeriesLabelStyle;
 use plotters::prelude::*;
 
 use crate::error::Result;
-use crate::eval::tradeoff::TradeoffPoint;
+use crate::eval::tradeoff::{series, Method, TradeoffPoint};
 use crate::profile::ProfileReport;
 use crate::report::style::{drawing_error, ensure_font, ACCENT, FAMILY, GREY, KEPT, SECOND, THIRD};
 
@@ -57,18 +57,10 @@ pub fn tradeoff(points: &[TradeoffPoint], learned: (f64, f64), path: &Path) -> R
         .label_style((FAMILY, 14))
         .draw()
         .map_err(&err)?;
-    let series = |method: &str| -> Vec<(f64, f64)> {
-        let mut v: Vec<(f64, f64)> = points
-            .iter()
-            .filter(|p| p.method == method)
-            .map(|p| (mflops(p), p.accuracy))
-            .collect();
-        v.sort_by(|a, b| a.0.total_cmp(&b.0));
-        v
-    };
+    let series = |method| series(points, method);
     for (method, colour, label) in [
-        ("BlockDrop", KEPT, "BlockDrop, thresholds 0.1-0.9"),
-        ("FirstK", SECOND, "FirstK (first k blocks)"),
+        (Method::BlockDrop, KEPT, "BlockDrop, thresholds 0.1-0.9"),
+        (Method::FirstK, SECOND, "FirstK (first k blocks)"),
     ] {
         let s = series(method);
         chart
@@ -84,7 +76,7 @@ pub fn tradeoff(points: &[TradeoffPoint], learned: (f64, f64), path: &Path) -> R
     }
     chart
         .draw_series(
-            series("Random")
+            series(Method::Random)
                 .into_iter()
                 .map(|p| TriangleMarker::new(p, 6, THIRD.filled())),
         )
@@ -93,7 +85,7 @@ pub fn tradeoff(points: &[TradeoffPoint], learned: (f64, f64), path: &Path) -> R
         .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, THIRD.filled()));
     chart
         .draw_series(
-            series("Full")
+            series(Method::Full)
                 .into_iter()
                 .map(|p| Cross::new(p, 8, GREY.stroke_width(3))),
         )
@@ -151,22 +143,20 @@ pub fn latency(profile: &ProfileReport, path: &Path) -> Result<()> {
         .build_cartesian_2d(-1.0..n as f64, 0.0..max_us * 1.1)
         .map_err(&err)?
         .set_secondary_coord(-1.0..n as f64, 0.0..max_mflops * 1.1);
-    let names: Vec<String> = profile.stages.iter().map(|s| s.name()).collect();
+    let labels: Vec<String> = profile
+        .stages
+        .iter()
+        .map(|s| s.stage.short_name())
+        .collect();
     chart
         .configure_mesh()
         .x_desc("stage (P = policy network, S = stem, H = head, numbers = blocks)")
         .y_desc("median time (µs)")
         .x_labels(2 * n + 2)
         .x_label_formatter(&|x| {
-            let Some(i) = crate::report::grids::integer(*x).filter(|&i| i < names.len()) else {
-                return String::new();
-            };
-            match names[i].as_str() {
-                "policy" => "P".into(),
-                "stem" => "S".into(),
-                "head" => "H".into(),
-                other => other.trim_start_matches("block ").to_string(),
-            }
+            crate::report::grids::integer(*x)
+                .and_then(|i| labels.get(i).cloned())
+                .unwrap_or_default()
         })
         .label_style((FAMILY, 12))
         .draw()

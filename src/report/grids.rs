@@ -7,9 +7,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::analysis::{ClassRow, Cluster};
+use crate::config::ClassSet;
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::eval::Record;
+use crate::records::Record;
 use crate::report::style::{
     drawing_error, ensure_font, intensity, ACCENT, DROPPED, FAMILY, KEPT, THIRD,
 };
@@ -61,7 +62,7 @@ pub fn policy_heatmap(records: &[Record], path: &Path) -> Result<()> {
 }
 
 /// Classes × blocks, colour = fraction of the class's images keeping the block.
-pub fn class_heatmap(classes: &[ClassRow], names: &[String], path: &Path) -> Result<()> {
+pub fn class_heatmap(classes: &[ClassRow], names: ClassSet, path: &Path) -> Result<()> {
     ensure_font()?;
     let err = drawing_error(path);
     let k = classes.first().map_or(0, |c| c.keep_rates.len());
@@ -72,7 +73,7 @@ pub fn class_heatmap(classes: &[ClassRow], names: &[String], path: &Path) -> Res
         .map(|c| {
             format!(
                 "{} ({:.0}% acc, {:.1} blk)",
-                class_name(names, c.label),
+                names.name(c.label),
                 100.0 * c.accuracy,
                 c.mean_blocks
             )
@@ -126,13 +127,6 @@ pub fn integer(x: f64) -> Option<usize> {
 /// Block numbers on integer ticks only (cells are centred on them).
 pub fn block_tick(x: &f64) -> String {
     integer(*x).map_or(String::new(), |i| i.to_string())
-}
-
-pub fn class_name(names: &[String], label: u32) -> String {
-    names
-        .get(label as usize)
-        .cloned()
-        .unwrap_or_else(|| label.to_string())
 }
 
 const THUMB: u32 = 84;
@@ -190,7 +184,7 @@ pub fn gallery(
     title: &str,
     members: &[&Record],
     dataset: &Dataset,
-    names: &[String],
+    names: ClassSet,
     medoid: Option<&[bool]>,
     path: &Path,
 ) -> Result<()> {
@@ -226,11 +220,7 @@ pub fn gallery(
         let y = header as i32 + (row * CELL_H) as i32;
         thumbnail(&root, dataset, r.index as usize, (x, y))?;
         let colour = if r.correct { THIRD } else { ACCENT };
-        let text = format!(
-            "{} → {}",
-            class_name(names, r.label),
-            class_name(names, r.pred)
-        );
+        let text = format!("{} → {}", names.name(r.label), names.name(r.pred));
         let cell_x = 10 + (col * CELL_W) as i32 + 4;
         root.draw(&Text::new(
             text,

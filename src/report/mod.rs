@@ -16,47 +16,19 @@ use crate::analysis::{self, frames};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::eval::tradeoff::{tradeoff, TradeoffOptions, TradeoffPoint};
-use crate::eval::{evaluate, EvalOptions, Record, Summary};
+use crate::eval::{evaluate, EvalOptions};
 use crate::model::BlockDrop;
 use crate::profile::{profile, ProfileOptions, ProfileReport};
+use crate::records::{Record, Summary};
 
-const FMNIST: [&str; 10] = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-];
-const CIFAR10: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
+/// Images the report's trade-off sweep uses (each point re-runs the base network on them).
+pub const TRADEOFF_IMAGES: usize = 500;
+/// Images timed one by one, and timed runs per measurement, in the report's profile.
+pub const PROFILE_IMAGES: usize = 8;
+pub const PROFILE_REPEATS: usize = 5;
 
-/// Class names for a configuration's data set, where they are well known.
-pub fn class_names(config: &str) -> Vec<String> {
-    let names: &[&str] = if config.ends_with("FMNIST") {
-        &FMNIST
-    } else if config.ends_with("C10") {
-        &CIFAR10
-    } else {
-        &[]
-    };
-    names.iter().map(|s| s.to_string()).collect()
-}
-
+/// What a report computes. The default is the one preset that `export`, `--export` and the
+/// terminal app's `e` (and its Trade-off and Profile views) share.
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
     pub eval: EvalOptions,
@@ -76,11 +48,14 @@ impl Default for ExportOptions {
                 keep_logits: true,
                 ..EvalOptions::default()
             },
-            tradeoff: TradeoffOptions::default(),
+            tradeoff: TradeoffOptions {
+                limit: Some(TRADEOFF_IMAGES),
+                ..TradeoffOptions::default()
+            },
             profile: Some(ProfileOptions {
-                images: 8,
+                images: PROFILE_IMAGES,
                 batch: 1,
-                repeat: 5,
+                repeat: PROFILE_REPEATS,
                 warmup: 1,
             }),
             clusters: None,
@@ -106,23 +81,42 @@ pub struct Figure {
     pub caption: String,
 }
 
-/// Runs evaluation, trade-off sweep and (optionally) profiling; `progress(stage)` names each.
+/// The parts of collecting a report, as progress names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Evaluating,
+    TradeoffSweep,
+    Profiling,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Evaluating => "evaluating",
+            Phase::TradeoffSweep => "trade-off sweep",
+            Phase::Profiling => "profiling",
+        })
+    }
+}
+
+/// Runs evaluation, trade-off sweep and (optionally) profiling, reporting each phase's
+/// progress as `progress(phase, done, total)`.
 pub fn collect<'a>(
     model: &'a BlockDrop,
     dataset: &'a Dataset,
     options: &ExportOptions,
     device: &Device,
-    mut progress: impl FnMut(&str, usize, usize),
+    mut progress: impl FnMut(Phase, usize, usize),
 ) -> Result<ReportData<'a>> {
     let records = evaluate(model, dataset, &options.eval, device, |d, t| {
-        progress("evaluating", d, t)
+        progress(Phase::Evaluating, d, t)
     })?;
     let tradeoff = tradeoff(model, dataset, &options.tradeoff, device, |d, t| {
-        progress("trade-off sweep", d, t)
+        progress(Phase::TradeoffSweep, d, t)
     })?;
     let profile = match &options.profile {
         Some(p) => {
-            progress("profiling", 0, 1);
+            progress(Phase::Profiling, 0, 1);
             Some(profile(model, dataset, p, device)?)
         }
         None => None,
@@ -141,7 +135,7 @@ fn tradeoff_frame(points: &[TradeoffPoint]) -> Result<DataFrame> {
     Ok(DataFrame::new_infer_height(vec![
         Column::new(
             "method".into(),
-            points.iter().map(|p| p.method).collect::<Vec<_>>(),
+            points.iter().map(|p| p.method.name()).collect::<Vec<_>>(),
         ),
         Column::new(
             "parameter".into(),
@@ -169,24 +163,58 @@ fn tradeoff_frame(points: &[TradeoffPoint]) -> Result<DataFrame> {
     ])?)
 }
 
-/// Writes every file of the report into `dir` (which must exist and be empty).
-pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Result<Vec<Figure>> {
-    let records = &data.records;
-    let summary = Summary::of(records);
-    let names = class_names(&data.model.config.name);
-    let k = options
-        .clusters
-        .unwrap_or_else(|| analysis::default_k(records));
-    let clusters = analysis::cluster_policies(records, k);
-    let mut figures = Vec::new();
-    let mut figure = |file: &str, caption: String| {
-        figures.push(Figure {
+/// The figures written so far, with their captions, and the folder they go to.
+struct Figures<'d> {
+    dir: &'d Path,
+    list: Vec<Figure>,
+}
+
+impl Figures<'_> {
+    /// Adds a figure to the list; returns the path to draw it at.
+    fn add(&mut self, file: &str, caption: String) -> std::path::PathBuf {
+        self.list.push(Figure {
             file: file.to_string(),
             caption,
         });
-        dir.join(file)
-    };
+        self.dir.join(file)
+    }
+}
 
+/// Writes every file of the report into `dir` (which must exist and be empty).
+pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Result<Vec<Figure>> {
+    let summary = Summary::of(&data.records);
+    let k = options
+        .clusters
+        .unwrap_or_else(|| analysis::default_k(&data.records));
+    let clusters = analysis::cluster_policies(&data.records, k);
+    let mut figures = Figures {
+        dir,
+        list: Vec::new(),
+    };
+    chart_figures(data, options, &summary, &mut figures)?;
+    grid_figures(data, options, &clusters, &mut figures)?;
+    write_tables(data, &clusters, dir)?;
+    let json = summary_json(data, &summary);
+    crate::atomic::write_bytes_atomic(
+        &dir.join("summary.json"),
+        serde_json::to_string_pretty(&json)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
+    let index = index_markdown(data, &summary, &figures.list);
+    crate::atomic::write_bytes_atomic(&dir.join("index.md"), index.as_bytes())?;
+    Ok(figures.list)
+}
+
+/// The plotted figures: the trade-off, per-stage latency, block usage and keep rates.
+fn chart_figures(
+    data: &ReportData,
+    options: &ExportOptions,
+    summary: &Summary,
+    figures: &mut Figures,
+) -> Result<()> {
+    let records = &data.records;
+    let mut figure = |file: &str, caption: String| figures.add(file, caption);
     let learned = (summary.flops_mean, summary.accuracy);
     let sweep_images = options
         .tradeoff
@@ -216,6 +244,19 @@ pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Re
             "Fraction of images that run each block.".into(),
         ),
     )?;
+    Ok(())
+}
+
+/// The figures drawn as grids: policy and class heat maps, easy/hard and cluster galleries.
+fn grid_figures(
+    data: &ReportData,
+    options: &ExportOptions,
+    clusters: &[analysis::Cluster],
+    figures: &mut Figures,
+) -> Result<()> {
+    let records = &data.records;
+    let names = data.model.config.class_set;
+    let mut figure = |file: &str, caption: String| figures.add(file, caption);
     grids::policy_heatmap(
         records,
         &figure(
@@ -225,7 +266,7 @@ pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Re
     )?;
     grids::class_heatmap(
         &analysis::per_class(records),
-        &names,
+        names,
         &figure(
             "class_usage.png",
             "Keep rate per class and block, with each class's accuracy and mean blocks.".into(),
@@ -247,7 +288,7 @@ pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Re
         "Easiest images: fewest blocks, most confident first (label → prediction)",
         &easy,
         data.dataset,
-        &names,
+        names,
         None,
         &figure(
             "easy.png",
@@ -258,7 +299,7 @@ pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Re
         "Hardest images: most blocks, least confident first (label → prediction)",
         &hard,
         data.dataset,
-        &names,
+        names,
         None,
         &figure(
             "hard.png",
@@ -280,22 +321,33 @@ pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Re
             &title,
             &members,
             data.dataset,
-            &names,
+            names,
             Some(&cluster.medoid),
             &figure(&file, caption),
         )?;
     }
 
+    Ok(())
+}
+
+/// The report's tables: records, clusters and the trade-off.
+fn write_tables(data: &ReportData, clusters: &[analysis::Cluster], dir: &Path) -> Result<()> {
+    let records = &data.records;
     crate::records::write(records, &dir.join("records.parquet"))?;
-    crate::records::write_frame(
-        &mut frames::clusters_frame(&clusters)?,
+    crate::output::frame::write_frame(
+        &mut frames::clusters_frame(clusters)?,
         &dir.join("clusters.parquet"),
     )?;
-    crate::records::write_frame(
+    crate::output::frame::write_frame(
         &mut tradeoff_frame(&data.tradeoff)?,
         &dir.join("tradeoff.csv"),
     )?;
-    let json = serde_json::json!({
+    Ok(())
+}
+
+/// `summary.json`: the summary's numbers and lines, and the latency medians when profiled.
+fn summary_json(data: &ReportData, summary: &Summary) -> serde_json::Value {
+    serde_json::json!({
         "title": data.title,
         "config": data.model.config.name,
         "images": summary.images,
@@ -306,35 +358,38 @@ pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Re
         "flops_std": summary.flops_std,
         "unique_policies": summary.unique_policies,
         "lines": summary.to_string().lines().collect::<Vec<_>>(),
-        "latency_us": data.profile.as_ref().map(|p| serde_json::json!({
-            "median_path": crate::profile::timer::median(&p.images.iter().map(|i| i.path_us).collect::<Vec<_>>()),
-            "p90_path": crate::profile::timer::quantile(&p.images.iter().map(|i| i.path_us).collect::<Vec<_>>(), 0.9),
-            "median_full": crate::profile::timer::median(&p.images.iter().map(|i| i.full_us).collect::<Vec<_>>()),
-        })),
-    });
-    crate::atomic::write_bytes_atomic(
-        &dir.join("summary.json"),
-        serde_json::to_string_pretty(&json)
-            .unwrap_or_default()
-            .as_bytes(),
-    )?;
+        "latency_us": data.profile.as_ref().map(|p| {
+            let latency = p.image_latency();
+            serde_json::json!({
+                "median_path": latency.median_path_us,
+                "p90_path": latency.p90_path_us,
+                "median_full": latency.median_full_us,
+            })
+        }),
+    })
+}
 
+/// `index.md`: the summary, the latency line, every figure with its caption, and the per-class
+/// and most-common-policy tables.
+fn index_markdown(data: &ReportData, summary: &Summary, figures: &[Figure]) -> String {
+    let records = &data.records;
+    let names = data.model.config.class_set;
     let mut index = format!(
         "# BlockDrop report: {}\n\n```\n{summary}\n```\n\n",
         data.title
     );
     if let Some(p) = &data.profile {
-        let paths: Vec<f64> = p.images.iter().map(|i| i.path_us).collect();
+        let latency = p.image_latency();
         let _ = writeln!(
             index,
             "Latency (batch 1, {} images): median {:.0} µs, p90 {:.0} µs for the BlockDrop path; full network {:.0} µs.\n",
-            paths.len(),
-            crate::profile::timer::median(&paths),
-            crate::profile::timer::quantile(&paths, 0.9),
-            crate::profile::timer::median(&p.images.iter().map(|i| i.full_us).collect::<Vec<_>>())
+            p.images.len(),
+            latency.median_path_us,
+            latency.p90_path_us,
+            latency.median_full_us
         );
     }
-    for f in &figures {
+    for f in figures {
         let _ = writeln!(index, "![{}]({})\n\n{}\n", f.file, f.file, f.caption);
     }
     let _ = writeln!(index, "## Per class\n\n| class | images | accuracy | mean blocks | mean MFLOPs |\n|---|---:|---:|---:|---:|");
@@ -342,7 +397,7 @@ pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Re
         let _ = writeln!(
             index,
             "| {} | {} | {:.3} | {:.2} | {:.1} |",
-            grids::class_name(&names, c.label),
+            names.name(c.label),
             c.images,
             c.accuracy,
             c.mean_blocks,
@@ -364,8 +419,7 @@ pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Re
     }
     index.push('\n');
     index.push_str("Data: [records.parquet](records.parquet) (one row per image), [clusters.parquet](clusters.parquet), [tradeoff.csv](tradeoff.csv), [summary.json](summary.json).\n");
-    crate::atomic::write_bytes_atomic(&dir.join("index.md"), index.as_bytes())?;
-    Ok(figures)
+    index
 }
 
 /// Writes the report into `out` under the output rule ([`crate::output`]): built whole in a

@@ -3,7 +3,7 @@
 //! the 8-bit image before the test-time transform, as torchvision does on the PIL image.
 
 use crate::data::transform::Image;
-use crate::train::rng::Rng;
+use crate::rng::Rng;
 
 pub const CROP_PADDING: usize = 4;
 

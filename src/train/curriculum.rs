@@ -6,19 +6,44 @@
 //! The frozen base runs with BatchNorm folded and dropped blocks truly skipped (grouped or
 //! gather executor), as at inference: it needs no gradients.
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::Tensor;
 
-use crate::config::Config;
-use crate::data::Dataset;
+use crate::checkpoint::ModelStage;
 use crate::error::Result;
 use crate::exec::forward_batch;
 use crate::model::{BlockDrop, FlatResNet};
-use crate::train::optim::{params, Kind, Optimizer};
-use crate::train::policy::{PolicyOptions, Step, Trainer};
+use crate::train::policy::{self, PolicyOptions, Step, Trainer};
 use crate::train::reward::{self, bounded, force_first, greedy, keep_bits, sample};
 use crate::train::run::Run;
-use crate::train::{load_model_file, restore, Progress};
+use crate::train::{load_model_file, LoopDefaults, Progress, Setting};
+
+/// The reference's curriculum: Adam at lr 1e-3, batch 2048, the step schedule never firing,
+/// γ = −1; epochs until the curriculum reaches every block, then [`EXTRA_EPOCHS`] more.
+pub const BATCH_SIZE: usize = 2048;
+pub const LR: f64 = 1e-3;
+pub const DEFAULT_PENALTY: f64 = -1.0;
+pub const EXTRA_EPOCHS: usize = 5;
+
+/// The loop defaults for a base network of `blocks` blocks, `cl_step` decisions per epoch.
+pub fn defaults(blocks: usize, cl_step: usize) -> LoopDefaults {
+    LoopDefaults {
+        epochs: blocks.div_ceil(cl_step.max(1)) + EXTRA_EPOCHS,
+        batch_size: BATCH_SIZE,
+        lr: LR,
+        epoch_step: Some(policy::REFERENCE_EPOCH_STEP),
+    }
+}
+
+/// The defaults as `train curriculum --help` states them.
+pub fn defaults_help() -> String {
+    format!(
+        "Defaults (the reference's): Adam lr {LR:e}, batch {BATCH_SIZE}, α {}, β {}, γ {DEFAULT_PENALTY}, \
+LR ×0.1 every {} epochs; epochs: blocks + {EXTRA_EPOCHS} (the curriculum reaches every block, then {EXTRA_EPOCHS} more).",
+        policy::DEFAULT_ALPHA,
+        policy::DEFAULT_BETA,
+        policy::REFERENCE_EPOCH_STEP
+    )
+}
 
 /// One curriculum batch: the policy's keep probabilities (agent in train mode), `draw`'s
 /// sample from the bounded probabilities, the frozen `base` under the sampled and the greedy
@@ -63,52 +88,27 @@ pub fn step(
     })
 }
 
-/// Trains the policy of `config` over the frozen base network in `options.init` into `run`.
+/// Trains the policy over the frozen base network in `options.init` into `run`.
 pub fn train(
-    config: &Config,
-    train_data: &Dataset,
-    test_data: &Dataset,
+    setting: &Setting<PolicyOptions>,
     run: &mut Run,
-    options: &PolicyOptions,
-    device: &Device,
     progress: &mut dyn Progress,
 ) -> Result<()> {
-    let varmap = VarMap::new();
-    let model = BlockDrop::new(config, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
-    let mut optimizer = Optimizer::new(
-        Kind::Adam { weight_decay: 0.0 },
-        params(&varmap, &["agent."]),
-    );
-    let position = match restore(run, &varmap, &mut optimizer, device)? {
-        Some(position) => position,
-        None => {
-            load_model_file(&varmap, &options.init, true)?;
-            (0, f64::NEG_INFINITY)
-        }
-    };
-    let mut base = model.resnet.clone();
-    base.fold_batchnorm()?;
-    let k = model.num_blocks();
-    let trainer = Trainer {
-        stage: "curriculum",
-        config,
-        model: &model,
-        varmap: &varmap,
-        optimizer,
-        options,
-        device,
-    };
-    trainer.run_epochs(
+    let options = setting.options;
+    let trainer = Trainer::start(
+        ModelStage::Curriculum,
+        setting,
         run,
-        position,
-        train_data,
-        test_data,
-        progress,
-        |epoch, x, labels, rng| {
-            let trained = (options.cl_step.max(1) * (epoch + 1)).min(k);
-            step(&model, &base, x, labels, trained, options, |p| {
-                sample(p, rng)
-            })
-        },
-    )
+        &["agent."],
+        |varmap| load_model_file(varmap, &options.init, true),
+    )?;
+    let mut base = trainer.model.resnet.clone();
+    base.fold_batchnorm()?;
+    let k = trainer.model.num_blocks();
+    trainer.run_epochs(setting, run, progress, |model, epoch, x, labels, rng| {
+        let trained = (options.cl_step.max(1) * (epoch + 1)).min(k);
+        step(model, &base, x, labels, trained, options, |p| {
+            sample(p, rng)
+        })
+    })
 }

@@ -7,19 +7,39 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::Tensor;
 
-use crate::config::Config;
-use crate::data::Dataset;
+use crate::checkpoint::ModelStage;
 use crate::error::Result;
 use crate::exec::{forward_batch, forward_masked, forward_masked_sparse};
 use crate::model::BlockDrop;
-use crate::train::optim::{params, Kind, Optimizer};
-use crate::train::policy::{PolicyOptions, Step, Trainer};
+use crate::train::policy::{self, PolicyOptions, Step, Trainer};
 use crate::train::reward::{self, bounded, greedy, keep_bits, sample};
 use crate::train::run::{Run, BEST, LAST};
-use crate::train::{load_model_file, restore, Progress};
+use crate::train::{load_model_file, LoopDefaults, Progress, Setting};
+
+/// The reference's finetuning: 10 epochs of Adam at lr 1e-4 over both networks, batch 256,
+/// the step schedule never firing, γ = −10.
+pub const DEFAULTS: LoopDefaults = LoopDefaults {
+    epochs: 10,
+    batch_size: 256,
+    lr: 1e-4,
+    epoch_step: Some(policy::REFERENCE_EPOCH_STEP),
+};
+pub const DEFAULT_PENALTY: f64 = -10.0;
+
+/// The defaults as `train finetune --help` states them.
+pub fn defaults_help() -> String {
+    format!(
+        "Defaults (the reference's): Adam lr {:e} over both networks, batch {}, α {}, γ {DEFAULT_PENALTY}, \
+LR ×0.1 every {} epochs; {} epochs.",
+        DEFAULTS.lr,
+        DEFAULTS.batch_size,
+        policy::DEFAULT_ALPHA,
+        policy::REFERENCE_EPOCH_STEP,
+        DEFAULTS.epochs
+    )
+}
 
 /// The model file a `--from` names: a run folder's best model (else its last), or a file.
 pub fn model_of(from: &Path) -> PathBuf {
@@ -33,48 +53,21 @@ pub fn model_of(from: &Path) -> PathBuf {
     from.to_path_buf()
 }
 
+/// Trains policy and base network jointly from `options.init` into `run`.
 pub fn train(
-    config: &Config,
-    train_data: &Dataset,
-    test_data: &Dataset,
+    setting: &Setting<PolicyOptions>,
     run: &mut Run,
-    options: &PolicyOptions,
-    device: &Device,
     progress: &mut dyn Progress,
 ) -> Result<()> {
-    let varmap = VarMap::new();
-    let model = BlockDrop::new(config, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
-    let mut optimizer = Optimizer::new(
-        Kind::Adam { weight_decay: 0.0 },
-        params(&varmap, &["agent.", "resnet."]),
-    );
-    let position = match restore(run, &varmap, &mut optimizer, device)? {
-        Some(position) => position,
-        None => {
-            load_model_file(&varmap, &model_of(&options.init), false)?;
-            (0, f64::NEG_INFINITY)
-        }
-    };
-    let trainer = Trainer {
-        stage: "finetuned",
-        config,
-        model: &model,
-        varmap: &varmap,
-        optimizer,
-        options,
-        device,
-    };
-    trainer.run_epochs(
-        run,
-        position,
-        train_data,
-        test_data,
-        progress,
-        |_, x, labels, rng| {
-            let y = Tensor::new(labels, device)?;
-            step(&model, x, labels, &y, options, |p| sample(p, rng))
-        },
-    )
+    let (options, device) = (setting.options, setting.device);
+    let trained = ["agent.", "resnet."];
+    let trainer = Trainer::start(ModelStage::Finetuned, setting, run, &trained, |varmap| {
+        load_model_file(varmap, &model_of(&options.init), false)
+    })?;
+    trainer.run_epochs(setting, run, progress, |model, _, x, labels, rng| {
+        let y = Tensor::new(labels, device)?;
+        step(model, x, labels, &y, options, |p| sample(p, rng))
+    })
 }
 
 /// One finetuning batch: keep probabilities (agent in train mode), `draw`'s sample from the

@@ -5,11 +5,11 @@
 pub mod augment;
 pub mod base;
 pub mod curriculum;
+pub mod epochs;
 pub mod finetune;
 pub mod optim;
 pub mod policy;
 pub mod reward;
-pub mod rng;
 pub mod run;
 pub mod schedule;
 
@@ -19,12 +19,61 @@ use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::ModelStage;
 use crate::config::Config;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::train::rng::Rng;
+use crate::rng::Rng;
 use crate::train::run::EpochMetrics;
 use crate::train::schedule::Schedule;
+
+/// A training stage: what a run folder trains (its `config.json` says which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainStage {
+    Base,
+    Curriculum,
+    Finetune,
+}
+
+impl TrainStage {
+    pub fn name(self) -> &'static str {
+        match self {
+            TrainStage::Base => "base",
+            TrainStage::Curriculum => "curriculum",
+            TrainStage::Finetune => "finetune",
+        }
+    }
+
+    /// What the stage's model files record as their stage.
+    pub fn model_stage(self) -> ModelStage {
+        match self {
+            TrainStage::Base => ModelStage::Base,
+            TrainStage::Curriculum => ModelStage::Curriculum,
+            TrainStage::Finetune => ModelStage::Finetuned,
+        }
+    }
+}
+
+impl std::fmt::Display for TrainStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A stage's values for the loop flags a user leaves out (each stage's `DEFAULTS`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoopDefaults {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    /// The step schedule's period; `None`: cosine over the run.
+    pub epoch_step: Option<usize>,
+}
+
+/// The step schedule's factor, and the seed, when not given.
+pub const DEFAULT_LR_DECAY_RATIO: f64 = 0.1;
+pub const DEFAULT_SEED: u64 = 0;
 
 /// What every stage's loop needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +121,15 @@ impl LoopOptions {
         Ok(())
     }
 
+    /// Runs the loop to `epochs` in all (a resumed run extended by `--epochs`); a cosine
+    /// schedule stretches to the new length.
+    pub fn extend_to(&mut self, epochs: usize) {
+        self.epochs = epochs;
+        if let Schedule::Cosine { epochs: e } = &mut self.schedule {
+            *e = epochs;
+        }
+    }
+
     /// Training images per epoch, refused when fewer than one batch.
     pub fn check_batches(&self, train_images: usize) -> std::result::Result<(), String> {
         let per_epoch = self
@@ -87,6 +145,43 @@ impl LoopOptions {
         Ok(())
     }
 }
+
+/// What a stage trains with; a stage's entry point takes it with the run folder and progress.
+pub struct Setting<'a, O> {
+    pub config: &'a Config,
+    pub train_data: &'a Dataset,
+    pub test_data: &'a Dataset,
+    pub options: &'a O,
+    pub device: &'a Device,
+}
+
+/// A stage's options: the loop's, and whether training images are augmented.
+pub trait StageOptions {
+    fn common(&self) -> &LoopOptions;
+    fn common_mut(&mut self) -> &mut LoopOptions;
+    /// Random crop and flip on the training images, as the reference.
+    fn augment(&self) -> bool;
+}
+
+/// Implements [`StageOptions`] for an options struct with `common` and `augment` fields.
+macro_rules! stage_options {
+    ($options:ty) => {
+        impl $crate::train::StageOptions for $options {
+            fn common(&self) -> &$crate::train::LoopOptions {
+                &self.common
+            }
+
+            fn common_mut(&mut self) -> &mut $crate::train::LoopOptions {
+                &mut self.common
+            }
+
+            fn augment(&self) -> bool {
+                self.augment
+            }
+        }
+    };
+}
+pub(crate) use stage_options;
 
 /// Reports training as it goes (the binary draws progress bars from it).
 pub trait Progress {
@@ -126,9 +221,19 @@ pub fn load_into(
     values: &HashMap<String, Tensor>,
     what: &std::path::Path,
 ) -> Result<()> {
+    load_under(varmap, values, what, "")
+}
+
+/// Sets the variables of `varmap` whose names start with `prefix` from `values`.
+fn load_under(
+    varmap: &VarMap,
+    values: &HashMap<String, Tensor>,
+    what: &std::path::Path,
+    prefix: &str,
+) -> Result<()> {
     let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
     let mut missing = Vec::new();
-    for (name, var) in data.iter() {
+    for (name, var) in data.iter().filter(|(n, _)| n.starts_with(prefix)) {
         match values.get(name) {
             Some(t) if t.shape() == var.shape() => var.set(&t.to_device(var.device())?)?,
             Some(t) => {
@@ -166,22 +271,6 @@ pub fn test_indices(test: &Dataset, options: &LoopOptions) -> Vec<usize> {
     (0..options.test_images.unwrap_or(test.len()).min(test.len())).collect()
 }
 
-/// `config.json`'s common part: the stage, configuration, data, seed and crate version.
-pub fn run_config(
-    stage: &str,
-    config: &Config,
-    data: &std::path::Path,
-    options: &impl Serialize,
-) -> serde_json::Value {
-    serde_json::json!({
-        "stage": stage,
-        "config": config.name,
-        "data": run::path_json::to_value(data),
-        "version": env!("CARGO_PKG_VERSION"),
-        "options": options,
-    })
-}
-
 /// Sets `varmap`'s `resnet.*` variables (`base_only`) or all of them from a model file (this
 /// project's safetensors or a reference PyTorch checkpoint).
 pub fn load_model_file(varmap: &VarMap, path: &std::path::Path, base_only: bool) -> Result<()> {
@@ -195,24 +284,7 @@ pub fn load_model_file(varmap: &VarMap, path: &std::path::Path, base_only: bool)
             .into_iter()
             .map(|(name, t)| (format!("resnet.{name}"), t))
             .collect();
-        let data = varmap.data().lock().unwrap_or_else(|e| e.into_inner());
-        for (name, var) in data.iter().filter(|(n, _)| n.starts_with("resnet.")) {
-            match values.get(name) {
-                Some(t) if t.shape() == var.shape() => var.set(&t.to_device(var.device())?)?,
-                Some(t) => {
-                    return Err(Error::bad_input(
-                        path,
-                        format!(
-                            "tensor {name} is {:?}, the model needs {:?}",
-                            t.shape(),
-                            var.shape()
-                        ),
-                    ))
-                }
-                None => return Err(Error::bad_input(path, format!("tensor {name} missing"))),
-            }
-        }
-        return Ok(());
+        return load_under(varmap, &values, path, "resnet.");
     }
     let (values, _) = crate::checkpoint::combine(path, parts, None)?;
     load_into(varmap, &values, path)
@@ -220,7 +292,7 @@ pub fn load_model_file(varmap: &VarMap, path: &std::path::Path, base_only: bool)
 
 /// What a policy stage records per epoch on the test set, from the greedy policy.
 pub struct PolicyEval {
-    pub summary: crate::eval::Summary,
+    pub summary: crate::records::Summary,
     /// Mean reward `1 − (blocks/K)²` or γ of the greedy policy.
     pub reward: f64,
 }
@@ -241,20 +313,14 @@ pub fn evaluate_policy(
         ..crate::eval::EvalOptions::default()
     };
     let records = crate::eval::evaluate(&folded, test, &options, device, |_, _| {})?;
-    let k = model.num_blocks() as f64;
+    let k = model.num_blocks();
     let reward = records
         .iter()
-        .map(|r| {
-            if r.correct {
-                1.0 - (r.blocks as f64 / k).powi(2)
-            } else {
-                penalty
-            }
-        })
+        .map(|r| reward::of(r.correct, r.blocks as usize, k, penalty))
         .sum::<f64>()
         / records.len().max(1) as f64;
     Ok(PolicyEval {
-        summary: crate::eval::Summary::of(&records),
+        summary: crate::records::Summary::of(&records),
         reward,
     })
 }

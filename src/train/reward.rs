@@ -1,25 +1,30 @@
 //! The policy-gradient pieces the curriculum and finetuning stages share (the reference
-//! implementation's `cl_training.py` and `finetune.py`; README, "Training"): the reward, bounded Bernoulli sampling, the curriculum's forced blocks, and
-//! the self-critical REINFORCE loss.
+//! implementation's `cl_training.py` and `finetune.py`; docs/method.md, "Training"): the
+//! reward, bounded Bernoulli sampling, the curriculum's forced blocks, and the self-critical
+//! REINFORCE loss.
 
 use candle_core::{DType, Device, Result, Tensor, D};
 
-use crate::train::rng::Rng;
+use crate::rng::Rng;
 
-/// `R = 1 − (|u|₁ / K)²` for a correct prediction, `penalty` (γ) otherwise; `[N]`.
+/// The reward of one image: `1 − (kept / K)²` when the prediction is correct, `penalty` (γ)
+/// otherwise.
+pub fn of(correct: bool, kept: usize, blocks: usize, penalty: f64) -> f64 {
+    if correct {
+        1.0 - (kept as f64 / blocks as f64).powi(2)
+    } else {
+        penalty
+    }
+}
+
+/// [`of`] for each image of a batch of 0/1 policies `[N, K]`.
 pub fn reward(correct: &[bool], keep: &Tensor, penalty: f64) -> Result<Vec<f32>> {
-    let k = keep.dim(D::Minus1)? as f32;
+    let k = keep.dim(D::Minus1)?;
     let used = keep.sum(D::Minus1)?.to_vec1::<f32>()?;
     Ok(used
         .iter()
         .zip(correct)
-        .map(|(&u, &ok)| {
-            if ok {
-                1.0 - (u / k).powi(2)
-            } else {
-                penalty as f32
-            }
-        })
+        .map(|(&u, &ok)| of(ok, u.round() as usize, k, penalty) as f32)
         .collect())
 }
 

@@ -1,4 +1,4 @@
-//! A training run's folder, which reproduces itself:
+//! A training run's folder, which reproduces itself (docs/formats.md, "Training run folders"):
 //!
 //! - `config.json`: every flag, the model configuration, the data path, the seed, the crate
 //!   version;
@@ -13,11 +13,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::atomic::write_bytes_atomic;
 use crate::checkpoint::native;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::lock::FolderLock;
+use crate::train::TrainStage;
 
 pub const CONFIG: &str = "config.json";
 pub const METRICS: &str = "metrics.csv";
@@ -81,6 +85,46 @@ pub mod path_json {
     }
 }
 
+/// `config.json`: what a run was started with, which `--resume` continues.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunConfig<O> {
+    pub stage: TrainStage,
+    /// The configuration's name.
+    pub config: String,
+    #[serde(with = "path_json")]
+    pub data: PathBuf,
+    /// The version of blockdrop that started the run.
+    pub version: String,
+    /// The stage's options (its flags, defaults filled in).
+    pub options: O,
+}
+
+impl<O> RunConfig<O> {
+    pub fn new(stage: TrainStage, config: &Config, data: &Path, options: O) -> Self {
+        Self {
+            stage,
+            config: config.name.clone(),
+            data: data.to_path_buf(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            options,
+        }
+    }
+}
+
+impl<O: DeserializeOwned> RunConfig<O> {
+    /// The configuration saved in `dir`'s `config.json`, which must be a `stage` run.
+    pub fn from_saved(saved: serde_json::Value, dir: &Path, stage: TrainStage) -> Result<Self> {
+        let bad = |what: String| Error::bad_input(dir.join(CONFIG), what);
+        let found = serde_json::from_value::<TrainStage>(saved["stage"].clone())
+            .map_err(|_| bad(format!("names no known stage ({})", saved["stage"])))?;
+        if found != stage {
+            return Err(bad(format!("is a {found} run, not {stage}")));
+        }
+        serde_json::from_value(saved)
+            .map_err(|e| bad(format!("not a {stage} run's configuration: {e}")))
+    }
+}
+
 /// One finished epoch. Policy columns are empty for the base stage.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EpochMetrics {
@@ -141,7 +185,7 @@ pub struct Run {
 impl Run {
     /// A new run in `dir`, which must not exist or be empty (a run never writes among files
     /// it did not write).
-    pub fn create(dir: &Path, config: &serde_json::Value) -> Result<Self> {
+    pub fn create(dir: &Path, config: &impl Serialize) -> Result<Self> {
         if dir.join(STATE).exists() || dir.join(CONFIG).exists() {
             return Err(Error::bad_input(
                 dir,

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use crate::analysis::{self, ClassRow, Cluster};
 use crate::data::Dataset;
 use crate::eval::tradeoff::TradeoffPoint;
-use crate::eval::{Record, Summary};
 use crate::model::BlockDropFlops;
 use crate::profile::ProfileReport;
+use crate::records::{Record, Summary};
 use crate::tui::event::Action;
-use crate::tui::worker::{Request, Update};
+use crate::tui::worker::{Request, Task, Update};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
@@ -51,8 +51,9 @@ impl Tab {
 }
 
 /// Column the Blocks view sorts by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum BlockSort {
+    #[default]
     Index,
     KeepRate,
     Flops,
@@ -60,10 +61,42 @@ pub enum BlockSort {
 }
 
 /// Order of the Policies view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum PolicyOrder {
+    #[default]
     Blocks,
     Class,
+}
+
+/// The Blocks view's state: the selected row and the sort column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlocksView {
+    pub selected: usize,
+    pub sort: BlockSort,
+}
+
+/// The Policies view's state: the selected row, the order, and the class-name filter (and
+/// whether it is being typed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoliciesView {
+    pub selected: usize,
+    pub order: PolicyOrder,
+    pub filter: String,
+    pub typing_filter: bool,
+}
+
+/// The Clusters view's state: the selected cluster and which of its members is shown,
+/// always below the selected cluster's member count (0 when it has none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClustersView {
+    pub selected: usize,
+    pub member: usize,
+}
+
+/// The Easy/Hard view's state: the selected rank, in both lists at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EasyHardView {
+    pub selected: usize,
 }
 
 /// What is known about the model and data being explored.
@@ -75,7 +108,7 @@ pub struct ModelInfo {
     pub device: String,
     pub untrained: bool,
     pub flops: BlockDropFlops,
-    pub class_names: Vec<String>,
+    pub classes: crate::config::ClassSet,
 }
 
 /// Everything derived from one evaluation's records.
@@ -116,15 +149,13 @@ pub struct App {
     pub tradeoff: Option<Vec<TradeoffPoint>>,
     pub profile: Option<ProfileReport>,
     /// The task in progress and how far it is.
-    pub busy: Option<(&'static str, usize, usize)>,
-    pub selected: usize,
-    pub cluster_member: usize,
-    pub block_sort: BlockSort,
-    pub policy_order: PolicyOrder,
+    pub busy: Option<(Task, usize, usize)>,
+    /// Each view's own cursor and settings, kept while another view is open.
+    pub blocks_view: BlocksView,
+    pub policies_view: PoliciesView,
+    pub clusters_view: ClustersView,
+    pub easy_hard_view: EasyHardView,
     pub threshold: f32,
-    /// Class-name filter of the Policies view, and whether it is being typed.
-    pub filter: String,
-    pub typing_filter: bool,
     pub show_help: bool,
     pub message: Option<String>,
     pub quit: bool,
@@ -141,14 +172,12 @@ impl App {
             baseline: None,
             tradeoff: None,
             profile: None,
-            busy: Some(("evaluating", 0, 1)),
-            selected: 0,
-            cluster_member: 0,
-            block_sort: BlockSort::Index,
-            policy_order: PolicyOrder::Blocks,
+            busy: Some((Task::Evaluating, 0, 1)),
+            blocks_view: BlocksView::default(),
+            policies_view: PoliciesView::default(),
+            clusters_view: ClustersView::default(),
+            easy_hard_view: EasyHardView::default(),
             threshold: crate::model::DEFAULT_THRESHOLD,
-            filter: String::new(),
-            typing_filter: false,
             show_help: false,
             message: None,
             quit: false,
@@ -168,16 +197,19 @@ impl App {
         let Some(a) = &self.analysis else {
             return vec![];
         };
-        let filter = self.filter.to_lowercase();
+        let filter = self.policies_view.filter.to_lowercase();
         let mut rows: Vec<usize> = (0..a.records.len())
             .filter(|&i| {
                 filter.is_empty()
-                    || crate::report::grids::class_name(&self.info.class_names, a.records[i].label)
+                    || self
+                        .info
+                        .classes
+                        .name(a.records[i].label)
                         .to_lowercase()
                         .contains(&filter)
             })
             .collect();
-        match self.policy_order {
+        match self.policies_view.order {
             PolicyOrder::Blocks => rows.sort_by_key(|&i| (a.records[i].blocks, i)),
             PolicyOrder::Class => {
                 rows.sort_by_key(|&i| (a.records[i].label, a.records[i].blocks, i))
@@ -203,7 +235,7 @@ impl App {
         };
         let mut rows: Vec<usize> = (0..a.keep_rates.len()).collect();
         let time = |k: usize| self.block_time(k).unwrap_or(0.0);
-        match self.block_sort {
+        match self.blocks_view.sort {
             BlockSort::Index => {}
             BlockSort::KeepRate => {
                 rows.sort_by(|&x, &y| a.keep_rates[y].total_cmp(&a.keep_rates[x]))
@@ -216,9 +248,9 @@ impl App {
         rows
     }
 
-    /// How many rows the current view selects among.
-    fn row_count(&self) -> usize {
-        match self.tab {
+    /// How many rows `tab`'s view selects among.
+    fn row_count(&self, tab: Tab) -> usize {
+        match tab {
             Tab::Blocks => self.block_rows().len(),
             Tab::Policies => self.policy_rows().len(),
             Tab::Clusters => self.analysis.as_ref().map_or(0, |a| a.clusters.len()),
@@ -230,13 +262,87 @@ impl App {
         }
     }
 
+    /// How many members the Clusters view's selected cluster has.
+    fn member_count(&self) -> usize {
+        self.analysis
+            .as_ref()
+            .and_then(|a| a.clusters.get(self.clusters_view.selected))
+            .map_or(0, |c| c.members.len())
+    }
+
+    /// The selected row of `tab`'s view; `None` for views without rows.
+    fn cursor_mut(&mut self, tab: Tab) -> Option<&mut usize> {
+        match tab {
+            Tab::Blocks => Some(&mut self.blocks_view.selected),
+            Tab::Policies => Some(&mut self.policies_view.selected),
+            Tab::Clusters => Some(&mut self.clusters_view.selected),
+            Tab::EasyHard => Some(&mut self.easy_hard_view.selected),
+            Tab::Overview | Tab::Tradeoff => None,
+        }
+    }
+
+    /// Moves the current view's cursor by `step` rows (negative: up), within its rows. A
+    /// newly selected cluster shows from its first member.
+    fn move_cursor(&mut self, step: isize) {
+        let (tab, last) = (self.tab, self.row_count(self.tab).saturating_sub(1));
+        let Some(selected) = self.cursor_mut(tab) else {
+            return;
+        };
+        let before = *selected;
+        *selected = if step < 0 {
+            before.saturating_sub(step.unsigned_abs())
+        } else {
+            (before + step as usize).min(last)
+        };
+        if tab == Tab::Clusters && *selected != before {
+            self.clusters_view.member = 0;
+        }
+    }
+
+    /// Keeps every cursor within its view's rows, and the cluster member within its cluster,
+    /// when a new analysis changes them.
+    fn clamp_cursors(&mut self) {
+        for tab in Tab::ALL {
+            let last = self.row_count(tab).saturating_sub(1);
+            if let Some(selected) = self.cursor_mut(tab) {
+                *selected = (*selected).min(last);
+            }
+        }
+        self.clusters_view.member = self
+            .clusters_view
+            .member
+            .min(self.member_count().saturating_sub(1));
+    }
+
+    /// The current view's next sort column (Blocks) or order (Policies, from its first row).
+    fn cycle_sort(&mut self) {
+        match self.tab {
+            Tab::Blocks => {
+                self.blocks_view.sort = match self.blocks_view.sort {
+                    BlockSort::Index => BlockSort::KeepRate,
+                    BlockSort::KeepRate => BlockSort::Flops,
+                    BlockSort::Flops => BlockSort::Time,
+                    BlockSort::Time => BlockSort::Index,
+                }
+            }
+            Tab::Policies => {
+                let view = &mut self.policies_view;
+                view.order = match view.order {
+                    PolicyOrder::Blocks => PolicyOrder::Class,
+                    PolicyOrder::Class => PolicyOrder::Blocks,
+                };
+                view.selected = 0;
+            }
+            _ => {}
+        }
+    }
+
     fn switch(&mut self, tab: Tab) -> Option<Request> {
+        // Each view keeps its own cursor: nothing to reset.
         self.tab = tab;
-        self.selected = 0;
-        self.cluster_member = 0;
         // The trade-off is computed the first time its tab is opened.
         (tab == Tab::Tradeoff && self.tradeoff.is_none() && self.busy.is_none()).then(|| {
-            self.busy = Some(("trade-off sweep", 0, 1));
+            self.busy = Some((Task::TradeoffSweep, 0, 1));
             Request::Tradeoff
         })
     }
@@ -244,7 +350,6 @@ impl App {
     /// Applies a user action; returns work for the worker, if any.
     pub fn apply(&mut self, action: Action) -> Option<Request> {
         self.message = None;
-        let rows = self.row_count();
         match action {
             Action::Quit => self.quit = true,
             Action::Help => self.show_help = !self.show_help,
@@ -256,65 +361,55 @@ impl App {
                     .switch(Tab::ALL[(self.tab.index() + Tab::ALL.len() - 1) % Tab::ALL.len()])
             }
             Action::Tab(n) => return Tab::ALL.get(n).copied().and_then(|t| self.switch(t)),
-            Action::Up => self.selected = self.selected.saturating_sub(1),
-            Action::Down => self.selected = (self.selected + 1).min(rows.saturating_sub(1)),
-            Action::PageUp => self.selected = self.selected.saturating_sub(10),
-            Action::PageDown => self.selected = (self.selected + 10).min(rows.saturating_sub(1)),
+            Action::Up => self.move_cursor(-1),
+            Action::Down => self.move_cursor(1),
+            Action::PageUp => self.move_cursor(-10),
+            Action::PageDown => self.move_cursor(10),
             Action::Left | Action::Right if self.tab == Tab::Tradeoff => {
                 let step = if action == Action::Right { 0.05 } else { -0.05 };
                 self.threshold = ((self.threshold + step) * 100.0).round().clamp(5.0, 95.0) / 100.0;
                 if self.busy.is_none() {
-                    self.busy = Some(("evaluating", 0, 1));
+                    self.busy = Some((Task::Evaluating, 0, 1));
                     return Some(Request::Evaluate {
                         threshold: self.threshold,
                     });
                 }
                 self.message = Some("busy: try again when the current task ends".into());
             }
-            Action::Left => self.cluster_member = self.cluster_member.saturating_sub(1),
-            Action::Right => self.cluster_member += 1,
-            Action::Sort => match self.tab {
-                Tab::Blocks => {
-                    self.block_sort = match self.block_sort {
-                        BlockSort::Index => BlockSort::KeepRate,
-                        BlockSort::KeepRate => BlockSort::Flops,
-                        BlockSort::Flops => BlockSort::Time,
-                        BlockSort::Time => BlockSort::Index,
-                    }
-                }
-                Tab::Policies => {
-                    self.policy_order = match self.policy_order {
-                        PolicyOrder::Blocks => PolicyOrder::Class,
-                        PolicyOrder::Class => PolicyOrder::Blocks,
-                    };
-                    self.selected = 0;
-                }
-                _ => {}
-            },
+            Action::Left if self.tab == Tab::Clusters => {
+                self.clusters_view.member = self.clusters_view.member.saturating_sub(1)
+            }
+            Action::Right if self.tab == Tab::Clusters => {
+                let last = self.member_count().saturating_sub(1);
+                self.clusters_view.member = (self.clusters_view.member + 1).min(last)
+            }
+            Action::Left | Action::Right => {}
+            Action::Sort => self.cycle_sort(),
             Action::Filter => {
                 if self.tab == Tab::Policies {
-                    self.typing_filter = true;
-                    self.filter.clear();
+                    self.policies_view.typing_filter = true;
+                    self.policies_view.filter.clear();
                 }
             }
             Action::Type(c) => {
-                self.filter.push(c);
-                self.selected = 0;
+                self.policies_view.filter.push(c);
+                self.policies_view.selected = 0;
             }
             Action::Backspace => {
-                self.filter.pop();
+                self.policies_view.filter.pop();
             }
-            Action::EndTyping => self.typing_filter = false,
+            Action::EndTyping => self.policies_view.typing_filter = false,
             Action::Profile | Action::Export if self.busy.is_some() => {
                 self.message = Some("busy: try again when the current task ends".into());
             }
             Action::Profile => {
-                self.busy = Some(("profiling", 0, 1));
+                self.busy = Some((Request::Profile.task(), 0, 1));
                 return Some(Request::Profile);
             }
             Action::Export => {
-                self.busy = Some(("export", 0, 1));
-                return Some(Request::Export(self.export_dir.clone()));
+                let request = Request::Export(self.export_dir.clone());
+                self.busy = Some((request.task(), 0, 1));
+                return Some(request);
             }
             Action::Cancel => {
                 if self.busy.is_some() {
@@ -335,6 +430,7 @@ impl App {
                     self.baseline = Some(analysis.summary.clone());
                 }
                 self.analysis = Some(analysis);
+                self.clamp_cursors();
                 self.busy = None;
             }
             Update::Tradeoff(points) => {

@@ -65,7 +65,7 @@ pub fn action_for(key: KeyEvent, app: &App) -> Option<Action> {
     if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
         return Some(Action::Quit);
     }
-    if app.typing_filter {
+    if app.policies_view.typing_filter {
         return match key.code {
             KeyCode::Enter | KeyCode::Esc => Some(Action::EndTyping),
             KeyCode::Backspace => Some(Action::Backspace),

@@ -62,7 +62,7 @@ pub fn run(
         device: format!("{device:?}").to_lowercase(),
         untrained,
         flops: BlockDropFlops::for_config(&model.config),
-        class_names: crate::report::class_names(&model.config.name),
+        classes: model.config.class_set,
     };
     let dataset = Arc::new(dataset);
     let mut app = App::new(

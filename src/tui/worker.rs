@@ -10,11 +10,11 @@ use std::thread::JoinHandle;
 use candle_core::Device;
 
 use crate::data::Dataset;
-use crate::eval::tradeoff::{tradeoff, TradeoffOptions, TradeoffPoint};
+use crate::eval::tradeoff::{tradeoff, TradeoffPoint};
 use crate::eval::{evaluate, EvalOptions};
 use crate::model::BlockDrop;
-use crate::profile::{profile, ProfileOptions, ProfileReport};
-use crate::report::{collect, write_report, ExportOptions};
+use crate::profile::{profile, ProfileReport};
+use crate::report::{collect, write_report, ExportOptions, Phase};
 use crate::tui::app::Analysis;
 
 /// Work the interface asks for.
@@ -26,11 +26,43 @@ pub enum Request {
     Export(PathBuf),
 }
 
+/// What the worker is busy with, as the status line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    Evaluating,
+    TradeoffSweep,
+    Profiling,
+    Export(Phase),
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Task::Evaluating => f.write_str("evaluating"),
+            Task::TradeoffSweep => f.write_str("trade-off sweep"),
+            Task::Profiling => f.write_str("profiling"),
+            Task::Export(phase) => write!(f, "export: {phase}"),
+        }
+    }
+}
+
+impl Request {
+    /// The task a request starts with.
+    pub fn task(&self) -> Task {
+        match self {
+            Request::Evaluate { .. } => Task::Evaluating,
+            Request::Tradeoff => Task::TradeoffSweep,
+            Request::Profile => Task::Profiling,
+            Request::Export(_) => Task::Export(Phase::Evaluating),
+        }
+    }
+}
+
 /// What the worker reports back.
 #[derive(Debug)]
 pub enum Update {
     Progress {
-        task: &'static str,
+        task: Task,
         done: usize,
         total: usize,
     },
@@ -64,7 +96,7 @@ pub fn handle(job: &Job, request: &Request, send: &mut dyn FnMut(Update)) {
             };
             evaluate(model, dataset, &options, device, |done, total| {
                 send(Update::Progress {
-                    task: "evaluating",
+                    task: Task::Evaluating,
                     done,
                     total,
                 })
@@ -72,13 +104,10 @@ pub fn handle(job: &Job, request: &Request, send: &mut dyn FnMut(Update)) {
             .map(|records| Update::Analysed(Box::new(Analysis::new(*threshold, records))))
         }
         Request::Tradeoff => {
-            let options = TradeoffOptions {
-                limit: Some(500),
-                ..TradeoffOptions::default()
-            };
+            let options = ExportOptions::default().tradeoff;
             tradeoff(model, dataset, &options, device, |done, total| {
                 send(Update::Progress {
-                    task: "trade-off sweep",
+                    task: Task::TradeoffSweep,
                     done,
                     total,
                 })
@@ -87,15 +116,11 @@ pub fn handle(job: &Job, request: &Request, send: &mut dyn FnMut(Update)) {
         }
         Request::Profile => {
             send(Update::Progress {
-                task: "profiling",
+                task: Task::Profiling,
                 done: 0,
                 total: 1,
             });
-            let options = ProfileOptions {
-                images: 8,
-                repeat: 5,
-                ..ProfileOptions::default()
-            };
+            let options = ExportOptions::default().profile.unwrap_or_default();
             profile(model, dataset, &options, device).map(|p| Update::Profile(Box::new(p)))
         }
         Request::Export(dir) => {
@@ -103,13 +128,12 @@ pub fn handle(job: &Job, request: &Request, send: &mut dyn FnMut(Update)) {
             // The folder is checked before the work, and again when the report moves in.
             crate::output::check_report_target(dir)
                 .and_then(|_| {
-                    collect(model, dataset, &options, device, |task, done, total| {
-                        let task = match task {
-                            "evaluating" => "export: evaluating",
-                            "trade-off sweep" => "export: trade-off sweep",
-                            _ => "export: profiling",
-                        };
-                        send(Update::Progress { task, done, total })
+                    collect(model, dataset, &options, device, |phase, done, total| {
+                        send(Update::Progress {
+                            task: Task::Export(phase),
+                            done,
+                            total,
+                        })
                     })
                 })
                 .and_then(|data| write_report(&data, &options, dir))
@@ -154,7 +178,7 @@ pub fn spawn(job: Job) -> Worker {
             for request in request_rx {
                 flag.store(false, Ordering::Relaxed);
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    crate::kernels::process::on_pool(|| {
+                    crate::process::on_pool(|| {
                         crate::cancel::scope(&flag, || {
                             handle(&job, &request, &mut |u| {
                                 let _ = update_tx.send(u);

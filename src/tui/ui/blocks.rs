@@ -42,7 +42,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             )),
         ])
     });
-    let sorted = match app.block_sort {
+    let sorted = match app.blocks_view.sort {
         BlockSort::Index => "block",
         BlockSort::KeepRate => "keep rate",
         BlockSort::Flops => "FLOPs",
@@ -74,6 +74,6 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             .borders(Borders::ALL)
             .title(format!(" Blocks, sorted by {sorted} (s to change){hint} ")),
     );
-    let mut state = TableState::default().with_selected(Some(app.selected));
+    let mut state = TableState::default().with_selected(Some(app.blocks_view.selected));
     frame.render_stateful_widget(table, area, &mut state);
 }

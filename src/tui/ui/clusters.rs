@@ -3,7 +3,6 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, TableState};
 use ratatui::Frame;
 
-use crate::report::grids::class_name;
 use crate::tui::app::App;
 use crate::tui::ui::images::Images;
 use crate::tui::ui::{theme, widgets};
@@ -46,15 +45,15 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect, images: &mut Images) {
         " {} clusters of policies (Hamming k-medoids) ",
         a.clusters.len()
     )));
-    let mut state = TableState::default().with_selected(Some(app.selected));
+    let view = &app.clusters_view;
+    let mut state = TableState::default().with_selected(Some(view.selected));
     frame.render_stateful_widget(table, list, &mut state);
 
-    let Some(cluster) = a.clusters.get(app.selected) else {
+    let Some(cluster) = a.clusters.get(view.selected) else {
         return;
     };
-    let member = app
-        .cluster_member
-        .min(cluster.members.len().saturating_sub(1));
+    // The app keeps `member` below the cluster's member count.
+    let member = view.member;
     let Some(&i) = cluster.members.get(member) else {
         return;
     };
@@ -69,8 +68,8 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect, images: &mut Images) {
         Line::from(format!(
             "image {}: {} → {}",
             r.index,
-            class_name(&app.info.class_names, r.label),
-            class_name(&app.info.class_names, r.pred)
+            app.info.classes.name(r.label),
+            app.info.classes.name(r.pred)
         )),
         widgets::policy_line(&r.keep),
         widgets::policy_line(&cluster.medoid),

@@ -4,7 +4,6 @@ use ratatui::widgets::{Block, Borders, Row, Table, TableState};
 use ratatui::Frame;
 
 use crate::analysis::confidence;
-use crate::report::grids::class_name;
 use crate::tui::app::App;
 use crate::tui::ui::images::Images;
 use crate::tui::ui::{theme, widgets};
@@ -29,7 +28,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect, images: &mut Images) {
             let r = &a.records[i];
             Row::new(vec![
                 Line::from(r.index.to_string()),
-                Line::from(class_name(&app.info.class_names, r.label)),
+                Line::from(app.info.classes.name(r.label)),
                 Line::from(format!("{:.2}", confidence(r))),
                 widgets::policy_line(&r.keep),
             ])
@@ -46,7 +45,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect, images: &mut Images) {
         .header(Row::new(vec!["image", "label", "conf", "policy"]).style(theme::title()))
         .row_highlight_style(theme::selected())
         .block(Block::default().borders(Borders::ALL).title(title));
-        let mut state = TableState::default().with_selected(Some(app.selected));
+        let mut state = TableState::default().with_selected(Some(app.easy_hard_view.selected));
         frame.render_stateful_widget(table, area, &mut state);
     }
     let block = Block::default()
@@ -57,7 +56,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect, images: &mut Images) {
     let [top, bottom] =
         Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
     for (rows, area) in [(&easiest, top), (&hardest, bottom)] {
-        if let Some(&i) = rows.get(app.selected) {
+        if let Some(&i) = rows.get(app.easy_hard_view.selected) {
             let index = a.records[i].index as usize;
             images.draw_index(frame, &app.dataset, index, area);
         }

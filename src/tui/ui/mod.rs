@@ -19,6 +19,7 @@ use ratatui::Frame;
 
 use crate::tui::app::{App, Tab};
 use crate::tui::event::KEYS;
+use crate::tui::worker::Task;
 
 pub fn draw(frame: &mut Frame, app: &App, images: &mut images::Images) {
     let [tabs, body, status] = Layout::vertical([
@@ -77,7 +78,7 @@ fn draw_loading(frame: &mut Frame, app: &App, area: Rect) {
         Constraint::Min(0),
     ])
     .areas(area);
-    let (task, done, total) = app.busy.unwrap_or(("evaluating", 0, 1));
+    let (task, done, total) = app.busy.unwrap_or((Task::Evaluating, 0, 1));
     frame.render_widget(
         Gauge::default()
             .block(

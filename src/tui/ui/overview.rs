@@ -3,7 +3,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
 
-use crate::eval::sci2;
+use crate::eval::tradeoff::Method;
+use crate::records::sci2;
 use crate::tui::app::App;
 use crate::tui::ui::theme;
 
@@ -54,9 +55,13 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let base_accuracy = app
         .tradeoff
         .as_ref()
-        .and_then(|t| t.iter().find(|p| p.method == "Full"))
+        .and_then(|t| t.iter().find(|p| p.method == Method::Full))
         .map_or("open Trade-off (5) to measure".to_string(), |p| {
-            format!("{:.3} (first 500 images)", p.accuracy)
+            format!(
+                "{:.3} (first {} images)",
+                p.accuracy,
+                crate::report::TRADEOFF_IMAGES
+            )
         });
     lines.push(Line::from(format!(
         "accuracy: base network {base_accuracy}  |  BlockDrop {:.3}",

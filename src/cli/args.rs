@@ -1,84 +1,23 @@
-//! The command line (clap definitions only; `main.rs` dispatches).
+//! The command line's flags (clap definitions only). Defaults shown in `--help` are the
+//! library's constants, so help and behaviour cannot drift apart.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::data::Split;
-use crate::device::DeviceKind;
+use super::values::{
+    count, finite, fraction, non_negative, positive, repeats, threshold, training_batch,
+};
+use blockdrop::data::Split;
+use blockdrop::device::DeviceKind;
+use blockdrop::eval::DEFAULT_BATCH;
+use blockdrop::model::DEFAULT_THRESHOLD;
+use blockdrop::profile::ProfileOptions;
+use blockdrop::report::TRADEOFF_IMAGES;
+use blockdrop::train::{base, curriculum, finetune, policy, DEFAULT_LR_DECAY_RATIO, DEFAULT_SEED};
 
-/// Flag values are checked here, before any folder is created or any work starts; clap turns
-/// a refusal into a one-line error naming the flag (exit code 2).
-fn parse_number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
-    s.trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number"))
-}
-
-/// A count of one or more (images, repeats, clusters, epochs, …).
-fn count(s: &str) -> Result<usize, String> {
-    match parse_number::<usize>(s)? {
-        0 => Err("must be at least 1".into()),
-        n => Ok(n),
-    }
-}
-
-/// Timed runs per measurement: 1 to 100,000.
-fn repeats(s: &str) -> Result<usize, String> {
-    match count(s)? {
-        n if n > 100_000 => Err("must be at most 100000".into()),
-        n => Ok(n),
-    }
-}
-
-/// A training batch: at least 2 (BatchNorm in train mode and the policy's self-critical
-/// baseline need more than one image).
-fn training_batch(s: &str) -> Result<usize, String> {
-    match parse_number::<usize>(s)? {
-        n if n < 2 => Err("training needs a batch of at least 2 images".into()),
-        n => Ok(n),
-    }
-}
-
-/// A probability threshold in [0, 1].
-fn threshold(s: &str) -> Result<f32, String> {
-    match parse_number::<f32>(s)? {
-        t if (0.0..=1.0).contains(&t) => Ok(t),
-        _ => Err("must be between 0 and 1".into()),
-    }
-}
-
-/// A fraction in [0, 1] (α, momentum).
-fn fraction(s: &str) -> Result<f64, String> {
-    match parse_number::<f64>(s)? {
-        v if (0.0..=1.0).contains(&v) => Ok(v),
-        _ => Err("must be between 0 and 1".into()),
-    }
-}
-
-/// A finite number above 0 (learning rates, decay ratios).
-fn positive(s: &str) -> Result<f64, String> {
-    match parse_number::<f64>(s)? {
-        v if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err("must be a finite number above 0".into()),
-    }
-}
-
-/// A finite number of 0 or more (weight decay, entropy weight).
-fn non_negative(s: &str) -> Result<f64, String> {
-    match parse_number::<f64>(s)? {
-        v if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err("must be a finite number of 0 or more".into()),
-    }
-}
-
-/// Any finite number (the penalty γ).
-fn finite(s: &str) -> Result<f64, String> {
-    match parse_number::<f64>(s)? {
-        v if v.is_finite() => Ok(v),
-        _ => Err("must be a finite number".into()),
-    }
-}
+/// `profile`'s defaults.
+const PROFILE: ProfileOptions = ProfileOptions::DEFAULT;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -98,7 +37,7 @@ pub struct Cli {
 
     /// Headless: write the full report of the bundled default model into DIR (default
     /// reports/default). DIR must be new, empty, or a report folder blockdrop wrote.
-    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = crate::output::DEFAULT_REPORT_DIR)]
+    #[arg(long, value_name = "DIR", num_args = 0..=1, default_missing_value = blockdrop::output::DEFAULT_REPORT_DIR)]
     pub export: Option<PathBuf>,
 }
 
@@ -135,19 +74,19 @@ pub enum TrainCommand {
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
     /// Probability bound α: samples use p' = α·p + (1 − α)·(1 − p).
-    #[arg(long, default_value_t = 0.8, value_parser = fraction)]
+    #[arg(long, default_value_t = policy::DEFAULT_ALPHA, value_parser = fraction)]
     pub alpha: f64,
 
     /// Entropy bonus weight β (curriculum only; finetuning has none).
-    #[arg(long, default_value_t = 0.1, value_parser = non_negative)]
+    #[arg(long, default_value_t = policy::DEFAULT_BETA, value_parser = non_negative)]
     pub beta: f64,
 
-    /// γ, the reward of a wrong prediction (negative). Default: -1 (curriculum), -10 (finetune).
+    /// γ, the reward of a wrong prediction (negative). Default: the stage's (see below).
     #[arg(long, allow_hyphen_values = true, value_parser = finite)]
     pub penalty: Option<f64>,
 
     /// Decisions added to the curriculum per epoch (epoch e trains the last cl_step·(e+1)).
-    #[arg(long, default_value_t = 1, value_parser = count)]
+    #[arg(long, default_value_t = policy::DEFAULT_CL_STEP, value_parser = count)]
     pub cl_step: usize,
 
     /// Train without random crops and flips.
@@ -162,10 +101,7 @@ pub struct PolicyArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Defaults (the reference's): Adam lr 1e-3, batch 2048, α 0.8, β 0.1, γ -1, \
-LR ×0.1 every 10000 epochs; epochs: blocks + 5 (the curriculum reaches every block, then 5 more)."
-)]
+#[command(after_help = curriculum::defaults_help())]
 pub struct TrainCurriculumArgs {
     #[command(flatten)]
     pub run: TrainLoopArgs,
@@ -180,10 +116,7 @@ pub struct TrainCurriculumArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Defaults (the reference's): Adam lr 1e-4 over both networks, batch 256, \
-α 0.8, γ -10, LR ×0.1 every 10000 epochs; 10 epochs."
-)]
+#[command(after_help = finetune::defaults_help())]
 pub struct TrainFinetuneArgs {
     #[command(flatten)]
     pub run: TrainLoopArgs,
@@ -240,11 +173,11 @@ pub struct TrainLoopArgs {
     #[arg(long, value_parser = count)]
     pub epoch_step: Option<usize>,
 
-    #[arg(long, default_value_t = 0.1, value_parser = positive)]
+    #[arg(long, default_value_t = DEFAULT_LR_DECAY_RATIO, value_parser = positive)]
     pub lr_decay_ratio: f64,
 
     /// Seeds data order, augmentation and sampling (a run is reproducible from it).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
 
     /// Train on this many images per epoch, drawn afresh each epoch (default: all).
@@ -255,23 +188,20 @@ pub struct TrainLoopArgs {
     #[arg(long, value_name = "N", value_parser = count)]
     pub test_images: Option<usize>,
 
-    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
-    pub device: DeviceKind,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
 }
 
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Defaults: 30 epochs, batch 128, lr 0.1 with a cosine schedule, momentum 0.9, \
-weight decay 5e-4, random crop (padding 4) and horizontal flip."
-)]
+#[command(after_help = base::defaults_help())]
 pub struct TrainBaseArgs {
     #[command(flatten)]
     pub run: TrainLoopArgs,
 
-    #[arg(long, default_value_t = 0.9, value_parser = fraction)]
+    #[arg(long, default_value_t = base::DEFAULT_MOMENTUM, value_parser = fraction)]
     pub momentum: f64,
 
-    #[arg(long, default_value_t = 5e-4, value_parser = non_negative)]
+    #[arg(long, default_value_t = base::DEFAULT_WEIGHT_DECAY, value_parser = non_negative)]
     pub weight_decay: f64,
 
     /// Train without random crops and flips.
@@ -303,12 +233,12 @@ pub struct ModelArgs {
     pub config: Option<String>,
 
     /// Which split to use.
-    #[arg(long, value_enum, default_value_t = Split::Test)]
-    pub split: Split,
+    #[arg(long, value_enum, default_value_t = SplitArg::Test)]
+    pub split: SplitArg,
 
     /// Where to compute.
-    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
-    pub device: DeviceKind,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
 
     /// Keep BatchNorm as a separate step instead of folding it into the convolutions (slower;
     /// for checking).
@@ -321,10 +251,44 @@ pub struct ModelArgs {
     pub kernels: Option<KernelsArg>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum KernelsArg {
     Stock,
     Fast,
+}
+
+/// `--split`: which part of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SplitArg {
+    Train,
+    Test,
+}
+
+impl From<SplitArg> for Split {
+    fn from(arg: SplitArg) -> Split {
+        match arg {
+            SplitArg::Train => Split::Train,
+            SplitArg::Test => Split::Test,
+        }
+    }
+}
+
+/// `--device`: where to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+impl From<DeviceArg> for DeviceKind {
+    fn from(arg: DeviceArg) -> DeviceKind {
+        match arg {
+            DeviceArg::Cpu => DeviceKind::Cpu,
+            DeviceArg::Cuda => DeviceKind::Cuda,
+            DeviceArg::Metal => DeviceKind::Metal,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -333,15 +297,15 @@ pub struct ProfileArgs {
     pub model: ModelArgs,
 
     /// Images timed one by one (BlockDrop path vs full network).
-    #[arg(long, value_name = "N", default_value_t = 16, value_parser = count)]
+    #[arg(long, value_name = "N", default_value_t = PROFILE.images, value_parser = count)]
     pub images: usize,
 
     /// Batch size of the per-stage profile.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = count)]
+    #[arg(long, value_name = "N", default_value_t = PROFILE.batch, value_parser = count)]
     pub batch: usize,
 
-    /// Timed runs per measurement (after 2 warm-up runs); medians are reported.
-    #[arg(long, value_name = "R", default_value_t = 10, value_parser = repeats)]
+    /// Timed runs per measurement (after the warm-up runs); medians are reported.
+    #[arg(long, value_name = "R", default_value_t = PROFILE.repeat, value_parser = repeats)]
     pub repeat: usize,
 
     /// Write the profile here: Parquet (per-stage table) if the name ends in .parquet, else JSON.
@@ -350,7 +314,7 @@ pub struct ProfileArgs {
 }
 
 /// Report options shared by `export` and `--export`.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Args)]
 pub struct ReportArgs {
     /// Skip the per-block profile (no latency figure).
     #[arg(long)]
@@ -361,7 +325,7 @@ pub struct ReportArgs {
     pub limit: Option<usize>,
 
     /// Images used by the trade-off sweep (each point re-runs the base network on them).
-    #[arg(long, value_name = "N", default_value_t = 500, value_parser = count)]
+    #[arg(long, value_name = "N", default_value_t = TRADEOFF_IMAGES, value_parser = count)]
     pub tradeoff_images: usize,
 
     /// Clusters of the coarse policy clustering (default: six, or fewer distinct policies).
@@ -413,11 +377,11 @@ pub struct EvalArgs {
 
     /// Images per forward pass (images sharing a policy run together, dropped blocks skipped).
     /// Per-image results do not depend on it.
-    #[arg(long, value_name = "N", default_value_t = 32, value_parser = count)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH, value_parser = count)]
     pub batch: usize,
 
     /// A block runs when its keep probability is at least this.
-    #[arg(long, default_value_t = 0.5, value_parser = threshold)]
+    #[arg(long, default_value_t = DEFAULT_THRESHOLD, value_parser = threshold)]
     pub threshold: f32,
 
     /// Write one row per image here: Parquet if the name ends in .parquet, else CSV.

@@ -1,6 +1,14 @@
 //! A small seeded generator (SplitMix64) for shuffling, augmentation and policy sampling, so
 //! a run is reproducible from its seed and an epoch's randomness does not depend on whether
-//! the run was resumed before it.
+//! the run was resumed before it; its output function ([`mix64`]) also makes the trade-off's
+//! stateless coins.
+
+/// SplitMix64's output function: a bijection that scatters nearby inputs over all 64 bits.
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
 
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -19,10 +27,7 @@ impl Rng {
 
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        mix64(self.0)
     }
 
     /// Uniform in [0, 1).

@@ -1,0 +1,209 @@
+//! The commands that run a model: `eval`, `profile`, `export` (and `--export`), `import`, and
+//! the terminal app (`tui`, and the default job without a subcommand).
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use super::args::{EvalArgs, ExportArgs, ImportArgs, ModelArgs, ProfileArgs, ReportArgs};
+use super::open::{open, open_bundled, progress_bar, Opened};
+use super::started;
+use blockdrop::eval::{evaluate, EvalOptions};
+use blockdrop::profile::ProfileOptions;
+use blockdrop::records::{self, Summary};
+use blockdrop::report::ExportOptions;
+use blockdrop::{checkpoint, output, process, report};
+
+/// Evaluates `opened` with `options`, with a progress bar; prints the four summary lines.
+fn evaluate_printed(
+    opened: &Opened,
+    options: &EvalOptions,
+) -> anyhow::Result<Vec<records::Record>> {
+    let dataset = &opened.dataset;
+    let bar = progress_bar(options.limit.unwrap_or(dataset.len()).min(dataset.len()));
+    let records = evaluate(
+        &opened.loaded.model,
+        dataset,
+        options,
+        &opened.device,
+        |done, _| bar.set_position(done as u64),
+    )?;
+    bar.finish_and_clear();
+    println!("{}", Summary::of(&records));
+    Ok(records)
+}
+
+pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
+    let opened = open(&args.model)?;
+    let options = EvalOptions {
+        limit: args.limit,
+        batch: args.batch,
+        threshold: args.threshold,
+        keep_logits: args.logits,
+    };
+    let records = evaluate_printed(&opened, &options)?;
+    let dataset = &opened.dataset;
+    println!(
+        "({} {} images of {} [{}], config {}, threshold {})",
+        records.len(),
+        dataset.split,
+        dataset.path.display(),
+        dataset.format,
+        opened.loaded.model.config.name,
+        options.threshold
+    );
+    if let Some(path) = &args.records {
+        records::write(&records, path)?;
+        println!("records: {}", path.display());
+    }
+    Ok(())
+}
+
+pub fn profile(args: &ProfileArgs) -> anyhow::Result<()> {
+    let opened = open(&args.model)?;
+    let options = ProfileOptions {
+        images: args.images,
+        batch: args.batch,
+        repeat: args.repeat,
+        ..ProfileOptions::default()
+    };
+    let model = &opened.loaded.model;
+    println!(
+        "profiling {} ({} runs per measurement)…",
+        model.config.name, options.repeat
+    );
+    let report = blockdrop::profile::profile(model, &opened.dataset, &options, &opened.device)?;
+    println!("{report}");
+    if let Some(path) = &args.out {
+        blockdrop::profile::write(&report, path)?;
+        println!("profile: {}", path.display());
+    }
+    Ok(())
+}
+
+/// The report preset with the flags' changes.
+fn export_options(args: &ReportArgs) -> ExportOptions {
+    let mut options = ExportOptions::default();
+    options.eval.limit = args.limit;
+    options.tradeoff.limit = Some(args.tradeoff_images);
+    options.clusters = args.clusters;
+    if args.no_profile {
+        options.profile = None;
+    }
+    options
+}
+
+/// Evaluates, sweeps, profiles and writes the report, with a progress line per phase.
+fn write_export(opened: &Opened, options: &ExportOptions, out: &Path) -> anyhow::Result<()> {
+    let start = std::time::Instant::now();
+    let bar = progress_bar(1);
+    let model = &opened.loaded.model;
+    let data = report::collect(
+        model,
+        &opened.dataset,
+        options,
+        &opened.device,
+        |phase, done, total| {
+            bar.set_message(phase.to_string());
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
+    bar.finish_and_clear();
+    let figures = report::write_report(&data, options, out)?;
+    println!("{}", Summary::of(&data.records));
+    println!(
+        "report: {} ({} figures, index.md, summary.json, records.parquet, clusters.parquet, tradeoff.csv) in {:.1} s",
+        out.display(),
+        figures.len(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
+    // The folder is checked before any work, and again when the report is moved in.
+    output::check_export_target(&args.out, &args.model.data, args.model.model.as_deref())?;
+    let opened = open(&args.model)?;
+    write_export(&opened, &export_options(&args.report), &args.out)
+}
+
+/// `--export`: the bundled default's report with the preset every report shares.
+pub fn export_default(out: &Path) -> anyhow::Result<()> {
+    output::check_report_target(out)?;
+    let opened = open_bundled()?;
+    if opened.loaded.is_untrained() {
+        println!("The bundled model is UNTRAINED (random weights): the report shows its structure, not a trained policy.");
+    }
+    write_export(&opened, &ExportOptions::default(), out)
+}
+
+pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
+    let report = checkpoint::convert::import(
+        &args.torch_file,
+        args.base.as_deref(),
+        args.config.as_deref(),
+        &args.out,
+    )?;
+    println!("{report}");
+    Ok(())
+}
+
+pub fn tui(args: &ModelArgs) -> anyhow::Result<()> {
+    workbench(|| open(args), |_| {})
+}
+
+/// The main job without arguments: the workbench on the bundled default model and sample.
+pub fn default_job() -> anyhow::Result<()> {
+    workbench(open_bundled, |opened| {
+        println!(
+            "Bundled default: {} on the first {} Fashion-MNIST test images",
+            opened.loaded.model.config.name,
+            opened.dataset.len()
+        );
+        if opened.loaded.is_untrained() {
+            println!(
+                "The bundled model is UNTRAINED (random weights): its accuracy is chance level until a trained default ships."
+            );
+        }
+    })
+}
+
+/// The terminal app on what `open` gives; when stdout is not a terminal, `intro` and the
+/// evaluation the app would show, printed.
+fn workbench(
+    open: impl Fn() -> anyhow::Result<Opened> + Sync,
+    intro: impl Fn(&Opened) + Sync,
+) -> anyhow::Result<()> {
+    if !std::io::stdout().is_terminal() {
+        return process::on_pool(|| {
+            let opened = open()?;
+            intro(&opened);
+            evaluate_printed(&opened, &EvalOptions::default())?;
+            println!(
+                "({} on {} [{}]; not a terminal, so no interactive view: `blockdrop export` writes the full report, `blockdrop --help` lists the rest)",
+                opened.name,
+                opened.dataset.path.display(),
+                opened.dataset.format
+            );
+            Ok(())
+        });
+    }
+    let opened = open()?;
+    let untrained = opened.loaded.is_untrained();
+    let first_frame = blockdrop::tui::run(
+        opened.loaded.model,
+        opened.dataset,
+        opened.device,
+        opened.name,
+        untrained,
+        started(),
+    )?;
+    // With BLOCKDROP_TIMING set, say how long the first frame took (for measuring).
+    if std::env::var_os("BLOCKDROP_TIMING").is_some() {
+        eprintln!(
+            "first frame after {:.1} ms",
+            first_frame.as_secs_f64() * 1e3
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! Opening what a command runs on: the device, the model (the bundled default or a file) and
+//! the dataset, and the progress bar long work draws.
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::args::{KernelsArg, ModelArgs};
+use blockdrop::checkpoint::{self, LoadedModel};
+use blockdrop::device::DeviceKind;
+use blockdrop::kernels::Kernels;
+use blockdrop::{bundled, data, Error};
+
+/// What a command runs on.
+pub struct Opened {
+    pub device: candle_core::Device,
+    pub loaded: LoadedModel,
+    pub dataset: data::Dataset,
+    /// The model as the user named it (or the bundled default's path).
+    pub name: String,
+}
+
+pub fn progress_bar(total: usize) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} {bar:40} {pos}/{len}  {per_sec}  eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// The device, the model (BatchNorm folded unless --no-fold) and the dataset the flags name.
+pub fn open(args: &ModelArgs) -> anyhow::Result<Opened> {
+    let device = DeviceKind::from(args.device).open()?;
+    let mut loaded = match &args.model {
+        Some(path) => {
+            checkpoint::load_model(path, args.base.as_deref(), args.config.as_deref(), &device)?
+        }
+        None if args.base.is_some() => {
+            return Err(Error::BadUsage("--base needs --model".into()).into())
+        }
+        None => bundled::default_model(&device).context("loading the bundled default model")?,
+    };
+    if !args.no_fold {
+        loaded.model.fold_batchnorm()?;
+    }
+    match args.kernels {
+        None => {}
+        Some(KernelsArg::Stock) => loaded.model.set_kernels(Kernels::Stock),
+        Some(KernelsArg::Fast) if device.is_cpu() => loaded.model.set_kernels(Kernels::Fast),
+        Some(KernelsArg::Fast) => {
+            return Err(Error::BadUsage(
+                "--kernels fast runs on the CPU only; use --kernels stock on CUDA and Metal".into(),
+            )
+            .into())
+        }
+    }
+    let dataset = data::Dataset::open(&args.data, args.split.into())?;
+    let name = args.model.as_ref().map_or_else(
+        || bundled::DEFAULT_MODEL_PATH.to_string(),
+        |p| p.display().to_string(),
+    );
+    if loaded.is_untrained() {
+        println!("note: {name} is an untrained model (random weights)");
+    }
+    Ok(Opened {
+        device,
+        loaded,
+        dataset,
+        name,
+    })
+}
+
+/// The bundled default model (BatchNorm folded) and sample, on the CPU.
+pub fn open_bundled() -> anyhow::Result<Opened> {
+    let device = candle_core::Device::Cpu;
+    let mut loaded =
+        bundled::default_model(&device).context("loading the bundled default model")?;
+    loaded.model.fold_batchnorm()?;
+    let dataset = bundled::sample_dataset().context("loading the bundled Fashion-MNIST sample")?;
+    Ok(Opened {
+        device,
+        loaded,
+        dataset,
+        name: bundled::DEFAULT_MODEL_PATH.to_string(),
+    })
+}

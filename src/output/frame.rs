@@ -1,0 +1,60 @@
+//! Tables (polars frames) as files under the output rule: Parquet tagged as blockdrop's when
+//! the name ends in `.parquet`, CSV otherwise; written whole or not at all.
+
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::atomic::write_atomic;
+use crate::error::{Error, Result};
+use crate::output::{check_replaceable, WRITER, WRITER_KEY};
+
+/// True when `path` names a Parquet file (by extension).
+pub fn is_parquet(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+}
+
+/// Whether a Parquet file carries blockdrop's tag in its key-value metadata.
+fn tagged_parquet(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut reader = ParquetReader::new(file);
+    // The footer only: the rows are never loaded.
+    let Ok(metadata) = reader.get_metadata() else {
+        return false;
+    };
+    metadata.key_value_metadata.as_ref().is_some_and(|kv| {
+        kv.iter()
+            .any(|entry| entry.key == WRITER_KEY && entry.value.as_deref() == Some(WRITER))
+    })
+}
+
+/// Writes a frame atomically: Parquet (tagged as blockdrop's) when `path` ends in `.parquet`,
+/// CSV otherwise. An existing file is replaced only when it is a tagged Parquet file.
+pub fn write_frame(df: &mut DataFrame, path: &Path) -> Result<()> {
+    let parquet = is_parquet(path);
+    check_replaceable(path, |p| parquet && tagged_parquet(p))?;
+    write_atomic(path, |file| {
+        if parquet {
+            let tag =
+                KeyValueMetadata::from_static(vec![(WRITER_KEY.to_string(), WRITER.to_string())]);
+            ParquetWriter::new(file)
+                .with_key_value_metadata(Some(tag))
+                .finish(df)
+                .map(drop)
+        } else {
+            CsvWriter::new(file).finish(df)
+        }
+        .map_err(|e| Error::bad_input(path, format!("cannot write: {e}")))
+    })
+}
+
+/// Reads a Parquet file into a frame.
+pub fn read_parquet(path: &Path) -> Result<DataFrame> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    ParquetReader::new(file)
+        .finish()
+        .map_err(|e| Error::bad_input(path, format!("not a readable Parquet file: {e}")))
+}

@@ -1,0 +1,169 @@
+//! The per-image record file: its columns, written and read back in this one module.
+//! Parquet keeps list columns as lists; CSV holds them as space-separated numbers in one
+//! field (and is write-only). The columns are listed in `docs/formats.md`.
+
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::output::frame::{is_parquet, read_parquet, write_frame};
+use crate::records::Record;
+
+/// The column names, in file order (`logits` only when every record has them).
+pub mod column {
+    pub const INDEX: &str = "index";
+    pub const LABEL: &str = "label";
+    pub const PRED: &str = "pred";
+    pub const CORRECT: &str = "correct";
+    /// The policy as '0'/'1' per block.
+    pub const POLICY: &str = "policy";
+    pub const BLOCKS: &str = "blocks";
+    pub const FLOPS: &str = "flops";
+    pub const PROBS: &str = "probs";
+    pub const LOGITS: &str = "logits";
+}
+
+/// How list columns are stored.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lists {
+    Native,
+    SpaceSeparated,
+}
+
+fn list_column(name: &str, rows: impl Iterator<Item = Vec<f32>>, lists: Lists) -> Column {
+    match lists {
+        Lists::Native => {
+            let series: Vec<Series> = rows.map(|v| Series::new(PlSmallStr::EMPTY, v)).collect();
+            Column::new(name.into(), series)
+        }
+        Lists::SpaceSeparated => {
+            let text: Vec<String> = rows
+                .map(|v| {
+                    v.iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
+            Column::new(name.into(), text)
+        }
+    }
+}
+
+/// A column of one value per record.
+fn per_record<T, P: ?Sized>(name: &str, records: &[Record], value: impl Fn(&Record) -> T) -> Column
+where
+    Series: NamedFrom<Vec<T>, P>,
+{
+    Column::new(name.into(), records.iter().map(value).collect::<Vec<T>>())
+}
+
+fn frame(records: &[Record], lists: Lists) -> Result<DataFrame> {
+    let mut columns = vec![
+        per_record(column::INDEX, records, |r| r.index),
+        per_record(column::LABEL, records, |r| r.label),
+        per_record(column::PRED, records, |r| r.pred),
+        per_record(column::CORRECT, records, |r| r.correct),
+        per_record(column::POLICY, records, Record::policy),
+        per_record(column::BLOCKS, records, |r| r.blocks),
+        per_record(column::FLOPS, records, |r| r.flops),
+        list_column(
+            column::PROBS,
+            records.iter().map(|r| r.probs.clone()),
+            lists,
+        ),
+    ];
+    if records.iter().all(|r| r.logits.is_some()) && !records.is_empty() {
+        columns.push(list_column(
+            column::LOGITS,
+            records.iter().filter_map(|r| r.logits.clone()),
+            lists,
+        ));
+    }
+    Ok(DataFrame::new_infer_height(columns)?)
+}
+
+/// Writes `records` to `path`: Parquet when it ends in `.parquet`, CSV otherwise (list columns
+/// then as space-separated numbers).
+pub fn write(records: &[Record], path: &Path) -> Result<()> {
+    let lists = if is_parquet(path) {
+        Lists::Native
+    } else {
+        Lists::SpaceSeparated
+    };
+    write_frame(&mut frame(records, lists)?, path)
+}
+
+fn list_of_f32(column: &Column, row: usize) -> Option<Vec<f32>> {
+    match column.get(row).ok()? {
+        AnyValue::List(series) => series.f32().ok().map(|ca| ca.into_no_null_iter().collect()),
+        _ => None,
+    }
+}
+
+/// Records from a frame written by [`write`] as Parquet; `source` names it in errors.
+pub fn from_frame(df: &DataFrame, source: &Path) -> Result<Vec<Record>> {
+    let bad = |what: &str| Error::bad_input(source, format!("not a records file: {what}"));
+    let column = |name: &str| {
+        df.column(name)
+            .map_err(|_| bad(&format!("no '{name}' column")))
+    };
+    let u32s = |name: &str| -> Result<Vec<u32>> {
+        Ok(column(name)?
+            .u32()
+            .map_err(|_| bad(&format!("'{name}' is not u32")))?
+            .into_no_null_iter()
+            .collect())
+    };
+    let (index, label, pred, blocks) = (
+        u32s(column::INDEX)?,
+        u32s(column::LABEL)?,
+        u32s(column::PRED)?,
+        u32s(column::BLOCKS)?,
+    );
+    let correct = column(column::CORRECT)?
+        .bool()
+        .map_err(|_| bad("'correct' is not bool"))?;
+    let flops: Vec<f64> = column(column::FLOPS)?
+        .f64()
+        .map_err(|_| bad("'flops' is not f64"))?
+        .into_no_null_iter()
+        .collect();
+    let policy = column(column::POLICY)?
+        .str()
+        .map_err(|_| bad("'policy' is not a string"))?;
+    let probs = column(column::PROBS)?;
+    let logits = df.column(column::LOGITS).ok();
+    (0..df.height())
+        .map(|row| {
+            Ok(Record {
+                index: index[row],
+                label: label[row],
+                pred: pred[row],
+                correct: correct.get(row).ok_or_else(|| bad("a missing 'correct'"))?,
+                keep: policy
+                    .get(row)
+                    .ok_or_else(|| bad("a missing 'policy'"))?
+                    .chars()
+                    .map(|c| c == '1')
+                    .collect(),
+                blocks: blocks[row],
+                flops: flops[row],
+                probs: list_of_f32(probs, row)
+                    .ok_or_else(|| bad("'probs' is not a list of f32"))?,
+                logits: logits.and_then(|c| list_of_f32(c, row)),
+            })
+        })
+        .collect()
+}
+
+/// Reads and concatenates record files (Parquet), e.g. one per part of a large evaluation.
+pub fn load(paths: &[impl AsRef<Path>]) -> Result<Vec<Record>> {
+    let mut all = Vec::new();
+    for path in paths {
+        let path = path.as_ref();
+        all.extend(from_frame(&read_parquet(path)?, path)?);
+    }
+    Ok(all)
+}

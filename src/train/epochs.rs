@@ -1,0 +1,170 @@
+//! The epoch loop every stage runs: shuffle, augment, one optimiser step per batch, evaluate
+//! on the test images, then record the epoch in the run folder (metrics, model files and the
+//! resume state). A stage supplies what one batch computes and how an epoch is evaluated.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use candle_core::Tensor;
+use candle_nn::VarMap;
+
+use crate::checkpoint::ModelStage;
+use crate::error::Result;
+use crate::rng::Rng;
+use crate::train::augment::{crop_flip, CROP_PADDING};
+use crate::train::optim::Optimizer;
+use crate::train::run::{EpochMetrics, Run};
+use crate::train::{epoch_order, tensors, test_indices, Progress, Setting, StageOptions};
+
+/// What one training batch computed.
+pub struct BatchOutcome {
+    /// The scalar loss the optimiser steps on.
+    pub loss: Tensor,
+    /// Correct predictions in the batch.
+    pub correct: usize,
+    /// Policy stages: the sampled policies' summed reward and kept blocks.
+    pub policy: Option<(f64, f64)>,
+}
+
+/// An epoch's evaluation on the test images.
+pub struct EpochEvaluation {
+    pub test_accuracy: f64,
+    /// What `best.safetensors` maximises: accuracy (base) or mean reward (policy stages).
+    pub score: f64,
+    /// Policy stages: the greedy policy's reward, block usage and distinct policies.
+    pub policy: Option<crate::train::PolicyEval>,
+    /// Model-file metadata beyond the configuration, stage, epoch and accuracy.
+    pub metadata: Vec<(String, String)>,
+}
+
+/// Running sums over an epoch's batches.
+#[derive(Default)]
+struct Running {
+    seen: usize,
+    correct: usize,
+    loss: f64,
+    /// Policy stages: summed reward and kept blocks.
+    policy: Option<(f64, f64)>,
+}
+
+impl Running {
+    fn add(&mut self, n: usize, outcome: &BatchOutcome, loss: f64) {
+        self.seen += n;
+        self.correct += outcome.correct;
+        self.loss += loss * n as f64;
+        if let Some((reward, blocks)) = outcome.policy {
+            let sums = self.policy.get_or_insert((0.0, 0.0));
+            sums.0 += reward;
+            sums.1 += blocks;
+        }
+    }
+
+    fn per_image(&self, sum: f64) -> f64 {
+        sum / self.seen.max(1) as f64
+    }
+
+    /// The progress line's running figures.
+    fn message(&self) -> String {
+        let accuracy = self.per_image(self.correct as f64);
+        match self.policy {
+            Some((reward, blocks)) => format!(
+                "reward {:.3} acc {accuracy:.3} blocks {:.2}",
+                self.per_image(reward),
+                self.per_image(blocks)
+            ),
+            None => format!("loss {:.3} acc {accuracy:.3}", self.per_image(self.loss)),
+        }
+    }
+}
+
+/// A stage's training state for the loop.
+pub struct EpochLoop<'a, O> {
+    pub stage: ModelStage,
+    pub setting: &'a Setting<'a, O>,
+    pub varmap: &'a VarMap,
+    pub optimizer: Optimizer,
+}
+
+impl<O: StageOptions> EpochLoop<'_, O> {
+    /// Epochs `start..` of the run, `best` the best score so far: each batch through
+    /// `batch(epoch, images, labels, rng)` (the rng draws policy samples), an optimiser step,
+    /// then `evaluate(test indices)` and the epoch's checkpoint.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        mut self,
+        run: &mut Run,
+        (start, mut best): (usize, f64),
+        progress: &mut dyn Progress,
+        mut batch: impl FnMut(usize, &Tensor, &[u32], &mut Rng) -> Result<BatchOutcome>,
+        mut evaluate: impl FnMut(&[usize]) -> Result<EpochEvaluation>,
+    ) -> Result<()> {
+        let Setting {
+            config,
+            train_data,
+            test_data,
+            options,
+            device,
+        } = self.setting;
+        let opts = options.common();
+        let test = test_indices(test_data, opts);
+        for epoch in start..opts.epochs {
+            let started = Instant::now();
+            let lr = opts.schedule.lr(opts.lr, epoch);
+            let order = epoch_order(train_data.len(), opts, epoch);
+            let mut augment_rng = Rng::for_epoch(opts.seed, epoch, 1);
+            let mut sample_rng = Rng::for_epoch(opts.seed, epoch, 2);
+            let mut running = Running::default();
+            // A last batch of one image cannot be batch-normalised: it is left out.
+            for chunk in order.chunks(opts.batch_size).filter(|c| c.len() > 1) {
+                let x = train_data.batch_with(chunk, config, device, |image| {
+                    if options.augment() {
+                        crop_flip(&image, CROP_PADDING, &mut augment_rng)
+                    } else {
+                        image
+                    }
+                })?;
+                let labels: Vec<u32> = chunk.iter().map(|&i| train_data.labels()[i]).collect();
+                let outcome = batch(epoch, &x, &labels, &mut sample_rng)?;
+                self.optimizer.step(&outcome.loss.backward()?, lr)?;
+                let loss = outcome.loss.to_scalar::<f32>()? as f64;
+                running.add(chunk.len(), &outcome, loss);
+                progress.batch(epoch, running.seen, order.len(), &running.message());
+            }
+            let train_s = started.elapsed().as_secs_f64();
+            let eval = evaluate(&test)?;
+            let metrics = EpochMetrics {
+                epoch,
+                lr,
+                train_loss: running.per_image(running.loss),
+                train_accuracy: running.per_image(running.correct as f64),
+                test_accuracy: eval.test_accuracy,
+                reward: eval.policy.as_ref().map(|p| p.reward),
+                block_usage_mean: eval.policy.as_ref().map(|p| p.summary.block_usage_mean),
+                block_usage_std: eval.policy.as_ref().map(|p| p.summary.block_usage_std),
+                unique_policies: eval.policy.as_ref().map(|p| p.summary.unique_policies),
+                images_per_s: running.seen as f64 / train_s,
+                wall_s: started.elapsed().as_secs_f64(),
+            };
+            let is_best = eval.score > best;
+            best = best.max(eval.score);
+            let mut metadata = BTreeMap::from([
+                ("config".to_string(), config.name.clone()),
+                (ModelStage::KEY.to_string(), self.stage.name().to_string()),
+                ("epoch".to_string(), (epoch + 1).to_string()),
+                ("accuracy".to_string(), format!("{:.4}", eval.test_accuracy)),
+            ]);
+            metadata.extend(eval.metadata);
+            run.finish_epoch(
+                &metrics,
+                &tensors(self.varmap),
+                &metadata,
+                self.optimizer.state(),
+                self.optimizer.steps,
+                best,
+                is_best,
+            )?;
+            progress.epoch(&metrics);
+        }
+        Ok(())
+    }
+}
