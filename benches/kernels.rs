@@ -7,12 +7,18 @@
 //!   ONNX Runtime with all graph optimisations;
 //! - one training step of R32_FMNIST at batch 128 (forward in train mode, cross-entropy,
 //!   backward, SGD update): stock, fast, PyTorch eager;
-//! - each convolution shape of ResNet-110 at batch 64 on its own, in GFLOP/s.
+//! - each convolution shape of the CIFAR ResNets at batch 64 on its own, in GFLOP/s, on the
+//!   GEMM and on each direct path the CPU has, forward and weight gradient, next to the CPU's
+//!   measured FMA peak.
 //!
-//! `cargo bench --bench kernels`. The PyTorch and ONNX Runtime columns need the fixture venv
+//! `cargo bench --bench kernels` (`-- convs` for the convolution table alone). It prints the
+//! kernel path; `BLOCKDROP_ISA=avx2 cargo bench --bench kernels` measures the AVX2 path on an
+//! AVX-512 machine (the `gemm` crate and the other engines still pick their own). The PyTorch and ONNX Runtime columns need the fixture venv
 //! (tests/fixtures/setup_venv.sh installs both); they are measured in three rounds, each ours
 //! then theirs, and each ratio is the median over the rounds.
 
+#[path = "support/convs.rs"]
+mod convs;
 #[path = "support/engines.rs"]
 mod engines;
 #[path = "support/timing.rs"]
@@ -21,7 +27,8 @@ mod timing;
 use std::collections::HashMap;
 
 use blockdrop::config::Config;
-use blockdrop::kernels::{ops, ConvGeom, Kernels};
+use blockdrop::kernels::isa::{self, Isa};
+use blockdrop::kernels::Kernels;
 use blockdrop::model::{BlockDrop, BlockDropFlops};
 use blockdrop::stats::median;
 use candle_core::{DType, Device, Tensor};
@@ -109,16 +116,6 @@ fn measure_ours(stock: bool) -> anyhow::Result<HashMap<String, f64>> {
     Ok(ours)
 }
 
-/// The fused inference kernel alone on one shape at batch 64: GFLOP/s.
-fn kernel_gflops(geom: ConvGeom, side: usize) -> anyhow::Result<f64> {
-    let x = Tensor::randn(0f32, 1.0, (64, side, side, geom.cin), &Device::Cpu)?;
-    let packed = Tensor::randn(0f32, 0.1, (geom.patch_len() + 1, geom.cout), &Device::Cpu)?;
-    let out_side = (side + 2 * geom.pad - geom.kernel) / geom.stride + 1;
-    let flops = 2.0 * (64 * out_side * out_side * geom.patch_len() * geom.cout) as f64;
-    let ms = time_ms(|| ops::fused_conv2d(&x, &packed, None, geom, true))?;
-    Ok(flops / (ms * 1e6))
-}
-
 fn main() -> anyhow::Result<()> {
     blockdrop::process::tune();
     // As the binary runs its commands: on rayon's pool.
@@ -128,79 +125,18 @@ fn main() -> anyhow::Result<()> {
 fn run() -> anyhow::Result<()> {
     let threads = candle_core::utils::get_num_threads();
     println!("threads: {threads}");
-    let first = measure_ours(true)?;
-    println!("\nfused kernel alone, batch 64 (ResNet-110 shapes):");
-    for (what, geom, side) in [
-        (
-            "stem 3x3 3→16 @32",
-            ConvGeom {
-                kernel: 3,
-                stride: 1,
-                pad: 1,
-                cin: 3,
-                cout: 16,
-            },
-            32,
-        ),
-        (
-            "3x3 16→16 @32",
-            ConvGeom {
-                kernel: 3,
-                stride: 1,
-                pad: 1,
-                cin: 16,
-                cout: 16,
-            },
-            32,
-        ),
-        (
-            "3x3/2 16→32 @32",
-            ConvGeom {
-                kernel: 3,
-                stride: 2,
-                pad: 1,
-                cin: 16,
-                cout: 32,
-            },
-            32,
-        ),
-        (
-            "3x3 32→32 @16",
-            ConvGeom {
-                kernel: 3,
-                stride: 1,
-                pad: 1,
-                cin: 32,
-                cout: 32,
-            },
-            16,
-        ),
-        (
-            "3x3/2 32→64 @16",
-            ConvGeom {
-                kernel: 3,
-                stride: 2,
-                pad: 1,
-                cin: 32,
-                cout: 64,
-            },
-            16,
-        ),
-        (
-            "3x3 64→64 @8",
-            ConvGeom {
-                kernel: 3,
-                stride: 1,
-                pad: 1,
-                cin: 64,
-                cout: 64,
-            },
-            8,
-        ),
-    ] {
-        println!("  {what:<20} {:6.1} GFLOP/s", kernel_gflops(geom, side)?);
+    println!(
+        "kernel path: {} (CPU: {}; BLOCKDROP_ISA={} forces one)",
+        Isa::active(),
+        Isa::detected(),
+        std::env::var(isa::ENV).unwrap_or_else(|_| "unset".into())
+    );
+    println!("\neach convolution alone (CIFAR ResNet shapes):");
+    convs::print_table();
+    if std::env::args().any(|a| a == "convs") {
+        return Ok(());
     }
-
+    let first = measure_ours(true)?;
     let Some(engines) = engines::run()? else {
         return Ok(());
     };

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use blockdrop::kernels::isa::Isa;
 use blockdrop::process;
 use cli::args::Cli;
 
@@ -69,6 +70,12 @@ fn exit_code(error: &anyhow::Error) -> u8 {
 }
 
 fn main() -> ExitCode {
+    // A forced instruction-set path the CPU lacks is the user's error, refused before any
+    // kernel runs.
+    if let Err(message) = Isa::from_env() {
+        eprintln!("error: {}", one_line(&message));
+        return ExitCode::from(2);
+    }
     process::tune();
     cli::started();
     let cli = match Cli::try_parse() {

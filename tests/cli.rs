@@ -353,3 +353,51 @@ fn model_defaults_to_the_bundled_one() {
     ]);
     assert_eq!(orphan_base.status.code(), Some(2));
 }
+
+#[test]
+fn version_names_the_kernel_path_and_a_forced_path_must_exist() {
+    use blockdrop::kernels::isa::{self, Isa};
+    let out = blockdrop(&["--version"]);
+    assert!(out.status.success());
+    let line = text(&out.stdout);
+    assert!(
+        line.contains(&format!("CPU kernels: {}", Isa::detected())),
+        "{line}"
+    );
+    let forced = Command::new(env!("CARGO_BIN_EXE_blockdrop"))
+        .env(isa::ENV, "scalar")
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(
+        text(&forced.stdout).contains("CPU kernels: scalar, set by BLOCKDROP_ISA"),
+        "{}",
+        text(&forced.stdout)
+    );
+    for bad in ["neon", "avx3"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_blockdrop"))
+            .env(isa::ENV, bad)
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            text(&out.stderr).contains("BLOCKDROP_ISA"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    if let Some(lacking) = Isa::ALL.into_iter().find(|isa| !isa.available()) {
+        let out = Command::new(env!("CARGO_BIN_EXE_blockdrop"))
+            .env(isa::ENV, lacking.name())
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            text(&out.stderr).contains("this CPU lacks it"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}

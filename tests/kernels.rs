@@ -3,6 +3,7 @@
 
 mod common;
 
+use blockdrop::kernels::isa::{self, Isa};
 use blockdrop::kernels::{ops, ConvGeom};
 use blockdrop::model::norm::batch_norm_nhwc;
 use candle_core::backprop::GradStore;
@@ -233,10 +234,28 @@ fn fused_train_batchnorm_matches_candle_forward_gradients_and_running_stats() {
     }
 }
 
+/// The instruction-set paths with direct kernels that this CPU can run; the others are named
+/// on stderr as skipped, so a run never passes by silently taking another path.
+fn direct_paths() -> Vec<Isa> {
+    let (have, lack): (Vec<Isa>, Vec<Isa>) = [Isa::Avx2, Isa::Avx512]
+        .into_iter()
+        .partition(|isa| isa.available());
+    if !lack.is_empty() {
+        let names: Vec<&str> = lack.iter().map(|isa| isa.name()).collect();
+        eprintln!(
+            "direct kernels: skipped the {} path(s), which this CPU lacks",
+            names.join(", ")
+        );
+    }
+    have
+}
+
 #[test]
-fn direct_and_gemm_paths_agree_on_narrow_layers() {
+fn direct_and_gemm_paths_agree_on_narrow_layers_on_every_isa() {
     use blockdrop::kernels::conv::{self, Epilogue, Nhw};
-    let mut skipped = Vec::new();
+    use blockdrop::kernels::direct;
+    let paths = direct_paths();
+    let mut compared = 0;
     for (kernel, stride, pad, cin, cout, side) in [
         (3, 1, 1, 16, 16, 28),
         (3, 2, 1, 16, 32, 29),
@@ -248,7 +267,10 @@ fn direct_and_gemm_paths_agree_on_narrow_layers() {
         (3, 2, 1, 32, 32, 9),
         (7, 2, 3, 3, 16, 11),
         (3, 1, 1, 64, 64, 8),
+        (3, 1, 1, 64, 64, 7),
         (3, 2, 1, 32, 64, 15),
+        (3, 1, 1, 16, 16, 1),
+        (3, 1, 1, 3, 16, 2),
     ] {
         let g = ConvGeom {
             kernel,
@@ -257,12 +279,6 @@ fn direct_and_gemm_paths_agree_on_narrow_layers() {
             cin,
             cout,
         };
-        // Without a direct kernel for this layer on this CPU, `forward` is the GEMM itself and
-        // the comparison would prove nothing: say so instead of passing silently.
-        if !blockdrop::kernels::direct::supported(&g) {
-            skipped.push(format!("{g:?}"));
-            continue;
-        }
         let input = Nhw {
             n: 3,
             h: side,
@@ -280,29 +296,80 @@ fn direct_and_gemm_paths_agree_on_narrow_layers() {
             residual: Some(&residual),
             relu: true,
         };
-        let (mut fast, mut gemm) = (vec![0.0; residual_len], vec![0.0; residual_len]);
-        conv::forward(&g, input, &x, &w, epilogue, &mut fast);
+        let mut gemm = vec![0.0; residual_len];
         conv::forward_gemm(&g, input, &x, &w, epilogue, &mut gemm);
-        let err = rel_err(&fast, &gemm);
-        assert!(
-            err < 1e-5,
-            "{g:?} at {side}x{side}: relative error {err:.2e}"
-        );
-        // The weight gradient, with the residual standing in for the output gradient.
-        let fast = conv::backward_weight(&g, input, &x, &residual);
-        let gemm = conv::backward_weight_gemm(&g, input, &x, &residual);
-        let err = rel_err(&fast, &gemm);
-        assert!(
-            err < 1e-5,
-            "{g:?} at {side}x{side}: weight gradient relative error {err:.2e}"
-        );
+        let gemm_dw = conv::backward_weight_gemm(&g, input, &x, &residual);
+        for &isa in &paths {
+            if direct::supported_on(&g, isa) {
+                let mut fast = vec![0.0; residual_len];
+                direct::forward_on(isa, &g, input, &x, &w, epilogue, &mut fast);
+                let err = rel_err(&fast, &gemm);
+                assert!(
+                    err < 1e-5,
+                    "{isa}: {g:?} at {side}x{side}: relative error {err:.2e}"
+                );
+                compared += 1;
+            }
+            if direct::supports_weight_grad_on(&g, isa) {
+                // The weight gradient, with the residual standing in for the output gradient.
+                let fast = direct::backward_weight_on(isa, &g, input, &x, &residual);
+                let err = rel_err(&fast, &gemm_dw);
+                assert!(
+                    err < 1e-5,
+                    "{isa}: {g:?} at {side}x{side}: weight gradient relative error {err:.2e}"
+                );
+                compared += 1;
+            }
+        }
     }
-    if !skipped.is_empty() {
-        eprintln!(
-            "direct vs GEMM: skipped {} layer(s) this CPU has no direct kernel for (the direct kernels need AVX-512): {}",
-            skipped.len(),
-            skipped.join(", ")
+    assert!(
+        paths.is_empty() || compared > 0,
+        "no layer compared on {paths:?}"
+    );
+}
+
+/// The path forced by `BLOCKDROP_ISA` in a child run of these tests (see below).
+const CHILD: &str = "BLOCKDROP_KERNEL_TESTS_CHILD";
+
+#[test]
+fn every_kernel_test_passes_on_every_isa_path_of_this_cpu() {
+    if std::env::var_os(CHILD).is_some() {
+        return;
+    }
+    // The elementwise loops and the convolution dispatch read the path once per process, so
+    // each other path runs this whole test binary again with the path forced.
+    let exe = std::env::current_exe().unwrap();
+    for isa in Isa::ALL {
+        if !isa.available() {
+            eprintln!("kernel tests: skipped the {isa} path, which this CPU lacks");
+            continue;
+        }
+        if isa == Isa::active() {
+            continue;
+        }
+        let out = std::process::Command::new(&exe)
+            .env(isa::ENV, isa.name())
+            .env(CHILD, "1")
+            .args(["--test-threads", "1"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kernel tests failed with {}={isa}:\n{}{}",
+            isa::ENV,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
         );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("test result: ok"), "{stdout}");
+    }
+}
+
+#[test]
+fn the_forced_path_is_the_one_in_use() {
+    match std::env::var(isa::ENV) {
+        Ok(name) => assert_eq!(Isa::active().name(), name),
+        Err(_) => assert_eq!(Isa::active(), Isa::detected()),
     }
 }
 

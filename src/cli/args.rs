@@ -11,6 +11,7 @@ use super::values::{
 use blockdrop::data::Split;
 use blockdrop::device::DeviceKind;
 use blockdrop::eval::DEFAULT_BATCH;
+use blockdrop::kernels::isa::{self, Isa};
 use blockdrop::model::DEFAULT_THRESHOLD;
 use blockdrop::profile::ProfileOptions;
 use blockdrop::report::TRADEOFF_IMAGES;
@@ -19,10 +20,25 @@ use blockdrop::train::{base, curriculum, finetune, policy, DEFAULT_LR_DECAY_RATI
 /// `profile`'s defaults.
 const PROFILE: ProfileOptions = ProfileOptions::DEFAULT;
 
+/// `--version`: the crate's version and the CPU kernels' instruction-set path.
+fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let forced =
+            std::env::var_os(isa::ENV).map_or(String::new(), |_| format!(", set by {}", isa::ENV));
+        format!(
+            "{} (CPU kernels: {}{forced}; this CPU has {})",
+            env!("CARGO_PKG_VERSION"),
+            Isa::active(),
+            Isa::detected()
+        )
+    })
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "blockdrop",
-    version,
+    version = version(),
     about = "BlockDrop workbench: run, evaluate and inspect learned per-image residual-block policies",
     long_about = "BlockDrop (Wu et al., CVPR 2018) learns, for each image, which residual blocks of a \
 ResNet to run. This tool evaluates such models with dropped blocks truly skipped.\n\n\

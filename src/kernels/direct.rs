@@ -1,7 +1,8 @@
-//! Direct convolution for narrow layers (16, 32 or 64 output channels) with AVX-512: each task
+//! Direct convolution for narrow layers (16, 32 or 64 output channels) with AVX-512 or AVX2:
+//! each task
 //! computes one output row, `R` neighbouring pixels at a time, with the pixels' output channels
-//! (16, or a group of 32) held in registers (`R × 16` or `R × 32` accumulators, at most 16 of
-//! the 32 vector registers) while it walks the kernel taps and input
+//! (16, or a group of 32) held in registers (on AVX-512 at most 16 of the 32 vector registers,
+//! on AVX2 12 of the 16) while it walks the kernel taps and input
 //! channels, broadcasting one input value per pixel against one row of the weights. No
 //! im2col: the input is read in place from a zero-padded copy. The GEMM path packs a narrow
 //! (16-wide) output poorly (this runs ~2× faster there), and at 64 channels, stride 1, this
@@ -11,32 +12,45 @@
 //! block of input channels × the output channels stays in registers while the task walks
 //! every output pixel of its images for one kernel tap, adding `x · dyᵀ` one pixel at a time.
 //!
-//! Used only when the CPU has AVX-512F (checked at run time); [`super::conv`] falls back to
-//! the GEMM path otherwise.
+//! The path is the active one ([`Isa::active`]: the CPU's widest, or `BLOCKDROP_ISA`);
+//! `*_on` runs a given one (tests and benches cover every path the CPU has). On the scalar
+//! path, and on other architectures, [`super::conv`] takes the GEMM path.
 
 use rayon::prelude::*;
 
 use super::conv::{ConvGeom, Epilogue, Nhw};
+use super::isa::Isa;
 
-/// Whether [`forward`] can run `g` on this CPU: 16 or 32 output channels, or 64 (as two
-/// groups of 32) at stride 1. Wider or strided 64-channel layers do better on the GEMM path.
+/// Whether [`forward_on`] has a kernel for `g` on `isa`. AVX-512: 16 or 32 output channels,
+/// or 64 (as two groups of 32) at stride 1; wider or strided 64-channel layers do better on
+/// the GEMM there. AVX2: 16, 32 or 64 output channels (in groups of 16).
+pub fn supported_on(g: &ConvGeom, isa: Isa) -> bool {
+    match isa {
+        Isa::Avx512 => matches!(g.cout, 16 | 32) || (g.cout == 64 && g.stride == 1),
+        Isa::Avx2 => matches!(g.cout, 16 | 32 | 64),
+        Isa::Scalar => false,
+    }
+}
+
+/// Whether [`backward_weight_on`] has a kernel for `g` on `isa`: where it beats the GEMM
+/// (on AVX-512 up to 32 output channels, on AVX2 16; measured with `cargo bench --bench
+/// kernels -- convs`).
+pub fn supports_weight_grad_on(g: &ConvGeom, isa: Isa) -> bool {
+    match isa {
+        Isa::Avx512 => matches!(g.cout, 16 | 32),
+        Isa::Avx2 => g.cout == 16,
+        Isa::Scalar => false,
+    }
+}
+
+/// [`supported_on`] the active path.
 pub fn supported(g: &ConvGeom) -> bool {
-    (matches!(g.cout, 16 | 32) || (g.cout == 64 && g.stride == 1)) && has_avx512()
+    supported_on(g, Isa::active())
 }
 
-/// Whether [`backward_weight`] can run `g` on this CPU (at 64 channels the GEMM does as well).
+/// [`supports_weight_grad_on`] the active path.
 pub fn supports_weight_grad(g: &ConvGeom) -> bool {
-    matches!(g.cout, 16 | 32) && has_avx512()
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn has_avx512() -> bool {
-    false
+    supports_weight_grad_on(g, Isa::active())
 }
 
 /// `x` zero-padded by `pad` on both spatial sides: `[N, H + 2p, W + 2p, C]`.
@@ -55,7 +69,8 @@ fn padded(x: &[f32], input: Nhw, channels: usize, pad: usize) -> (Vec<f32>, usiz
     (out, ph, pw)
 }
 
-/// Forward convolution as [`super::conv::forward`]; call only when [`supported`].
+/// Forward convolution as [`super::conv::forward`] on the active path; call only when
+/// [`supported`].
 pub fn forward(
     g: &ConvGeom,
     input: Nhw,
@@ -64,56 +79,162 @@ pub fn forward(
     epilogue: Epilogue,
     out: &mut [f32],
 ) {
+    forward_on(Isa::active(), g, input, x, weight, epilogue, out)
+}
+
+/// [`forward`] on `isa`, which this CPU must have and which must support `g`.
+pub fn forward_on(
+    isa: Isa,
+    g: &ConvGeom,
+    input: Nhw,
+    x: &[f32],
+    weight: &[f32],
+    epilogue: Epilogue,
+    out: &mut [f32],
+) {
+    assert!(
+        supported_on(g, isa) && isa.available(),
+        "no direct kernel for {g:?} on {isa}"
+    );
     let Some(out_nhw) = g.output(input) else {
         return;
     };
-    let (xp, ph, pw) = padded(x, input, g.cin, g.pad);
     let row_len = out_nhw.w * g.cout;
-    out.par_chunks_mut(row_len)
-        .enumerate()
-        .for_each(|(row, dst)| {
-            let img = row / out_nhw.h;
-            let oy = row % out_nhw.h;
-            let image = &xp[img * ph * pw * g.cin..(img + 1) * ph * pw * g.cin];
-            let residual = epilogue
-                .residual
-                .map(|r| &r[row * row_len..(row + 1) * row_len]);
-            // Output channels in groups of 16 (one vector) or 32 (two).
-            let group = if g.cout == 16 { 16 } else { 32 };
-            for co0 in (0..g.cout).step_by(group) {
-                let job = RowJob {
-                    g,
-                    image,
-                    padded_w: pw,
+    let rows = |row: usize, dst: &mut [f32], image: &[f32], in_w: usize, oy: usize| {
+        let residual = epilogue
+            .residual
+            .map(|r| &r[row * row_len..(row + 1) * row_len]);
+        // Output channels in groups of 16, or of 32 on AVX-512 (two vectors there).
+        let group = if g.cout == 16 || isa == Isa::Avx2 {
+            16
+        } else {
+            32
+        };
+        for co0 in (0..g.cout).step_by(group) {
+            let job = RowJob {
+                g,
+                image,
+                in_w,
+                oy,
+                co0,
+                weight,
+                bias: epilogue.bias,
+                residual,
+                relu: epilogue.relu,
+            };
+            // SAFETY: the CPU has `isa` (asserted above).
+            unsafe { row_on(isa, group, &job, dst) };
+        }
+    };
+    if isa == Isa::Avx512 {
+        // A zero-padded copy of the whole input.
+        let (xp, ph, pw) = padded(x, input, g.cin, g.pad);
+        let image_len = ph * pw * g.cin;
+        out.par_chunks_mut(row_len)
+            .enumerate()
+            .for_each(|(row, dst)| {
+                let (img, oy) = (row / out_nhw.h, row % out_nhw.h);
+                rows(
+                    row,
+                    dst,
+                    &xp[img * image_len..(img + 1) * image_len],
+                    pw,
                     oy,
-                    co0,
-                    weight,
-                    bias: epilogue.bias,
-                    residual,
-                    relu: epilogue.relu,
-                };
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `supported` checked AVX-512F before this path was taken.
-                unsafe {
-                    // Pixels per step that divide the row: 16 or 14 (32-, 28-wide rows), 8 or
-                    // 7 (16-, 14-, 8- and 7-wide).
-                    match (group, out_nhw.w) {
-                        (16, w) if w % 16 == 0 => avx512::row::<1, 16>(&job, dst),
-                        (16, _) => avx512::row::<1, 14>(&job, dst),
-                        (_, w) if w % 8 == 0 => avx512::row::<2, 8>(&job, dst),
-                        _ => avx512::row::<2, 7>(&job, dst),
-                    }
-                }
-                #[cfg(not(target_arch = "x86_64"))]
-                unreachable!("direct convolution needs AVX-512 ({job:?} {dst:?})");
-            }
-        });
+                );
+            });
+    } else {
+        // The `kernel` input rows an output row reads, zero-padded, in a buffer of the task's
+        // own that stays in L1: no pass over the whole input, and no border cases.
+        out.par_chunks_mut(row_len)
+            .enumerate()
+            .for_each(|(row, dst)| {
+                ROW_WINDOW.with(|cell| {
+                    let mut window = cell.borrow_mut();
+                    let width = row_window(g, input, x, row, out_nhw, &mut window);
+                    rows(row, dst, &window, width, 0);
+                })
+            });
+    }
+}
+
+thread_local! {
+    /// Each worker's padded input rows for [`row_window`].
+    static ROW_WINDOW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Fills `window` with the `kernel` input rows output row `row` reads, each zero-padded to
+/// the `(ow − 1)·stride + kernel` columns the row's pixels read; returns that width.
+fn row_window(
+    g: &ConvGeom,
+    input: Nhw,
+    x: &[f32],
+    row: usize,
+    out: Nhw,
+    window: &mut Vec<f32>,
+) -> usize {
+    let (img, oy) = (row / out.h, row % out.h);
+    let width = (out.w - 1) * g.stride + g.kernel;
+    let row_floats = width * g.cin;
+    window.clear();
+    window.resize(g.kernel * row_floats, 0.0);
+    for ky in 0..g.kernel {
+        let Some(iy) = (oy * g.stride + ky).checked_sub(g.pad) else {
+            continue;
+        };
+        if iy >= input.h {
+            continue;
+        }
+        // Padded column c holds input column c − pad: columns pad .. pad + in_w, clipped.
+        let first = g.pad;
+        let last = (g.pad + input.w).min(width);
+        if first >= last {
+            continue;
+        }
+        let src = ((img * input.h + iy) * input.w) * g.cin;
+        let dst = ky * row_floats + first * g.cin;
+        window[dst..dst + (last - first) * g.cin]
+            .copy_from_slice(&x[src..src + (last - first) * g.cin]);
+    }
+    width
+}
+
+/// One output row's channel group on `isa`, with the pixels per step chosen to fit the
+/// registers and divide the row where they can.
+#[allow(unused_variables)]
+unsafe fn row_on(isa: Isa, group: usize, job: &RowJob, dst: &mut [f32]) {
+    let width = dst.len() / job.g.cout;
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        // 16 or 14 pixels (32-, 28-wide rows) of one vector, 8 or 7 (16-, 14-, 8- and
+        // 7-wide) of two: at most 16 of the 32 registers accumulate.
+        Isa::Avx512 => match (group, width) {
+            (16, w) if w % 16 == 0 => avx512::row::<1, 16>(job, dst),
+            (16, _) => avx512::row::<1, 14>(job, dst),
+            (_, w) if w % 8 == 0 => avx512::row::<2, 8>(job, dst),
+            _ => avx512::row::<2, 7>(job, dst),
+        },
+        // 12 of the 16 registers accumulate 6 pixels of 16 channels (two vectors), leaving
+        // room for the two weight vectors and the broadcast input.
+        Isa::Avx2 => avx2::row::<2, 6>(job, dst),
+        Isa::Scalar => unreachable!("no direct kernel on the scalar path"),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("direct convolution needs x86-64 ({isa} {group} {width})");
 }
 
 /// Gradient with respect to the weights, `[kh·kw·cin, cout]`, as
 /// [`super::conv::backward_weight`]; call only when [`supports_weight_grad`]. Images are shared out in
 /// ranges; each task sums its images into its own copy, and the copies are added at the end.
 pub fn backward_weight(g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    backward_weight_on(Isa::active(), g, input, x, dy)
+}
+
+/// [`backward_weight`] on `isa`, which this CPU must have and which must support `g`.
+pub fn backward_weight_on(isa: Isa, g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    assert!(
+        supports_weight_grad_on(g, isa) && isa.available(),
+        "no direct weight-gradient kernel for {g:?} on {isa}"
+    );
     let zeros = || vec![0.0f32; g.patch_len() * g.cout];
     let Some(out_nhw) = g.output(input) else {
         return zeros();
@@ -133,22 +254,9 @@ pub fn backward_weight(g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f
         .fold(zeros, |mut dw, task| {
             let first = task * images_per_task;
             let images = first..(first + images_per_task).min(input.n);
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `supports_weight_grad` checked AVX-512F before this path was taken; the
-            // operands' lengths are asserted above.
-            unsafe {
-                // Input-channel blocks of 16 (8 when the output is 32 wide: 16 accumulators
-                // either way), or 1 for the stem's 1 or 3 channels.
-                match (g.cout, g.cin) {
-                    (16, c) if c % 16 == 0 => avx512::weight_grad::<1, 16>(&job, images, &mut dw),
-                    (16, c) if c % 8 == 0 => avx512::weight_grad::<1, 8>(&job, images, &mut dw),
-                    (16, _) => avx512::weight_grad::<1, 1>(&job, images, &mut dw),
-                    (_, c) if c % 8 == 0 => avx512::weight_grad::<2, 8>(&job, images, &mut dw),
-                    _ => avx512::weight_grad::<2, 1>(&job, images, &mut dw),
-                }
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            unreachable!("direct convolution needs AVX-512 ({images:?} {dw:?})");
+            // SAFETY: the CPU has `isa` (asserted above); the operands' lengths are asserted
+            // above too.
+            unsafe { weight_grad_on(isa, &job, images, &mut dw) };
             dw
         })
         .reduce(zeros, |mut a, b| {
@@ -157,6 +265,41 @@ pub fn backward_weight(g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f
             }
             a
         })
+}
+
+/// Adds the weight gradient of `images` to `dw` on `isa`, with input-channel blocks sized to
+/// the registers.
+#[allow(unused_variables)]
+unsafe fn weight_grad_on(
+    isa: Isa,
+    job: &WeightJob,
+    images: std::ops::Range<usize>,
+    dw: &mut [f32],
+) {
+    let (cout, cin) = (job.g.cout, job.g.cin);
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        // Input-channel blocks of 16 (8 when the output is 32 wide: 16 accumulators either
+        // way), or 1 for the stem's 1 or 3 channels.
+        Isa::Avx512 => match (cout, cin) {
+            (16, c) if c % 16 == 0 => avx512::weight_grad::<1, 16>(job, images, dw),
+            (16, c) if c % 8 == 0 => avx512::weight_grad::<1, 8>(job, images, dw),
+            (16, _) => avx512::weight_grad::<1, 1>(job, images, dw),
+            (_, c) if c % 8 == 0 => avx512::weight_grad::<2, 8>(job, images, dw),
+            _ => avx512::weight_grad::<2, 1>(job, images, dw),
+        },
+        // 16 output channels (two vectors) by blocks of 6, 4 or 3 input channels: 8 to 12
+        // accumulators of the 16 registers.
+        Isa::Avx2 => match cin {
+            c if c % 6 == 0 => avx2::weight_grad::<2, 6>(job, images, dw),
+            c if c % 4 == 0 => avx2::weight_grad::<2, 4>(job, images, dw),
+            3 => avx2::weight_grad::<2, 3>(job, images, dw),
+            _ => avx2::weight_grad::<2, 1>(job, images, dw),
+        },
+        Isa::Scalar => unreachable!("no direct kernel on the scalar path"),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("direct convolution needs x86-64 ({isa} {cout} {cin} {images:?} {dw:?})");
 }
 
 /// The operands of [`backward_weight`].
@@ -189,9 +332,11 @@ impl WeightJob<'_> {
 #[derive(Debug)]
 struct RowJob<'a> {
     g: &'a ConvGeom,
-    /// The whole padded image `[H + 2p, W + 2p, cin]`.
+    /// Zero-padded input rows `[.., in_w, cin]` from which output row `oy` reads rows
+    /// `oy·stride .. oy·stride + kernel`: the whole padded image (AVX-512), or just those
+    /// rows (AVX2, `oy` 0).
     image: &'a [f32],
-    padded_w: usize,
+    in_w: usize,
     oy: usize,
     /// The first output channel of this group (`16·CV` channels from here).
     co0: usize,
@@ -299,7 +444,7 @@ mod avx512 {
             let iy = job.oy * s + ky;
             for kx in 0..k {
                 // Pixel r of this block reads padded column (ox + r)·s + kx.
-                let base = image.add((iy * job.padded_w + ox * s + kx) * cin);
+                let base = image.add((iy * job.in_w + ox * s + kx) * cin);
                 let tap = w.add((ky * k + kx) * cin * g.cout);
                 for ci in 0..cin {
                     let mut wv = [_mm512_setzero_ps(); CV];
@@ -327,6 +472,202 @@ mod avx512 {
                     y = _mm512_max_ps(y, zero);
                 }
                 _mm512_storeu_ps(dst.as_mut_ptr().add(at + 16 * v), y);
+            }
+        }
+    }
+}
+
+/// The same kernels 8 wide for AVX2 with FMA, which has 16 vector registers: `CV` vectors of
+/// 8 output channels per pixel, the register budget (at most 12 accumulators) set by the
+/// callers' choice of `R` and `CB`.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{RowJob, WeightJob};
+
+    /// One output row, `R` pixels at a time (then 3, 2 and 1 at its end).
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn row<const CV: usize, const R: usize>(job: &RowJob, dst: &mut [f32]) {
+        let ow = dst.len() / job.g.cout;
+        let mut ox = 0;
+        while ox + R <= ow {
+            block::<CV, R>(job, ox, dst);
+            ox += R;
+        }
+        while ox + 3 <= ow {
+            block::<CV, 3>(job, ox, dst);
+            ox += 3;
+        }
+        while ox + 2 <= ow {
+            block::<CV, 2>(job, ox, dst);
+            ox += 2;
+        }
+        for ox in ox..ow {
+            block::<CV, 1>(job, ox, dst);
+        }
+    }
+
+    /// `R` output pixels from `ox` on.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn block<const CV: usize, const R: usize>(job: &RowJob, ox: usize, dst: &mut [f32]) {
+        let g = job.g;
+        let (cin, k, s) = (g.cin, g.kernel, g.stride);
+        let mut acc = [[_mm256_setzero_ps(); CV]; R];
+        let co0 = job.co0;
+        if let Some(bias) = job.bias {
+            for v in 0..CV {
+                let b = _mm256_loadu_ps(bias.as_ptr().add(co0 + 8 * v));
+                for a in acc.iter_mut() {
+                    a[v] = b;
+                }
+            }
+        }
+        let image = job.image.as_ptr();
+        let w = job.weight.as_ptr();
+        for ky in 0..k {
+            // A pixel's taps along a padded row, and their weights, are one contiguous run of
+            // k·cin values: one loop over them.
+            let at = image.add(((job.oy * s + ky) * job.in_w + ox * s) * cin);
+            let taps = w.add(ky * k * cin * g.cout + co0);
+            fma_run::<CV, R>(&mut acc, at, taps, k * cin, s * cin, g.cout);
+        }
+        let zero = _mm256_setzero_ps();
+        for (r, a) in acc.iter().enumerate() {
+            let at = (ox + r) * g.cout + co0;
+            for (v, &value) in a.iter().enumerate() {
+                let mut y = value;
+                if let Some(res) = job.residual {
+                    y = _mm256_add_ps(y, _mm256_loadu_ps(res.as_ptr().add(at + 8 * v)));
+                }
+                if job.relu {
+                    y = _mm256_max_ps(y, zero);
+                }
+                _mm256_storeu_ps(dst.as_mut_ptr().add(at + 8 * v), y);
+            }
+        }
+    }
+
+    /// `acc[r] += Σ_j x[r·pixel_step + j] · w[j]` over `len` inputs, where `w[j]` is `CV`
+    /// vectors at `w + j·w_step`: the register-blocked inner loop. Blocks of few pixels have
+    /// too few accumulators to hide the FMA latency (4 cycles, 2 per cycle: 8 chains keep the
+    /// units busy), so they sum every `P`-th input into one of `P` partial sets.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn fma_run<const CV: usize, const R: usize>(
+        acc: &mut [[__m256; CV]; R],
+        x: *const f32,
+        w: *const f32,
+        len: usize,
+        pixel_step: usize,
+        w_step: usize,
+    ) {
+        match R {
+            1 => fma_parts::<CV, R, 4>(acc, x, w, len, pixel_step, w_step),
+            2 => fma_parts::<CV, R, 3>(acc, x, w, len, pixel_step, w_step),
+            3 => fma_parts::<CV, R, 2>(acc, x, w, len, pixel_step, w_step),
+            _ => fma_parts::<CV, R, 1>(acc, x, w, len, pixel_step, w_step),
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn fma_parts<const CV: usize, const R: usize, const P: usize>(
+        acc: &mut [[__m256; CV]; R],
+        x: *const f32,
+        w: *const f32,
+        len: usize,
+        pixel_step: usize,
+        w_step: usize,
+    ) {
+        let mut parts = [[[_mm256_setzero_ps(); CV]; R]; P];
+        parts[0] = *acc;
+        // Input j goes to partial set j mod P; the tail to set 0. (A macro, not a closure:
+        // closures do not inherit the function's target features.)
+        macro_rules! step {
+            ($p:expr, $j:expr) => {{
+                let j = $j;
+                let mut wv = [_mm256_setzero_ps(); CV];
+                for (v, wv) in wv.iter_mut().enumerate() {
+                    *wv = _mm256_loadu_ps(w.add(j * w_step + 8 * v));
+                }
+                for (r, a) in parts[$p].iter_mut().enumerate() {
+                    let xv = _mm256_broadcast_ss(&*x.add(r * pixel_step + j));
+                    for v in 0..CV {
+                        a[v] = _mm256_fmadd_ps(xv, wv[v], a[v]);
+                    }
+                }
+            }};
+        }
+        let mut j = 0;
+        while j + P <= len {
+            for p in 0..P {
+                step!(p, j + p);
+            }
+            j += P;
+        }
+        while j < len {
+            step!(0, j);
+            j += 1;
+        }
+        let mut total = parts[0];
+        for part in &parts[1..] {
+            for (a, b) in total.iter_mut().zip(part) {
+                for v in 0..CV {
+                    a[v] = _mm256_add_ps(a[v], b[v]);
+                }
+            }
+        }
+        *acc = total;
+    }
+
+    /// Adds the weight gradient of `images` to `dw`: for each kernel tap and block of `CB`
+    /// input channels, `CB × CV` vectors of accumulators over every valid output pixel.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn weight_grad<const CV: usize, const CB: usize>(
+        job: &WeightJob,
+        images: std::ops::Range<usize>,
+        dw: &mut [f32],
+    ) {
+        let (g, input, out) = (job.g, job.input, job.out);
+        let (cin, cout, k, s, p) = (g.cin, g.cout, g.kernel, g.stride, g.pad);
+        let x = job.x.as_ptr();
+        let dy = job.dy.as_ptr();
+        for ky in 0..k {
+            let rows = job.valid(ky, input.h, out.h);
+            for kx in 0..k {
+                let cols = job.valid(kx, input.w, out.w);
+                for ci0 in (0..cin).step_by(CB) {
+                    let mut acc = [[_mm256_setzero_ps(); CV]; CB];
+                    for img in images.clone() {
+                        for oy in rows.clone() {
+                            let iy = oy * s + ky - p;
+                            let x_row = x.add(((img * input.h + iy) * input.w) * cin + ci0);
+                            let dy_row = dy.add(((img * out.h + oy) * out.w) * cout);
+                            for ox in cols.clone() {
+                                let xs = x_row.add((ox * s + kx - p) * cin);
+                                let mut dv = [_mm256_setzero_ps(); CV];
+                                for (v, d) in dv.iter_mut().enumerate() {
+                                    *d = _mm256_loadu_ps(dy_row.add(ox * cout + 8 * v));
+                                }
+                                for (c, a) in acc.iter_mut().enumerate() {
+                                    let xv = _mm256_broadcast_ss(&*xs.add(c));
+                                    for v in 0..CV {
+                                        a[v] = _mm256_fmadd_ps(xv, dv[v], a[v]);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    let tap = ((ky * k + kx) * cin + ci0) * cout;
+                    for (c, a) in acc.iter().enumerate() {
+                        for (v, &value) in a.iter().enumerate() {
+                            let at = dw.as_mut_ptr().add(tap + c * cout + 8 * v);
+                            _mm256_storeu_ps(at, _mm256_add_ps(_mm256_loadu_ps(at), value));
+                        }
+                    }
+                }
             }
         }
     }

@@ -2,8 +2,8 @@
 //! folded and the epilogue (bias, residual add, ReLU) fused, exposed as candle custom ops with
 //! a backward pass for training. [`Kernels`] says which path a model runs.
 
-/// Defines `pub fn $name(args)` that runs `$body` compiled for AVX-512 (or AVX2 with FMA)
-/// when the CPU has it, else as built. The crate targets baseline x86-64 (SSE2), where LLVM
+/// Defines `pub fn $name(args)` that runs `$body` compiled for the active instruction-set
+/// path ([`isa::Isa::active`]: AVX-512, AVX2 with FMA, or as built). The crate targets baseline x86-64 (SSE2), where LLVM
 /// vectorises elementwise loops 4 wide; the body is inlined (always) into functions built with
 /// the wider features, so its loops get 16- or 8-wide code. For plain loops over slices, called
 /// once per chunk of work inside a parallel loop (the feature check is a cached load).
@@ -26,15 +26,12 @@ macro_rules! wide_fn {
                 unsafe fn avx2($($arg: $ty),*) {
                     body($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has AVX-512F (checked).
-                    return unsafe { avx512($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU has AVX2 and FMA (checked).
-                    return unsafe { avx2($($arg),*) };
+                match $crate::kernels::isa::Isa::active() {
+                    // SAFETY: the active path is one the CPU has (`Isa::active`).
+                    $crate::kernels::isa::Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above.
+                    $crate::kernels::isa::Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::kernels::isa::Isa::Scalar => {}
                 }
             }
             body($($arg),*)
@@ -45,9 +42,9 @@ macro_rules! wide_fn {
 pub mod batchnorm;
 pub mod conv;
 pub mod direct;
+pub mod isa;
 pub mod ops;
 pub mod pool;
-pub mod process;
 pub mod rows;
 
 use candle_core::{bail, CpuStorage, Device, Layout, Result};
@@ -65,6 +62,15 @@ pub enum Kernels {
 }
 
 impl Kernels {
+    /// What runs the convolutions, as reports name it: `fast (avx2)` with the instruction-set
+    /// path in use, or `stock`.
+    pub fn describe(self) -> String {
+        match self {
+            Kernels::Fast => format!("fast ({})", isa::Isa::active()),
+            Kernels::Stock => "stock".into(),
+        }
+    }
+
     /// The default for a device: fast on the CPU, candle's ops on accelerators.
     pub fn default_for(device: &Device) -> Self {
         if device.is_cpu() {

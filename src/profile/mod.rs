@@ -93,6 +93,8 @@ impl ImageLatency {
 pub struct ProfileReport {
     pub config: String,
     pub device: String,
+    /// The operators that ran the convolutions (`fast (avx2)`, `stock`).
+    pub kernels: String,
     pub batch: usize,
     pub repeat: usize,
     /// Policy, stem, every block, head, in order, from instrumented full-network runs.
@@ -194,6 +196,7 @@ pub fn profile(
     Ok(ProfileReport {
         config: model.config.name.clone(),
         device: device_name(device),
+        kernels: model.resnet.kernels().describe(),
         batch: options.batch,
         repeat: options.repeat,
         stages,
@@ -323,8 +326,8 @@ impl fmt::Display for ProfileReport {
         let total = self.stage_sum_us();
         writeln!(
             f,
-            "{} on {}, batch {}, median of {} runs",
-            self.config, self.device, self.batch, self.repeat
+            "{} on {} with {} kernels, batch {}, median of {} runs",
+            self.config, self.device, self.kernels, self.batch, self.repeat
         )?;
         writeln!(
             f,
@@ -450,7 +453,8 @@ fn to_json(report: &ProfileReport) -> serde_json::Value {
         .collect();
     serde_json::json!({
         (crate::output::WRITER_KEY): crate::output::WRITER,
-        "config": report.config, "device": report.device, "batch": report.batch, "repeat": report.repeat,
+        "config": report.config, "device": report.device, "kernels": report.kernels,
+        "batch": report.batch, "repeat": report.repeat,
         "end_to_end_us": report.end_to_end_us, "instrumented_us": report.instrumented_us,
         "overhead": report.overhead(), "stage_sum_us": report.stage_sum_us(),
         "stages": stages, "images": images,

@@ -1,0 +1,249 @@
+//! Each convolution shape of the CIFAR ResNets at batch 64 on its own, in GFLOP/s, on every
+//! path this CPU has (the tiled GEMM, and the direct kernels per instruction set), forward
+//! and weight gradient, next to the CPU's measured FMA peak (each the best of 11 runs).
+
+use std::time::Instant;
+
+use blockdrop::kernels::conv::{self, Epilogue, Nhw};
+use blockdrop::kernels::direct;
+use blockdrop::kernels::isa::Isa;
+use blockdrop::kernels::ConvGeom;
+use blockdrop::stats::quantile;
+
+pub const BATCH: usize = 64;
+
+/// The shapes: name, geometry, input side.
+pub fn shapes() -> Vec<(&'static str, ConvGeom, usize)> {
+    let g = |kernel, stride, cin, cout| ConvGeom {
+        kernel,
+        stride,
+        pad: kernel / 2,
+        cin,
+        cout,
+    };
+    vec![
+        ("stem 3x3 1→16 @28", g(3, 1, 1, 16), 28),
+        ("stem 3x3 3→16 @32", g(3, 1, 3, 16), 32),
+        ("3x3 16→16 @32", g(3, 1, 16, 16), 32),
+        ("3x3/2 16→32 @32", g(3, 2, 16, 32), 32),
+        ("3x3 32→32 @16", g(3, 1, 32, 32), 16),
+        ("3x3/2 32→64 @16", g(3, 2, 32, 64), 16),
+        ("3x3 64→64 @8", g(3, 1, 64, 64), 8),
+        ("3x3 16→16 @28", g(3, 1, 16, 16), 28),
+        ("3x3 32→32 @14", g(3, 1, 32, 32), 14),
+        ("3x3 64→64 @7", g(3, 1, 64, 64), 7),
+    ]
+}
+
+fn random(len: usize, seed: u64) -> Vec<f32> {
+    let mut rng = blockdrop::rng::Rng::new(seed);
+    (0..len).map(|_| rng.uniform() - 0.5).collect()
+}
+
+/// GFLOP/s of `f`, which does `flops` of work: the best of 11 runs after a warm-up run. A
+/// kernel's speed is what it reaches when nothing else runs; on a shared machine the median
+/// drifts by ±15% from run to run, the best by a few percent.
+fn gflops(flops: f64, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut samples = Vec::new();
+    for _ in 0..11 {
+        let start = Instant::now();
+        f();
+        samples.push(flops / (start.elapsed().as_secs_f64() * 1e9));
+    }
+    quantile(&samples, 1.0)
+}
+
+/// A convolution's work at batch 64: `2·pixels·patch·cout`.
+fn conv_flops(g: &ConvGeom, side: usize) -> f64 {
+    let out = g
+        .output(Nhw {
+            n: BATCH,
+            h: side,
+            w: side,
+        })
+        .map_or(0, |o| o.pixels());
+    2.0 * (out * g.patch_len() * g.cout) as f64
+}
+
+/// Forward GFLOP/s of one path: `None` is the GEMM, `Some(isa)` that ISA's direct kernel.
+pub fn forward(g: &ConvGeom, side: usize, path: Option<Isa>) -> Option<f64> {
+    if path.is_some_and(|isa| !isa.available() || !direct::supported_on(g, isa)) {
+        return None;
+    }
+    let input = Nhw {
+        n: BATCH,
+        h: side,
+        w: side,
+    };
+    let out = g.output(input)?;
+    let x = random(input.pixels() * g.cin, 1);
+    let w = random(g.patch_len() * g.cout, 2);
+    let bias = random(g.cout, 3);
+    let mut y = vec![0.0f32; out.pixels() * g.cout];
+    let epilogue = Epilogue {
+        bias: Some(&bias),
+        residual: None,
+        relu: true,
+    };
+    Some(gflops(conv_flops(g, side), || match path {
+        None => conv::forward_gemm(g, input, &x, &w, epilogue, &mut y),
+        Some(isa) => direct::forward_on(isa, g, input, &x, &w, epilogue, &mut y),
+    }))
+}
+
+/// Weight-gradient GFLOP/s of one path, as [`forward`].
+pub fn weight_grad(g: &ConvGeom, side: usize, path: Option<Isa>) -> Option<f64> {
+    if path.is_some_and(|isa| !isa.available() || !direct::supports_weight_grad_on(g, isa)) {
+        return None;
+    }
+    let input = Nhw {
+        n: BATCH,
+        h: side,
+        w: side,
+    };
+    let out = g.output(input)?;
+    let x = random(input.pixels() * g.cin, 1);
+    let dy = random(out.pixels() * g.cout, 2);
+    Some(gflops(conv_flops(g, side), || {
+        std::hint::black_box(match path {
+            None => conv::backward_weight_gemm(g, input, &x, &dy),
+            Some(isa) => direct::backward_weight_on(isa, g, input, &x, &dy),
+        });
+    }))
+}
+
+/// The CPU's measured single-precision FMA peak on the active path's vectors, all threads:
+/// 12 independent FMA chains per thread (enough to cover the FMA latency on two pipes).
+pub fn fma_peak_gflops() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use rayon::prelude::*;
+        let isa = Isa::active();
+        if isa == Isa::Scalar {
+            return None;
+        }
+        const ITERS: usize = 20_000_000;
+        let threads = rayon::current_num_threads();
+        let lanes = if isa == Isa::Avx512 { 16 } else { 8 };
+        let flops = (threads * ITERS * 12 * lanes * 2) as f64;
+        Some(gflops(flops, || {
+            (0..threads).into_par_iter().for_each(|_| {
+                // SAFETY: the active path is one this CPU has.
+                let sum = unsafe {
+                    if isa == Isa::Avx512 {
+                        fma_chains_avx512(ITERS)
+                    } else {
+                        fma_chains_avx2(ITERS)
+                    }
+                };
+                std::hint::black_box(sum);
+            })
+        }))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_chains_avx2(iters: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_set1_ps(1.0); 12];
+    let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = _mm256_fmadd_ps(*v, a, b);
+        }
+    }
+    let mut out = [0.0f32; 8];
+    _mm256_storeu_ps(
+        out.as_mut_ptr(),
+        acc.iter()
+            .fold(_mm256_setzero_ps(), |s, &v| _mm256_add_ps(s, v)),
+    );
+    out.iter().sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_chains_avx512(iters: usize) -> f32 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_set1_ps(1.0); 12];
+    let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+    for _ in 0..iters {
+        for v in acc.iter_mut() {
+            *v = _mm512_fmadd_ps(*v, a, b);
+        }
+    }
+    _mm512_reduce_add_ps(
+        acc.iter()
+            .fold(_mm512_setzero_ps(), |s, &v| _mm512_add_ps(s, v)),
+    )
+}
+
+/// Prints the table: GEMM and each direct path per shape, forward then weight gradient.
+pub fn print_table() {
+    let paths: Vec<Option<Isa>> = std::iter::once(None)
+        .chain(
+            [Isa::Avx2, Isa::Avx512]
+                .into_iter()
+                .filter(|isa| isa.available())
+                .map(Some),
+        )
+        .collect();
+    let name = |p: &Option<Isa>| p.map_or("gemm".to_string(), |isa| format!("direct {isa}"));
+    let skipped: Vec<&str> = [Isa::Avx2, Isa::Avx512]
+        .into_iter()
+        .filter(|isa| !isa.available())
+        .map(Isa::name)
+        .collect();
+    if !skipped.is_empty() {
+        println!(
+            "  (this CPU has no {}: those columns are left out)",
+            skipped.join(", ")
+        );
+    }
+    if let Some(peak) = fma_peak_gflops() {
+        println!(
+            "  measured FMA peak on the {} path: {peak:.0} GFLOP/s ({} threads)",
+            Isa::active(),
+            rayon::current_num_threads()
+        );
+    }
+    // Three passes over every cell, keeping each cell's best: noise on a shared machine comes
+    // in bursts of seconds, which one pass's best-of-11 does not always outlast.
+    const PASSES: usize = 3;
+    type Measure = fn(&ConvGeom, usize, Option<Isa>) -> Option<f64>;
+    let tables: [(&str, Measure); 2] = [("forward", forward), ("weight gradient", weight_grad)];
+    let mut best = vec![vec![vec![None::<f64>; paths.len()]; shapes().len()]; tables.len()];
+    for _ in 0..PASSES {
+        for (t, (_, measure)) in tables.iter().enumerate() {
+            for (s, (_, g, side)) in shapes().into_iter().enumerate() {
+                for (p, path) in paths.iter().enumerate() {
+                    if let Some(v) = measure(&g, side, *path) {
+                        let cell = &mut best[t][s][p];
+                        *cell = Some(cell.map_or(v, |b: f64| b.max(v)));
+                    }
+                }
+            }
+        }
+    }
+    for (t, (what, _)) in tables.iter().enumerate() {
+        print!("  {what:<20}");
+        for p in &paths {
+            print!(" {:>14}", name(p));
+        }
+        println!("   GFLOP/s, batch {BATCH}, best of {PASSES} passes");
+        for (s, (shape, _, _)) in shapes().into_iter().enumerate() {
+            print!("  {shape:<20}");
+            for cell in &best[t][s] {
+                match cell {
+                    Some(v) => print!(" {v:>14.1}"),
+                    None => print!(" {:>14}", "-"),
+                }
+            }
+            println!();
+        }
+    }
+}
