@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 
+use blockdrop::checkpoint::ModelStage;
 use blockdrop::config::Config;
 use blockdrop::model::BlockDrop;
 
@@ -35,7 +36,10 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let metadata = BTreeMap::from([
         ("config".to_string(), config.name.clone()),
-        ("stage".to_string(), "untrained".to_string()),
+        (
+            ModelStage::KEY.to_string(),
+            ModelStage::Untrained.name().to_string(),
+        ),
         ("epoch".to_string(), "0".to_string()),
     ]);
     blockdrop::checkpoint::native::write(&out, &tensors, &metadata)?;

@@ -141,12 +141,11 @@ fn the_profile_covers_policy_stem_every_block_and_head() {
             .unwrap();
     assert_eq!(json["stages"].as_array().unwrap().len(), 18);
     // The report names the operators and instruction-set path that were timed.
-    let kernels = format!(
-        "fast ({})",
-        blockdrop::kernels::isa::Isa::active()
-    );
+    let kernels = format!("fast ({})", blockdrop::kernels::isa::Isa::active());
     assert_eq!(json["kernels"], kernels.as_str());
-    assert!(report.to_string().contains(&format!("with {kernels} kernels")));
+    assert!(report
+        .to_string()
+        .contains(&format!("with {kernels} kernels")));
     assert_eq!(
         blockdrop::output::frame::read_parquet(&dir.path().join("profile.parquet"))
             .unwrap()

@@ -92,6 +92,31 @@ pub fn forward(g: &ConvGeom, side: usize, path: Option<Isa>) -> Option<f64> {
     }))
 }
 
+/// Forward GFLOP/s as the network calls it: the candle op on tensors, a fresh output each
+/// call, on the active path.
+pub fn forward_op(g: &ConvGeom, side: usize) -> f64 {
+    use candle_core::{Device, Tensor};
+    let x = Tensor::from_vec(
+        random(BATCH * side * side * g.cin, 1),
+        (BATCH, side, side, g.cin),
+        &Device::Cpu,
+    )
+    .and_then(|x| x.contiguous());
+    let packed = Tensor::from_vec(
+        random((g.patch_len() + 1) * g.cout, 2),
+        (g.patch_len() + 1, g.cout),
+        &Device::Cpu,
+    );
+    let (Ok(x), Ok(packed)) = (x, packed) else {
+        return f64::NAN;
+    };
+    gflops(conv_flops(g, side), || {
+        std::hint::black_box(
+            blockdrop::kernels::ops::fused_conv2d(&x, &packed, None, *g, true).ok(),
+        );
+    })
+}
+
 /// Weight-gradient GFLOP/s of one path, as [`forward`].
 pub fn weight_grad(g: &ConvGeom, side: usize, path: Option<Isa>) -> Option<f64> {
     if path.is_some_and(|isa| !isa.available() || !direct::supports_weight_grad_on(g, isa)) {
@@ -228,6 +253,13 @@ pub fn print_table() {
                 }
             }
         }
+    }
+    println!(
+        "  forward as the network calls it (candle op, fresh output), {} path:",
+        Isa::active()
+    );
+    for (shape, g, side) in shapes() {
+        println!("  {shape:<20} {:>14.1}", forward_op(&g, side));
     }
     for (t, (what, _)) in tables.iter().enumerate() {
         print!("  {what:<20}");

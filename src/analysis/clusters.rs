@@ -22,13 +22,16 @@ fn hamming(a: &[bool], b: &[bool]) -> usize {
 
 /// The default number of clusters: six, or the number of distinct policies when there are
 /// fewer. Six galleries stay readable in a report and on a terminal; ask for more with `k`.
+/// Clusters of the coarse clustering when not given (fewer when fewer policies are distinct).
+pub const DEFAULT_CLUSTERS: usize = 6;
+
 pub fn default_k(records: &[Record]) -> usize {
     let distinct = records
         .iter()
         .map(|r| r.keep.as_slice())
         .collect::<std::collections::HashSet<_>>()
         .len();
-    distinct.min(6)
+    distinct.min(DEFAULT_CLUSTERS)
 }
 
 /// Clusters the records' policies into at most `k` groups, largest first. Deterministic:

@@ -184,7 +184,7 @@ pub struct TrainLoopArgs {
     pub lr: Option<f64>,
 
     /// Multiply the learning rate by --lr-decay-ratio every --epoch-step epochs (the
-    /// reference's schedule; default 10000 for the policy stages). The base stage defaults to
+    /// reference's schedule; the policy stages' default is below). The base stage defaults to
     /// a cosine schedule instead.
     #[arg(long, value_parser = count)]
     pub epoch_step: Option<usize>,
@@ -344,7 +344,8 @@ pub struct ReportArgs {
     #[arg(long, value_name = "N", default_value_t = TRADEOFF_IMAGES, value_parser = count)]
     pub tradeoff_images: usize,
 
-    /// Clusters of the coarse policy clustering (default: six, or fewer distinct policies).
+    /// Clusters of the coarse policy clustering (default: DEFAULT_CLUSTERS, or fewer distinct
+    /// policies).
     #[arg(long, value_name = "K", value_parser = count)]
     pub clusters: Option<usize>,
 }

@@ -243,14 +243,26 @@ pub fn base(args: &TrainBaseArgs) -> anyhow::Result<()> {
             augment: !args.no_augment,
         },
     )?;
+    run_stage(&args.run, "base network", plan, base::train, LAST)
+}
+
+/// Opens the data and the run folder of `plan`, trains the stage, and names the model file it
+/// leaves (`done`).
+fn run_stage<O: Serialize + Clone + StageOptions>(
+    args: &TrainLoopArgs,
+    what: &str,
+    plan: Plan<O>,
+    train: fn(&Setting<O>, &mut Run, &mut dyn train::Progress) -> blockdrop::Result<()>,
+    done: &str,
+) -> anyhow::Result<()> {
     let options = plan.options.clone();
-    let (mut t, config) = open_training(&args.run, "base network", plan, &options.common)?;
-    base::train(
+    let (mut t, config) = open_training(args, what, plan, options.common())?;
+    train(
         &t.data.setting(&config, &options),
         &mut t.run,
         &mut t.progress,
     )?;
-    println!("done: {}", t.run.dir.join(LAST).display());
+    println!("done: {}", t.run.dir.join(done).display());
     Ok(())
 }
 
@@ -290,15 +302,7 @@ fn train_policy(
             init: stage.init.to_path_buf(),
         },
     )?;
-    let options = plan.options.clone();
-    let (mut t, config) = open_training(run_args, stage.what, plan, &options.common)?;
-    (stage.train)(
-        &t.data.setting(&config, &options),
-        &mut t.run,
-        &mut t.progress,
-    )?;
-    println!("done: {}", t.run.dir.join(BEST).display());
-    Ok(())
+    run_stage(run_args, stage.what, plan, stage.train, BEST)
 }
 
 pub fn curriculum(args: &TrainCurriculumArgs) -> anyhow::Result<()> {

@@ -46,7 +46,7 @@ pub enum Method {
 }
 
 impl Method {
-    /// The name in `tradeoff.csv` and the legends.
+    /// The name in `tradeoff.csv`.
     pub fn name(self) -> &'static str {
         match self {
             Method::BlockDrop => "BlockDrop",

@@ -1,12 +1,19 @@
 //! Direct convolution for narrow layers (16, 32 or 64 output channels) with AVX-512 or AVX2:
-//! each task
-//! computes one output row, `R` neighbouring pixels at a time, with the pixels' output channels
-//! (16, or a group of 32) held in registers (on AVX-512 at most 16 of the 32 vector registers,
-//! on AVX2 12 of the 16) while it walks the kernel taps and input
-//! channels, broadcasting one input value per pixel against one row of the weights. No
-//! im2col: the input is read in place from a zero-padded copy. The GEMM path packs a narrow
-//! (16-wide) output poorly (this runs ~2× faster there), and at 64 channels, stride 1, this
-//! still edges it out.
+//! each task computes one output row, `R` neighbouring pixels at a time, with the pixels'
+//! output channels (a group of 16, or of 32 on AVX-512) held in registers while it walks the
+//! kernel taps and input channels, broadcasting one input value per pixel against one row of
+//! the weights. No im2col. The GEMM path packs a narrow (16-wide) output poorly.
+//!
+//! - **AVX-512** (32 registers): `R × 16` or `R × 32` accumulators (at most 16 registers),
+//!   reading a zero-padded copy of the whole input.
+//! - **AVX2 + FMA** (16 registers): 6 pixels × 16 channels = 12 accumulators, leaving room
+//!   for two weight vectors and the broadcast input. Each task copies the `kernel` input rows
+//!   its output row reads into a zero-padded window of its own (a few KiB, so it stays in
+//!   L1): no pass over the whole input and no border cases. Along a padded row a pixel's taps
+//!   and their weights are one contiguous run of `kernel·cin` values, so the inner loop runs
+//!   over that run rather than tap by tap (three times longer, a third of the loop overhead).
+//!   Blocks of fewer pixels at a row's end split their sums over 2–4 sets of accumulators,
+//!   enough independent chains to hide the FMA latency.
 //!
 //! The weight gradient of the same layers ([`backward_weight`]) works the same way round: a
 //! block of input channels × the output channels stays in registers while the task walks
@@ -14,7 +21,9 @@
 //!
 //! The path is the active one ([`Isa::active`]: the CPU's widest, or `BLOCKDROP_ISA`);
 //! `*_on` runs a given one (tests and benches cover every path the CPU has). On the scalar
-//! path, and on other architectures, [`super::conv`] takes the GEMM path.
+//! path, and on other architectures (aarch64 runs the `gemm` crate's NEON kernels),
+//! [`super::conv`] takes the GEMM path. Which layers each path takes is measured with
+//! `cargo bench --bench kernels -- convs`.
 
 use rayon::prelude::*;
 
@@ -23,11 +32,12 @@ use super::isa::Isa;
 
 /// Whether [`forward_on`] has a kernel for `g` on `isa`. AVX-512: 16 or 32 output channels,
 /// or 64 (as two groups of 32) at stride 1; wider or strided 64-channel layers do better on
-/// the GEMM there. AVX2: 16, 32 or 64 output channels (in groups of 16).
+/// the GEMM there. AVX2: 16 or 32 output channels (in groups of 16); at 64 the GEMM is as
+/// fast or faster (measured with `cargo bench --bench kernels -- convs`).
 pub fn supported_on(g: &ConvGeom, isa: Isa) -> bool {
     match isa {
         Isa::Avx512 => matches!(g.cout, 16 | 32) || (g.cout == 64 && g.stride == 1),
-        Isa::Avx2 => matches!(g.cout, 16 | 32 | 64),
+        Isa::Avx2 => matches!(g.cout, 16 | 32),
         Isa::Scalar => false,
     }
 }
@@ -175,25 +185,25 @@ fn row_window(
     let (img, oy) = (row / out.h, row % out.h);
     let width = (out.w - 1) * g.stride + g.kernel;
     let row_floats = width * g.cin;
-    window.clear();
     window.resize(g.kernel * row_floats, 0.0);
-    for ky in 0..g.kernel {
-        let Some(iy) = (oy * g.stride + ky).checked_sub(g.pad) else {
-            continue;
-        };
-        if iy >= input.h {
-            continue;
+    // Padded column c holds input column c − pad: columns pad .. pad + in_w, clipped.
+    let first = g.pad.min(width);
+    let last = (g.pad + input.w).min(width);
+    for (ky, dst) in window.chunks_exact_mut(row_floats).enumerate() {
+        let iy = (oy * g.stride + ky)
+            .checked_sub(g.pad)
+            .filter(|&iy| iy < input.h);
+        match iy {
+            Some(iy) if first < last => {
+                let src = ((img * input.h + iy) * input.w) * g.cin;
+                let (left, rest) = dst.split_at_mut(first * g.cin);
+                let (middle, right) = rest.split_at_mut((last - first) * g.cin);
+                left.fill(0.0);
+                middle.copy_from_slice(&x[src..src + middle.len()]);
+                right.fill(0.0);
+            }
+            _ => dst.fill(0.0),
         }
-        // Padded column c holds input column c − pad: columns pad .. pad + in_w, clipped.
-        let first = g.pad;
-        let last = (g.pad + input.w).min(width);
-        if first >= last {
-            continue;
-        }
-        let src = ((img * input.h + iy) * input.w) * g.cin;
-        let dst = ky * row_floats + first * g.cin;
-        window[dst..dst + (last - first) * g.cin]
-            .copy_from_slice(&x[src..src + (last - first) * g.cin]);
     }
     width
 }

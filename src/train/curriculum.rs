@@ -15,7 +15,7 @@ use crate::model::{BlockDrop, FlatResNet};
 use crate::train::policy::{self, PolicyOptions, Step, Trainer};
 use crate::train::reward::{self, bounded, force_first, greedy, keep_bits, sample};
 use crate::train::run::Run;
-use crate::train::{load_model_file, LoopDefaults, Progress, Setting};
+use crate::train::{load_model_file, LoopDefaults, Progress, Setting, DEFAULT_LR_DECAY_RATIO};
 
 /// The reference's curriculum: Adam at lr 1e-3, batch 2048, the step schedule never firing,
 /// γ = −1; epochs until the curriculum reaches every block, then [`EXTRA_EPOCHS`] more.
@@ -38,7 +38,7 @@ pub fn defaults(blocks: usize, cl_step: usize) -> LoopDefaults {
 pub fn defaults_help() -> String {
     format!(
         "Defaults (the reference's): Adam lr {LR:e}, batch {BATCH_SIZE}, α {}, β {}, γ {DEFAULT_PENALTY}, \
-LR ×0.1 every {} epochs; epochs: blocks + {EXTRA_EPOCHS} (the curriculum reaches every block, then {EXTRA_EPOCHS} more).",
+LR ×{DEFAULT_LR_DECAY_RATIO} every {} epochs; epochs: blocks + {EXTRA_EPOCHS} (the curriculum reaches every block, then {EXTRA_EPOCHS} more).",
         policy::DEFAULT_ALPHA,
         policy::DEFAULT_BETA,
         policy::REFERENCE_EPOCH_STEP

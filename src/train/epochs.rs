@@ -89,7 +89,6 @@ impl<O: StageOptions> EpochLoop<'_, O> {
     /// Epochs `start..` of the run, `best` the best score so far: each batch through
     /// `batch(epoch, images, labels, rng)` (the rng draws policy samples), an optimiser step,
     /// then `evaluate(test indices)` and the epoch's checkpoint.
-    #[allow(clippy::too_many_arguments)]
     pub fn run(
         mut self,
         run: &mut Run,

@@ -16,7 +16,7 @@ use crate::model::BlockDrop;
 use crate::train::policy::{self, PolicyOptions, Step, Trainer};
 use crate::train::reward::{self, bounded, greedy, keep_bits, sample};
 use crate::train::run::{Run, BEST, LAST};
-use crate::train::{load_model_file, LoopDefaults, Progress, Setting};
+use crate::train::{load_model_file, LoopDefaults, Progress, Setting, DEFAULT_LR_DECAY_RATIO};
 
 /// The reference's finetuning: 10 epochs of Adam at lr 1e-4 over both networks, batch 256,
 /// the step schedule never firing, γ = −10.
@@ -32,7 +32,7 @@ pub const DEFAULT_PENALTY: f64 = -10.0;
 pub fn defaults_help() -> String {
     format!(
         "Defaults (the reference's): Adam lr {:e} over both networks, batch {}, α {}, γ {DEFAULT_PENALTY}, \
-LR ×0.1 every {} epochs; {} epochs.",
+LR ×{DEFAULT_LR_DECAY_RATIO} every {} epochs; {} epochs.",
         DEFAULTS.lr,
         DEFAULTS.batch_size,
         policy::DEFAULT_ALPHA,

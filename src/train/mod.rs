@@ -19,7 +19,6 @@ use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::ModelStage;
 use crate::config::Config;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -42,15 +41,6 @@ impl TrainStage {
             TrainStage::Base => "base",
             TrainStage::Curriculum => "curriculum",
             TrainStage::Finetune => "finetune",
-        }
-    }
-
-    /// What the stage's model files record as their stage.
-    pub fn model_stage(self) -> ModelStage {
-        match self {
-            TrainStage::Base => ModelStage::Base,
-            TrainStage::Curriculum => ModelStage::Curriculum,
-            TrainStage::Finetune => ModelStage::Finetuned,
         }
     }
 }
@@ -316,7 +306,7 @@ pub fn evaluate_policy(
     let k = model.num_blocks();
     let reward = records
         .iter()
-        .map(|r| reward::of(r.correct, r.blocks as usize, k, penalty))
+        .map(|r| reward::of(r.correct, r.blocks as usize, k, penalty) as f64)
         .sum::<f64>()
         / records.len().max(1) as f64;
     Ok(PolicyEval {
@@ -339,4 +329,22 @@ pub fn restore(
     load_into(varmap, &resumed.model, &run.dir)?;
     optimizer.load_state(&resumed.optimizer, resumed.optimizer_steps)?;
     Ok(Some((resumed.epochs_done, resumed.best)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_is_saved_under_its_name() {
+        for stage in [
+            TrainStage::Base,
+            TrainStage::Curriculum,
+            TrainStage::Finetune,
+        ] {
+            let json = serde_json::to_value(stage).unwrap();
+            assert_eq!(json, stage.name());
+            assert_eq!(serde_json::from_value::<TrainStage>(json).unwrap(), stage);
+        }
+    }
 }

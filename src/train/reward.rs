@@ -8,12 +8,12 @@ use candle_core::{DType, Device, Result, Tensor, D};
 use crate::rng::Rng;
 
 /// The reward of one image: `1 − (kept / K)²` when the prediction is correct, `penalty` (γ)
-/// otherwise.
-pub fn of(correct: bool, kept: usize, blocks: usize, penalty: f64) -> f64 {
+/// otherwise; in f32, as the reference's torch computes it.
+pub fn of(correct: bool, kept: usize, blocks: usize, penalty: f64) -> f32 {
     if correct {
-        1.0 - (kept as f64 / blocks as f64).powi(2)
+        1.0 - (kept as f32 / blocks as f32).powi(2)
     } else {
-        penalty
+        penalty as f32
     }
 }
 
@@ -24,7 +24,7 @@ pub fn reward(correct: &[bool], keep: &Tensor, penalty: f64) -> Result<Vec<f32>>
     Ok(used
         .iter()
         .zip(correct)
-        .map(|(&u, &ok)| of(ok, u.round() as usize, k, penalty) as f32)
+        .map(|(&u, &ok)| of(ok, u.round() as usize, k, penalty))
         .collect())
 }
 
