@@ -25,6 +25,9 @@
 //! [`super::conv`] takes the GEMM path. Which layers each path takes is measured with
 //! `cargo bench --bench kernels -- convs`.
 
+// Off x86-64 only the dispatch remains (it never selects a direct kernel).
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+
 use rayon::prelude::*;
 
 use super::conv::{ConvGeom, Epilogue, Nhw};
@@ -356,6 +359,64 @@ struct RowJob<'a> {
     relu: bool,
 }
 
+/// The weight-gradient kernel, written once and stamped out per instruction set (the same
+/// loops over that set's vectors).
+#[cfg(target_arch = "x86_64")]
+macro_rules! weight_grad_kernel {
+    ($feature:literal, $lanes:literal, $zero:ident, $load:ident, $store:ident, $set1:ident,
+     $fma:ident, $add:ident) => {
+        /// Adds the weight gradient of `images` to `dw`: for each kernel tap and block of `CB`
+        /// input channels, `CB × CV` vectors of accumulators over every valid output pixel.
+        #[target_feature(enable = $feature)]
+        pub unsafe fn weight_grad<const CV: usize, const CB: usize>(
+            job: &WeightJob,
+            images: std::ops::Range<usize>,
+            dw: &mut [f32],
+        ) {
+            let (g, input, out) = (job.g, job.input, job.out);
+            let (cin, cout, k, s, p) = (g.cin, g.cout, g.kernel, g.stride, g.pad);
+            let x = job.x.as_ptr();
+            let dy = job.dy.as_ptr();
+            for ky in 0..k {
+                let rows = job.valid(ky, input.h, out.h);
+                for kx in 0..k {
+                    let cols = job.valid(kx, input.w, out.w);
+                    for ci0 in (0..cin).step_by(CB) {
+                        let mut acc = [[$zero(); CV]; CB];
+                        for img in images.clone() {
+                            for oy in rows.clone() {
+                                let iy = oy * s + ky - p;
+                                let x_row = x.add(((img * input.h + iy) * input.w) * cin + ci0);
+                                let dy_row = dy.add(((img * out.h + oy) * out.w) * cout);
+                                for ox in cols.clone() {
+                                    let xs = x_row.add((ox * s + kx - p) * cin);
+                                    let mut dv = [$zero(); CV];
+                                    for (v, d) in dv.iter_mut().enumerate() {
+                                        *d = $load(dy_row.add(ox * cout + $lanes * v));
+                                    }
+                                    for (c, a) in acc.iter_mut().enumerate() {
+                                        let xv = $set1(*xs.add(c));
+                                        for v in 0..CV {
+                                            a[v] = $fma(xv, dv[v], a[v]);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        let tap = ((ky * k + kx) * cin + ci0) * cout;
+                        for (c, a) in acc.iter().enumerate() {
+                            for (v, &value) in a.iter().enumerate() {
+                                let at = dw.as_mut_ptr().add(tap + c * cout + $lanes * v);
+                                $store(at, $add($load(at), value));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
@@ -383,55 +444,16 @@ mod avx512 {
         }
     }
 
-    /// Adds the weight gradient of `images` to `dw`: for each kernel tap and block of `CB`
-    /// input channels, `CB × CV` vectors of accumulators over every valid output pixel.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn weight_grad<const CV: usize, const CB: usize>(
-        job: &WeightJob,
-        images: std::ops::Range<usize>,
-        dw: &mut [f32],
-    ) {
-        let (g, input, out) = (job.g, job.input, job.out);
-        let (cin, cout, k, s, p) = (g.cin, g.cout, g.kernel, g.stride, g.pad);
-        let x = job.x.as_ptr();
-        let dy = job.dy.as_ptr();
-        for ky in 0..k {
-            let rows = job.valid(ky, input.h, out.h);
-            for kx in 0..k {
-                let cols = job.valid(kx, input.w, out.w);
-                for ci0 in (0..cin).step_by(CB) {
-                    let mut acc = [[_mm512_setzero_ps(); CV]; CB];
-                    for img in images.clone() {
-                        for oy in rows.clone() {
-                            let iy = oy * s + ky - p;
-                            let x_row = x.add(((img * input.h + iy) * input.w) * cin + ci0);
-                            let dy_row = dy.add(((img * out.h + oy) * out.w) * cout);
-                            for ox in cols.clone() {
-                                let xs = x_row.add((ox * s + kx - p) * cin);
-                                let mut dv = [_mm512_setzero_ps(); CV];
-                                for (v, d) in dv.iter_mut().enumerate() {
-                                    *d = _mm512_loadu_ps(dy_row.add(ox * cout + 16 * v));
-                                }
-                                for (c, a) in acc.iter_mut().enumerate() {
-                                    let xv = _mm512_set1_ps(*xs.add(c));
-                                    for v in 0..CV {
-                                        a[v] = _mm512_fmadd_ps(xv, dv[v], a[v]);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    let tap = ((ky * k + kx) * cin + ci0) * cout;
-                    for (c, a) in acc.iter().enumerate() {
-                        for (v, &value) in a.iter().enumerate() {
-                            let at = dw.as_mut_ptr().add(tap + c * cout + 16 * v);
-                            _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), value));
-                        }
-                    }
-                }
-            }
-        }
-    }
+    weight_grad_kernel!(
+        "avx512f",
+        16,
+        _mm512_setzero_ps,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_set1_ps,
+        _mm512_fmadd_ps,
+        _mm512_add_ps
+    );
 
     #[target_feature(enable = "avx512f")]
     #[inline]
@@ -632,53 +654,14 @@ mod avx2 {
         *acc = total;
     }
 
-    /// Adds the weight gradient of `images` to `dw`: for each kernel tap and block of `CB`
-    /// input channels, `CB × CV` vectors of accumulators over every valid output pixel.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn weight_grad<const CV: usize, const CB: usize>(
-        job: &WeightJob,
-        images: std::ops::Range<usize>,
-        dw: &mut [f32],
-    ) {
-        let (g, input, out) = (job.g, job.input, job.out);
-        let (cin, cout, k, s, p) = (g.cin, g.cout, g.kernel, g.stride, g.pad);
-        let x = job.x.as_ptr();
-        let dy = job.dy.as_ptr();
-        for ky in 0..k {
-            let rows = job.valid(ky, input.h, out.h);
-            for kx in 0..k {
-                let cols = job.valid(kx, input.w, out.w);
-                for ci0 in (0..cin).step_by(CB) {
-                    let mut acc = [[_mm256_setzero_ps(); CV]; CB];
-                    for img in images.clone() {
-                        for oy in rows.clone() {
-                            let iy = oy * s + ky - p;
-                            let x_row = x.add(((img * input.h + iy) * input.w) * cin + ci0);
-                            let dy_row = dy.add(((img * out.h + oy) * out.w) * cout);
-                            for ox in cols.clone() {
-                                let xs = x_row.add((ox * s + kx - p) * cin);
-                                let mut dv = [_mm256_setzero_ps(); CV];
-                                for (v, d) in dv.iter_mut().enumerate() {
-                                    *d = _mm256_loadu_ps(dy_row.add(ox * cout + 8 * v));
-                                }
-                                for (c, a) in acc.iter_mut().enumerate() {
-                                    let xv = _mm256_broadcast_ss(&*xs.add(c));
-                                    for v in 0..CV {
-                                        a[v] = _mm256_fmadd_ps(xv, dv[v], a[v]);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    let tap = ((ky * k + kx) * cin + ci0) * cout;
-                    for (c, a) in acc.iter().enumerate() {
-                        for (v, &value) in a.iter().enumerate() {
-                            let at = dw.as_mut_ptr().add(tap + c * cout + 8 * v);
-                            _mm256_storeu_ps(at, _mm256_add_ps(_mm256_loadu_ps(at), value));
-                        }
-                    }
-                }
-            }
-        }
-    }
+    weight_grad_kernel!(
+        "avx2,fma",
+        8,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_set1_ps,
+        _mm256_fmadd_ps,
+        _mm256_add_ps
+    );
 }
