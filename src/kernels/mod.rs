@@ -3,10 +3,11 @@
 //! a backward pass for training. [`Kernels`] says which path a model runs.
 
 /// Defines `pub fn $name(args)` that runs `$body` compiled for the active instruction-set
-/// path ([`isa::Isa::active`]: AVX-512, AVX2 with FMA, or as built). The crate targets baseline x86-64 (SSE2), where LLVM
-/// vectorises elementwise loops 4 wide; the body is inlined (always) into functions built with
-/// the wider features, so its loops get 16- or 8-wide code. For plain loops over slices, called
-/// once per chunk of work inside a parallel loop (the feature check is a cached load).
+/// path ([`isa::Isa::active`]: AVX-512, AVX2 with FMA, or as built). The crate targets
+/// baseline x86-64 (SSE2), where LLVM vectorises elementwise loops 4 wide; the body is inlined
+/// (always) into functions built with the wider features, so its loops get 16- or 8-wide
+/// code. For plain loops over slices, called once per chunk of work inside a parallel loop
+/// (the path is a cached load).
 macro_rules! wide_fn {
     ($(#[$meta:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
