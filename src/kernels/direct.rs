@@ -618,13 +618,13 @@ mod avx2 {
         // Input j goes to partial set j mod P; the tail to set 0. (A macro, not a closure:
         // closures do not inherit the function's target features.)
         macro_rules! step {
-            ($p:expr, $j:expr) => {{
+            ($part:expr, $j:expr) => {{
                 let j = $j;
                 let mut wv = [_mm256_setzero_ps(); CV];
                 for (v, wv) in wv.iter_mut().enumerate() {
                     *wv = _mm256_loadu_ps(w.add(j * w_step + 8 * v));
                 }
-                for (r, a) in parts[$p].iter_mut().enumerate() {
+                for (r, a) in $part.iter_mut().enumerate() {
                     let xv = _mm256_broadcast_ss(&*x.add(r * pixel_step + j));
                     for v in 0..CV {
                         a[v] = _mm256_fmadd_ps(xv, wv[v], a[v]);
@@ -634,13 +634,13 @@ mod avx2 {
         }
         let mut j = 0;
         while j + P <= len {
-            for p in 0..P {
-                step!(p, j + p);
+            for (p, part) in parts.iter_mut().enumerate() {
+                step!(part, j + p);
             }
             j += P;
         }
         while j < len {
-            step!(0, j);
+            step!(parts[0], j);
             j += 1;
         }
         let mut total = parts[0];
