@@ -66,18 +66,23 @@ fn conv_flops(g: &ConvGeom, side: usize) -> f64 {
     2.0 * (out * g.patch_len() * g.cout) as f64
 }
 
-/// Forward GFLOP/s of one path: `None` is the GEMM, `Some(isa)` that ISA's direct kernel.
-pub fn forward(g: &ConvGeom, side: usize, path: Option<Isa>) -> Option<f64> {
-    if path.is_some_and(|isa| !isa.available() || !direct::supported_on(g, isa)) {
-        return None;
-    }
+/// A batch-64 input for `g` at `side`, and its input and output sizes.
+fn operands(g: &ConvGeom, side: usize) -> Option<(Nhw, Nhw, Vec<f32>)> {
     let input = Nhw {
         n: BATCH,
         h: side,
         w: side,
     };
     let out = g.output(input)?;
-    let x = random(input.pixels() * g.cin, 1);
+    Some((input, out, random(input.pixels() * g.cin, 1)))
+}
+
+/// Forward GFLOP/s of one path: `None` is the GEMM, `Some(isa)` that ISA's direct kernel.
+pub fn forward(g: &ConvGeom, side: usize, path: Option<Isa>) -> Option<f64> {
+    if path.is_some_and(|isa| !isa.available() || !direct::supported_on(g, isa)) {
+        return None;
+    }
+    let (input, out, x) = operands(g, side)?;
     let w = random(g.patch_len() * g.cout, 2);
     let bias = random(g.cout, 3);
     let mut y = vec![0.0f32; out.pixels() * g.cout];
@@ -122,13 +127,7 @@ pub fn weight_grad(g: &ConvGeom, side: usize, path: Option<Isa>) -> Option<f64> 
     if path.is_some_and(|isa| !isa.available() || !direct::supports_weight_grad_on(g, isa)) {
         return None;
     }
-    let input = Nhw {
-        n: BATCH,
-        h: side,
-        w: side,
-    };
-    let out = g.output(input)?;
-    let x = random(input.pixels() * g.cin, 1);
+    let (input, out, x) = operands(g, side)?;
     let dy = random(out.pixels() * g.cout, 2);
     Some(gflops(conv_flops(g, side), || {
         std::hint::black_box(match path {

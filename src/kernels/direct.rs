@@ -359,6 +359,53 @@ struct RowJob<'a> {
     relu: bool,
 }
 
+/// A block's accumulators start at its channels' bias (`start`), and end with the residual
+/// added, ReLU and the store (`finish`): written once, stamped out per instruction set.
+#[cfg(target_arch = "x86_64")]
+macro_rules! block_ends {
+    ($feature:literal, $lanes:literal, $vec:ty, $zero:ident, $load:ident, $store:ident,
+     $add:ident, $max:ident) => {
+        #[target_feature(enable = $feature)]
+        #[inline]
+        unsafe fn start<const CV: usize, const R: usize>(job: &RowJob) -> [[$vec; CV]; R] {
+            let mut acc = [[$zero(); CV]; R];
+            if let Some(bias) = job.bias {
+                for v in 0..CV {
+                    let b = $load(bias.as_ptr().add(job.co0 + $lanes * v));
+                    for a in acc.iter_mut() {
+                        a[v] = b;
+                    }
+                }
+            }
+            acc
+        }
+
+        #[target_feature(enable = $feature)]
+        #[inline]
+        unsafe fn finish<const CV: usize, const R: usize>(
+            job: &RowJob,
+            ox: usize,
+            acc: &[[$vec; CV]; R],
+            dst: &mut [f32],
+        ) {
+            let zero = $zero();
+            for (r, a) in acc.iter().enumerate() {
+                let at = (ox + r) * job.g.cout + job.co0;
+                for (v, &value) in a.iter().enumerate() {
+                    let mut y = value;
+                    if let Some(res) = job.residual {
+                        y = $add(y, $load(res.as_ptr().add(at + $lanes * v)));
+                    }
+                    if job.relu {
+                        y = $max(y, zero);
+                    }
+                    $store(dst.as_mut_ptr().add(at + $lanes * v), y);
+                }
+            }
+        }
+    };
+}
+
 /// The weight-gradient kernel, written once and stamped out per instruction set (the same
 /// loops over that set's vectors).
 #[cfg(target_arch = "x86_64")]
@@ -423,6 +470,17 @@ mod avx512 {
 
     use super::{RowJob, WeightJob};
 
+    block_ends!(
+        "avx512f",
+        16,
+        __m512,
+        _mm512_setzero_ps,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_add_ps,
+        _mm512_max_ps
+    );
+
     /// One output row, `R` pixels per step (steps of 4, then 1, at the row's end), `CV`
     /// vectors of 16 output channels per pixel.
     #[target_feature(enable = "avx512f")]
@@ -460,16 +518,8 @@ mod avx512 {
     unsafe fn block<const CV: usize, const R: usize>(job: &RowJob, ox: usize, dst: &mut [f32]) {
         let g = job.g;
         let (cin, k, s) = (g.cin, g.kernel, g.stride);
-        let mut acc = [[_mm512_setzero_ps(); CV]; R];
+        let mut acc = start::<CV, R>(job);
         let co0 = job.co0;
-        if let Some(bias) = job.bias {
-            for v in 0..CV {
-                let b = _mm512_loadu_ps(bias.as_ptr().add(co0 + 16 * v));
-                for a in acc.iter_mut() {
-                    a[v] = b;
-                }
-            }
-        }
         let image = job.image.as_ptr();
         let w = job.weight.as_ptr();
         for ky in 0..k {
@@ -492,20 +542,7 @@ mod avx512 {
                 }
             }
         }
-        let zero = _mm512_setzero_ps();
-        for (r, a) in acc.iter().enumerate() {
-            let at = (ox + r) * g.cout + co0;
-            for (v, &value) in a.iter().enumerate() {
-                let mut y = value;
-                if let Some(res) = job.residual {
-                    y = _mm512_add_ps(y, _mm512_loadu_ps(res.as_ptr().add(at + 16 * v)));
-                }
-                if job.relu {
-                    y = _mm512_max_ps(y, zero);
-                }
-                _mm512_storeu_ps(dst.as_mut_ptr().add(at + 16 * v), y);
-            }
-        }
+        finish::<CV, R>(job, ox, &acc, dst);
     }
 }
 
@@ -517,6 +554,17 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{RowJob, WeightJob};
+
+    block_ends!(
+        "avx2,fma",
+        8,
+        __m256,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_add_ps,
+        _mm256_max_ps
+    );
 
     /// One output row, `R` pixels at a time (then 3, 2 and 1 at its end).
     #[target_feature(enable = "avx2,fma")]
@@ -546,16 +594,8 @@ mod avx2 {
     unsafe fn block<const CV: usize, const R: usize>(job: &RowJob, ox: usize, dst: &mut [f32]) {
         let g = job.g;
         let (cin, k, s) = (g.cin, g.kernel, g.stride);
-        let mut acc = [[_mm256_setzero_ps(); CV]; R];
+        let mut acc = start::<CV, R>(job);
         let co0 = job.co0;
-        if let Some(bias) = job.bias {
-            for v in 0..CV {
-                let b = _mm256_loadu_ps(bias.as_ptr().add(co0 + 8 * v));
-                for a in acc.iter_mut() {
-                    a[v] = b;
-                }
-            }
-        }
         let image = job.image.as_ptr();
         let w = job.weight.as_ptr();
         for ky in 0..k {
@@ -565,20 +605,7 @@ mod avx2 {
             let taps = w.add(ky * k * cin * g.cout + co0);
             fma_run::<CV, R>(&mut acc, at, taps, k * cin, s * cin, g.cout);
         }
-        let zero = _mm256_setzero_ps();
-        for (r, a) in acc.iter().enumerate() {
-            let at = (ox + r) * g.cout + co0;
-            for (v, &value) in a.iter().enumerate() {
-                let mut y = value;
-                if let Some(res) = job.residual {
-                    y = _mm256_add_ps(y, _mm256_loadu_ps(res.as_ptr().add(at + 8 * v)));
-                }
-                if job.relu {
-                    y = _mm256_max_ps(y, zero);
-                }
-                _mm256_storeu_ps(dst.as_mut_ptr().add(at + 8 * v), y);
-            }
-        }
+        finish::<CV, R>(job, ox, &acc, dst);
     }
 
     /// `acc[r] += Σ_j x[r·pixel_step + j] · w[j]` over `len` inputs, where `w[j]` is `CV`
