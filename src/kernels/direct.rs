@@ -109,6 +109,11 @@ pub fn forward_on(
         supported_on(g, isa) && isa.available(),
         "no direct kernel for {g:?} on {isa}"
     );
+    // The kernels read the weights and the bias through raw pointers.
+    assert!(
+        weight.len() >= g.patch_len() * g.cout && epilogue.bias.is_none_or(|b| b.len() >= g.cout),
+        "weights or bias shorter than {g:?} needs"
+    );
     let Some(out_nhw) = g.output(input) else {
         return;
     };
@@ -428,6 +433,10 @@ macro_rules! weight_grad_kernel {
                 let rows = job.valid(ky, input.h, out.h);
                 for kx in 0..k {
                     let cols = job.valid(kx, input.w, out.w);
+                    if rows.is_empty() || cols.is_empty() {
+                        // The tap reads only padding (and pointers into `x` could leave it).
+                        continue;
+                    }
                     for ci0 in (0..cin).step_by(CB) {
                         let mut acc = [[$zero(); CV]; CB];
                         for img in images.clone() {
