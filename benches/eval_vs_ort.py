@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 
 import numpy as np
 import torch
@@ -28,17 +27,11 @@ ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
 from make_fixtures import BasicBlock, FlatResNet32, Policy  # noqa: E402
 
+sys.path.insert(0, HERE)
+from engines import Full, onnx_session  # noqa: E402
+
 IMAGES = 512
 ROUNDS = 3
-
-
-class Full(nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x):
-        return self.net.forward_full(x)
 
 
 class Probs(nn.Module):
@@ -48,20 +41,6 @@ class Probs(nn.Module):
 
     def forward(self, x):
         return self.agent(x)[0]
-
-
-def session(module, path, threads):
-    import onnxruntime as ort
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, torch.randn(1, 3, 32, 32), path, input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
 def main():
@@ -81,8 +60,10 @@ def main():
         with open(os.path.join(data, "test_batch.bin"), "wb") as f:
             f.write(np.concatenate([labels[:, None], pixels], axis=1).tobytes())
         images = pixels.reshape(IMAGES, 3, 32, 32).astype(np.float32) / 255.0
-        base = session(Full(rnet), os.path.join(tmp, "base.onnx"), threads)
-        policy = session(Probs(agent), os.path.join(tmp, "policy.onnx"), threads)
+        os.makedirs(os.path.join(tmp, "base"))
+        os.makedirs(os.path.join(tmp, "policy"))
+        base = onnx_session(Full(rnet), (3, 32, 32), threads, os.path.join(tmp, "base"))
+        policy = onnx_session(Probs(agent), (3, 32, 32), threads, os.path.join(tmp, "policy"))
         env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
         for batch in (1, 64):
             ours, theirs = [], []

@@ -354,9 +354,18 @@ fn model_defaults_to_the_bundled_one() {
     assert_eq!(orphan_base.status.code(), Some(2));
 }
 
+/// `blockdrop --version` with `BLOCKDROP_ISA` set to `value`.
+fn version_with_isa(value: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_blockdrop"))
+        .env(blockdrop::kernels::isa::ENV, value)
+        .arg("--version")
+        .output()
+        .expect("binary runs")
+}
+
 #[test]
 fn version_names_the_kernel_path_and_a_forced_path_must_exist() {
-    use blockdrop::kernels::isa::{self, Isa};
+    use blockdrop::kernels::isa::Isa;
     let out = blockdrop(&["--version"]);
     assert!(out.status.success());
     let line = text(&out.stdout);
@@ -364,40 +373,20 @@ fn version_names_the_kernel_path_and_a_forced_path_must_exist() {
         line.contains(&format!("CPU kernels: {}", Isa::detected())),
         "{line}"
     );
-    let forced = Command::new(env!("CARGO_BIN_EXE_blockdrop"))
-        .env(isa::ENV, "scalar")
-        .arg("--version")
-        .output()
-        .unwrap();
+    let forced = version_with_isa("scalar");
     assert!(
         text(&forced.stdout).contains("CPU kernels: scalar, set by BLOCKDROP_ISA"),
         "{}",
         text(&forced.stdout)
     );
-    for bad in ["neon", "avx3"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_blockdrop"))
-            .env(isa::ENV, bad)
-            .arg("--version")
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2));
-        assert!(
-            text(&out.stderr).contains("BLOCKDROP_ISA"),
-            "{}",
-            text(&out.stderr)
-        );
-    }
-    if let Some(lacking) = Isa::ALL.into_iter().find(|isa| !isa.available()) {
-        let out = Command::new(env!("CARGO_BIN_EXE_blockdrop"))
-            .env(isa::ENV, lacking.name())
-            .arg("--version")
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2));
-        assert!(
-            text(&out.stderr).contains("this CPU lacks it"),
-            "{}",
-            text(&out.stderr)
-        );
+    let lacking = Isa::ALL.into_iter().find(|isa| !isa.available());
+    let refused = ["neon", "avx3"]
+        .into_iter()
+        .map(|bad| (bad, "BLOCKDROP_ISA"))
+        .chain(lacking.map(|isa| (isa.name(), "this CPU lacks it")));
+    for (value, says) in refused {
+        let out = version_with_isa(value);
+        assert_eq!(out.status.code(), Some(2), "{value}");
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
     }
 }
