@@ -1,5 +1,6 @@
 //! What ships inside the binary: the default model and a Fashion-MNIST sample (the first
-//! 1,000 test images), so `blockdrop` works with nothing else on the machine.
+//! 1,000 test images, and 500 training images spread over the training split, on which the
+//! best static subsets are chosen), so `blockdrop` works with nothing else on the machine.
 
 use std::path::{Path, PathBuf};
 
@@ -18,22 +19,37 @@ const SAMPLE_IMAGES: &[u8] =
     include_bytes!("../assets/fashion-mnist-sample/t10k-images-idx3-ubyte.gz");
 const SAMPLE_LABELS: &[u8] =
     include_bytes!("../assets/fashion-mnist-sample/t10k-labels-idx1-ubyte.gz");
+const SAMPLE_TRAIN_IMAGES: &[u8] =
+    include_bytes!("../assets/fashion-mnist-sample/train-images-idx3-ubyte.gz");
+const SAMPLE_TRAIN_LABELS: &[u8] =
+    include_bytes!("../assets/fashion-mnist-sample/train-labels-idx1-ubyte.gz");
 
 pub fn default_model(device: &Device) -> Result<LoadedModel> {
     load_model_bytes(Path::new(DEFAULT_MODEL_PATH), DEFAULT_MODEL, None, device)
 }
 
+/// The sample's test split: what the bundled default is evaluated on.
 pub fn sample_dataset() -> Result<Dataset> {
+    sample_split(Split::Test, SAMPLE_IMAGES, SAMPLE_LABELS)
+}
+
+/// The sample's training split: where the best static subsets are chosen.
+pub fn sample_train_dataset() -> Result<Dataset> {
+    sample_split(Split::Train, SAMPLE_TRAIN_IMAGES, SAMPLE_TRAIN_LABELS)
+}
+
+fn sample_split(split: Split, images: &[u8], labels: &[u8]) -> Result<Dataset> {
     let dir = PathBuf::from(SAMPLE_PATH);
+    let prefix = idx::prefix(split);
     let store = idx::parse_pair(
         (
-            &dir.join("t10k-images-idx3-ubyte.gz"),
-            SAMPLE_IMAGES.to_vec(),
+            &dir.join(format!("{prefix}-images-idx3-ubyte.gz")),
+            images.to_vec(),
         ),
         (
-            &dir.join("t10k-labels-idx1-ubyte.gz"),
-            SAMPLE_LABELS.to_vec(),
+            &dir.join(format!("{prefix}-labels-idx1-ubyte.gz")),
+            labels.to_vec(),
         ),
     )?;
-    Ok(Dataset::from_store(dir, Format::Idx, Split::Test, store))
+    Ok(Dataset::from_store(dir, Format::Idx, split, store))
 }

@@ -340,8 +340,9 @@ fn labels_beyond_the_config_classes_are_exit_2() {
 #[test]
 fn model_defaults_to_the_bundled_one() {
     let sample = asset("fashion-mnist-sample");
-    let implicit = blockdrop(&["eval", "--data", path_str(&sample), "--limit", "50"]);
-    let explicit = eval(&asset("default.safetensors"), &sample, &["--limit", "50"]);
+    let quick = ["--limit", "50", "--selection-images", "8"];
+    let implicit = blockdrop(&[&["eval", "--data", path_str(&sample)][..], &quick].concat());
+    let explicit = eval(&asset("default.safetensors"), &sample, &quick);
     assert!(implicit.status.success(), "{}", text(&implicit.stderr));
     assert_eq!(text(&implicit.stdout), text(&explicit.stdout));
     let orphan_base = blockdrop(&[
@@ -352,6 +353,34 @@ fn model_defaults_to_the_bundled_one() {
         path_str(&asset("default.safetensors")),
     ]);
     assert_eq!(orphan_base.status.code(), Some(2));
+}
+
+#[test]
+fn eval_prints_the_adaptivity_gain_after_the_four_lines_and_never_changes_them() {
+    let sample = asset("fashion-mnist-sample");
+    let model = asset("default.safetensors");
+    let with = eval(
+        &model,
+        &sample,
+        &["--limit", "120", "--selection-images", "24"],
+    );
+    let without = eval(&model, &sample, &["--limit", "120", "--no-baselines"]);
+    assert!(with.status.success(), "{}", text(&with.stderr));
+    let (with, without) = (text(&with.stdout), text(&without.stdout));
+    let (with, without): (Vec<&str>, Vec<&str>) =
+        (with.lines().collect(), without.lines().collect());
+    assert_eq!(with[..4], without[..4]);
+    assert!(with[4].starts_with("Adaptivity gain: "), "{with:?}");
+    assert!(
+        with[4].contains("(120 images; subsets chosen on 24 images of the train split of"),
+        "{}",
+        with[4]
+    );
+    assert!(
+        !without.iter().any(|l| l.contains("Adaptivity")),
+        "{without:?}"
+    );
+    assert_eq!(with.len(), without.len() + 1);
 }
 
 /// `blockdrop --version` with `BLOCKDROP_ISA` set to `value`.

@@ -3,7 +3,8 @@
 
 mod common;
 
-use blockdrop::eval::tradeoff::{tradeoff, Method, TradeoffOptions};
+use blockdrop::eval::baselines::Selection;
+use blockdrop::eval::tradeoff::{tradeoff, ChosenSubsets, Method, TradeoffOptions};
 use blockdrop::eval::{evaluate, EvalOptions};
 use blockdrop::exec::forward_skip;
 use blockdrop::model::BlockDropFlops;
@@ -22,8 +23,15 @@ fn tradeoff_points_agree_with_evaluation_and_hand_counts() {
         random_seeds: 1,
         limit: None,
         batch: 16,
+        ..TradeoffOptions::default()
     };
-    let points = tradeoff(&model, &data, &options, &Device::Cpu, |_, _| {}).unwrap();
+    let none = ChosenSubsets {
+        subsets: Vec::new(),
+        from: "none".into(),
+    };
+    let points = tradeoff(&model, &data, &none, &options, &Device::Cpu, |_, _| {})
+        .unwrap()
+        .points;
     let summary = Summary::of(
         &evaluate(
             &model,
@@ -104,6 +112,11 @@ fn record_shards_load_as_one() {
     assert_eq!(load_records(&[a, b]).unwrap(), records);
 }
 
+/// The fixture has no training split to choose best subsets on.
+fn no_split() -> Selection<'static> {
+    Selection::Unavailable("the fixture has no training split".into())
+}
+
 fn png_variance(path: &std::path::Path) -> (u32, u32, f64) {
     let img = image::open(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -125,7 +138,15 @@ fn an_export_writes_every_linked_file_and_agrees_with_eval() {
         repeat: 2,
         warmup: 1,
     });
-    let report = collect(&model, &data, &options, &Device::Cpu, |_, _, _| {}).unwrap();
+    let report = collect(
+        &model,
+        &data,
+        &no_split(),
+        &options,
+        &Device::Cpu,
+        |_, _, _| {},
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
     write_report(&report, &options, &out).unwrap();
@@ -191,7 +212,30 @@ fn an_export_writes_every_linked_file_and_agrees_with_eval() {
         report.records
     );
     let tradeoff_csv = std::fs::read_to_string(out.join("tradeoff.csv")).unwrap();
-    assert!(tradeoff_csv.starts_with("method,parameter,seed,accuracy,mean_blocks,mean_flops"));
+    assert!(
+        tradeoff_csv.starts_with("method,parameter,policy,seed,accuracy,mean_blocks,mean_flops"),
+        "{tradeoff_csv}"
+    );
+    // The model's own policies run fixed, with their policy strings; the oracle bound.
+    let used = report.tradeoff.adaptivity.statics.len() - 1;
+    assert_eq!(tradeoff_csv.matches("\nUsedPolicy,").count(), used.min(8));
+    for row in ["\nFull,15.0,111111111111111,", "\nOracle,"] {
+        assert!(
+            tradeoff_csv.contains(row),
+            "{row:?} missing:\n{tradeoff_csv}"
+        );
+    }
+    let adaptivity = &summary["adaptivity"];
+    assert_eq!(adaptivity["images"], 48);
+    assert!(adaptivity["gain_blocks"].is_f64() && adaptivity["oracle"]["accuracy"].is_f64());
+    assert_eq!(
+        adaptivity["per_class"].as_array().map(Vec::len),
+        Some(10),
+        "{adaptivity}"
+    );
+    assert!(index.contains("## Adaptivity") && index.contains("adaptivity gain"));
+    assert!(index
+        .contains("| class | images | accuracy | mean blocks | mean MFLOPs | gain | off-mode |"));
 }
 
 #[test]
@@ -202,7 +246,15 @@ fn export_into_a_missing_parent_fails_without_writing() {
         ..ExportOptions::default()
     };
     options.tradeoff.thresholds = vec![0.5];
-    let report = collect(&model, &data, &options, &Device::Cpu, |_, _, _| {}).unwrap();
+    let report = collect(
+        &model,
+        &data,
+        &no_split(),
+        &options,
+        &Device::Cpu,
+        |_, _, _| {},
+    )
+    .unwrap();
     let err = write_report(
         &report,
         &options,

@@ -38,6 +38,8 @@ fn app(export_dir: PathBuf) -> (App, Job) {
     let job = Job {
         model: Arc::new(model),
         dataset,
+        // The fixture has no training split: no best subsets, the other baselines still run.
+        selection: Arc::new(Err("the fixture has no training split".into())),
         device: Device::Cpu,
     };
     (app, job)
@@ -201,6 +203,12 @@ fn a_scripted_session_visits_every_view_sorts_filters_slides_profiles_and_export
     handle(&job, &app.initial_request(), &mut |u| app.update(u));
     assert_eq!(app.analysis.as_ref().map(|a| a.records.len()), Some(48));
 
+    // Once the first evaluation is in, the sweep follows by itself, once.
+    assert_eq!(app.follow_up(), Some(Request::Tradeoff { threshold: 0.5 }));
+    assert_eq!(app.follow_up(), None);
+    app.busy = None;
+    assert_eq!(app.follow_up(), None);
+
     // Every tab by Tab; the trade-off sweep runs when its tab first opens.
     let tab = KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE);
     let mut seen = vec![app.tab];
@@ -213,7 +221,18 @@ fn a_scripted_session_visits_every_view_sorts_filters_slides_profiles_and_export
     assert!(app
         .tradeoff
         .as_ref()
-        .is_some_and(|t| t.iter().any(|p| p.method == Method::Full)));
+        .is_some_and(|(_, t)| t.points.iter().any(|p| p.method == Method::Full)));
+    // The Overview now answers the adaptivity question.
+    press(&mut app, &job, &[key('1')]);
+    let s = screen(&app);
+    for needle in [
+        "adaptivity gain",
+        "oracle bound",
+        "static frontier",
+        "no best subsets: the fixture has no training split",
+    ] {
+        assert!(s.contains(needle), "{needle:?} missing:\n{s}");
+    }
 
     // Policies: select, re-order by class, filter to cats.
     press(&mut app, &job, &[key('3'), key('j'), key('j')]);

@@ -10,6 +10,7 @@ use super::values::{
 };
 use blockdrop::data::Split;
 use blockdrop::device::DeviceKind;
+use blockdrop::eval::baselines::{ADAPTIVITY_IMAGES, SELECTION_IMAGES};
 use blockdrop::eval::DEFAULT_BATCH;
 use blockdrop::kernels::isa::{self, Isa};
 use blockdrop::model::DEFAULT_THRESHOLD;
@@ -348,6 +349,9 @@ pub struct ReportArgs {
     /// policies).
     #[arg(long, value_name = "K", value_parser = count)]
     pub clusters: Option<usize>,
+
+    #[command(flatten)]
+    pub selection: SelectionArgs,
 }
 
 #[derive(Debug, Args)]
@@ -408,4 +412,25 @@ pub struct EvalArgs {
     /// Add the base network's logits to the records.
     #[arg(long)]
     pub logits: bool,
+
+    /// Images the static baselines and the adaptivity gain are measured on: the first N
+    /// evaluated (each static policy re-runs the base network on them).
+    #[arg(long, value_name = "N", default_value_t = ADAPTIVITY_IMAGES, value_parser = count)]
+    pub baseline_images: usize,
+
+    /// Skip the static baselines: print the reference's four lines only.
+    #[arg(long)]
+    pub no_baselines: bool,
+
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+}
+
+/// Where the best static subsets are chosen.
+#[derive(Debug, Args)]
+pub struct SelectionArgs {
+    /// Images of the other split (train when evaluating test) on which the best static subset
+    /// at each budget is chosen, spread evenly over it. Never the split being reported.
+    #[arg(long, value_name = "N", default_value_t = SELECTION_IMAGES, value_parser = count)]
+    pub selection_images: usize,
 }

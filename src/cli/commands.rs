@@ -7,6 +7,9 @@ use std::path::Path;
 use super::args::{EvalArgs, ExportArgs, ImportArgs, ModelArgs, ProfileArgs, ReportArgs};
 use super::open::{open, open_bundled, progress_bar, Opened};
 use super::started;
+use blockdrop::eval::adaptivity::Adaptivity;
+use blockdrop::eval::baselines::Selection;
+use blockdrop::eval::tradeoff::{adaptivity_of_records, choose_subsets, TradeoffOptions};
 use blockdrop::eval::{evaluate, EvalOptions};
 use blockdrop::profile::ProfileOptions;
 use blockdrop::records::{self, Summary};
@@ -41,6 +44,18 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         keep_logits: args.logits,
     };
     let records = evaluate_printed(&opened, &options)?;
+    if !args.no_baselines {
+        let tradeoff = TradeoffOptions {
+            limit: Some(args.baseline_images),
+            threshold: args.threshold,
+            selection_images: args.selection.selection_images,
+            ..TradeoffOptions::default()
+        };
+        println!(
+            "{}",
+            adaptivity_printed(&opened, &records, &tradeoff)?.line()
+        );
+    }
     let dataset = &opened.dataset;
     println!(
         "({} {} images of {} [{}], config {}, threshold {})",
@@ -56,6 +71,37 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         println!("records: {}", path.display());
     }
     Ok(())
+}
+
+/// The static baselines and the adaptivity gain of `records`, with a progress bar per phase.
+fn adaptivity_printed(
+    opened: &Opened,
+    records: &[records::Record],
+    options: &TradeoffOptions,
+) -> anyhow::Result<Adaptivity> {
+    let model = &opened.loaded.model;
+    let other = opened.other_split();
+    let selection = Selection::of(&opened.dataset, &other)?;
+    let bar = progress_bar(1);
+    let show = |phase: &str, done: usize, total: usize| {
+        bar.set_message(phase.to_string());
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let subsets = choose_subsets(model, &selection, options, &opened.device, |d, t| {
+        show("choosing static subsets", d, t)
+    })?;
+    let adaptivity = adaptivity_of_records(
+        model,
+        &opened.dataset,
+        records,
+        &subsets,
+        options,
+        &opened.device,
+        |d, t| show("static baselines", d, t),
+    )?;
+    bar.finish_and_clear();
+    Ok(adaptivity)
 }
 
 pub fn profile(args: &ProfileArgs) -> anyhow::Result<()> {
@@ -85,6 +131,7 @@ fn export_options(args: &ReportArgs) -> ExportOptions {
     let mut options = ExportOptions::default();
     options.eval.limit = args.limit;
     options.tradeoff.limit = Some(args.tradeoff_images);
+    options.tradeoff.selection_images = args.selection.selection_images;
     options.clusters = args.clusters;
     if args.no_profile {
         options.profile = None;
@@ -97,9 +144,12 @@ fn write_export(opened: &Opened, options: &ExportOptions, out: &Path) -> anyhow:
     let start = std::time::Instant::now();
     let bar = progress_bar(1);
     let model = &opened.loaded.model;
+    let other = opened.other_split();
+    let selection = Selection::of(&opened.dataset, &other)?;
     let data = report::collect(
         model,
         &opened.dataset,
+        &selection,
         options,
         &opened.device,
         |phase, done, total| {
@@ -190,9 +240,11 @@ fn workbench(
     }
     let opened = open()?;
     let untrained = opened.loaded.is_untrained();
+    let other = opened.other_split();
     let first_frame = blockdrop::tui::run(
         opened.loaded.model,
         opened.dataset,
+        other,
         opened.device,
         opened.name,
         untrained,

@@ -17,6 +17,20 @@ pub struct Opened {
     pub dataset: data::Dataset,
     /// The model as the user named it (or the bundled default's path).
     pub name: String,
+    /// The bundled default and sample, not files.
+    pub bundled: bool,
+}
+
+impl Opened {
+    /// The split the best static subsets are chosen on (the one not reported), or why there
+    /// is none.
+    pub fn other_split(&self) -> Result<data::Dataset, String> {
+        if self.bundled {
+            bundled::sample_train_dataset().map_err(|e| e.to_string())
+        } else {
+            blockdrop::eval::baselines::open_other_split(&self.dataset)
+        }
+    }
 }
 
 pub fn progress_bar(total: usize) -> ProgressBar {
@@ -67,6 +81,7 @@ pub fn open(args: &ModelArgs) -> anyhow::Result<Opened> {
         loaded,
         dataset,
         name,
+        bundled: false,
     })
 }
 
@@ -82,5 +97,6 @@ pub fn open_bundled() -> anyhow::Result<Opened> {
         loaded,
         dataset,
         name: bundled::DEFAULT_MODEL_PATH.to_string(),
+        bundled: true,
     })
 }

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use crate::data::{Split, Store};
 use crate::error::{Error, Result};
 
-fn prefix(split: Split) -> &'static str {
+/// The file-name prefix of `split`: `t10k` or `train`.
+pub fn prefix(split: Split) -> &'static str {
     match split {
         Split::Test => "t10k",
         Split::Train => "train",

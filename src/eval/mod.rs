@@ -2,6 +2,8 @@
 //! keep probabilities, run the base network with dropped blocks skipped), one record per image,
 //! and summarises the run in the reference's four lines.
 
+pub mod adaptivity;
+pub mod baselines;
 pub mod tradeoff;
 
 use candle_core::Device;

@@ -1,33 +1,48 @@
 //! Accuracy against FLOPs: the learned policy at a sweep of thresholds, the paper's
 //! baselines at matched budgets — FirstK (the first k blocks only) and Random (each block
-//! kept with probability k/K, several seeds) — and the full network.
+//! kept with probability k/K, several seeds) —, the static baselines (the model's own most
+//! frequent policies and the best subset at each budget, each run on every image), the
+//! oracle bound and the full network; and from the same runs, the adaptivity gain.
 
 use candle_core::Device;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::eval::adaptivity::{Adaptivity, Learned, StaticKind, StaticRun};
+use crate::eval::baselines::{self, Selection, MAX_USED_POLICIES, SELECTION_IMAGES};
 use crate::exec::forward_batch;
 use crate::model::blockdrop::{kept_blocks, policy_bits};
 use crate::model::{BlockDrop, BlockDropFlops};
+use crate::records::Record;
 use crate::stats::argmax;
 
 #[derive(Debug, Clone)]
 pub struct TradeoffOptions {
     pub thresholds: Vec<f32>,
+    /// The model's operating threshold: its policy there is the one the static baselines
+    /// and the adaptivity gain are measured against.
+    pub threshold: f32,
     /// Seeds of the Random baseline per budget.
     pub random_seeds: u64,
     /// Use only the first N images.
     pub limit: Option<usize>,
     pub batch: usize,
+    /// The model's most frequent policies run as static baselines.
+    pub used_policies: usize,
+    /// Images of the selection split the best subsets are chosen on.
+    pub selection_images: usize,
 }
 
 impl Default for TradeoffOptions {
     fn default() -> Self {
         Self {
             thresholds: vec![0.1, 0.3, 0.5, 0.7, 0.9],
+            threshold: crate::model::DEFAULT_THRESHOLD,
             random_seeds: 2,
             limit: None,
             batch: 64,
+            used_policies: MAX_USED_POLICIES,
+            selection_images: SELECTION_IMAGES,
         }
     }
 }
@@ -43,6 +58,12 @@ pub enum Method {
     Random,
     /// Every block.
     Full,
+    /// One of the model's own policies, run on every image.
+    UsedPolicy,
+    /// The best subset of k blocks, chosen on another split, run on every image.
+    BestSubset,
+    /// Per image, the cheapest static or learned policy that gets it right.
+    Oracle,
 }
 
 impl Method {
@@ -53,6 +74,9 @@ impl Method {
             Method::FirstK => "FirstK",
             Method::Random => "Random",
             Method::Full => "Full",
+            Method::UsedPolicy => "UsedPolicy",
+            Method::BestSubset => "BestSubset",
+            Method::Oracle => "Oracle",
         }
     }
 }
@@ -67,8 +91,11 @@ impl std::fmt::Display for Method {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TradeoffPoint {
     pub method: Method,
-    /// The threshold (BlockDrop), k (FirstK, Random) or K (Full).
+    /// The threshold (BlockDrop), k (FirstK, Random, BestSubset, UsedPolicy, Full), or the
+    /// oracle's mean blocks.
     pub parameter: f64,
+    /// The fixed policy of a static baseline.
+    pub policy: Option<Vec<bool>>,
     /// The Random baseline's seed.
     pub seed: Option<u64>,
     pub accuracy: f64,
@@ -104,24 +131,105 @@ struct Scenario {
     parameter: f64,
     seed: Option<u64>,
     include_policy_flops: bool,
-    keep: Vec<Vec<bool>>,
+    /// Every image's policy; a static baseline has one for all.
+    keep: Keep,
+}
+
+enum Keep {
+    PerImage(Vec<Vec<bool>>),
+    Fixed(Vec<bool>),
 }
 
 impl Scenario {
-    fn kept(&self) -> usize {
-        self.keep.iter().map(|k| kept_blocks(k)).sum()
+    fn fixed(method: Method, policy: Vec<bool>) -> Scenario {
+        Scenario {
+            method,
+            parameter: kept_blocks(&policy) as f64,
+            seed: None,
+            include_policy_flops: false,
+            keep: Keep::Fixed(policy),
+        }
+    }
+
+    /// The policies of images `range` (positions in the scored images).
+    fn policies(&self, range: std::ops::Range<usize>) -> Vec<Vec<bool>> {
+        match &self.keep {
+            Keep::PerImage(keep) => keep[range].to_vec(),
+            Keep::Fixed(policy) => vec![policy.clone(); range.len()],
+        }
+    }
+
+    fn policy_of(&self, image: usize) -> &[bool] {
+        match &self.keep {
+            Keep::PerImage(keep) => &keep[image],
+            Keep::Fixed(policy) => policy,
+        }
     }
 }
 
-/// Accuracy against FLOPs on the first `options.limit` images: every scenario of
-/// [`scenarios`], each scored by running the base network with its blocks skipped.
-pub fn tradeoff(
+/// The best subsets the static baselines use, and where they were chosen.
+pub struct ChosenSubsets {
+    /// One per budget: `subsets[k - 1]` keeps k blocks.
+    pub subsets: Vec<Vec<bool>>,
+    /// "256 images of the train split of DIR", or why there are none.
+    pub from: String,
+}
+
+/// Chooses the best subsets on `selection` ([`baselines::best_subsets`]), or none when it is
+/// unavailable.
+pub fn choose_subsets(
     model: &BlockDrop,
-    dataset: &Dataset,
+    selection: &Selection,
     options: &TradeoffOptions,
     device: &Device,
     progress: impl FnMut(usize, usize),
-) -> Result<Vec<TradeoffPoint>> {
+) -> Result<ChosenSubsets> {
+    match selection {
+        Selection::Split(data) => {
+            let subsets = baselines::best_subsets(
+                model,
+                data,
+                options.selection_images,
+                options.batch,
+                device,
+                progress,
+            )?;
+            Ok(ChosenSubsets {
+                subsets,
+                from: format!(
+                    "subsets chosen on {} images of the {} split of {}",
+                    options.selection_images.min(data.len()),
+                    data.split,
+                    data.path.display()
+                ),
+            })
+        }
+        Selection::Unavailable(why) => Ok(ChosenSubsets {
+            subsets: Vec::new(),
+            from: format!("no best subsets: {why}"),
+        }),
+    }
+}
+
+/// The sweep's points and the adaptivity measured from the same runs.
+#[derive(Debug, Clone)]
+pub struct Tradeoff {
+    pub points: Vec<TradeoffPoint>,
+    pub adaptivity: Adaptivity,
+}
+
+/// Accuracy against FLOPs on the first `options.limit` images: every scenario of
+/// [`scenarios`] and the static baselines, each scored by running the base network with its
+/// blocks skipped; then the oracle and the adaptivity gain of the policy at
+/// `options.threshold`.
+pub fn tradeoff(
+    model: &BlockDrop,
+    dataset: &Dataset,
+    subsets: &ChosenSubsets,
+    options: &TradeoffOptions,
+    device: &Device,
+    progress: impl FnMut(usize, usize),
+) -> Result<Tradeoff> {
     let n = options
         .limit
         .map_or(dataset.len(), |l| l.min(dataset.len()));
@@ -130,39 +238,192 @@ pub fn tradeoff(
             "the trade-off needs at least one image and a batch of at least 1".into(),
         ));
     }
+    dataset.check_labels(&model.config, n)?;
     let indices: Vec<usize> = (0..n).collect();
     let mut probs = Vec::with_capacity(n);
     for chunk in indices.chunks(options.batch) {
         let x = dataset.batch(chunk, &model.config, device)?;
         probs.extend(model.agent.keep_probs(&x, false)?.to_vec2::<f32>()?);
     }
-    let scenarios = scenarios(&probs, model.num_blocks(), options);
-    let correct = score(model, dataset, &scenarios, options.batch, device, progress)?;
+    let mut scenarios = scenarios(&probs, model.num_blocks(), options);
+    let learned_keep = policy_bits(&probs, options.threshold);
+    let first_static = scenarios.len();
+    scenarios.extend(static_scenarios(
+        &learned_keep,
+        subsets,
+        options.used_policies,
+    ));
+    scenarios.push(Scenario {
+        method: Method::BlockDrop,
+        parameter: options.threshold as f64,
+        seed: None,
+        include_policy_flops: true,
+        keep: Keep::PerImage(learned_keep.clone()),
+    });
+    let correct = score(
+        model,
+        dataset,
+        &indices,
+        &scenarios,
+        options.batch,
+        device,
+        progress,
+    )?;
     let flops = BlockDropFlops::for_config(&model.config);
-    Ok(scenarios
+    let labels = &dataset.labels()[..n];
+    let learned_correct = correct.last().cloned().unwrap_or_default();
+    let adaptivity = Adaptivity::measure(
+        &Learned {
+            keep: &learned_keep,
+            correct: &learned_correct,
+            labels,
+        },
+        &static_runs(
+            &scenarios[first_static..scenarios.len() - 1],
+            &correct[first_static..],
+            &learned_keep,
+        ),
+        &flops,
+        subsets.from.clone(),
+    );
+    // The operating threshold's run only feeds the gain; it is a point when the sweep lacks it.
+    let sweep_has_it = options.thresholds.contains(&options.threshold);
+    let scored = if sweep_has_it {
+        scenarios.len() - 1
+    } else {
+        scenarios.len()
+    };
+    let mut points: Vec<TradeoffPoint> = scenarios[..scored]
+        .iter()
+        .zip(&correct)
+        .map(|(s, correct)| point(s, correct, &flops))
+        .collect();
+    points.push(TradeoffPoint {
+        method: Method::Oracle,
+        parameter: adaptivity.oracle.mean_blocks,
+        policy: None,
+        seed: None,
+        accuracy: adaptivity.oracle.accuracy,
+        mean_blocks: adaptivity.oracle.mean_blocks,
+        mean_flops: adaptivity.oracle.mean_flops,
+    });
+    Ok(Tradeoff { points, adaptivity })
+}
+
+/// The adaptivity of an evaluation's `records` (the first `limit` of them): the static
+/// baselines are run on the same images; the learned outcome is the records'.
+pub fn adaptivity_of_records(
+    model: &BlockDrop,
+    dataset: &Dataset,
+    records: &[Record],
+    subsets: &ChosenSubsets,
+    options: &TradeoffOptions,
+    device: &Device,
+    progress: impl FnMut(usize, usize),
+) -> Result<Adaptivity> {
+    let records = &records[..options
+        .limit
+        .map_or(records.len(), |l| l.min(records.len()))];
+    let indices: Vec<usize> = records.iter().map(|r| r.index as usize).collect();
+    let keep: Vec<Vec<bool>> = records.iter().map(|r| r.keep.clone()).collect();
+    let learned_correct: Vec<bool> = records.iter().map(|r| r.correct).collect();
+    let labels: Vec<u32> = records.iter().map(|r| r.label).collect();
+    let scenarios = static_scenarios(&keep, subsets, options.used_policies);
+    let correct = score(
+        model,
+        dataset,
+        &indices,
+        &scenarios,
+        options.batch,
+        device,
+        progress,
+    )?;
+    Ok(Adaptivity::measure(
+        &Learned {
+            keep: &keep,
+            correct: &learned_correct,
+            labels: &labels,
+        },
+        &static_runs(&scenarios, &correct, &keep),
+        &BlockDropFlops::for_config(&model.config),
+        subsets.from.clone(),
+    ))
+}
+
+/// The static baselines: the model's most frequent policies in `learned_keep`, the best
+/// subsets, and the full network.
+fn static_scenarios(
+    learned_keep: &[Vec<bool>],
+    subsets: &ChosenSubsets,
+    used: usize,
+) -> Vec<Scenario> {
+    let blocks = learned_keep.first().map_or(0, Vec::len);
+    baselines::used_policies(learned_keep, used)
+        .into_iter()
+        .map(|(policy, _)| Scenario::fixed(Method::UsedPolicy, policy))
+        .chain(
+            subsets
+                .subsets
+                .iter()
+                .map(|s| Scenario::fixed(Method::BestSubset, s.clone())),
+        )
+        .chain([Scenario::fixed(Method::Full, vec![true; blocks])])
+        .collect()
+}
+
+/// The static scenarios' outcomes as the adaptivity's input.
+fn static_runs(
+    scenarios: &[Scenario],
+    correct: &[Vec<bool>],
+    learned_keep: &[Vec<bool>],
+) -> Vec<StaticRun> {
+    scenarios
         .iter()
         .zip(correct)
         .map(|(s, correct)| {
-            let base: f64 = s
-                .keep
-                .iter()
-                .map(|k| flops.base.with_policy(k) as f64)
-                .sum();
-            let policy = if s.include_policy_flops {
-                flops.policy as f64 * n as f64
-            } else {
-                0.0
+            let policy = s.policy_of(0).to_vec();
+            let kind = match s.method {
+                Method::UsedPolicy => StaticKind::Used {
+                    images: learned_keep.iter().filter(|k| **k == policy).count(),
+                },
+                Method::Full => StaticKind::Full,
+                _ => StaticKind::BestSubset,
             };
-            TradeoffPoint {
-                method: s.method,
-                parameter: s.parameter,
-                seed: s.seed,
-                accuracy: correct as f64 / n as f64,
-                mean_blocks: s.kept() as f64 / n as f64,
-                mean_flops: (base + policy) / n as f64,
+            StaticRun {
+                kind,
+                policy,
+                correct: correct.clone(),
             }
         })
-        .collect())
+        .collect()
+}
+
+/// A scenario's point from its per-image outcomes.
+fn point(s: &Scenario, correct: &[bool], flops: &BlockDropFlops) -> TradeoffPoint {
+    let n = correct.len().max(1) as f64;
+    let (mut blocks, mut base) = (0usize, 0f64);
+    for i in 0..correct.len() {
+        let keep = s.policy_of(i);
+        blocks += kept_blocks(keep);
+        base += flops.base.with_policy(keep) as f64;
+    }
+    let policy = if s.include_policy_flops {
+        flops.policy as f64 * correct.len() as f64
+    } else {
+        0.0
+    };
+    TradeoffPoint {
+        method: s.method,
+        parameter: s.parameter,
+        policy: match &s.keep {
+            Keep::Fixed(p) => Some(p.clone()),
+            Keep::PerImage(_) => None,
+        },
+        seed: s.seed,
+        accuracy: correct.iter().filter(|&&c| c).count() as f64 / n,
+        mean_blocks: blocks as f64 / n,
+        mean_flops: (base + policy) / n,
+    }
 }
 
 /// The policy at each threshold, FirstK and Random at the policy's (rounded) mean block
@@ -177,23 +438,22 @@ fn scenarios(probs: &[Vec<f32>], blocks: usize, options: &TradeoffOptions) -> Ve
             parameter: t as f64,
             seed: None,
             include_policy_flops: true,
-            keep: policy_bits(probs, t),
+            keep: Keep::PerImage(policy_bits(probs, t)),
         })
         .collect();
     let mut budgets: Vec<usize> = scenarios
         .iter()
-        .map(|s| (s.kept() as f64 / n as f64).round() as usize)
+        .map(|s| {
+            let kept: usize = (0..n).map(|i| kept_blocks(s.policy_of(i))).sum();
+            (kept as f64 / n as f64).round() as usize
+        })
         .collect();
     budgets.sort_unstable();
     budgets.dedup();
     for &k in &budgets {
-        scenarios.push(Scenario {
-            method: Method::FirstK,
-            parameter: k as f64,
-            seed: None,
-            include_policy_flops: false,
-            keep: vec![(0..blocks).map(|b| b < k).collect(); n],
-        });
+        let mut first_k = Scenario::fixed(Method::FirstK, (0..blocks).map(|b| b < k).collect());
+        first_k.parameter = k as f64;
+        scenarios.push(first_k);
         for seed in 0..options.random_seeds {
             let p = k as f64 / blocks as f64;
             scenarios.push(Scenario {
@@ -201,49 +461,46 @@ fn scenarios(probs: &[Vec<f32>], blocks: usize, options: &TradeoffOptions) -> Ve
                 parameter: k as f64,
                 seed: Some(seed),
                 include_policy_flops: false,
-                keep: (0..n)
-                    .map(|i| (0..blocks).map(|b| coin(seed, i, b) < p).collect())
-                    .collect(),
+                keep: Keep::PerImage(
+                    (0..n)
+                        .map(|i| (0..blocks).map(|b| coin(seed, i, b) < p).collect())
+                        .collect(),
+                ),
             });
         }
     }
-    scenarios.push(Scenario {
-        method: Method::Full,
-        parameter: blocks as f64,
-        seed: None,
-        include_policy_flops: false,
-        keep: vec![vec![true; blocks]; n],
-    });
     scenarios
 }
 
-/// Correct predictions per scenario: each batch of images is prepared once and run under
-/// every scenario's policies.
+/// Which images each scenario classifies correctly: each batch of `indices` is prepared once
+/// and run under every scenario's policies.
 fn score(
     model: &BlockDrop,
     dataset: &Dataset,
+    indices: &[usize],
     scenarios: &[Scenario],
     batch: usize,
     device: &Device,
     mut progress: impl FnMut(usize, usize),
-) -> Result<Vec<usize>> {
-    let n = scenarios.first().map_or(0, |s| s.keep.len());
+) -> Result<Vec<Vec<bool>>> {
     let labels = dataset.labels();
-    let indices: Vec<usize> = (0..n).collect();
-    let mut correct = vec![0usize; scenarios.len()];
-    let total_work = n * scenarios.len();
-    for (c, chunk) in indices.chunks(batch).enumerate() {
+    let mut correct = vec![Vec::with_capacity(indices.len()); scenarios.len()];
+    let total_work = indices.len() * scenarios.len();
+    let mut start = 0;
+    for chunk in indices.chunks(batch) {
         let x = dataset.batch(chunk, &model.config, device)?;
         for (s, scenario) in scenarios.iter().enumerate() {
-            let keep = &scenario.keep[chunk[0]..chunk[0] + chunk.len()];
-            let logits = forward_batch(&model.resnet, &x, keep)?.to_vec2::<f32>()?;
-            correct[s] += logits
-                .iter()
-                .zip(chunk)
-                .filter(|(l, &i)| argmax(l) == labels[i])
-                .count();
+            let keep = scenario.policies(start..start + chunk.len());
+            let logits = forward_batch(&model.resnet, &x, &keep)?.to_vec2::<f32>()?;
+            correct[s].extend(
+                logits
+                    .iter()
+                    .zip(chunk)
+                    .map(|(l, &i)| argmax(l) == labels[i]),
+            );
         }
-        progress((c * batch + chunk.len()) * scenarios.len(), total_work);
+        start += chunk.len();
+        progress(start * scenarios.len(), total_work);
         crate::cancel::check()?;
     }
     Ok(correct)

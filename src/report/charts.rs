@@ -9,7 +9,9 @@ use plotters::prelude::*;
 use crate::error::Result;
 use crate::eval::tradeoff::{series, Method, TradeoffPoint};
 use crate::profile::ProfileReport;
-use crate::report::style::{drawing_error, ensure_font, ACCENT, FAMILY, GREY, KEPT, SECOND, THIRD};
+use crate::report::style::{
+    drawing_error, ensure_font, ACCENT, FAMILY, GREY, KEPT, ORACLE, SECOND, STATIC, THIRD, USED,
+};
 
 /// The one legend style of every chart.
 fn legend<'s, 'a, 'b, DB: DrawingBackend + 'a, CT: CoordTranslate>(
@@ -29,7 +31,8 @@ fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
 }
 
 /// Accuracy against mean FLOPs per image: the threshold sweep, FirstK, Random (each seed),
-/// the full network and the model's own point (`learned`: mean FLOPs, accuracy).
+/// the static baselines, the oracle, the full network and the model's own point (`learned`:
+/// mean FLOPs, accuracy).
 pub fn tradeoff(points: &[TradeoffPoint], learned: (f64, f64), path: &Path) -> Result<()> {
     ensure_font()?;
     let err = drawing_error(path);
@@ -83,6 +86,39 @@ pub fn tradeoff(points: &[TradeoffPoint], learned: (f64, f64), path: &Path) -> R
         .map_err(&err)?
         .label("Random (matched budgets, each seed)")
         .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, THIRD.filled()));
+    let subsets = series(Method::BestSubset);
+    chart
+        .draw_series(LineSeries::new(subsets.clone(), STATIC.stroke_width(2)))
+        .map_err(&err)?
+        .label("best static subset per budget (chosen on another split)")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], STATIC.stroke_width(2)));
+    chart
+        .draw_series(
+            subsets
+                .into_iter()
+                .map(|p| Rectangle::new([(p.0, p.1), (p.0, p.1)], STATIC.stroke_width(5))),
+        )
+        .map_err(&err)?;
+    chart
+        .draw_series(series(Method::UsedPolicy).into_iter().map(|p| {
+            EmptyElement::at(p)
+                + Polygon::new(vec![(0, -7), (7, 0), (0, 7), (-7, 0)], USED.filled())
+        }))
+        .map_err(&err)?
+        .label("its own policies, each fixed for every image")
+        .legend(|(x, y)| {
+            EmptyElement::at((x + 10, y))
+                + Polygon::new(vec![(0, -6), (6, 0), (0, 6), (-6, 0)], USED.filled())
+        });
+    chart
+        .draw_series(
+            series(Method::Oracle)
+                .into_iter()
+                .map(|p| Circle::new(p, 7, ORACLE.filled())),
+        )
+        .map_err(&err)?
+        .label("oracle bound (best per-image choice)")
+        .legend(|(x, y)| Circle::new((x + 10, y), 6, ORACLE.filled()));
     chart
         .draw_series(
             series(Method::Full)
@@ -99,7 +135,7 @@ pub fn tradeoff(points: &[TradeoffPoint], learned: (f64, f64), path: &Path) -> R
                 .map(|(f, a)| Circle::new((f / 1e6, a), 8, ACCENT.stroke_width(3))),
         )
         .map_err(&err)?
-        .label("this model (threshold 0.5, all images)")
+        .label("this model (its threshold, all images)")
         .legend(|(x, y)| Circle::new((x + 10, y), 6, ACCENT.stroke_width(3)));
     legend(
         &mut chart.configure_series_labels(),

@@ -15,8 +15,11 @@ use polars::prelude::*;
 use crate::analysis::{self, frames};
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::eval::tradeoff::{tradeoff, TradeoffOptions, TradeoffPoint};
+use crate::eval::adaptivity::Adaptivity;
+use crate::eval::baselines::Selection;
+use crate::eval::tradeoff::{choose_subsets, tradeoff, Tradeoff, TradeoffOptions, TradeoffPoint};
 use crate::eval::{evaluate, EvalOptions};
+use crate::model::blockdrop::policy_string;
 use crate::model::BlockDrop;
 use crate::profile::{profile, ProfileOptions, ProfileReport};
 use crate::records::{Record, Summary};
@@ -70,7 +73,7 @@ pub struct ReportData<'a> {
     pub model: &'a BlockDrop,
     pub dataset: &'a Dataset,
     pub records: Vec<Record>,
-    pub tradeoff: Vec<TradeoffPoint>,
+    pub tradeoff: Tradeoff,
     pub profile: Option<ProfileReport>,
 }
 
@@ -85,6 +88,7 @@ pub struct Figure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     Evaluating,
+    ChoosingSubsets,
     TradeoffSweep,
     Profiling,
 }
@@ -93,17 +97,19 @@ impl std::fmt::Display for Phase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Phase::Evaluating => "evaluating",
+            Phase::ChoosingSubsets => "choosing static subsets",
             Phase::TradeoffSweep => "trade-off sweep",
             Phase::Profiling => "profiling",
         })
     }
 }
 
-/// Runs evaluation, trade-off sweep and (optionally) profiling, reporting each phase's
-/// progress as `progress(phase, done, total)`.
+/// Runs evaluation, the choice of static subsets on `selection`, the trade-off sweep and
+/// (optionally) profiling, reporting each phase's progress as `progress(phase, done, total)`.
 pub fn collect<'a>(
     model: &'a BlockDrop,
     dataset: &'a Dataset,
+    selection: &Selection,
     options: &ExportOptions,
     device: &Device,
     mut progress: impl FnMut(Phase, usize, usize),
@@ -111,9 +117,17 @@ pub fn collect<'a>(
     let records = evaluate(model, dataset, &options.eval, device, |d, t| {
         progress(Phase::Evaluating, d, t)
     })?;
-    let tradeoff = tradeoff(model, dataset, &options.tradeoff, device, |d, t| {
-        progress(Phase::TradeoffSweep, d, t)
+    let subsets = choose_subsets(model, selection, &options.tradeoff, device, |d, t| {
+        progress(Phase::ChoosingSubsets, d, t)
     })?;
+    let tradeoff = tradeoff(
+        model,
+        dataset,
+        &subsets,
+        &options.tradeoff,
+        device,
+        |d, t| progress(Phase::TradeoffSweep, d, t),
+    )?;
     let profile = match &options.profile {
         Some(p) => {
             progress(Phase::Profiling, 0, 1);
@@ -140,6 +154,13 @@ fn tradeoff_frame(points: &[TradeoffPoint]) -> Result<DataFrame> {
         Column::new(
             "parameter".into(),
             points.iter().map(|p| p.parameter).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "policy".into(),
+            points
+                .iter()
+                .map(|p| p.policy.as_deref().map(policy_string))
+                .collect::<Vec<_>>(),
         ),
         Column::new(
             "seed".into(),
@@ -221,9 +242,9 @@ fn chart_figures(
         .limit
         .map_or(data.dataset.len(), |l| l.min(data.dataset.len()));
     charts::tradeoff(
-        &data.tradeoff,
+        &data.tradeoff.points,
         learned,
-        &figure("tradeoff.png", format!("Accuracy against mean FLOPs per image on the first {sweep_images} images: the policy at thresholds 0.1–0.9, FirstK and Random at the same block budgets, the full network, and this model at threshold 0.5 on all {} images.", records.len())),
+        &figure("tradeoff.png", format!("Accuracy against mean FLOPs per image on the first {sweep_images} images: the policy at thresholds 0.1–0.9, FirstK and Random at the same block budgets, the static baselines (the model's most frequent policies and the best subset at each budget, {}, each run on every image), the oracle bound, the full network, and this model at threshold {} on all {} images.", data.tradeoff.adaptivity.subsets_from, options.eval.threshold, records.len())),
     )?;
     if let Some(p) = &data.profile {
         charts::latency(p, &figure("latency.png", format!("Median time per stage on {} with FLOPs overlaid; the profiler's overhead was {:+.1}%.", p.device, 100.0 * p.overhead())))?;
@@ -339,7 +360,7 @@ fn write_tables(data: &ReportData, clusters: &[analysis::Cluster], dir: &Path) -
         &dir.join("clusters.parquet"),
     )?;
     crate::output::frame::write_frame(
-        &mut tradeoff_frame(&data.tradeoff)?,
+        &mut tradeoff_frame(&data.tradeoff.points)?,
         &dir.join("tradeoff.csv"),
     )?;
     Ok(())
@@ -358,6 +379,7 @@ fn summary_json(data: &ReportData, summary: &Summary) -> serde_json::Value {
         "flops_std": summary.flops_std,
         "unique_policies": summary.unique_policies,
         "lines": summary.to_string().lines().collect::<Vec<_>>(),
+        "adaptivity": adaptivity_json(&data.tradeoff.adaptivity),
         "latency_us": data.profile.as_ref().map(|p| {
             let latency = p.image_latency();
             serde_json::json!({
@@ -367,6 +389,97 @@ fn summary_json(data: &ReportData, summary: &Summary) -> serde_json::Value {
             })
         }),
     })
+}
+
+/// The adaptivity numbers for `summary.json` (docs/formats.md).
+fn adaptivity_json(a: &Adaptivity) -> serde_json::Value {
+    let point = |p: &crate::eval::adaptivity::CostPoint| {
+        serde_json::json!({
+            "accuracy": p.accuracy,
+            "mean_blocks": p.mean_blocks,
+            "mean_flops": p.mean_flops,
+        })
+    };
+    serde_json::json!({
+        "images": a.images,
+        "gain_blocks": a.gain.blocks,
+        "gain_flops": a.gain.flops,
+        "learned": point(&a.learned),
+        "oracle": point(&a.oracle),
+        "subsets_from": a.subsets_from,
+        "static": a.statics.iter().map(|s| serde_json::json!({
+            "kind": s.kind.name(),
+            "policy": policy_string(&s.policy),
+            "accuracy": s.point.accuracy,
+            "blocks": s.point.mean_blocks,
+            "flops": s.point.mean_flops,
+        })).collect::<Vec<_>>(),
+        "per_class": a.per_class.iter().map(|c| serde_json::json!({
+            "label": c.label,
+            "images": c.images,
+            "gain_blocks": c.gain.blocks,
+            "gain_flops": c.gain.flops,
+            "off_mode_share": c.off_mode_share,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The adaptivity section of `index.md`: the gain, the oracle, and the static frontier.
+fn adaptivity_markdown(a: &Adaptivity) -> String {
+    let signed = |g: Option<f64>| g.map_or("n/a".to_string(), |g| format!("{g:+.4}"));
+    let frontier = |g: Option<f64>| {
+        g.map_or("n/a".to_string(), |g| {
+            format!("{:.4}", a.learned.accuracy - g)
+        })
+    };
+    let mut md = format!(
+        "## Adaptivity: what choosing blocks per image buys\n\n\
+         On the first {} images the learned policy reaches accuracy {:.4} at {:.2} blocks \
+         ({:.1} MFLOPs) per image. The static frontier (the best fixed policy at each cost, \
+         linear between neighbours; {}) reaches {} at the same mean blocks and {} at the same \
+         mean FLOPs: **adaptivity gain {} at equal blocks, {} at equal FLOPs**.\n\n\
+         An oracle that picks, per image, the cheapest candidate policy that is right (the \
+         image's own, any static one, the full network) reaches **{:.4} at {:.2} blocks** \
+         ({:.1} MFLOPs): the headroom a better policy network could reach.\n\n",
+        a.images,
+        a.learned.accuracy,
+        a.learned.mean_blocks,
+        a.learned.mean_flops / 1e6,
+        a.subsets_from,
+        frontier(a.gain.blocks),
+        frontier(a.gain.flops),
+        signed(a.gain.blocks),
+        signed(a.gain.flops),
+        a.oracle.accuracy,
+        a.oracle.mean_blocks,
+        a.oracle.mean_flops / 1e6,
+    );
+    md.push_str(
+        "| static policy | kind | blocks | MFLOPs | accuracy |\n|---|---|---:|---:|---:|\n",
+    );
+    let mut statics: Vec<_> = a.statics.iter().collect();
+    statics.sort_by(|x, y| x.point.mean_flops.total_cmp(&y.point.mean_flops));
+    for s in statics {
+        let kind = match s.kind {
+            crate::eval::adaptivity::StaticKind::Used { images } => {
+                format!(
+                    "used by {:.1}% of images",
+                    100.0 * images as f64 / a.images.max(1) as f64
+                )
+            }
+            other => other.name().to_string(),
+        };
+        let _ = writeln!(
+            md,
+            "| `{}` | {kind} | {} | {:.1} | {:.4} |",
+            policy_string(&s.policy),
+            s.point.mean_blocks,
+            s.point.mean_flops / 1e6,
+            s.point.accuracy
+        );
+    }
+    md.push('\n');
+    md
 }
 
 /// `index.md`: the summary, the latency line, every figure with its caption, and the per-class
@@ -392,16 +505,23 @@ fn index_markdown(data: &ReportData, summary: &Summary, figures: &[Figure]) -> S
     for f in figures {
         let _ = writeln!(index, "![{}]({})\n\n{}\n", f.file, f.file, f.caption);
     }
-    let _ = writeln!(index, "## Per class\n\n| class | images | accuracy | mean blocks | mean MFLOPs |\n|---|---:|---:|---:|---:|");
+    let adaptivity = &data.tradeoff.adaptivity;
+    index.push_str(&adaptivity_markdown(adaptivity));
+    let _ = writeln!(index, "## Per class\n\nGain: the class's adaptivity gain at equal blocks; off-mode: the share of its images whose policy is not the class's most common one (both on the first {} images).\n\n| class | images | accuracy | mean blocks | mean MFLOPs | gain | off-mode |\n|---|---:|---:|---:|---:|---:|---:|", adaptivity.images);
     for c in analysis::per_class(records) {
+        let class = adaptivity.per_class.iter().find(|a| a.label == c.label);
         let _ = writeln!(
             index,
-            "| {} | {} | {:.3} | {:.2} | {:.1} |",
+            "| {} | {} | {:.3} | {:.2} | {:.1} | {} | {} |",
             names.name(c.label),
             c.images,
             c.accuracy,
             c.mean_blocks,
-            c.mean_flops / 1e6
+            c.mean_flops / 1e6,
+            class
+                .and_then(|a| a.gain.blocks)
+                .map_or("n/a".into(), |g| format!("{g:+.3}")),
+            class.map_or("n/a".into(), |a| format!("{:.2}", a.off_mode_share)),
         );
     }
     index.push('\n');

@@ -18,6 +18,10 @@ pub const ACCENT: RGBColor = RGBColor(214, 39, 40);
 pub const SECOND: RGBColor = RGBColor(255, 127, 14);
 pub const THIRD: RGBColor = RGBColor(44, 160, 44);
 pub const GREY: RGBColor = RGBColor(110, 110, 110);
+/// The static baselines and the oracle bound in the trade-off figure.
+pub const STATIC: RGBColor = RGBColor(148, 103, 189);
+pub const USED: RGBColor = RGBColor(140, 86, 75);
+pub const ORACLE: RGBColor = RGBColor(227, 119, 194);
 
 /// Registers the embedded font once per process.
 pub fn ensure_font() -> Result<(), Error> {

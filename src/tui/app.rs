@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::analysis::{self, ClassRow, Cluster};
 use crate::data::Dataset;
-use crate::eval::tradeoff::TradeoffPoint;
+use crate::eval::tradeoff::Tradeoff;
 use crate::model::BlockDropFlops;
 use crate::profile::ProfileReport;
 use crate::records::{Record, Summary};
@@ -146,7 +146,10 @@ pub struct App {
     pub analysis: Option<Analysis>,
     /// The first evaluation (threshold 0.5): the model's own point and accuracy.
     pub baseline: Option<Summary>,
-    pub tradeoff: Option<Vec<TradeoffPoint>>,
+    /// The sweep and the adaptivity, and the threshold they were measured at.
+    pub tradeoff: Option<(f32, Tradeoff)>,
+    /// The sweep was asked for (it starts by itself once the first evaluation is in).
+    sweep_requested: bool,
     pub profile: Option<ProfileReport>,
     /// The task in progress and how far it is.
     pub busy: Option<(Task, usize, usize)>,
@@ -171,6 +174,7 @@ impl App {
             analysis: None,
             baseline: None,
             tradeoff: None,
+            sweep_requested: false,
             profile: None,
             busy: Some((Task::Evaluating, 0, 1)),
             blocks_view: BlocksView::default(),
@@ -341,10 +345,29 @@ impl App {
         // Each view keeps its own cursor: nothing to reset.
         self.tab = tab;
         // The trade-off is computed the first time its tab is opened.
-        (tab == Tab::Tradeoff && self.tradeoff.is_none() && self.busy.is_none()).then(|| {
-            self.busy = Some((Task::TradeoffSweep, 0, 1));
-            Request::Tradeoff
-        })
+        if tab == Tab::Tradeoff && self.tradeoff.is_none() && self.busy.is_none() {
+            Some(self.start_sweep())
+        } else {
+            None
+        }
+    }
+
+    /// The sweep (trade-off, static baselines, adaptivity) at the current threshold.
+    fn start_sweep(&mut self) -> Request {
+        self.sweep_requested = true;
+        let request = Request::Tradeoff {
+            threshold: self.threshold,
+        };
+        self.busy = Some((request.task(), 0, 1));
+        request
+    }
+
+    /// Work that follows by itself: once the first evaluation is in, the sweep (once; after a
+    /// failure or cancel, opening the Trade-off view asks again), so the Overview shows the
+    /// adaptivity gain without a key press.
+    pub fn follow_up(&mut self) -> Option<Request> {
+        (self.analysis.is_some() && !self.sweep_requested && self.busy.is_none())
+            .then(|| self.start_sweep())
     }
 
     /// Applies a user action; returns work for the worker, if any.
@@ -433,8 +456,11 @@ impl App {
                 self.clamp_cursors();
                 self.busy = None;
             }
-            Update::Tradeoff(points) => {
-                self.tradeoff = Some(points);
+            Update::Tradeoff {
+                threshold,
+                tradeoff,
+            } => {
+                self.tradeoff = Some((threshold, *tradeoff));
                 self.busy = None;
             }
             Update::Profile(report) => {

@@ -50,6 +50,7 @@ fn keep_terminal_on_worker_panics() {
 pub fn run(
     model: BlockDrop,
     dataset: Dataset,
+    selection: std::result::Result<Dataset, String>,
     device: Device,
     model_path: String,
     untrained: bool,
@@ -73,6 +74,7 @@ pub fn run(
     let worker = worker::spawn(Job {
         model: Arc::new(model),
         dataset,
+        selection: Arc::new(selection),
         device,
     });
     let _ = worker.requests.send(app.initial_request());
@@ -103,6 +105,9 @@ pub fn run(
         }
         while let Ok(update) = worker.updates.try_recv() {
             app.update(update);
+        }
+        if let Some(request) = app.follow_up() {
+            let _ = worker.requests.send(request);
         }
     }
     // Quitting stops the task in progress and waits for it to clean up (an export removes

@@ -10,7 +10,8 @@ use std::thread::JoinHandle;
 use candle_core::Device;
 
 use crate::data::Dataset;
-use crate::eval::tradeoff::{tradeoff, TradeoffPoint};
+use crate::eval::baselines::Selection;
+use crate::eval::tradeoff::{choose_subsets, tradeoff, Tradeoff};
 use crate::eval::{evaluate, EvalOptions};
 use crate::model::BlockDrop;
 use crate::profile::{profile, ProfileReport};
@@ -20,8 +21,13 @@ use crate::tui::app::Analysis;
 /// Work the interface asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
-    Evaluate { threshold: f32 },
-    Tradeoff,
+    Evaluate {
+        threshold: f32,
+    },
+    /// The sweep, with the static baselines and the gain measured at `threshold`.
+    Tradeoff {
+        threshold: f32,
+    },
     Profile,
     Export(PathBuf),
 }
@@ -30,6 +36,7 @@ pub enum Request {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Task {
     Evaluating,
+    ChoosingSubsets,
     TradeoffSweep,
     Profiling,
     Export(Phase),
@@ -39,6 +46,7 @@ impl std::fmt::Display for Task {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Task::Evaluating => f.write_str("evaluating"),
+            Task::ChoosingSubsets => f.write_str("choosing static subsets"),
             Task::TradeoffSweep => f.write_str("trade-off sweep"),
             Task::Profiling => f.write_str("profiling"),
             Task::Export(phase) => write!(f, "export: {phase}"),
@@ -51,7 +59,7 @@ impl Request {
     pub fn task(&self) -> Task {
         match self {
             Request::Evaluate { .. } => Task::Evaluating,
-            Request::Tradeoff => Task::TradeoffSweep,
+            Request::Tradeoff { .. } => Task::ChoosingSubsets,
             Request::Profile => Task::Profiling,
             Request::Export(_) => Task::Export(Phase::Evaluating),
         }
@@ -69,7 +77,10 @@ pub enum Update {
     /// An evaluation, analysed here (clusters, per-class tables) so the interface never
     /// computes.
     Analysed(Box<Analysis>),
-    Tradeoff(Vec<TradeoffPoint>),
+    Tradeoff {
+        threshold: f32,
+        tradeoff: Box<Tradeoff>,
+    },
     Profile(Box<ProfileReport>),
     Exported(PathBuf),
     /// The task stopped at the user's request (nothing half-written is left).
@@ -81,6 +92,8 @@ pub enum Update {
 pub struct Job {
     pub model: Arc<BlockDrop>,
     pub dataset: Arc<Dataset>,
+    /// The split the best static subsets are chosen on, or why there is none.
+    pub selection: Arc<std::result::Result<Dataset, String>>,
     pub device: Device,
 }
 
@@ -103,16 +116,34 @@ pub fn handle(job: &Job, request: &Request, send: &mut dyn FnMut(Update)) {
             })
             .map(|records| Update::Analysed(Box::new(Analysis::new(*threshold, records))))
         }
-        Request::Tradeoff => {
-            let options = ExportOptions::default().tradeoff;
-            tradeoff(model, dataset, &options, device, |done, total| {
-                send(Update::Progress {
-                    task: Task::TradeoffSweep,
-                    done,
-                    total,
+        Request::Tradeoff { threshold } => {
+            let options = crate::eval::tradeoff::TradeoffOptions {
+                threshold: *threshold,
+                ..ExportOptions::default().tradeoff
+            };
+            Selection::of(dataset, &job.selection)
+                .and_then(|selection| {
+                    choose_subsets(model, &selection, &options, device, |done, total| {
+                        send(Update::Progress {
+                            task: Task::ChoosingSubsets,
+                            done,
+                            total,
+                        })
+                    })
                 })
-            })
-            .map(Update::Tradeoff)
+                .and_then(|subsets| {
+                    tradeoff(model, dataset, &subsets, &options, device, |done, total| {
+                        send(Update::Progress {
+                            task: Task::TradeoffSweep,
+                            done,
+                            total,
+                        })
+                    })
+                })
+                .map(|t| Update::Tradeoff {
+                    threshold: *threshold,
+                    tradeoff: Box::new(t),
+                })
         }
         Request::Profile => {
             send(Update::Progress {
@@ -127,14 +158,22 @@ pub fn handle(job: &Job, request: &Request, send: &mut dyn FnMut(Update)) {
             let options = ExportOptions::default();
             // The folder is checked before the work, and again when the report moves in.
             crate::output::check_report_target(dir)
-                .and_then(|_| {
-                    collect(model, dataset, &options, device, |phase, done, total| {
-                        send(Update::Progress {
-                            task: Task::Export(phase),
-                            done,
-                            total,
-                        })
-                    })
+                .and_then(|_| Selection::of(dataset, &job.selection))
+                .and_then(|selection| {
+                    collect(
+                        model,
+                        dataset,
+                        &selection,
+                        &options,
+                        device,
+                        |phase, done, total| {
+                            send(Update::Progress {
+                                task: Task::Export(phase),
+                                done,
+                                total,
+                            })
+                        },
+                    )
                 })
                 .and_then(|data| write_report(&data, &options, dir))
                 .map(|_| Update::Exported(dir.clone()))
@@ -207,7 +246,7 @@ pub fn spawn(job: Job) -> Worker {
 fn describe(request: &Request) -> &'static str {
     match request {
         Request::Evaluate { .. } => "evaluating",
-        Request::Tradeoff => "sweeping the trade-off",
+        Request::Tradeoff { .. } => "sweeping the trade-off",
         Request::Profile => "profiling",
         Request::Export(_) => "exporting",
     }

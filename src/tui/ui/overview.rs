@@ -3,9 +3,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
 
+use crate::eval::adaptivity::{Adaptivity, StaticKind};
 use crate::eval::tradeoff::Method;
+use crate::model::blockdrop::policy_string;
 use crate::records::sci2;
-use crate::tui::app::App;
+use crate::tui::app::{App, ModelInfo};
 use crate::tui::ui::theme;
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
@@ -55,8 +57,8 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let base_accuracy = app
         .tradeoff
         .as_ref()
-        .and_then(|t| t.iter().find(|p| p.method == Method::Full))
-        .map_or("open Trade-off (5) to measure".to_string(), |p| {
+        .and_then(|(_, t)| t.points.iter().find(|p| p.method == Method::Full))
+        .map_or("measuring…".to_string(), |p| {
             format!(
                 "{:.3} (first {} images)",
                 p.accuracy,
@@ -67,10 +69,101 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         "accuracy: base network {base_accuracy}  |  BlockDrop {:.3}",
         a.summary.accuracy
     )));
+    lines.push(Line::from(""));
+    match &app.tradeoff {
+        Some((threshold, t)) => lines.extend(adaptivity_lines(*threshold, &t.adaptivity, info)),
+        None => lines.push(Line::from(Span::styled(
+            "Adaptivity: measuring the static baselines and the oracle (Esc cancels; the Trade-off view (5) asks again)…",
+            theme::dim(),
+        ))),
+    }
     frame.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
             .block(Block::default().borders(Borders::ALL).title(" Overview ")),
         area,
     );
+}
+
+/// What choosing blocks per image buys: the gain over the static frontier, the oracle, the
+/// static policies and the classes where the policy varies most.
+fn adaptivity_lines(threshold: f32, a: &Adaptivity, info: &ModelInfo) -> Vec<Line<'static>> {
+    let signed = |g: Option<f64>| g.map_or("n/a".to_string(), |g| format!("{g:+.4}"));
+    let frontier = |g: Option<f64>| {
+        g.map_or("n/a".to_string(), |g| {
+            format!("{:.4}", a.learned.accuracy - g)
+        })
+    };
+    let mut lines = vec![
+        Line::from(Span::styled(
+            format!(
+                "Adaptivity at threshold {threshold:.2}, first {} images ({})",
+                a.images, a.subsets_from
+            ),
+            theme::title(),
+        )),
+        Line::from(format!(
+            "  learned policy    {:.4} at {:.2} blocks, {:.1} MFLOPs",
+            a.learned.accuracy,
+            a.learned.mean_blocks,
+            a.learned.mean_flops / 1e6
+        )),
+        Line::from(format!(
+            "  static frontier   {} at the same blocks, {} at the same FLOPs",
+            frontier(a.gain.blocks),
+            frontier(a.gain.flops)
+        )),
+        Line::from(vec![
+            Span::raw("  adaptivity gain   "),
+            Span::styled(
+                format!("{} (blocks)  {} (FLOPs)", signed(a.gain.blocks), signed(a.gain.flops)),
+                theme::title(),
+            ),
+        ]),
+        Line::from(format!(
+            "  oracle bound      {:.4} at {:.2} blocks, {:.1} MFLOPs (the best per-image choice among these policies)",
+            a.oracle.accuracy,
+            a.oracle.mean_blocks,
+            a.oracle.mean_flops / 1e6
+        )),
+        Line::from(""),
+        Line::from(Span::styled(
+            "  its own policies, each run on every image:",
+            theme::dim(),
+        )),
+    ];
+    for s in a
+        .statics
+        .iter()
+        .filter(|s| matches!(s.kind, StaticKind::Used { .. }))
+    {
+        if let StaticKind::Used { images } = s.kind {
+            lines.push(Line::from(format!(
+                "    {}  {:>2} blocks  accuracy {:.4}  (its choice for {:.1}% of images)",
+                policy_string(&s.policy),
+                s.point.mean_blocks,
+                s.point.accuracy,
+                100.0 * images as f64 / a.images.max(1) as f64
+            )));
+        }
+    }
+    lines.push(Line::from(""));
+    let per_class: Vec<String> = a
+        .per_class
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} ({:.0}% off-mode)",
+                info.classes.name(c.label),
+                signed(c.gain.blocks),
+                100.0 * c.off_mode_share
+            )
+        })
+        .collect();
+    lines.push(Line::from(Span::styled(
+        "  gain per class (blocks), with the share of images off the class's most common policy:",
+        theme::dim(),
+    )));
+    lines.push(Line::from(format!("    {}", per_class.join("  ·  "))));
+    lines
 }

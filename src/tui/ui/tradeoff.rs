@@ -23,7 +23,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         head,
     );
     match &app.tradeoff {
-        Some(points) => draw_chart(frame, &Series::new(points, current), chart_area),
+        Some((_, t)) => draw_chart(frame, &Series::new(&t.points, current), chart_area),
         None => frame.render_widget(
             Paragraph::new("computing the trade-off sweep…")
                 .block(Block::default().borders(Borders::ALL)),
@@ -39,6 +39,9 @@ struct Series {
     first_k: Vec<(f64, f64)>,
     random: Vec<(f64, f64)>,
     full: Vec<(f64, f64)>,
+    used: Vec<(f64, f64)>,
+    subsets: Vec<(f64, f64)>,
+    oracle: Vec<(f64, f64)>,
     current: [(f64, f64); 1],
 }
 
@@ -49,6 +52,9 @@ impl Series {
             first_k: series(points, Method::FirstK),
             random: series(points, Method::Random),
             full: series(points, Method::Full),
+            used: series(points, Method::UsedPolicy),
+            subsets: series(points, Method::BestSubset),
+            oracle: series(points, Method::Oracle),
             current: [current],
         }
     }
@@ -61,6 +67,9 @@ impl Series {
             .chain(&self.first_k)
             .chain(&self.random)
             .chain(&self.full)
+            .chain(&self.used)
+            .chain(&self.subsets)
+            .chain(&self.oracle)
             .chain(&self.current);
         let (x_max, y_min, y_max) = all.fold((0.0f64, 1.0f64, 0.0f64), |(x, lo, hi), p| {
             (x.max(p.0), lo.min(p.1), hi.max(p.1))
@@ -89,6 +98,24 @@ impl Series {
                 .graph_type(GraphType::Scatter)
                 .style(Style::new().fg(theme::GOOD))
                 .data(&self.random),
+            Dataset::default()
+                .name("best static subsets")
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(theme::STATIC))
+                .data(&self.subsets),
+            Dataset::default()
+                .name("its own policies, fixed")
+                .marker(Marker::Dot)
+                .graph_type(GraphType::Scatter)
+                .style(Style::new().fg(theme::USED))
+                .data(&self.used),
+            Dataset::default()
+                .name("oracle bound")
+                .marker(Marker::Block)
+                .graph_type(GraphType::Scatter)
+                .style(Style::new().fg(theme::ORACLE))
+                .data(&self.oracle),
             Dataset::default()
                 .name("full network")
                 .marker(Marker::Block)

@@ -1,0 +1,223 @@
+//! Static baselines: one fixed subset of blocks run on every image. The model's own most
+//! frequent policies, and a best subset at each budget, chosen greedily on a split other than
+//! the one reported (docs/method.md, "Adaptivity").
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor};
+
+use crate::data::{Dataset, Split};
+use crate::error::{Error, Result};
+use crate::model::blockdrop::{kept_blocks, policy_string};
+use crate::model::{BlockDrop, BlockDropFlops};
+use crate::stats::argmax;
+
+/// The model's most frequent policies that become static baselines.
+pub const MAX_USED_POLICIES: usize = 8;
+/// Images `eval` measures the static baselines and the adaptivity gain on (the first ones).
+pub const ADAPTIVITY_IMAGES: usize = 1000;
+/// Images of the selection split the greedy search scores each candidate on.
+pub const SELECTION_IMAGES: usize = 256;
+/// The prefix activations the greedy search keeps per batch stay under this many bytes.
+const PREFIX_BUDGET_BYTES: usize = 256 << 20;
+
+/// Where the best static subsets are chosen: a split that is not the one reported, or why
+/// there is none (then only the model's own policies and the full network are baselines).
+pub enum Selection<'a> {
+    Split(&'a Dataset),
+    Unavailable(String),
+}
+
+impl<'a> Selection<'a> {
+    /// `selection` for a report on `reported`, refused when it is the same split of the same
+    /// data: subsets chosen on the images they are scored on would flatter the baseline.
+    pub fn new(reported: &Dataset, selection: &'a Dataset) -> Result<Self> {
+        if selection.split == reported.split && selection.path == reported.path {
+            return Err(Error::BadUsage(format!(
+                "the best static subsets must be chosen on another split than the reported {} split of {}",
+                reported.split,
+                reported.path.display()
+            )));
+        }
+        Ok(Selection::Split(selection))
+    }
+}
+
+impl<'a> Selection<'a> {
+    /// The selection for `reported` from [`open_other_split`]'s answer.
+    pub fn of(reported: &Dataset, other: &'a std::result::Result<Dataset, String>) -> Result<Self> {
+        match other {
+            Ok(data) => Selection::new(reported, data),
+            Err(why) => Ok(Selection::Unavailable(why.clone())),
+        }
+    }
+}
+
+/// The split of `reported`'s data that is not reported (train for test, test for train), or
+/// why it cannot be opened.
+pub fn open_other_split(reported: &Dataset) -> std::result::Result<Dataset, String> {
+    let other = match reported.split {
+        Split::Test => Split::Train,
+        Split::Train => Split::Test,
+    };
+    Dataset::open(&reported.path, other).map_err(|e| e.to_string())
+}
+
+/// The `max` most frequent policies in `keep`, with how many images use each; ties go to
+/// fewer blocks, then the policy string.
+pub fn used_policies(keep: &[Vec<bool>], max: usize) -> Vec<(Vec<bool>, usize)> {
+    let mut counts: HashMap<&[bool], usize> = HashMap::new();
+    for k in keep {
+        *counts.entry(k.as_slice()).or_default() += 1;
+    }
+    let mut used: Vec<(Vec<bool>, usize)> =
+        counts.into_iter().map(|(k, c)| (k.to_vec(), c)).collect();
+    used.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then(kept_blocks(&a.0).cmp(&kept_blocks(&b.0)))
+            .then(policy_string(&a.0).cmp(&policy_string(&b.0)))
+    });
+    used.truncate(max);
+    used
+}
+
+/// `count` indices spread evenly over `0..len` (all of them when `count >= len`), so a
+/// split stored class by class is still sampled across its classes.
+pub fn spread(len: usize, count: usize) -> Vec<usize> {
+    if count >= len {
+        return (0..len).collect();
+    }
+    (0..count).map(|i| i * len / count).collect()
+}
+
+/// The best static subsets found by backward elimination: starting from the full network,
+/// drop the block whose removal leaves the most images of `selection` correct (ties: the
+/// block with more FLOPs, then the later one), and repeat. Returns one subset per budget,
+/// `result[k - 1]` keeping `k` blocks, for k = 1..K-1. Calls `progress(done, total)` per step.
+pub fn best_subsets(
+    model: &BlockDrop,
+    selection: &Dataset,
+    images: usize,
+    batch: usize,
+    device: &Device,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<Vec<bool>>> {
+    let net = &model.resnet;
+    let blocks = model.num_blocks();
+    let indices = spread(selection.len(), images);
+    if indices.is_empty() || batch == 0 {
+        return Err(Error::bad_input(
+            &selection.path,
+            format!(
+                "the {} split has no images to choose static subsets on",
+                selection.split
+            ),
+        ));
+    }
+    selection.check_labels(&model.config, selection.len())?;
+    let batch = prefix_batch(model, selection, &indices, batch, device)?;
+    let inputs = indices
+        .chunks(batch)
+        .map(|chunk| selection.batch(chunk, &model.config, device))
+        .collect::<Result<Vec<Tensor>>>()?;
+    let labels: Vec<u32> = indices.iter().map(|&i| selection.labels()[i]).collect();
+    let flops = BlockDropFlops::for_config(&model.config);
+    let mut current = vec![true; blocks];
+    let mut subsets = Vec::with_capacity(blocks.saturating_sub(1));
+    let total: usize = (2..=blocks).sum::<usize>() * indices.len();
+    let mut done = 0;
+    for _ in 1..blocks {
+        let mut correct = vec![0usize; blocks];
+        for (x, labels) in inputs.iter().zip(labels.chunks(batch)) {
+            // What enters each block under `current`, computed once for every candidate.
+            let mut entering = Vec::with_capacity(blocks);
+            let mut h = net.stem(x, false)?;
+            for (k, &kept) in current.iter().enumerate() {
+                let next = step(model, k, kept, &h)?;
+                entering.push(h);
+                h = next;
+            }
+            for b in (0..blocks).filter(|&b| current[b]) {
+                let mut h = net.residual(b, &entering[b], false)?;
+                for (k, &kept) in current.iter().enumerate().skip(b + 1) {
+                    h = step(model, k, kept, &h)?;
+                }
+                let logits = net.head(&h)?.to_vec2::<f32>()?;
+                correct[b] += logits
+                    .iter()
+                    .zip(labels)
+                    .filter(|(l, &label)| argmax(l) == label)
+                    .count();
+            }
+            crate::cancel::check()?;
+        }
+        let saving = |b: usize| {
+            let mut without = current.clone();
+            without[b] = false;
+            flops.base.with_policy(&current) - flops.base.with_policy(&without)
+        };
+        let drop = (0..blocks)
+            .filter(|&b| current[b])
+            .max_by_key(|&b| (correct[b], saving(b), b))
+            .expect("a budget above one block has a block to drop");
+        done += kept_blocks(&current) * indices.len();
+        current[drop] = false;
+        subsets.push(current.clone());
+        progress(done, total);
+    }
+    subsets.reverse();
+    Ok(subsets)
+}
+
+/// Block `k` on `h`: run when kept, its residual (shortcut or identity) when dropped.
+fn step(model: &BlockDrop, k: usize, kept: bool, h: &Tensor) -> Result<Tensor> {
+    Ok(if kept {
+        model.resnet.run_block(k, h, false)?
+    } else {
+        model.resnet.residual(k, h, false)?
+    })
+}
+
+/// A batch size at most `batch` whose prefix activations (one per block) stay within
+/// [`PREFIX_BUDGET_BYTES`], measured from one image's stem output.
+fn prefix_batch(
+    model: &BlockDrop,
+    selection: &Dataset,
+    indices: &[usize],
+    batch: usize,
+    device: &Device,
+) -> Result<usize> {
+    let one = selection.batch(&indices[..1], &model.config, device)?;
+    let per_image = model.resnet.stem(&one, false)?.elem_count() * 4 * model.num_blocks();
+    Ok((PREFIX_BUDGET_BYTES / per_image.max(1)).clamp(1, batch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_covers_the_split_evenly() {
+        assert_eq!(spread(10, 4), vec![0, 2, 5, 7]);
+        assert_eq!(spread(3, 5), vec![0, 1, 2]);
+        assert!(spread(0, 5).is_empty());
+    }
+
+    #[test]
+    fn used_policies_are_the_most_frequent_first() {
+        let a = vec![true, false];
+        let b = vec![false, true];
+        let c = vec![true, true];
+        let keep = vec![
+            c.clone(),
+            a.clone(),
+            b.clone(),
+            a.clone(),
+            b.clone(),
+            c.clone(),
+        ];
+        let used = used_policies(&keep, 2);
+        // Three policies used twice each: fewer blocks first, then by string.
+        assert_eq!(used, vec![(b, 2), (a, 2)]);
+    }
+}
