@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Smoke test of the real workbench in a real terminal: start `blockdrop` (no arguments) in
-# tmux, wait for the evaluation, visit two views, quit, and check the exit code.
+# tmux, wait for the evaluation and the adaptivity (the sweep that follows it), visit two
+# views, quit, and check the exit code.
 set -euo pipefail
 bin="$1"
 session="blockdrop-smoke-$$"
@@ -16,6 +17,8 @@ wait_for() { # text, seconds
   echo "timed out waiting for: $1"; tmux capture-pane -p -t "$session"; return 1
 }
 wait_for "Unique Policies:" 120
+wait_for "adaptivity gain" 180
+tmux capture-pane -p -t "$session" | sed -n '/Adaptivity at/,/gain per class/p'
 tmux send-keys -t "$session" 2
 wait_for "Blocks, sorted by block" 10
 tmux send-keys -t "$session" 3

@@ -32,91 +32,129 @@ fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
 
 /// Accuracy against mean FLOPs per image: the threshold sweep, FirstK, Random (each seed),
 /// the static baselines, the oracle, the full network and the model's own point (`learned`:
-/// mean FLOPs, accuracy).
+/// mean FLOPs, accuracy). Left, everything; right, a zoom on the region around the model,
+/// where the static baselines and the policy differ by tenths of a point.
 pub fn tradeoff(points: &[TradeoffPoint], learned: (f64, f64), path: &Path) -> Result<()> {
     ensure_font()?;
     let err = drawing_error(path);
-    let mflops = |p: &TradeoffPoint| p.mean_flops / 1e6;
-    let xs = points.iter().map(mflops).chain([learned.0 / 1e6]);
-    let (x_lo, x_hi) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
-    let ys = points.iter().map(|p| p.accuracy).chain([learned.1]);
-    let (y_lo, y_hi) = ys.fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
-    let root = BitMapBackend::new(path, (900, 600)).into_drawing_area();
+    let learned = (learned.0 / 1e6, learned.1);
+    let all: Vec<(f64, f64)> = points
+        .iter()
+        .map(|p| (p.mean_flops / 1e6, p.accuracy))
+        .chain([learned])
+        .collect();
+    let bounds = |ps: &[(f64, f64)]| {
+        ps.iter()
+            .fold((f64::MAX, f64::MIN, f64::MAX, f64::MIN), |b, p| {
+                (b.0.min(p.0), b.1.max(p.0), b.2.min(p.1), b.3.max(p.1))
+            })
+    };
+    let (x_lo, x_hi, y_lo, y_hi) = bounds(&all);
+    // The zoom: half to one and a half times the model's FLOPs, from 3 points below its
+    // accuracy to the best point there (the oracle may lie above it).
+    let zoom_x = (learned.0 * 0.5)..(learned.0 * 1.5);
+    let near: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|p| p.method != Method::Oracle)
+        .map(|p| (p.mean_flops / 1e6, p.accuracy))
+        .chain([learned])
+        .filter(|p| zoom_x.contains(&p.0) && p.1 >= learned.1 - 0.03)
+        .collect();
+    let (_, _, zy_lo, zy_hi) = bounds(&near);
+    let root = BitMapBackend::new(path, (1500, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(&err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Accuracy vs. compute: learned policy, baselines, full network",
-            (FAMILY, 22),
-        )
+    let (left, right) = root.split_horizontally(860);
+    tradeoff_panel(
+        &left,
+        points,
+        learned,
+        (padded(x_lo, x_hi), padded(y_lo, y_hi)),
+        "Accuracy vs. compute: learned policy, baselines, full network",
+        true,
+    )
+    .map_err(&err)?;
+    tradeoff_panel(
+        &right,
+        points,
+        learned,
+        (zoom_x, padded(zy_lo, zy_hi)),
+        "Zoom: around this model",
+        false,
+    )
+    .map_err(&err)?;
+    root.present().map_err(&err)?;
+    Ok(())
+}
+
+/// One panel of the trade-off figure over `range` (MFLOPs, accuracy); points outside it are
+/// left out.
+fn tradeoff_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    points: &[TradeoffPoint],
+    learned: (f64, f64),
+    range: (std::ops::Range<f64>, std::ops::Range<f64>),
+    title: &str,
+    with_legend: bool,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let (x_range, y_range) = range.clone();
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FAMILY, 22))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(60)
-        .build_cartesian_2d(padded(x_lo, x_hi), padded(y_lo, y_hi))
-        .map_err(&err)?;
+        .build_cartesian_2d(x_range, y_range)?;
     chart
         .configure_mesh()
         .x_desc("mean MFLOPs per image (policy network included for BlockDrop)")
         .y_desc("accuracy")
         .label_style((FAMILY, 14))
-        .draw()
-        .map_err(&err)?;
-    let series = |method| series(points, method);
+        .draw()?;
+    let inside = |p: &(f64, f64)| range.0.contains(&p.0) && range.1.contains(&p.1);
+    let series =
+        |method| -> Vec<(f64, f64)> { series(points, method).into_iter().filter(inside).collect() };
     for (method, colour, label) in [
         (Method::BlockDrop, KEPT, "BlockDrop, thresholds 0.1-0.9"),
         (Method::FirstK, SECOND, "FirstK (first k blocks)"),
+        (
+            Method::BestSubset,
+            STATIC,
+            "best static subset per budget (chosen on another split)",
+        ),
     ] {
         let s = series(method);
         chart
-            .draw_series(LineSeries::new(s.clone(), colour.stroke_width(2)))
-            .map_err(&err)?
+            .draw_series(LineSeries::new(s.clone(), colour.stroke_width(2)))?
             .label(label)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
             });
-        chart
-            .draw_series(s.into_iter().map(|p| Circle::new(p, 4, colour.filled())))
-            .map_err(&err)?;
+        chart.draw_series(s.into_iter().map(|p| Circle::new(p, 4, colour.filled())))?;
     }
     chart
         .draw_series(
             series(Method::Random)
                 .into_iter()
                 .map(|p| TriangleMarker::new(p, 6, THIRD.filled())),
-        )
-        .map_err(&err)?
+        )?
         .label("Random (matched budgets, each seed)")
         .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, THIRD.filled()));
-    let subsets = series(Method::BestSubset);
-    chart
-        .draw_series(LineSeries::new(subsets.clone(), STATIC.stroke_width(2)))
-        .map_err(&err)?
-        .label("best static subset per budget (chosen on another split)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], STATIC.stroke_width(2)));
+    let diamond = |size: i32| vec![(0, -size), (size, 0), (0, size), (-size, 0)];
     chart
         .draw_series(
-            subsets
+            series(Method::UsedPolicy)
                 .into_iter()
-                .map(|p| Rectangle::new([(p.0, p.1), (p.0, p.1)], STATIC.stroke_width(5))),
-        )
-        .map_err(&err)?;
-    chart
-        .draw_series(series(Method::UsedPolicy).into_iter().map(|p| {
-            EmptyElement::at(p)
-                + Polygon::new(vec![(0, -7), (7, 0), (0, 7), (-7, 0)], USED.filled())
-        }))
-        .map_err(&err)?
+                .map(move |p| EmptyElement::at(p) + Polygon::new(diamond(7), USED.filled())),
+        )?
         .label("its own policies, each fixed for every image")
-        .legend(|(x, y)| {
-            EmptyElement::at((x + 10, y))
-                + Polygon::new(vec![(0, -6), (6, 0), (0, 6), (-6, 0)], USED.filled())
+        .legend(move |(x, y)| {
+            EmptyElement::at((x + 10, y)) + Polygon::new(diamond(6), USED.filled())
         });
     chart
         .draw_series(
             series(Method::Oracle)
                 .into_iter()
                 .map(|p| Circle::new(p, 7, ORACLE.filled())),
-        )
-        .map_err(&err)?
+        )?
         .label("oracle bound (best per-image choice)")
         .legend(|(x, y)| Circle::new((x + 10, y), 6, ORACLE.filled()));
     chart
@@ -124,26 +162,25 @@ pub fn tradeoff(points: &[TradeoffPoint], learned: (f64, f64), path: &Path) -> R
             series(Method::Full)
                 .into_iter()
                 .map(|p| Cross::new(p, 8, GREY.stroke_width(3))),
-        )
-        .map_err(&err)?
+        )?
         .label("full network")
         .legend(|(x, y)| Cross::new((x + 10, y), 6, GREY.stroke_width(3)));
     chart
         .draw_series(
             [learned]
                 .into_iter()
-                .map(|(f, a)| Circle::new((f / 1e6, a), 8, ACCENT.stroke_width(3))),
-        )
-        .map_err(&err)?
+                .filter(inside)
+                .map(|p| Circle::new(p, 8, ACCENT.stroke_width(3))),
+        )?
         .label("this model (its threshold, all images)")
         .legend(|(x, y)| Circle::new((x + 10, y), 6, ACCENT.stroke_width(3)));
-    legend(
-        &mut chart.configure_series_labels(),
-        SeriesLabelPosition::LowerRight,
-    )
-    .draw()
-    .map_err(&err)?;
-    root.present().map_err(&err)?;
+    if with_legend {
+        legend(
+            &mut chart.configure_series_labels(),
+            SeriesLabelPosition::LowerRight,
+        )
+        .draw()?;
+    }
     Ok(())
 }
 
