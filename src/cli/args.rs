@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use super::values::{
     count, finite, fraction, non_negative, positive, repeats, threshold, training_batch,
 };
+use blockdrop::compare::{COMPARE_SELECTION_IMAGES, COMPARE_SWEEP_IMAGES};
 use blockdrop::data::Split;
 use blockdrop::device::DeviceKind;
 use blockdrop::eval::baselines::{ADAPTIVITY_IMAGES, SELECTION_IMAGES};
@@ -72,6 +73,11 @@ pub enum Command {
     Export(ExportArgs),
     /// Convert a reference PyTorch checkpoint (zip or legacy torch.save) to a .safetensors model.
     Import(ImportArgs),
+    /// Compare models (files or training run folders) on the same data: one row each, and with
+    /// --out a report folder (Pareto figure, keep rates, policy agreement, training curves).
+    Compare(CompareArgs),
+    /// Show training runs' curves: a table per run, and with --out a figure.
+    Runs(RunsArgs),
     /// Train: the base ResNet, then the policy over a curriculum, then both jointly.
     #[command(subcommand)]
     Train(TrainCommand),
@@ -433,4 +439,65 @@ pub struct SelectionArgs {
     /// at each budget is chosen, spread evenly over it. Never the split being reported.
     #[arg(long, value_name = "N", default_value_t = SELECTION_IMAGES, value_parser = count)]
     pub selection_images: usize,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Each MODEL is a model file (.safetensors or a PyTorch checkpoint) or a training run \
+folder (its best.safetensors, else last.safetensors, with its metrics.csv). A model that cannot be \
+loaded or evaluated keeps its row with the reason; the others still come out (exit code 2 \
+when any failed)."
+)]
+pub struct CompareArgs {
+    /// Model files or training run folders.
+    #[arg(required = true, value_name = "MODEL")]
+    pub models: Vec<PathBuf>,
+
+    /// Dataset folder (as for eval).
+    #[arg(long, value_name = "PATH")]
+    pub data: PathBuf,
+
+    /// Which split to evaluate.
+    #[arg(long, value_enum, default_value_t = SplitArg::Test)]
+    pub split: SplitArg,
+
+    /// Evaluate only the first N images.
+    #[arg(long, value_name = "N", value_parser = count)]
+    pub limit: Option<usize>,
+
+    /// A block runs when its keep probability is at least this.
+    #[arg(long, default_value_t = DEFAULT_THRESHOLD, value_parser = threshold)]
+    pub threshold: f32,
+
+    /// Where to compute.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+
+    /// Write the comparison report here (same rule as export: new, empty, or a report folder
+    /// blockdrop wrote).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Skip the latency measurements.
+    #[arg(long)]
+    pub no_profile: bool,
+
+    /// Images each model's threshold sweep and static baselines use.
+    #[arg(long, value_name = "N", default_value_t = COMPARE_SWEEP_IMAGES, value_parser = count)]
+    pub tradeoff_images: usize,
+
+    /// Images of the other split each model's best static subsets are chosen on.
+    #[arg(long, value_name = "N", default_value_t = COMPARE_SELECTION_IMAGES, value_parser = count)]
+    pub selection_images: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Training run folders (`train … --out RUN`).
+    #[arg(required = true, value_name = "RUN")]
+    pub runs: Vec<PathBuf>,
+
+    /// Write the curves (training.png, index.md) into this folder (same rule as export).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }

@@ -3,6 +3,7 @@
 
 pub mod args;
 mod commands;
+mod compare;
 mod open;
 mod train;
 mod values;
@@ -24,6 +25,8 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<()> {
         Some(Command::Tui(args)) => commands::tui(args),
         Some(Command::Profile(args)) => commands::profile(args),
         Some(Command::Export(args)) => commands::export(args),
+        Some(Command::Compare(args)) => compare::compare(args),
+        Some(Command::Runs(args)) => compare::runs(args),
         Some(Command::Train(TrainCommand::Base(args))) => train::base(args),
         Some(Command::Train(TrainCommand::Curriculum(args))) => train::curriculum(args),
         Some(Command::Train(TrainCommand::Finetune(args))) => train::finetune(args),

@@ -41,6 +41,42 @@ impl Default for EvalOptions {
     }
 }
 
+/// The records of images `chunk` (dataset indices), decoded into `x`; `labels` are the
+/// dataset's. `options.threshold` and `options.keep_logits` apply.
+pub fn evaluate_batch(
+    model: &BlockDrop,
+    x: &candle_core::Tensor,
+    chunk: &[usize],
+    labels: &[u32],
+    flops: &BlockDropFlops,
+    options: &EvalOptions,
+) -> Result<Vec<Record>> {
+    let probs = model.agent.keep_probs(x, false)?.to_vec2::<f32>()?;
+    let keep = policy_bits(&probs, options.threshold);
+    let logits = forward_batch(&model.resnet, x, &keep)?.to_vec2::<f32>()?;
+    Ok(chunk
+        .iter()
+        .zip(probs)
+        .zip(keep)
+        .zip(logits)
+        .map(|(((&i, probs), keep), logits)| {
+            let label = labels[i];
+            let pred = argmax(&logits);
+            Record {
+                index: i as u32,
+                label,
+                pred,
+                correct: pred == label,
+                blocks: kept_blocks(&keep) as u32,
+                flops: flops.per_image(&keep) as f64,
+                keep,
+                probs,
+                logits: options.keep_logits.then_some(logits),
+            }
+        })
+        .collect())
+}
+
 /// Evaluates `model` on `dataset`, calling `progress(done, total)` after every batch.
 pub fn evaluate(
     model: &BlockDrop,
@@ -73,24 +109,14 @@ pub fn evaluate(
     let indices: Vec<usize> = (0..total).collect();
     for chunk in indices.chunks(options.batch) {
         let x = dataset.batch(chunk, &model.config, device)?;
-        let probs = model.agent.keep_probs(&x, false)?.to_vec2::<f32>()?;
-        let keep = policy_bits(&probs, options.threshold);
-        let logits = forward_batch(&model.resnet, &x, &keep)?.to_vec2::<f32>()?;
-        for (((&i, probs), keep), logits) in chunk.iter().zip(probs).zip(keep).zip(logits) {
-            let label = dataset.labels()[i];
-            let pred = argmax(&logits);
-            records.push(Record {
-                index: i as u32,
-                label,
-                pred,
-                correct: pred == label,
-                blocks: kept_blocks(&keep) as u32,
-                flops: flops.per_image(&keep) as f64,
-                keep,
-                probs,
-                logits: options.keep_logits.then_some(logits),
-            });
-        }
+        records.extend(evaluate_batch(
+            model,
+            &x,
+            chunk,
+            dataset.labels(),
+            &flops,
+            options,
+        )?);
         progress(records.len(), total);
         crate::cancel::check()?;
     }

@@ -63,31 +63,40 @@ pub fn policy_heatmap(records: &[Record], path: &Path) -> Result<()> {
 
 /// Classes × blocks, colour = fraction of the class's images keeping the block.
 pub fn class_heatmap(classes: &[ClassRow], names: ClassSet, path: &Path) -> Result<()> {
-    ensure_font()?;
-    let err = drawing_error(path);
-    let k = classes.first().map_or(0, |c| c.keep_rates.len());
-    let root = BitMapBackend::new(path, (900, 120 + 40 * classes.len() as u32)).into_drawing_area();
-    root.fill(&WHITE).map_err(&err)?;
-    let labels: Vec<String> = classes
+    let rows: Vec<(String, Vec<f64>)> = classes
         .iter()
         .map(|c| {
-            format!(
-                "{} ({:.0}% acc, {:.1} blk)",
-                names.name(c.label),
-                100.0 * c.accuracy,
-                c.mean_blocks
+            (
+                format!(
+                    "{} ({:.0}% acc, {:.1} blk)",
+                    names.name(c.label),
+                    100.0 * c.accuracy,
+                    c.mean_blocks
+                ),
+                c.keep_rates.clone(),
             )
         })
         .collect();
+    keep_rate_heatmap(
+        &rows,
+        "Keep rate per class and block (darker: kept more often)",
+        path,
+    )
+}
+
+/// One row of cells per `(label, keep rate per block)`, darker for higher rates.
+pub fn keep_rate_heatmap(rows: &[(String, Vec<f64>)], title: &str, path: &Path) -> Result<()> {
+    ensure_font()?;
+    let err = drawing_error(path);
+    let k = rows.first().map_or(0, |r| r.1.len());
+    let root = BitMapBackend::new(path, (900, 120 + 40 * rows.len() as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(&err)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Keep rate per class and block (darker: kept more often)",
-            (FAMILY, 20),
-        )
+        .caption(title, (FAMILY, 20))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(230)
-        .build_cartesian_2d(-0.5..k as f64 - 0.5, -0.5..classes.len() as f64 - 0.5)
+        .build_cartesian_2d(-0.5..k as f64 - 0.5, -0.5..rows.len() as f64 - 0.5)
         .map_err(&err)?;
     chart
         .configure_mesh()
@@ -95,17 +104,17 @@ pub fn class_heatmap(classes: &[ClassRow], names: ClassSet, path: &Path) -> Resu
         .x_desc("block")
         .x_labels(2 * k + 2)
         .x_label_formatter(&block_tick)
-        .y_labels(2 * classes.len() + 2)
+        .y_labels(2 * rows.len() + 2)
         .y_label_formatter(&|y| match integer(*y) {
-            Some(i) => labels.get(i).cloned().unwrap_or_default(),
+            Some(i) => rows.get(i).map(|r| r.0.clone()).unwrap_or_default(),
             None => String::new(),
         })
         .label_style((FAMILY, 13))
         .draw()
         .map_err(&err)?;
     chart
-        .draw_series(classes.iter().enumerate().flat_map(|(row, c)| {
-            c.keep_rates.iter().enumerate().map(move |(b, &rate)| {
+        .draw_series(rows.iter().enumerate().flat_map(|(row, r)| {
+            r.1.iter().enumerate().map(move |(b, &rate)| {
                 let (x, y) = (b as f64, row as f64);
                 Rectangle::new(
                     [(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)],

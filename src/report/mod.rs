@@ -3,7 +3,10 @@
 //! and renamed into place so an interrupted export never leaves half a report.
 
 pub mod charts;
+pub mod curves;
 pub mod grids;
+pub mod models;
+pub mod runs;
 pub mod style;
 
 use std::fmt::Write as _;

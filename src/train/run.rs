@@ -141,7 +141,8 @@ pub struct EpochMetrics {
     pub wall_s: f64,
 }
 
-const HEADER: &str = "epoch,lr,train_loss,train_accuracy,test_accuracy,reward,block_usage_mean,block_usage_std,unique_policies,images_per_s,wall_s";
+/// The first line of `metrics.csv`.
+pub const METRICS_HEADER: &str = "epoch,lr,train_loss,train_accuracy,test_accuracy,reward,block_usage_mean,block_usage_std,unique_policies,images_per_s,wall_s";
 
 impl EpochMetrics {
     fn csv_row(&self) -> String {
@@ -304,7 +305,7 @@ impl Run {
     ) -> Result<()> {
         self.rows.truncate(metrics.epoch);
         self.rows.push(metrics.csv_row());
-        let mut csv = String::from(HEADER);
+        let mut csv = String::from(METRICS_HEADER);
         for row in &self.rows {
             csv.push('\n');
             csv.push_str(row);

@@ -1,0 +1,133 @@
+//! `compare` (several models on the same data) and `runs` (training curves).
+
+use std::path::{Path, PathBuf};
+
+use super::args::{CompareArgs, RunsArgs};
+use super::open::progress_bar;
+use blockdrop::compare::{compare as compare_models, CompareOptions, Entry};
+use blockdrop::device::DeviceKind;
+use blockdrop::eval::baselines::{open_other_split, Selection};
+use blockdrop::runs::{display_name, RunFolder};
+use blockdrop::{checkpoint, data, output, report, Error};
+
+/// A MODEL argument: the model file and, for a run folder, the run.
+fn entry(path: &Path, device: &candle_core::Device) -> Entry {
+    let name = display_name(path);
+    let (file, run) = if RunFolder::is_run(path) {
+        match RunFolder::read(path).and_then(|run| Ok((run.model_file()?, run))) {
+            Ok((file, run)) => (file, Some(run)),
+            Err(e) => {
+                return Entry {
+                    name,
+                    model: Err(e.to_string()),
+                    run: None,
+                }
+            }
+        }
+    } else {
+        (path.to_path_buf(), None)
+    };
+    let model = checkpoint::load_model(&file, None, None, device)
+        .and_then(|mut loaded| {
+            loaded.model.fold_batchnorm()?;
+            Ok(loaded.model)
+        })
+        .map_err(|e| e.to_string());
+    Entry { name, model, run }
+}
+
+/// The model file a MODEL argument names, for the output folder's checks.
+fn model_path(path: &Path) -> PathBuf {
+    if RunFolder::is_run(path) {
+        path.join(blockdrop::train::run::BEST)
+    } else {
+        path.to_path_buf()
+    }
+}
+
+pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
+    if let Some(out) = &args.out {
+        for model in &args.models {
+            output::check_export_target(out, &args.data, Some(&model_path(model)))?;
+        }
+    }
+    let device = DeviceKind::from(args.device).open()?;
+    let dataset = data::Dataset::open(&args.data, args.split.into())?;
+    let other = open_other_split(&dataset);
+    let selection = Selection::of(&dataset, &other)?;
+    let entries: Vec<Entry> = args.models.iter().map(|m| entry(m, &device)).collect();
+    let mut options = CompareOptions::default();
+    options.eval.limit = args.limit;
+    options.eval.threshold = args.threshold;
+    options.tradeoff.limit = Some(args.tradeoff_images);
+    options.tradeoff.selection_images = args.selection_images;
+    if args.no_profile {
+        options.profile = None;
+    }
+    let start = std::time::Instant::now();
+    let bar = progress_bar(1);
+    let comparison = compare_models(
+        entries,
+        &dataset,
+        &selection,
+        &options,
+        &device,
+        |phase, done, total| {
+            bar.set_message(phase.to_string());
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
+    bar.finish_and_clear();
+    println!("{}", report::models::table_text(&comparison));
+    println!(
+        "({} {} images of {} [{}], threshold {}; adaptivity gain on the first {} images)",
+        comparison.images,
+        dataset.split,
+        dataset.path.display(),
+        dataset.format,
+        args.threshold,
+        args.tradeoff_images.min(comparison.images)
+    );
+    if let Some(out) = &args.out {
+        let title = format!("{} models on {}", args.models.len(), dataset.path.display());
+        let figures = report::models::write_report(&title, &comparison, out)?;
+        println!(
+            "report: {} ({} figures, index.md, comparison.csv) in {:.1} s",
+            out.display(),
+            figures.len(),
+            start.elapsed().as_secs_f64()
+        );
+    }
+    let failed = comparison.rows.iter().filter(|r| r.is_err()).count();
+    if failed > 0 {
+        return Err(Error::bad_input(
+            &args.models[comparison.rows.iter().position(|r| r.is_err()).unwrap_or(0)],
+            format!(
+                "{failed} of {} models could not be compared (their rows say why)",
+                comparison.rows.len()
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+pub fn runs(args: &RunsArgs) -> anyhow::Result<()> {
+    if let Some(out) = &args.out {
+        output::check_report_target(out)?;
+        let inputs: Vec<(&Path, &str)> = args.runs.iter().map(|r| (r.as_path(), "run")).collect();
+        output::refuse_inside(out, &inputs)?;
+    }
+    let runs = args
+        .runs
+        .iter()
+        .map(|r| RunFolder::read(r))
+        .collect::<blockdrop::Result<Vec<_>>>()?;
+    println!("{}", report::runs::summary_text(&runs));
+    if let Some(out) = &args.out {
+        report::runs::write_report(&runs, out)?;
+        println!("report: {} (training.png, index.md)", out.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,322 @@
+//! Several models on the same data, side by side (`blockdrop compare`, the report's Models
+//! section, the workbench's Models view): each model's four lines, the full network's
+//! accuracy with the same weights, its threshold sweep and adaptivity, and batch-1 latency,
+//! plus how often the models choose the same blocks. One decoded batch feeds every model's
+//! evaluation, so k models cost about k evaluations.
+
+pub mod agreement;
+
+use candle_core::{Device, Tensor};
+
+use crate::config::Transform;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::eval::baselines::Selection;
+use crate::eval::tradeoff::{choose_subsets, tradeoff, Tradeoff, TradeoffOptions};
+use crate::eval::{evaluate_batch, EvalOptions};
+use crate::exec::forward_batch;
+use crate::model::{BlockDrop, BlockDropFlops};
+use crate::profile::{profile, ImageLatencySummary, ProfileOptions, ProfileReport};
+use crate::records::{Record, Summary};
+use crate::runs::RunFolder;
+use crate::stats::argmax;
+
+pub use agreement::{agreement, Agreement};
+
+/// Images the per-model sweep (thresholds, static baselines) uses in a comparison.
+pub const COMPARE_SWEEP_IMAGES: usize = 200;
+/// Images of the other split each model's best static subsets are chosen on.
+pub const COMPARE_SELECTION_IMAGES: usize = 96;
+
+/// One model to compare, as the user named it.
+pub struct Entry {
+    /// The file or run folder's name.
+    pub name: String,
+    /// The model, or why it could not be loaded.
+    pub model: std::result::Result<BlockDrop, String>,
+    /// The run folder, when the user named one.
+    pub run: Option<RunFolder>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompareOptions {
+    pub eval: EvalOptions,
+    pub tradeoff: TradeoffOptions,
+    /// `None` skips profiling.
+    pub profile: Option<ProfileOptions>,
+}
+
+impl Default for CompareOptions {
+    fn default() -> Self {
+        Self {
+            eval: EvalOptions {
+                batch: 64,
+                ..EvalOptions::default()
+            },
+            tradeoff: TradeoffOptions {
+                limit: Some(COMPARE_SWEEP_IMAGES),
+                random_seeds: 0,
+                selection_images: COMPARE_SELECTION_IMAGES,
+                ..TradeoffOptions::default()
+            },
+            profile: Some(ProfileOptions {
+                images: crate::report::PROFILE_IMAGES,
+                batch: 1,
+                repeat: crate::report::PROFILE_REPEATS,
+                warmup: 1,
+            }),
+        }
+    }
+}
+
+/// One model's results.
+pub struct Compared {
+    pub name: String,
+    pub config: String,
+    pub records: Vec<Record>,
+    pub summary: Summary,
+    /// Every block kept, same weights, same images.
+    pub full_accuracy: f64,
+    /// The base network's FLOPs with every block (no policy network).
+    pub full_flops: f64,
+    pub tradeoff: Tradeoff,
+    pub profile: Option<ProfileReport>,
+    pub run: Option<RunFolder>,
+}
+
+impl Compared {
+    /// Mean FLOPs (policy network included) as a share of the full base network's.
+    pub fn flops_share(&self) -> f64 {
+        self.summary.flops_mean / self.full_flops
+    }
+
+    pub fn latency(&self) -> Option<ImageLatencySummary> {
+        self.profile.as_ref().map(ProfileReport::image_latency)
+    }
+}
+
+/// A model that could not be compared, and why.
+pub struct Failed {
+    pub name: String,
+    pub error: String,
+}
+
+/// The parts of a comparison, as progress names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Every model on each decoded batch.
+    Evaluating,
+    /// The model at this position: static subsets, sweep, profile.
+    Sweeping(usize),
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::Evaluating => f.write_str("evaluating every model"),
+            Phase::Sweeping(m) => write!(f, "model {}: baselines, sweep, profile", m + 1),
+        }
+    }
+}
+
+pub struct Comparison {
+    pub rows: Vec<std::result::Result<Compared, Failed>>,
+    pub images: usize,
+}
+
+impl Comparison {
+    pub fn compared(&self) -> impl Iterator<Item = &Compared> {
+        self.rows.iter().filter_map(|r| r.as_ref().ok())
+    }
+}
+
+/// Compares `entries` on `dataset`; a model that fails keeps its row with the reason, and
+/// the others go on. `progress(phase, done, total)`.
+pub fn compare(
+    entries: Vec<Entry>,
+    dataset: &Dataset,
+    selection: &Selection,
+    options: &CompareOptions,
+    device: &Device,
+    mut progress: impl FnMut(Phase, usize, usize),
+) -> Result<Comparison> {
+    let total = options
+        .eval
+        .limit
+        .map_or(dataset.len(), |l| l.min(dataset.len()));
+    if total == 0 || options.eval.batch == 0 {
+        return Err(Error::bad_input(
+            &dataset.path,
+            format!("the {} split holds no images to compare on", dataset.split),
+        ));
+    }
+    let mut states: Vec<State> = entries
+        .into_iter()
+        .map(|e| State {
+            outcome: match e.model {
+                Ok(model) => match dataset.check_labels(&model.config, total) {
+                    Ok(()) => Ok(model),
+                    Err(err) => Err(err.to_string()),
+                },
+                Err(err) => Err(err),
+            },
+            name: e.name,
+            run: e.run,
+            records: Vec::with_capacity(total),
+            full_correct: 0,
+        })
+        .collect();
+    evaluate_all(
+        &mut states,
+        dataset,
+        total,
+        &options.eval,
+        device,
+        |d, t| progress(Phase::Evaluating, d, t),
+    )?;
+    let mut rows = Vec::with_capacity(states.len());
+    for (m, state) in states.into_iter().enumerate() {
+        let model = match state.outcome {
+            Ok(model) => model,
+            Err(error) => {
+                rows.push(Err(Failed {
+                    name: state.name,
+                    error,
+                }));
+                continue;
+            }
+        };
+        let finished = finish(
+            &model,
+            &state.records,
+            dataset,
+            selection,
+            options,
+            device,
+            |d, t| progress(Phase::Sweeping(m), d, t),
+        );
+        rows.push(match finished {
+            Ok((tradeoff, profile)) => Ok(Compared {
+                name: state.name,
+                config: model.config.name.clone(),
+                summary: Summary::of(&state.records),
+                full_accuracy: state.full_correct as f64 / total as f64,
+                full_flops: BlockDropFlops::for_config(&model.config).base.full() as f64,
+                records: state.records,
+                tradeoff,
+                profile,
+                run: state.run,
+            }),
+            Err(Error::Cancelled) => return Err(Error::Cancelled),
+            Err(e) => Err(Failed {
+                name: state.name,
+                error: e.to_string(),
+            }),
+        });
+    }
+    Ok(Comparison {
+        rows,
+        images: total,
+    })
+}
+
+/// What decides a decoded tensor: the input shape and the transform.
+type InputKey = ((usize, usize, usize), Transform);
+
+/// A model's progress through the shared evaluation.
+struct State {
+    name: String,
+    outcome: std::result::Result<BlockDrop, String>,
+    run: Option<RunFolder>,
+    records: Vec<Record>,
+    full_correct: usize,
+}
+
+/// Every model's records and full-network hits, one decoded batch at a time: models whose
+/// configurations transform images alike share the decoded tensor.
+fn evaluate_all(
+    states: &mut [State],
+    dataset: &Dataset,
+    total: usize,
+    options: &EvalOptions,
+    device: &Device,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<()> {
+    let indices: Vec<usize> = (0..total).collect();
+    let labels = dataset.labels();
+    for chunk in indices.chunks(options.batch) {
+        let mut decoded: Vec<(InputKey, Tensor)> = Vec::new();
+        for state in states.iter_mut() {
+            let Ok(model) = &state.outcome else { continue };
+            let key = (model.config.input, model.config.transform.clone());
+            let result = match decoded.iter().find(|(k, _)| *k == key) {
+                Some((_, x)) => Ok(x.clone()),
+                None => dataset.batch(chunk, &model.config, device).inspect(|x| {
+                    decoded.push((key, x.clone()));
+                }),
+            }
+            .and_then(|x| one_batch(model, &x, chunk, labels, options));
+            match result {
+                Ok((records, full)) => {
+                    state.records.extend(records);
+                    state.full_correct += full;
+                }
+                Err(Error::Cancelled) => return Err(Error::Cancelled),
+                Err(e) => state.outcome = Err(e.to_string()),
+            }
+        }
+        progress(chunk[chunk.len() - 1] + 1, total);
+        crate::cancel::check()?;
+    }
+    Ok(())
+}
+
+/// One batch's records, and how many of its images the full network gets right.
+fn one_batch(
+    model: &BlockDrop,
+    x: &Tensor,
+    chunk: &[usize],
+    labels: &[u32],
+    options: &EvalOptions,
+) -> Result<(Vec<Record>, usize)> {
+    let flops = BlockDropFlops::for_config(&model.config);
+    let records = evaluate_batch(model, x, chunk, labels, &flops, options)?;
+    let every = vec![vec![true; model.num_blocks()]; chunk.len()];
+    let logits = forward_batch(&model.resnet, x, &every)?.to_vec2::<f32>()?;
+    let full = logits
+        .iter()
+        .zip(chunk)
+        .filter(|(l, &i)| argmax(l) == labels[i])
+        .count();
+    Ok((records, full))
+}
+
+/// A model's sweep (with static baselines and adaptivity) and profile.
+fn finish(
+    model: &BlockDrop,
+    records: &[Record],
+    dataset: &Dataset,
+    selection: &Selection,
+    options: &CompareOptions,
+    device: &Device,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<(Tradeoff, Option<ProfileReport>)> {
+    let tradeoff_options = TradeoffOptions {
+        threshold: options.eval.threshold,
+        ..options.tradeoff.clone()
+    };
+    let subsets = choose_subsets(model, selection, &tradeoff_options, device, &mut progress)?;
+    let sweep = tradeoff(
+        model,
+        dataset,
+        &subsets,
+        &tradeoff_options,
+        device,
+        &mut progress,
+    )?;
+    let profile = match &options.profile {
+        Some(p) if !records.is_empty() => Some(profile(model, dataset, p, device)?),
+        _ => None,
+    };
+    Ok((sweep, profile))
+}
