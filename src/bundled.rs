@@ -1,4 +1,5 @@
-//! What ships inside the binary: the default model and a Fashion-MNIST sample (the first
+//! What ships inside the binary: the default model (and the two other shipped models, for
+//! the report's Models section) and a Fashion-MNIST sample (the first
 //! 1,000 test images, and 500 training images spread over the training split, on which the
 //! best static subsets are chosen), so `blockdrop` works with nothing else on the machine.
 
@@ -15,6 +16,17 @@ pub const DEFAULT_MODEL_PATH: &str = "assets/default.safetensors";
 pub const SAMPLE_PATH: &str = "assets/fashion-mnist-sample";
 
 const DEFAULT_MODEL: &[u8] = include_bytes!("../assets/default.safetensors");
+/// The other shipped models (finetuned at γ = −5 and −10), for the report's Models section.
+const SHIPPED: [(&str, &[u8]); 2] = [
+    (
+        "assets/fmnist-finetuned-g5.safetensors",
+        include_bytes!("../assets/fmnist-finetuned-g5.safetensors"),
+    ),
+    (
+        "assets/fmnist-finetuned-g10.safetensors",
+        include_bytes!("../assets/fmnist-finetuned-g10.safetensors"),
+    ),
+];
 const SAMPLE_IMAGES: &[u8] =
     include_bytes!("../assets/fashion-mnist-sample/t10k-images-idx3-ubyte.gz");
 const SAMPLE_LABELS: &[u8] =
@@ -26,6 +38,17 @@ const SAMPLE_TRAIN_LABELS: &[u8] =
 
 pub fn default_model(device: &Device) -> Result<LoadedModel> {
     load_model_bytes(Path::new(DEFAULT_MODEL_PATH), DEFAULT_MODEL, None, device)
+}
+
+/// Every shipped model, the default first, with its path in the source tree.
+pub fn shipped_models(device: &Device) -> Vec<(&'static str, Result<LoadedModel>)> {
+    std::iter::once((DEFAULT_MODEL_PATH, default_model(device)))
+        .chain(
+            SHIPPED.iter().map(|&(path, bytes)| {
+                (path, load_model_bytes(Path::new(path), bytes, None, device))
+            }),
+        )
+        .collect()
 }
 
 /// The sample's test split: what the bundled default is evaluated on.

@@ -210,6 +210,26 @@ fn export_twice_beside_the_users_reports_keeps_them() {
     assert_eq!(read(reports.join("example/index.md")), "the example");
     assert!(reports.join("default/index.md").is_file());
     assert!(reports.join("default").join(MARKER).is_file());
+    // The bundled default's report compares the shipped models, from the binary alone (this
+    // folder holds no assets).
+    let index = read(reports.join("default/index.md"));
+    assert!(
+        index.contains("## Models: the shipped models side by side"),
+        "{index}"
+    );
+    for model in [
+        "| default.safetensors |",
+        "| fmnist-finetuned-g5.safetensors |",
+        "| fmnist-finetuned-g10.safetensors |",
+    ] {
+        assert!(index.contains(model), "{model} missing");
+    }
+    for figure in ["models_pareto.png", "models_keep_rates.png"] {
+        assert!(
+            index.contains(&format!("]({figure})"))
+                && reports.join("default").join(figure).is_file()
+        );
+    }
 }
 
 #[test]

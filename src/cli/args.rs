@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use super::values::{
     count, finite, fraction, non_negative, positive, repeats, threshold, training_batch,
 };
-use blockdrop::compare::{COMPARE_SELECTION_IMAGES, COMPARE_SWEEP_IMAGES};
+use blockdrop::compare::COMPARE_SWEEP_IMAGES;
 use blockdrop::data::Split;
 use blockdrop::device::DeviceKind;
 use blockdrop::eval::baselines::{ADAPTIVITY_IMAGES, SELECTION_IMAGES};
@@ -487,7 +487,7 @@ pub struct CompareArgs {
     pub tradeoff_images: usize,
 
     /// Images of the other split each model's best static subsets are chosen on.
-    #[arg(long, value_name = "N", default_value_t = COMPARE_SELECTION_IMAGES, value_parser = count)]
+    #[arg(long, value_name = "N", default_value_t = SELECTION_IMAGES, value_parser = count)]
     pub selection_images: usize,
 }
 

@@ -140,24 +140,38 @@ fn export_options(args: &ReportArgs) -> ExportOptions {
 }
 
 /// Evaluates, sweeps, profiles and writes the report, with a progress line per phase.
-fn write_export(opened: &Opened, options: &ExportOptions, out: &Path) -> anyhow::Result<()> {
+/// With `shipped_models`, the report adds the Models section (the bundled default's).
+fn write_export(
+    opened: &Opened,
+    options: &ExportOptions,
+    out: &Path,
+    shipped_models: bool,
+) -> anyhow::Result<()> {
     let start = std::time::Instant::now();
     let bar = progress_bar(1);
     let model = &opened.loaded.model;
     let other = opened.other_split();
     let selection = Selection::of(&opened.dataset, &other)?;
-    let data = report::collect(
+    let show = |phase: report::Phase, done: usize, total: usize| {
+        bar.set_message(phase.to_string());
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let mut data = report::collect(
         model,
         &opened.dataset,
         &selection,
         options,
         &opened.device,
-        |phase, done, total| {
-            bar.set_message(phase.to_string());
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        },
+        show,
     )?;
+    if shipped_models {
+        data.models = Some(report::shipped_models_comparison(
+            &opened.dataset,
+            &opened.device,
+            show,
+        )?);
+    }
     bar.finish_and_clear();
     let figures = report::write_report(&data, options, out)?;
     println!("{}", Summary::of(&data.records));
@@ -174,7 +188,7 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
     // The folder is checked before any work, and again when the report is moved in.
     output::check_export_target(&args.out, &args.model.data, args.model.model.as_deref())?;
     let opened = open(&args.model)?;
-    write_export(&opened, &export_options(&args.report), &args.out)
+    write_export(&opened, &export_options(&args.report), &args.out, false)
 }
 
 /// `--export`: the bundled default's report with the preset every report shares.
@@ -184,7 +198,7 @@ pub fn export_default(out: &Path) -> anyhow::Result<()> {
     if opened.loaded.is_untrained() {
         println!("The bundled model is UNTRAINED (random weights): the report shows its structure, not a trained policy.");
     }
-    write_export(&opened, &ExportOptions::default(), out)
+    write_export(&opened, &ExportOptions::default(), out, true)
 }
 
 pub fn import(args: &ImportArgs) -> anyhow::Result<()> {

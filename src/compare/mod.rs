@@ -25,8 +25,6 @@ pub use agreement::{agreement, Agreement};
 
 /// Images the per-model sweep (thresholds, static baselines) uses in a comparison.
 pub const COMPARE_SWEEP_IMAGES: usize = 200;
-/// Images of the other split each model's best static subsets are chosen on.
-pub const COMPARE_SELECTION_IMAGES: usize = 96;
 
 /// One model to compare, as the user named it.
 pub struct Entry {
@@ -42,6 +40,10 @@ pub struct Entry {
 pub struct CompareOptions {
     pub eval: EvalOptions,
     pub tradeoff: TradeoffOptions,
+    /// Measure each model's static baselines and adaptivity gain (the costly part: the
+    /// best-subset search and one run per static policy). Without, the sweep is the
+    /// thresholds only.
+    pub adaptivity: bool,
     /// `None` skips profiling.
     pub profile: Option<ProfileOptions>,
 }
@@ -55,10 +57,10 @@ impl Default for CompareOptions {
             },
             tradeoff: TradeoffOptions {
                 limit: Some(COMPARE_SWEEP_IMAGES),
-                random_seeds: 0,
-                selection_images: COMPARE_SELECTION_IMAGES,
+                matched_baselines: false,
                 ..TradeoffOptions::default()
             },
+            adaptivity: true,
             profile: Some(ProfileOptions {
                 images: crate::report::PROFILE_IMAGES,
                 batch: 1,
@@ -80,11 +82,22 @@ pub struct Compared {
     /// The base network's FLOPs with every block (no policy network).
     pub full_flops: f64,
     pub tradeoff: Tradeoff,
+    /// Whether `tradeoff` holds the static baselines (else its adaptivity is not measured).
+    pub adaptivity: bool,
     pub profile: Option<ProfileReport>,
     pub run: Option<RunFolder>,
 }
 
 impl Compared {
+    /// The adaptivity gain at equal blocks, when measured.
+    pub fn gain(&self) -> Option<f64> {
+        self.tradeoff
+            .adaptivity
+            .gain
+            .blocks
+            .filter(|_| self.adaptivity)
+    }
+
     /// Mean FLOPs (policy network included) as a share of the full base network's.
     pub fn flops_share(&self) -> f64 {
         self.summary.flops_mean / self.full_flops
@@ -204,6 +217,7 @@ pub fn compare(
                 full_flops: BlockDropFlops::for_config(&model.config).base.full() as f64,
                 records: state.records,
                 tradeoff,
+                adaptivity: options.adaptivity,
                 profile,
                 run: state.run,
             }),
@@ -301,9 +315,16 @@ fn finish(
     device: &Device,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<(Tradeoff, Option<ProfileReport>)> {
-    let tradeoff_options = TradeoffOptions {
+    let mut tradeoff_options = TradeoffOptions {
         threshold: options.eval.threshold,
         ..options.tradeoff.clone()
+    };
+    let skipped = Selection::Unavailable("not measured".into());
+    let selection = if options.adaptivity {
+        selection
+    } else {
+        tradeoff_options.used_policies = 0;
+        &skipped
     };
     let subsets = choose_subsets(model, selection, &tradeoff_options, device, &mut progress)?;
     let sweep = tradeoff(

@@ -89,7 +89,7 @@ pub struct Adaptivity {
     /// classifies it correctly; the cheapest candidate when none does.
     pub oracle: CostPoint,
     pub per_class: Vec<ClassAdaptivity>,
-    /// Where the best subsets were chosen ("256 images of the train split of …"), or why
+    /// Where the best subsets were chosen ("128 images of the train split of …"), or why
     /// there are none.
     pub subsets_from: String,
 }

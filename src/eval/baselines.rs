@@ -17,7 +17,7 @@ pub const MAX_USED_POLICIES: usize = 8;
 /// Images `eval` measures the static baselines and the adaptivity gain on (the first ones).
 pub const ADAPTIVITY_IMAGES: usize = 1000;
 /// Images of the selection split the greedy search scores each candidate on.
-pub const SELECTION_IMAGES: usize = 256;
+pub const SELECTION_IMAGES: usize = 128;
 /// The prefix activations the greedy search keeps per batch stay under this many bytes.
 const PREFIX_BUDGET_BYTES: usize = 256 << 20;
 
@@ -128,6 +128,7 @@ pub fn best_subsets(
     let mut done = 0;
     for _ in 1..blocks {
         let mut correct = vec![0usize; blocks];
+        let mut likelihood = vec![0f64; blocks];
         for (x, labels) in inputs.iter().zip(labels.chunks(batch)) {
             // What enters each block under `current`, computed once for every candidate.
             let mut entering = Vec::with_capacity(blocks);
@@ -143,11 +144,10 @@ pub fn best_subsets(
                     h = step(model, k, kept, &h)?;
                 }
                 let logits = net.head(&h)?.to_vec2::<f32>()?;
-                correct[b] += logits
-                    .iter()
-                    .zip(labels)
-                    .filter(|(l, &label)| argmax(l) == label)
-                    .count();
+                for (l, &label) in logits.iter().zip(labels) {
+                    correct[b] += (argmax(l) == label) as usize;
+                    likelihood[b] += log_probability(l, label as usize);
+                }
             }
             crate::cancel::check()?;
         }
@@ -158,7 +158,13 @@ pub fn best_subsets(
         };
         let drop = (0..blocks)
             .filter(|&b| current[b])
-            .max_by_key(|&b| (correct[b], saving(b), b))
+            .max_by(|&a, &b| {
+                correct[a]
+                    .cmp(&correct[b])
+                    .then(likelihood[a].total_cmp(&likelihood[b]))
+                    .then(saving(a).cmp(&saving(b)))
+                    .then(a.cmp(&b))
+            })
             .expect("a budget above one block has a block to drop");
         done += kept_blocks(&current) * indices.len();
         current[drop] = false;
@@ -167,6 +173,15 @@ pub fn best_subsets(
     }
     subsets.reverse();
     Ok(subsets)
+}
+
+/// log softmax(`logits`)[`label`], computed stably.
+fn log_probability(logits: &[f32], label: usize) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&l| (l as f64 - max).exp()).sum();
+    logits
+        .get(label)
+        .map_or(f64::NEG_INFINITY, |&l| l as f64 - max - sum.ln())
 }
 
 /// Block `k` on `h`: run when kept, its residual (shortcut or identity) when dropped.
@@ -195,6 +210,14 @@ fn prefix_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_probabilities_are_stable_and_sum_to_one() {
+        let logits = [1000.0f32, 999.0, -5.0];
+        let total: f64 = (0..3).map(|i| log_probability(&logits, i).exp()).sum();
+        assert!((total - 1.0).abs() < 1e-9, "{total}");
+        assert!(log_probability(&logits, 0).is_finite());
+    }
 
     #[test]
     fn spread_covers_the_split_evenly() {

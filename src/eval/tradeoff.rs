@@ -22,6 +22,8 @@ pub struct TradeoffOptions {
     /// The model's operating threshold: its policy there is the one the static baselines
     /// and the adaptivity gain are measured against.
     pub threshold: f32,
+    /// Whether to run the paper's baselines at matched budgets (FirstK, Random).
+    pub matched_baselines: bool,
     /// Seeds of the Random baseline per budget.
     pub random_seeds: u64,
     /// Use only the first N images.
@@ -38,6 +40,7 @@ impl Default for TradeoffOptions {
         Self {
             thresholds: vec![0.1, 0.3, 0.5, 0.7, 0.9],
             threshold: crate::model::DEFAULT_THRESHOLD,
+            matched_baselines: true,
             random_seeds: 2,
             limit: None,
             batch: 64,
@@ -171,7 +174,7 @@ impl Scenario {
 pub struct ChosenSubsets {
     /// One per budget: `subsets[k - 1]` keeps k blocks.
     pub subsets: Vec<Vec<bool>>,
-    /// "256 images of the train split of DIR", or why there are none.
+    /// "128 images of the train split of DIR", or why there are none.
     pub from: String,
 }
 
@@ -450,6 +453,9 @@ fn scenarios(probs: &[Vec<f32>], blocks: usize, options: &TradeoffOptions) -> Ve
         .collect();
     budgets.sort_unstable();
     budgets.dedup();
+    if !options.matched_baselines {
+        budgets.clear();
+    }
     for &k in &budgets {
         let mut first_k = Scenario::fixed(Method::FirstK, (0..blocks).map(|b| b < k).collect());
         first_k.parameter = k as f64;

@@ -78,6 +78,8 @@ pub struct ReportData<'a> {
     pub records: Vec<Record>,
     pub tradeoff: Tradeoff,
     pub profile: Option<ProfileReport>,
+    /// The shipped models side by side (`--export` of the bundled default).
+    pub models: Option<crate::compare::Comparison>,
 }
 
 /// A figure written into the report, with the caption `index.md` gives it.
@@ -94,6 +96,7 @@ pub enum Phase {
     ChoosingSubsets,
     TradeoffSweep,
     Profiling,
+    Models,
 }
 
 impl std::fmt::Display for Phase {
@@ -103,6 +106,7 @@ impl std::fmt::Display for Phase {
             Phase::ChoosingSubsets => "choosing static subsets",
             Phase::TradeoffSweep => "trade-off sweep",
             Phase::Profiling => "profiling",
+            Phase::Models => "comparing the shipped models",
         })
     }
 }
@@ -145,7 +149,44 @@ pub fn collect<'a>(
         records,
         tradeoff,
         profile,
+        models: None,
     })
+}
+
+/// The shipped models (the default and the other two finetuned ones, from the binary)
+/// compared on `dataset`: evaluation, full network, threshold sweep and latency; their
+/// adaptivity is left to `blockdrop compare`, to keep `--export` quick.
+pub fn shipped_models_comparison(
+    dataset: &Dataset,
+    device: &Device,
+    mut progress: impl FnMut(Phase, usize, usize),
+) -> Result<crate::compare::Comparison> {
+    use crate::compare::{compare, CompareOptions, Entry};
+    let entries = crate::bundled::shipped_models(device)
+        .into_iter()
+        .map(|(path, loaded)| Entry {
+            name: crate::runs::display_name(Path::new(path)),
+            model: loaded
+                .and_then(|mut l| {
+                    l.model.fold_batchnorm()?;
+                    Ok(l.model)
+                })
+                .map_err(|e| e.to_string()),
+            run: None,
+        })
+        .collect();
+    let options = CompareOptions {
+        adaptivity: false,
+        ..CompareOptions::default()
+    };
+    compare(
+        entries,
+        dataset,
+        &Selection::Unavailable("not measured".into()),
+        &options,
+        device,
+        |_, d, t| progress(Phase::Models, d, t),
+    )
 }
 
 fn tradeoff_frame(points: &[TradeoffPoint]) -> Result<DataFrame> {
@@ -217,6 +258,10 @@ pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Re
     };
     chart_figures(data, options, &summary, &mut figures)?;
     grid_figures(data, options, &clusters, &mut figures)?;
+    let model_figures = match &data.models {
+        Some(models) => models::write_figures(models, dir, "models_")?,
+        None => Vec::new(),
+    };
     write_tables(data, &clusters, dir)?;
     let json = summary_json(data, &summary);
     crate::atomic::write_bytes_atomic(
@@ -225,9 +270,12 @@ pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Re
             .unwrap_or_default()
             .as_bytes(),
     )?;
-    let index = index_markdown(data, &summary, &figures.list);
+    let mut index = index_markdown(data, &summary, &figures.list);
+    if let Some(models) = &data.models {
+        index.push_str(&models_markdown(models, &model_figures));
+    }
     crate::atomic::write_bytes_atomic(&dir.join("index.md"), index.as_bytes())?;
-    Ok(figures.list)
+    Ok(figures.list.into_iter().chain(model_figures).collect())
 }
 
 /// The plotted figures: the trade-off, per-stage latency, block usage and keep rates.
@@ -392,6 +440,21 @@ fn summary_json(data: &ReportData, summary: &Summary) -> serde_json::Value {
             })
         }),
     })
+}
+
+/// The report's Models section: the shipped models side by side.
+fn models_markdown(models: &crate::compare::Comparison, figures: &[Figure]) -> String {
+    let mut md = format!(
+        "\n## Models: the shipped models side by side\n\nOn the same {} images: the four figures as `eval` prints them, FLOPs as a share of the full base network, the full network with the same weights, and batch-1 latency on this device. (Their adaptivity gain: `blockdrop compare --data assets/fashion-mnist-sample assets/*.safetensors`.)\n\n",
+        models.images
+    );
+    md.push_str(&models::table_markdown(models));
+    md.push('\n');
+    for f in figures {
+        let _ = writeln!(md, "![{}]({})\n\n{}\n", f.file, f.file, f.caption);
+    }
+    md.push_str(&models::agreement_markdown(models));
+    md
 }
 
 /// The adaptivity numbers for `summary.json` (docs/formats.md).

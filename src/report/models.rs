@@ -48,11 +48,11 @@ fn cells(comparison: &Comparison) -> Vec<Vec<String>> {
                 row.extend([
                     format!("{:.0}%", 100.0 * c.flops_share()),
                     format!("{:.3}", c.full_accuracy),
-                    c.tradeoff
-                        .adaptivity
-                        .gain
-                        .blocks
-                        .map_or("n/a".into(), |g| format!("{g:+.4}")),
+                    match (c.adaptivity, c.gain()) {
+                        (true, Some(g)) => format!("{g:+.4}"),
+                        (true, None) => "n/a".into(),
+                        (false, _) => "-".into(),
+                    },
                     us(latency.as_ref().map(|l| l.median_path_us)),
                     us(latency.as_ref().map(|l| l.median_full_us)),
                     c.config.clone(),
@@ -182,17 +182,19 @@ pub fn model_series(c: &Compared) -> ModelSeries {
     }
 }
 
-/// Writes the comparison's figures into `dir`; returns them with captions.
-pub fn write_figures(comparison: &Comparison, dir: &Path) -> Result<Vec<Figure>> {
+/// Writes the comparison's figures into `dir`, each file name starting with `prefix`;
+/// returns them with captions.
+pub fn write_figures(comparison: &Comparison, dir: &Path, prefix: &str) -> Result<Vec<Figure>> {
     let compared: Vec<&Compared> = comparison.compared().collect();
     let mut figures = Vec::new();
     if compared.is_empty() {
         return Ok(figures);
     }
     let series: Vec<ModelSeries> = compared.iter().map(|c| model_series(c)).collect();
-    curves::pareto(&series, &dir.join("pareto.png"))?;
+    let pareto = format!("{prefix}pareto.png");
+    curves::pareto(&series, &dir.join(&pareto))?;
     figures.push(Figure {
-        file: "pareto.png".into(),
+        file: pareto,
         caption: format!("Accuracy against mean FLOPs (left) and batch-1 latency on this device (right). Lines: each model's threshold sweep 0.1–0.9 (first {} images; latency predicted from the profile's stage times); rings: each model at its threshold on all {} images, latency measured; crosses: its full network, same weights.", compared[0].tradeoff.adaptivity.images, comparison.images),
     });
     let same_blocks = compared.windows(2).all(|w| {
@@ -208,21 +210,23 @@ pub fn write_figures(comparison: &Comparison, dir: &Path) -> Result<Vec<Figure>>
                 )
             })
             .collect();
+        let file = format!("{prefix}keep_rates.png");
         grids::keep_rate_heatmap(
             &rows,
             "Keep rate per model and block (darker: kept more often)",
-            &dir.join("keep_rates.png"),
+            &dir.join(&file),
         )?;
         figures.push(Figure {
-            file: "keep_rates.png".into(),
+            file,
             caption: "How often each model keeps each block.".into(),
         });
     }
     let runs: Vec<RunFolder> = compared.iter().filter_map(|c| c.run.clone()).collect();
     if !runs.is_empty() {
-        curves::training_curves(&runs, &dir.join("training.png"))?;
+        let file = format!("{prefix}training.png");
+        curves::training_curves(&runs, &dir.join(&file))?;
         figures.push(Figure {
-            file: "training.png".into(),
+            file,
             caption: "Training curves of the run folders compared, one line per run.".into(),
         });
     }
@@ -292,7 +296,7 @@ pub fn table_csv(comparison: &Comparison) -> String {
 
 /// Writes the whole comparison into `dir` (an empty staging folder).
 pub fn write_files(title: &str, comparison: &Comparison, dir: &Path) -> Result<Vec<Figure>> {
-    let figures = write_figures(comparison, dir)?;
+    let figures = write_figures(comparison, dir, "")?;
     crate::atomic::write_bytes_atomic(
         &dir.join("comparison.csv"),
         table_csv(comparison).as_bytes(),
