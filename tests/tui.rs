@@ -35,13 +35,14 @@ fn app(export_dir: PathBuf) -> (App, Job) {
         classes: model.config.class_set,
     };
     let app = App::new(info, Arc::clone(&dataset), export_dir);
-    let job = Job {
-        model: Arc::new(model),
+    // The fixture has no training split: no best subsets, the other baselines still run.
+    let job = Job::single(
+        "r32_c10.pth".into(),
+        model,
         dataset,
-        // The fixture has no training split: no best subsets, the other baselines still run.
-        selection: Arc::new(Err("the fixture has no training split".into())),
-        device: Device::Cpu,
-    };
+        Err("the fixture has no training split".into()),
+        Device::Cpu,
+    );
     (app, job)
 }
 
@@ -75,7 +76,14 @@ fn ready_app() -> App {
         keep_logits: true,
         ..EvalOptions::default()
     };
-    let records = evaluate(&job.model, &job.dataset, &options, &Device::Cpu, |_, _| {}).unwrap();
+    let records = evaluate(
+        &job.models[0].1,
+        &job.dataset,
+        &options,
+        &Device::Cpu,
+        |_, _| {},
+    )
+    .unwrap();
     app.update(Update::Analysed(Box::new(Analysis::new(0.5, records))));
     app
 }
@@ -112,7 +120,8 @@ fn the_loading_view_renders_exactly() {
     // filled, and the 5-cell label starts (78 - 5) / 2 = 36 cells in.
     let expected = [
         "┌ blockdrop — R32_C10 on tests/fixtures/cifar-10-batches-bin ──────────────────┐",
-        "│ 1 Overview │ 2 Blocks │ 3 Policies │ 4 Clusters │ 5 Trade-off │ 6 Easy/Hard  │",
+        // Eight tabs do not fit in 80 columns: the last ones are cut at the border.
+        "│ 1 Overview │ 2 Blocks │ 3 Policies │ 4 Clusters │ 5 Trade-off │ 6 Easy/Hard ││",
         "└──────────────────────────────────────────────────────────────────────────────┘",
         "",
         "",
@@ -122,7 +131,7 @@ fn the_loading_view_renders_exactly() {
         "└──────────────────────────────────────────────────────────────────────────────┘",
         "",
         "",
-        " ? help   q quit   Tab/1-6 views   ↑↓ select   s sort   p profile   e export",
+        " ? help  q quit  Tab/1-8 views  ↑↓ select  s sort  m model  p profile  e export",
     ];
     // Every character here is one cell wide; blank cells pad each line to the full width.
     let expected: Vec<String> = expected.iter().map(|l| format!("{l:<80}")).collect();
@@ -212,7 +221,7 @@ fn a_scripted_session_visits_every_view_sorts_filters_slides_profiles_and_export
     // Every tab by Tab; the trade-off sweep runs when its tab first opens.
     let tab = KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE);
     let mut seen = vec![app.tab];
-    for _ in 0..6 {
+    for _ in 0..Tab::ALL.len() {
         press(&mut app, &job, &[tab]);
         seen.push(app.tab);
     }
@@ -447,4 +456,82 @@ fn esc_cancels_the_task_in_progress_and_a_cancelled_export_leaves_nothing() {
         0,
         "nothing left"
     );
+}
+
+#[test]
+fn several_models_compare_in_the_models_view_m_switches_them_and_runs_refresh() {
+    let (app, _) = app(PathBuf::from("unused"));
+    let legacy =
+        blockdrop::checkpoint::load_model(&fixture("r32_c10_legacy.pth"), None, None, &Device::Cpu)
+            .unwrap()
+            .model;
+    let job = Job {
+        models: vec![
+            ("r32_c10.pth".into(), Arc::new(r32_model())),
+            ("r32_c10_legacy.pth".into(), Arc::new(legacy)),
+        ],
+        current: std::sync::atomic::AtomicUsize::new(0),
+        dataset: Arc::new(cifar_bin()),
+        selection: Arc::new(Err("the fixture has no training split".into())),
+        device: Device::Cpu,
+    };
+    let mut second = app.info.clone();
+    second.model_path = "r32_c10_legacy.pth".into();
+    let mut first = app.info.clone();
+    first.model_path = "r32_c10.pth".into();
+    // A run folder, as a run still training leaves it.
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("g5-live");
+    std::fs::create_dir(&run).unwrap();
+    let shipped = asset("training/fmnist-finetune-g5");
+    for name in ["config.json", "metrics.csv"] {
+        std::fs::copy(shipped.join(name), run.join(name)).unwrap();
+    }
+    let mut app = app.with_models(vec![first, second], vec![run.clone()]);
+    handle(&job, &app.initial_request(), &mut |u| app.update(u));
+
+    // Models: the comparison runs on the worker when the view first opens.
+    press(&mut app, &job, &[key('7')]);
+    let comparison = app.comparison.as_ref().expect("compared");
+    assert_eq!(comparison.compared().count(), 2);
+    let s = screen(&app);
+    for needle in [
+        "2 models on the same images",
+        "r32_c10.pth",
+        "r32_c10_legacy.pth",
+    ] {
+        assert!(s.contains(needle), "{needle:?} missing:\n{s}");
+    }
+    // m shows the next model in every view: evaluated afresh.
+    press(&mut app, &job, &[key('m')]);
+    assert_eq!(app.current, 1);
+    assert_eq!(job.current.load(Ordering::Relaxed), 1);
+    assert!(app.analysis.is_some());
+    assert!(screen(&app).contains("model 2/2 r32_c10_legacy.pth"));
+    // Enter on the first row goes back.
+    press(
+        &mut app,
+        &job,
+        &[key('k'), KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)],
+    );
+    assert_eq!(app.current, 0);
+
+    // Runs: the folder's epochs, and one more once the run appends it.
+    press(&mut app, &job, &[key('8')]);
+    let epochs = |app: &App| match &app.runs.read[0] {
+        Ok(r) => r.epochs.len(),
+        Err(e) => panic!("{e}"),
+    };
+    let before = epochs(&app);
+    assert!(screen(&app).contains("g5-live"));
+    let mut metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    metrics.push_str(&format!(
+        "{before},1e-5,0.1,0.9,0.93,0.2,10.0,1.0,9,190.0,300.0\n"
+    ));
+    std::fs::write(run.join("metrics.csv"), metrics).unwrap();
+    app.runs.read_at = None;
+    assert!(app.runs.refresh());
+    assert_eq!(epochs(&app), before + 1);
+    // Not again before the refresh interval.
+    assert!(!app.runs.refresh());
 }

@@ -61,8 +61,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Explore a model interactively in the terminal (the default without a subcommand).
-    Tui(ModelArgs),
+    /// Explore a model interactively in the terminal (the default without a subcommand); with
+    /// several MODELs (files or run folders), compare them and switch between them.
+    Tui(TuiArgs),
     /// Evaluate a model on a dataset and print the reference's four summary lines.
     Eval(EvalArgs),
     /// Time the policy network, stem, every block and head on the device, and each image's
@@ -500,4 +501,16 @@ pub struct RunsArgs {
     /// Write the curves (training.png, index.md) into this folder (same rule as export).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TuiArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+
+    /// More models to load: model files or training run folders (a run's best model; its
+    /// curves appear in the Runs view, re-read while it trains). Without --model the first
+    /// is shown first.
+    #[arg(value_name = "MODEL")]
+    pub models: Vec<PathBuf>,
 }

@@ -4,8 +4,8 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use super::args::{EvalArgs, ExportArgs, ImportArgs, ModelArgs, ProfileArgs, ReportArgs};
-use super::open::{open, open_bundled, progress_bar, Opened};
+use super::args::{EvalArgs, ExportArgs, ImportArgs, ProfileArgs, ReportArgs, TuiArgs};
+use super::open::{open, open_bundled, open_with, progress_bar, Opened};
 use super::started;
 use blockdrop::eval::adaptivity::Adaptivity;
 use blockdrop::eval::baselines::Selection;
@@ -14,7 +14,10 @@ use blockdrop::eval::{evaluate, EvalOptions};
 use blockdrop::profile::ProfileOptions;
 use blockdrop::records::{self, Summary};
 use blockdrop::report::ExportOptions;
+use blockdrop::runs::RunFolder;
+use blockdrop::tui::{LoadedModel, Workbench};
 use blockdrop::{checkpoint, output, process, report};
+use std::path::PathBuf;
 
 /// Evaluates `opened` with `options`, with a progress bar; prints the four summary lines.
 fn evaluate_printed(
@@ -212,24 +215,79 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn tui(args: &ModelArgs) -> anyhow::Result<()> {
-    workbench(|| open(args), |_| {})
+pub fn tui(args: &TuiArgs) -> anyhow::Result<()> {
+    // Without --model, the first MODEL is the one shown first.
+    let (primary, extra) = match (&args.model.model, args.models.split_first()) {
+        (None, Some((first, rest))) => (Some(first.clone()), rest.to_vec()),
+        _ => (args.model.model.clone(), args.models.clone()),
+    };
+    let primary_file = match &primary {
+        Some(path) => Some(super::compare::model_file(path)?.0),
+        None => None,
+    };
+    let runs: Vec<PathBuf> = primary
+        .iter()
+        .chain(&extra)
+        .filter(|p| RunFolder::is_run(p))
+        .cloned()
+        .collect();
+    let load_extra = |device: &candle_core::Device| -> anyhow::Result<Vec<LoadedModel>> {
+        extra
+            .iter()
+            .map(|path| {
+                let (model, _) = super::compare::load(path, device)?;
+                Ok(LoadedModel {
+                    name: path.display().to_string(),
+                    untrained: false,
+                    model,
+                })
+            })
+            .collect()
+    };
+    workbench(
+        || open_with(&args.model, primary_file.as_deref()),
+        |_| {},
+        load_extra,
+        runs,
+    )
 }
 
 /// The main job without arguments: the workbench on the bundled default model and sample.
 pub fn default_job() -> anyhow::Result<()> {
-    workbench(open_bundled, |opened| {
-        println!(
-            "Bundled default: {} on the first {} Fashion-MNIST test images",
-            opened.loaded.model.config.name,
-            opened.dataset.len()
-        );
-        if opened.loaded.is_untrained() {
+    workbench(
+        open_bundled,
+        |opened| {
             println!(
+                "Bundled default: {} on the first {} Fashion-MNIST test images",
+                opened.loaded.model.config.name,
+                opened.dataset.len()
+            );
+            if opened.loaded.is_untrained() {
+                println!(
                 "The bundled model is UNTRAINED (random weights): its accuracy is chance level until a trained default ships."
             );
-        }
-    })
+            }
+        },
+        shipped_others,
+        Vec::new(),
+    )
+}
+
+/// The shipped models other than the default (from the binary), for the Models view.
+fn shipped_others(device: &candle_core::Device) -> anyhow::Result<Vec<LoadedModel>> {
+    blockdrop::bundled::shipped_models(device)
+        .into_iter()
+        .skip(1)
+        .map(|(path, loaded)| {
+            let mut loaded = loaded?;
+            loaded.model.fold_batchnorm()?;
+            Ok(LoadedModel {
+                name: path.to_string(),
+                untrained: loaded.is_untrained(),
+                model: loaded.model,
+            })
+        })
+        .collect()
 }
 
 /// The terminal app on what `open` gives; when stdout is not a terminal, `intro` and the
@@ -237,6 +295,8 @@ pub fn default_job() -> anyhow::Result<()> {
 fn workbench(
     open: impl Fn() -> anyhow::Result<Opened> + Sync,
     intro: impl Fn(&Opened) + Sync,
+    load_extra: impl Fn(&candle_core::Device) -> anyhow::Result<Vec<LoadedModel>>,
+    runs: Vec<PathBuf>,
 ) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() {
         return process::on_pool(|| {
@@ -254,14 +314,21 @@ fn workbench(
     }
     let opened = open()?;
     let untrained = opened.loaded.is_untrained();
-    let other = opened.other_split();
-    let first_frame = blockdrop::tui::run(
-        opened.loaded.model,
-        opened.dataset,
-        other,
-        opened.device,
-        opened.name,
+    let selection = opened.other_split();
+    let mut models = vec![LoadedModel {
+        name: opened.name,
+        model: opened.loaded.model,
         untrained,
+    }];
+    models.extend(load_extra(&opened.device)?);
+    let first_frame = blockdrop::tui::run(
+        Workbench {
+            models,
+            runs,
+            dataset: opened.dataset,
+            selection,
+            device: opened.device,
+        },
         started(),
     )?;
     // With BLOCKDROP_TIMING set, say how long the first frame took (for measuring).

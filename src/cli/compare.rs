@@ -10,30 +10,43 @@ use blockdrop::eval::baselines::{open_other_split, Selection};
 use blockdrop::runs::{display_name, RunFolder};
 use blockdrop::{checkpoint, data, output, report, Error};
 
-/// A MODEL argument: the model file and, for a run folder, the run.
+/// The model file a MODEL argument stands for (a run folder's best model), and the run.
+pub fn model_file(path: &Path) -> blockdrop::Result<(PathBuf, Option<RunFolder>)> {
+    if RunFolder::is_run(path) {
+        let run = RunFolder::read(path)?;
+        Ok((run.model_file()?, Some(run)))
+    } else {
+        Ok((path.to_path_buf(), None))
+    }
+}
+
+/// A MODEL argument loaded, BatchNorm folded, with its run when it is a run folder.
+pub fn load(
+    path: &Path,
+    device: &candle_core::Device,
+) -> blockdrop::Result<(blockdrop::model::BlockDrop, Option<RunFolder>)> {
+    let (file, run) = model_file(path)?;
+    let mut loaded = checkpoint::load_model(&file, None, None, device)?;
+    loaded.model.fold_batchnorm()?;
+    Ok((loaded.model, run))
+}
+
+/// A MODEL argument as a comparison entry: a model that cannot be loaded keeps its name and
+/// the reason.
 fn entry(path: &Path, device: &candle_core::Device) -> Entry {
     let name = display_name(path);
-    let (file, run) = if RunFolder::is_run(path) {
-        match RunFolder::read(path).and_then(|run| Ok((run.model_file()?, run))) {
-            Ok((file, run)) => (file, Some(run)),
-            Err(e) => {
-                return Entry {
-                    name,
-                    model: Err(e.to_string()),
-                    run: None,
-                }
-            }
-        }
-    } else {
-        (path.to_path_buf(), None)
-    };
-    let model = checkpoint::load_model(&file, None, None, device)
-        .and_then(|mut loaded| {
-            loaded.model.fold_batchnorm()?;
-            Ok(loaded.model)
-        })
-        .map_err(|e| e.to_string());
-    Entry { name, model, run }
+    match load(path, device) {
+        Ok((model, run)) => Entry {
+            name,
+            model: Ok(std::sync::Arc::new(model)),
+            run,
+        },
+        Err(e) => Entry {
+            name,
+            model: Err(e.to_string()),
+            run: None,
+        },
+    }
 }
 
 /// The model file a MODEL argument names, for the output folder's checks.

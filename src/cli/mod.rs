@@ -3,7 +3,7 @@
 
 pub mod args;
 mod commands;
-mod compare;
+pub(crate) mod compare;
 mod open;
 mod train;
 mod values;

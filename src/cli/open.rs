@@ -44,8 +44,13 @@ pub fn progress_bar(total: usize) -> ProgressBar {
 
 /// The device, the model (BatchNorm folded unless --no-fold) and the dataset the flags name.
 pub fn open(args: &ModelArgs) -> anyhow::Result<Opened> {
+    open_with(args, args.model.as_deref())
+}
+
+/// [`open`] with `model` in place of `--model`.
+pub fn open_with(args: &ModelArgs, model: Option<&std::path::Path>) -> anyhow::Result<Opened> {
     let device = DeviceKind::from(args.device).open()?;
-    let mut loaded = match &args.model {
+    let mut loaded = match model {
         Some(path) => {
             checkpoint::load_model(path, args.base.as_deref(), args.config.as_deref(), &device)?
         }
@@ -69,7 +74,7 @@ pub fn open(args: &ModelArgs) -> anyhow::Result<Opened> {
         }
     }
     let dataset = data::Dataset::open(&args.data, args.split.into())?;
-    let name = args.model.as_ref().map_or_else(
+    let name = model.map_or_else(
         || bundled::DEFAULT_MODEL_PATH.to_string(),
         |p| p.display().to_string(),
     );

@@ -6,6 +6,8 @@
 
 pub mod agreement;
 
+use std::sync::Arc;
+
 use candle_core::{Device, Tensor};
 
 use crate::config::Transform;
@@ -31,7 +33,7 @@ pub struct Entry {
     /// The file or run folder's name.
     pub name: String,
     /// The model, or why it could not be loaded.
-    pub model: std::result::Result<BlockDrop, String>,
+    pub model: std::result::Result<Arc<BlockDrop>, String>,
     /// The run folder, when the user named one.
     pub run: Option<RunFolder>,
 }
@@ -72,6 +74,7 @@ impl Default for CompareOptions {
 }
 
 /// One model's results.
+#[derive(Debug, Clone)]
 pub struct Compared {
     pub name: String,
     pub config: String,
@@ -109,6 +112,7 @@ impl Compared {
 }
 
 /// A model that could not be compared, and why.
+#[derive(Debug, Clone)]
 pub struct Failed {
     pub name: String,
     pub error: String,
@@ -132,6 +136,7 @@ impl std::fmt::Display for Phase {
     }
 }
 
+#[derive(Debug, Clone)]
 pub struct Comparison {
     pub rows: Vec<std::result::Result<Compared, Failed>>,
     pub images: usize,
@@ -240,7 +245,7 @@ type InputKey = ((usize, usize, usize), Transform);
 /// A model's progress through the shared evaluation.
 struct State {
     name: String,
-    outcome: std::result::Result<BlockDrop, String>,
+    outcome: std::result::Result<Arc<BlockDrop>, String>,
     run: Option<RunFolder>,
     records: Vec<Record>,
     full_correct: usize,

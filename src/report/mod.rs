@@ -169,7 +169,7 @@ pub fn shipped_models_comparison(
             model: loaded
                 .and_then(|mut l| {
                     l.model.fold_batchnorm()?;
-                    Ok(l.model)
+                    Ok(std::sync::Arc::new(l.model))
                 })
                 .map_err(|e| e.to_string()),
             run: None,

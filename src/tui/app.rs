@@ -11,6 +11,7 @@ use crate::eval::tradeoff::Tradeoff;
 use crate::model::BlockDropFlops;
 use crate::profile::ProfileReport;
 use crate::records::{Record, Summary};
+use crate::runs::RunFolder;
 use crate::tui::event::Action;
 use crate::tui::worker::{Request, Task, Update};
 
@@ -22,16 +23,20 @@ pub enum Tab {
     Clusters,
     Tradeoff,
     EasyHard,
+    Models,
+    Runs,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 6] = [
+    pub const ALL: [Tab; 8] = [
         Tab::Overview,
         Tab::Blocks,
         Tab::Policies,
         Tab::Clusters,
         Tab::Tradeoff,
         Tab::EasyHard,
+        Tab::Models,
+        Tab::Runs,
     ];
 
     pub fn title(self) -> &'static str {
@@ -42,6 +47,8 @@ impl Tab {
             Tab::Clusters => "Clusters",
             Tab::Tradeoff => "Trade-off",
             Tab::EasyHard => "Easy/Hard",
+            Tab::Models => "Models",
+            Tab::Runs => "Runs",
         }
     }
 
@@ -99,6 +106,46 @@ pub struct EasyHardView {
     pub selected: usize,
 }
 
+/// The Models view's highlighted row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelsView {
+    pub selected: usize,
+}
+
+/// The Runs view's highlighted run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunsView {
+    pub selected: usize,
+}
+
+/// Training run folders the Runs view watches: as last read, and when.
+#[derive(Debug, Clone, Default)]
+pub struct Runs {
+    pub dirs: Vec<PathBuf>,
+    /// One entry per folder: the run as last read, or why it could not be.
+    pub read: Vec<std::result::Result<RunFolder, String>>,
+    pub read_at: Option<std::time::Instant>,
+}
+
+impl Runs {
+    /// How often the folders are read again (a run still training appends an epoch).
+    pub const REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
+    /// Reads every folder again when [`Runs::REFRESH`] has passed; returns whether it did.
+    pub fn refresh(&mut self) -> bool {
+        if self.read_at.is_some_and(|t| t.elapsed() < Self::REFRESH) {
+            return false;
+        }
+        self.read = self
+            .dirs
+            .iter()
+            .map(|d| RunFolder::read(d).map_err(|e| e.to_string()))
+            .collect();
+        self.read_at = Some(std::time::Instant::now());
+        true
+    }
+}
+
 /// What is known about the model and data being explored.
 #[derive(Debug, Clone)]
 pub struct ModelInfo {
@@ -142,6 +189,14 @@ impl Analysis {
 pub struct App {
     pub tab: Tab,
     pub info: ModelInfo,
+    /// Every model loaded (`info` is `models[current]`).
+    pub models: Vec<ModelInfo>,
+    pub current: usize,
+    /// The loaded models side by side (computed when the Models view first opens).
+    pub comparison: Option<crate::compare::Comparison>,
+    pub models_view: ModelsView,
+    pub runs: Runs,
+    pub runs_view: RunsView,
     pub dataset: Arc<Dataset>,
     pub analysis: Option<Analysis>,
     /// The first evaluation (threshold 0.5): the model's own point and accuracy.
@@ -169,6 +224,12 @@ impl App {
     pub fn new(info: ModelInfo, dataset: Arc<Dataset>, export_dir: PathBuf) -> Self {
         Self {
             tab: Tab::Overview,
+            models: vec![info.clone()],
+            current: 0,
+            comparison: None,
+            models_view: ModelsView::default(),
+            runs: Runs::default(),
+            runs_view: RunsView::default(),
             info,
             dataset,
             analysis: None,
@@ -262,6 +323,8 @@ impl App {
                 .analysis
                 .as_ref()
                 .map_or(0, |a| a.records.len().min(20)),
+            Tab::Models => self.models.len(),
+            Tab::Runs => self.runs.dirs.len(),
             Tab::Overview | Tab::Tradeoff => 0,
         }
     }
@@ -281,6 +344,8 @@ impl App {
             Tab::Policies => Some(&mut self.policies_view.selected),
             Tab::Clusters => Some(&mut self.clusters_view.selected),
             Tab::EasyHard => Some(&mut self.easy_hard_view.selected),
+            Tab::Models => Some(&mut self.models_view.selected),
+            Tab::Runs => Some(&mut self.runs_view.selected),
             Tab::Overview | Tab::Tradeoff => None,
         }
     }
@@ -341,9 +406,50 @@ impl App {
         }
     }
 
+    /// Several models to explore (the first is `info`'s), and run folders to watch.
+    pub fn with_models(mut self, models: Vec<ModelInfo>, runs: Vec<PathBuf>) -> Self {
+        if !models.is_empty() {
+            self.info = models[0].clone();
+            self.models = models;
+        }
+        self.runs.dirs = runs;
+        self
+    }
+
+    /// Shows model `m` in every view: its evaluation starts afresh.
+    fn select_model(&mut self, m: usize) -> Option<Request> {
+        if m >= self.models.len() || m == self.current {
+            return None;
+        }
+        if self.busy.is_some() {
+            self.message = Some("busy: try again when the current task ends".into());
+            return None;
+        }
+        self.current = m;
+        self.info = self.models[m].clone();
+        self.analysis = None;
+        self.baseline = None;
+        self.tradeoff = None;
+        self.profile = None;
+        self.sweep_requested = false;
+        let request = Request::Select {
+            model: m,
+            threshold: self.threshold,
+        };
+        self.busy = Some((request.task(), 0, 1));
+        Some(request)
+    }
+
     fn switch(&mut self, tab: Tab) -> Option<Request> {
         // Each view keeps its own cursor: nothing to reset.
         self.tab = tab;
+        if tab == Tab::Runs {
+            self.runs.refresh();
+        }
+        if tab == Tab::Models && self.comparison.is_none() && self.busy.is_none() {
+            self.busy = Some((Request::Compare.task(), 0, 1));
+            return Some(Request::Compare);
+        }
         // The trade-off is computed the first time its tab is opened.
         if tab == Tab::Tradeoff && self.tradeoff.is_none() && self.busy.is_none() {
             Some(self.start_sweep())
@@ -408,6 +514,13 @@ impl App {
             }
             Action::Left | Action::Right => {}
             Action::Sort => self.cycle_sort(),
+            Action::NextModel => {
+                return self.select_model((self.current + 1) % self.models.len().max(1))
+            }
+            Action::Choose if self.tab == Tab::Models => {
+                return self.select_model(self.models_view.selected)
+            }
+            Action::Choose => {}
             Action::Filter => {
                 if self.tab == Tab::Policies {
                     self.policies_view.typing_filter = true;
@@ -461,6 +574,10 @@ impl App {
                 tradeoff,
             } => {
                 self.tradeoff = Some((threshold, *tradeoff));
+                self.busy = None;
+            }
+            Update::Compared(comparison) => {
+                self.comparison = Some(*comparison);
                 self.busy = None;
             }
             Update::Profile(report) => {

@@ -26,15 +26,19 @@ pub enum Action {
     EndTyping,
     Profile,
     Export,
+    /// Show the next loaded model in every view.
+    NextModel,
+    /// Enter: in the Models view, show the highlighted model.
+    Choose,
     /// Stop the task in progress.
     Cancel,
 }
 
 /// Every key and what it does, for the help overlay.
-pub const KEYS: [(&str, &str); 12] = [
+pub const KEYS: [(&str, &str); 13] = [
     ("q / Ctrl-C", "quit"),
     ("?", "show or hide this help"),
-    ("Tab / Shift-Tab, 1-6", "next / previous / n-th view"),
+    ("Tab / Shift-Tab, 1-8", "next / previous / n-th view"),
     ("↑↓ or j k", "select a row"),
     ("PgUp PgDn", "move ten rows"),
     (
@@ -50,6 +54,10 @@ pub const KEYS: [(&str, &str); 12] = [
         "Policies: filter by class name (Enter or Esc ends typing)",
     ),
     ("p", "profile the model (Blocks view shows the times)"),
+    (
+        "m, Enter",
+        "show the next loaded model in every view; Models: show the highlighted one",
+    ),
     ("e", "export the report (same as --export)"),
     (
         "Enter / Esc",
@@ -78,7 +86,7 @@ pub fn action_for(key: KeyEvent, app: &App) -> Option<Action> {
         KeyCode::Char('?') => Action::Help,
         KeyCode::Tab => Action::NextTab,
         KeyCode::BackTab => Action::PrevTab,
-        KeyCode::Char(c @ '1'..='6') => Action::Tab(c as usize - '1' as usize),
+        KeyCode::Char(c @ '1'..='8') => Action::Tab(c as usize - '1' as usize),
         KeyCode::Up | KeyCode::Char('k') => Action::Up,
         KeyCode::Down | KeyCode::Char('j') => Action::Down,
         KeyCode::PageUp => Action::PageUp,
@@ -89,6 +97,8 @@ pub fn action_for(key: KeyEvent, app: &App) -> Option<Action> {
         KeyCode::Char('/') => Action::Filter,
         KeyCode::Char('p') => Action::Profile,
         KeyCode::Char('e') => Action::Export,
+        KeyCode::Char('m') => Action::NextModel,
+        KeyCode::Enter => Action::Choose,
         KeyCode::Esc if app.show_help => Action::Help,
         KeyCode::Esc if app.busy.is_some() => Action::Cancel,
         _ => return None,

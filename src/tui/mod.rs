@@ -45,34 +45,64 @@ fn keep_terminal_on_worker_panics() {
     }));
 }
 
+/// One model the workbench can show.
+pub struct LoadedModel {
+    /// The file or run folder as the user named it.
+    pub name: String,
+    pub model: BlockDrop,
+    pub untrained: bool,
+}
+
+/// What the workbench explores: one or more models on one dataset, and training run folders
+/// to watch.
+pub struct Workbench {
+    /// The first is shown first.
+    pub models: Vec<LoadedModel>,
+    pub runs: Vec<PathBuf>,
+    pub dataset: Dataset,
+    /// The split the best static subsets are chosen on, or why there is none.
+    pub selection: std::result::Result<Dataset, String>,
+    pub device: Device,
+}
+
 /// Runs the interface until the user quits. Returns the time from `start` (say, the process
 /// start) to the first frame.
-pub fn run(
-    model: BlockDrop,
-    dataset: Dataset,
-    selection: std::result::Result<Dataset, String>,
-    device: Device,
-    model_path: String,
-    untrained: bool,
-    start: Instant,
-) -> Result<Duration> {
-    let info = ModelInfo {
-        config: model.config.name.clone(),
-        model_path,
-        data_path: dataset.path.display().to_string(),
-        device: format!("{device:?}").to_lowercase(),
-        untrained,
-        flops: BlockDropFlops::for_config(&model.config),
-        classes: model.config.class_set,
+pub fn run(workbench: Workbench, start: Instant) -> Result<Duration> {
+    let Workbench {
+        models,
+        runs,
+        dataset,
+        selection,
+        device,
+    } = workbench;
+    let infos: Vec<ModelInfo> = models
+        .iter()
+        .map(|m| ModelInfo {
+            config: m.model.config.name.clone(),
+            model_path: m.name.clone(),
+            data_path: dataset.path.display().to_string(),
+            device: format!("{device:?}").to_lowercase(),
+            untrained: m.untrained,
+            flops: BlockDropFlops::for_config(&m.model.config),
+            classes: m.model.config.class_set,
+        })
+        .collect();
+    let Some(first) = infos.first().cloned() else {
+        return Err(Error::BadUsage("the workbench needs a model".into()));
     };
     let dataset = Arc::new(dataset);
     let mut app = App::new(
-        info,
+        first,
         Arc::clone(&dataset),
         PathBuf::from(crate::output::DEFAULT_REPORT_DIR),
-    );
+    )
+    .with_models(infos, runs);
     let worker = worker::spawn(Job {
-        model: Arc::new(model),
+        models: models
+            .into_iter()
+            .map(|m| (m.name, Arc::new(m.model)))
+            .collect(),
+        current: std::sync::atomic::AtomicUsize::new(0),
         dataset,
         selection: Arc::new(selection),
         device,
@@ -108,6 +138,10 @@ pub fn run(
         }
         if let Some(request) = app.follow_up() {
             let _ = worker.requests.send(request);
+        }
+        // A run still training appends epochs: the Runs view re-reads its folders.
+        if app.tab == app::Tab::Runs {
+            app.runs.refresh();
         }
     }
     // Quitting stops the task in progress and waits for it to clean up (an export removes

@@ -2,7 +2,7 @@
 //! here and report through a channel, so the interface never freezes.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -28,6 +28,13 @@ pub enum Request {
     Tradeoff {
         threshold: f32,
     },
+    /// Show model `model` (of those loaded) in the views: evaluate it at `threshold`.
+    Select {
+        model: usize,
+        threshold: f32,
+    },
+    /// Every loaded model side by side.
+    Compare,
     Profile,
     Export(PathBuf),
 }
@@ -39,6 +46,7 @@ pub enum Task {
     ChoosingSubsets,
     TradeoffSweep,
     Profiling,
+    Comparing,
     Export(Phase),
 }
 
@@ -49,6 +57,7 @@ impl std::fmt::Display for Task {
             Task::ChoosingSubsets => f.write_str("choosing static subsets"),
             Task::TradeoffSweep => f.write_str("trade-off sweep"),
             Task::Profiling => f.write_str("profiling"),
+            Task::Comparing => f.write_str("comparing the models"),
             Task::Export(phase) => write!(f, "export: {phase}"),
         }
     }
@@ -58,7 +67,8 @@ impl Request {
     /// The task a request starts with.
     pub fn task(&self) -> Task {
         match self {
-            Request::Evaluate { .. } => Task::Evaluating,
+            Request::Evaluate { .. } | Request::Select { .. } => Task::Evaluating,
+            Request::Compare => Task::Comparing,
             Request::Tradeoff { .. } => Task::ChoosingSubsets,
             Request::Profile => Task::Profiling,
             Request::Export(_) => Task::Export(Phase::Evaluating),
@@ -82,6 +92,7 @@ pub enum Update {
         tradeoff: Box<Tradeoff>,
     },
     Profile(Box<ProfileReport>),
+    Compared(Box<crate::compare::Comparison>),
     Exported(PathBuf),
     /// The task stopped at the user's request (nothing half-written is left).
     Cancelled,
@@ -90,18 +101,49 @@ pub enum Update {
 
 /// What the worker works on.
 pub struct Job {
-    pub model: Arc<BlockDrop>,
+    /// Every model loaded, with its name; `current` is the one the views show.
+    pub models: Vec<(String, Arc<BlockDrop>)>,
+    pub current: AtomicUsize,
     pub dataset: Arc<Dataset>,
     /// The split the best static subsets are chosen on, or why there is none.
     pub selection: Arc<std::result::Result<Dataset, String>>,
     pub device: Device,
 }
 
+impl Job {
+    /// A job with one model.
+    pub fn single(
+        name: String,
+        model: BlockDrop,
+        dataset: Arc<Dataset>,
+        selection: std::result::Result<Dataset, String>,
+        device: Device,
+    ) -> Job {
+        Job {
+            models: vec![(name, Arc::new(model))],
+            current: AtomicUsize::new(0),
+            dataset,
+            selection: Arc::new(selection),
+            device,
+        }
+    }
+}
+
 /// Carries out one request, sending progress and the result through `send`.
 pub fn handle(job: &Job, request: &Request, send: &mut dyn FnMut(Update)) {
-    let (model, dataset, device) = (&*job.model, &*job.dataset, &job.device);
+    if let Request::Select { model, .. } = request {
+        job.current.store(
+            (*model).min(job.models.len().saturating_sub(1)),
+            Ordering::Relaxed,
+        );
+    }
+    let current = job.current.load(Ordering::Relaxed);
+    let Some((_, model)) = job.models.get(current) else {
+        return send(Update::Failed("no model loaded".into()));
+    };
+    let (model, dataset, device) = (&**model, &*job.dataset, &job.device);
     let result = match request {
-        Request::Evaluate { threshold } => {
+        Request::Evaluate { threshold } | Request::Select { threshold, .. } => {
             let options = EvalOptions {
                 threshold: *threshold,
                 keep_logits: true,
@@ -144,6 +186,35 @@ pub fn handle(job: &Job, request: &Request, send: &mut dyn FnMut(Update)) {
                     threshold: *threshold,
                     tradeoff: Box::new(t),
                 })
+        }
+        Request::Compare => {
+            let entries = job
+                .models
+                .iter()
+                .map(|(name, model)| crate::compare::Entry {
+                    name: name.clone(),
+                    model: Ok(Arc::clone(model)),
+                    run: None,
+                })
+                .collect();
+            Selection::of(dataset, &job.selection)
+                .and_then(|selection| {
+                    crate::compare::compare(
+                        entries,
+                        dataset,
+                        &selection,
+                        &crate::compare::CompareOptions::default(),
+                        device,
+                        |_, done, total| {
+                            send(Update::Progress {
+                                task: Task::Comparing,
+                                done,
+                                total,
+                            })
+                        },
+                    )
+                })
+                .map(|c| Update::Compared(Box::new(c)))
         }
         Request::Profile => {
             send(Update::Progress {
@@ -245,7 +316,8 @@ pub fn spawn(job: Job) -> Worker {
 
 fn describe(request: &Request) -> &'static str {
     match request {
-        Request::Evaluate { .. } => "evaluating",
+        Request::Evaluate { .. } | Request::Select { .. } => "evaluating",
+        Request::Compare => "comparing the models",
         Request::Tradeoff { .. } => "sweeping the trade-off",
         Request::Profile => "profiling",
         Request::Export(_) => "exporting",

@@ -5,8 +5,10 @@ mod blocks;
 mod clusters;
 mod easyhard;
 pub mod images;
+mod models;
 mod overview;
 mod policies;
+mod runs;
 pub mod theme;
 mod tradeoff;
 pub mod widgets;
@@ -34,10 +36,21 @@ pub fn draw(frame: &mut Frame, app: &App, images: &mut images::Images) {
         .map(|(i, t)| Line::from(format!("{} {}", i + 1, t.title())))
         .collect();
     let selected = Tab::ALL.iter().position(|&t| t == app.tab).unwrap_or(0);
-    let title = format!(
-        " blockdrop — {} on {} ",
-        app.info.config, app.info.data_path
-    );
+    let title = if app.models.len() > 1 {
+        format!(
+            " blockdrop — model {}/{} {} ({}) on {} ",
+            app.current + 1,
+            app.models.len(),
+            app.info.model_path,
+            app.info.config,
+            app.info.data_path
+        )
+    } else {
+        format!(
+            " blockdrop — {} on {} ",
+            app.info.config, app.info.data_path
+        )
+    };
     frame.render_widget(
         Tabs::new(titles)
             .select(selected)
@@ -45,7 +58,11 @@ pub fn draw(frame: &mut Frame, app: &App, images: &mut images::Images) {
             .block(Block::default().borders(Borders::ALL).title(title)),
         tabs,
     );
-    if app.analysis.is_none() {
+    if app.tab == Tab::Models {
+        models::draw(frame, app, body);
+    } else if app.tab == Tab::Runs {
+        runs::draw(frame, app, body);
+    } else if app.analysis.is_none() {
         draw_loading(frame, app, body);
     } else {
         match app.tab {
@@ -55,6 +72,7 @@ pub fn draw(frame: &mut Frame, app: &App, images: &mut images::Images) {
             Tab::Clusters => clusters::draw(frame, app, body, images),
             Tab::Tradeoff => tradeoff::draw(frame, app, body),
             Tab::EasyHard => easyhard::draw(frame, app, body, images),
+            Tab::Models | Tab::Runs => {}
         }
     }
     draw_status(frame, app, status);
@@ -109,7 +127,7 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         }
         (_, Some(message)) => Line::from(Span::styled(format!(" {message}"), theme::title())),
         _ => Line::from(Span::styled(
-            " ? help   q quit   Tab/1-6 views   ↑↓ select   s sort   p profile   e export",
+            " ? help  q quit  Tab/1-8 views  ↑↓ select  s sort  m model  p profile  e export",
             theme::dim(),
         )),
     };
