@@ -205,6 +205,9 @@ pub struct App {
     pub tradeoff: Option<(f32, Tradeoff)>,
     /// The sweep was asked for (it starts by itself once the first evaluation is in).
     sweep_requested: bool,
+    /// The comparison was asked for (it starts when the Models view opens, or once the
+    /// worker is free while the view is open).
+    compare_requested: bool,
     pub profile: Option<ProfileReport>,
     /// The task in progress and how far it is.
     pub busy: Option<(Task, usize, usize)>,
@@ -236,6 +239,7 @@ impl App {
             baseline: None,
             tradeoff: None,
             sweep_requested: false,
+            compare_requested: false,
             profile: None,
             busy: Some((Task::Evaluating, 0, 1)),
             blocks_view: BlocksView::default(),
@@ -447,8 +451,7 @@ impl App {
             self.runs.refresh();
         }
         if tab == Tab::Models && self.comparison.is_none() && self.busy.is_none() {
-            self.busy = Some((Request::Compare.task(), 0, 1));
-            return Some(Request::Compare);
+            return Some(self.start_compare());
         }
         // The trade-off is computed the first time its tab is opened.
         if tab == Tab::Tradeoff && self.tradeoff.is_none() && self.busy.is_none() {
@@ -468,12 +471,25 @@ impl App {
         request
     }
 
-    /// Work that follows by itself: once the first evaluation is in, the sweep (once; after a
-    /// failure or cancel, opening the Trade-off view asks again), so the Overview shows the
-    /// adaptivity gain without a key press.
+    fn start_compare(&mut self) -> Request {
+        self.compare_requested = true;
+        self.busy = Some((Request::Compare.task(), 0, 1));
+        Request::Compare
+    }
+
+    /// Work that follows by itself when the worker is free: once the first evaluation is in,
+    /// the sweep, so the Overview shows the adaptivity gain without a key press; and the
+    /// comparison, when the Models view waits for it. Each once: after a failure or cancel,
+    /// opening the view asks again.
     pub fn follow_up(&mut self) -> Option<Request> {
-        (self.analysis.is_some() && !self.sweep_requested && self.busy.is_none())
-            .then(|| self.start_sweep())
+        if self.busy.is_some() {
+            return None;
+        }
+        if self.analysis.is_some() && !self.sweep_requested {
+            return Some(self.start_sweep());
+        }
+        (self.tab == Tab::Models && self.comparison.is_none() && !self.compare_requested)
+            .then(|| self.start_compare())
     }
 
     /// Applies a user action; returns work for the worker, if any.

@@ -12,6 +12,7 @@ use ratatui::Frame;
 use crate::report::models::model_series;
 use crate::tui::app::App;
 use crate::tui::ui::theme;
+use crate::tui::worker::Task;
 
 const COLOURS: [ratatui::style::Color; 6] = [
     theme::KEPT,
@@ -63,7 +64,10 @@ fn draw_table(frame: &mut Frame, app: &App, area: Rect) {
                 ]);
             }
             Some(Err(f)) => cells.push(format!("failed: {}", f.error)),
-            None => cells.push("comparing…".into()),
+            None if app.busy.is_some_and(|(t, _, _)| t == Task::Comparing) => {
+                cells.push("comparing…".into())
+            }
+            None => cells.push("waiting for the worker…".into()),
         }
         let row = Row::new(cells);
         if m == app.models_view.selected {
@@ -97,7 +101,7 @@ fn draw_table(frame: &mut Frame, app: &App, area: Rect) {
 fn draw_chart(frame: &mut Frame, app: &App, area: Rect) {
     let Some(comparison) = &app.comparison else {
         frame.render_widget(
-            Paragraph::new("comparing the models (evaluation, sweep, baselines, latency)…")
+            Paragraph::new("the comparison (every model's evaluation, sweep, static baselines and latency) starts once the worker is free; progress on the status line")
                 .block(Block::default().borders(Borders::ALL)),
             area,
         );
@@ -110,7 +114,7 @@ fn draw_chart(frame: &mut Frame, app: &App, area: Rect) {
         let colour = COLOURS[i % COLOURS.len()];
         datasets.push(
             Dataset::default()
-                .name(s.name.clone())
+                .name(crate::runs::display_name(std::path::Path::new(&s.name)))
                 .marker(Marker::Braille)
                 .graph_type(GraphType::Line)
                 .style(Style::new().fg(colour))
@@ -136,6 +140,8 @@ fn draw_chart(frame: &mut Frame, app: &App, area: Rect) {
         (y_hi + 0.005).min(1.0),
     );
     let chart = Chart::new(datasets)
+        .legend_position(Some(ratatui::widgets::LegendPosition::BottomRight))
+        .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)))
         .block(
             Block::default()
                 .borders(Borders::ALL)
