@@ -140,9 +140,16 @@ impl Adaptivity {
         }
     }
 
+    /// The static frontier's accuracy at the learned cost whose gain is `gain`, as text
+    /// (`n/a` when undefined).
+    pub fn frontier_text(&self, gain: Option<f64>) -> String {
+        gain.map_or("n/a".to_string(), |g| {
+            format!("{:.4}", self.learned.accuracy - g)
+        })
+    }
+
     /// The line `eval` prints after the reference's four.
     pub fn line(&self) -> String {
-        let signed = |g: Option<f64>| g.map_or("n/a".to_string(), |g| format!("{g:+.4}"));
         format!(
             "Adaptivity gain: {} at {:.2} blocks, {} at {:.2E} FLOPs over the best static subsets; oracle bound {:.4} at {:.2} blocks ({} images; {})",
             signed(self.gain.blocks),
@@ -155,6 +162,11 @@ impl Adaptivity {
             self.subsets_from
         )
     }
+}
+
+/// A gain as text: signed, four decimals, `n/a` when undefined.
+pub fn signed(gain: Option<f64>) -> String {
+    gain.map_or("n/a".to_string(), |g| format!("{g:+.4}"))
 }
 
 fn by_label(labels: &[u32]) -> BTreeMap<u32, Vec<usize>> {

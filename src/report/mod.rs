@@ -18,6 +18,7 @@ use polars::prelude::*;
 use crate::analysis::{self, frames};
 use crate::data::Dataset;
 use crate::error::Result;
+use crate::eval::adaptivity::signed;
 use crate::eval::adaptivity::Adaptivity;
 use crate::eval::baselines::Selection;
 use crate::eval::tradeoff::{choose_subsets, tradeoff, Tradeoff, TradeoffOptions, TradeoffPoint};
@@ -492,12 +493,6 @@ fn adaptivity_json(a: &Adaptivity) -> serde_json::Value {
 
 /// The adaptivity section of `index.md`: the gain, the oracle, and the static frontier.
 fn adaptivity_markdown(a: &Adaptivity) -> String {
-    let signed = |g: Option<f64>| g.map_or("n/a".to_string(), |g| format!("{g:+.4}"));
-    let frontier = |g: Option<f64>| {
-        g.map_or("n/a".to_string(), |g| {
-            format!("{:.4}", a.learned.accuracy - g)
-        })
-    };
     let mut md = format!(
         "## Adaptivity: what choosing blocks per image buys\n\n\
          On the first {} images the learned policy reaches accuracy {:.4} at {:.2} blocks \
@@ -512,8 +507,8 @@ fn adaptivity_markdown(a: &Adaptivity) -> String {
         a.learned.mean_blocks,
         a.learned.mean_flops / 1e6,
         a.subsets_from,
-        frontier(a.gain.blocks),
-        frontier(a.gain.flops),
+        a.frontier_text(a.gain.blocks),
+        a.frontier_text(a.gain.flops),
         signed(a.gain.blocks),
         signed(a.gain.flops),
         a.oracle.accuracy,

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::compare::{agreement, Compared, Comparison};
 use crate::error::Result;
+use crate::eval::adaptivity::signed;
 use crate::eval::tradeoff::{series, Method};
 use crate::exec::Stage;
 use crate::profile::ProfileReport;
@@ -244,8 +245,37 @@ pub fn index_markdown(title: &str, comparison: &Comparison, figures: &[Figure]) 
     for f in figures {
         let _ = writeln!(md, "![{}]({})\n\n{}\n", f.file, f.file, f.caption);
     }
+    md.push_str(&adaptivity_markdown(comparison));
     md.push_str(&agreement_markdown(comparison));
     md.push_str("\nData: [comparison.csv](comparison.csv).\n");
+    md
+}
+
+/// Each model's static frontier, gain and oracle (where measured).
+fn adaptivity_markdown(comparison: &Comparison) -> String {
+    let measured: Vec<&Compared> = comparison.compared().filter(|c| c.adaptivity).collect();
+    if measured.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from("## Adaptivity\n\nPer model, on the sweep's images: the learned policy, the static frontier (its own policies fixed, the best subset per budget, the full network) at the same mean blocks and FLOPs, and the oracle bound.\n\n| model | learned | frontier (blocks) | frontier (FLOPs) | gain (blocks) | gain (FLOPs) | oracle | oracle blocks | best subsets |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n");
+    for c in measured {
+        let a = &c.tradeoff.adaptivity;
+        let _ = writeln!(
+            md,
+            "| {} | {:.4} at {:.2} blocks | {} | {} | {} | {} | {:.4} | {:.2} | {} |",
+            c.name,
+            a.learned.accuracy,
+            a.learned.mean_blocks,
+            a.frontier_text(a.gain.blocks),
+            a.frontier_text(a.gain.flops),
+            signed(a.gain.blocks),
+            signed(a.gain.flops),
+            a.oracle.accuracy,
+            a.oracle.mean_blocks,
+            a.subsets_from
+        );
+    }
+    md.push('\n');
     md
 }
 

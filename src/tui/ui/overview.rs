@@ -3,7 +3,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use ratatui::Frame;
 
-use crate::eval::adaptivity::{Adaptivity, StaticKind};
+use crate::eval::adaptivity::{signed, Adaptivity, StaticKind};
 use crate::eval::tradeoff::Method;
 use crate::model::blockdrop::policy_string;
 use crate::records::sci2;
@@ -88,12 +88,6 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
 /// What choosing blocks per image buys: the gain over the static frontier, the oracle, the
 /// static policies and the classes where the policy varies most.
 fn adaptivity_lines(threshold: f32, a: &Adaptivity, info: &ModelInfo) -> Vec<Line<'static>> {
-    let signed = |g: Option<f64>| g.map_or("n/a".to_string(), |g| format!("{g:+.4}"));
-    let frontier = |g: Option<f64>| {
-        g.map_or("n/a".to_string(), |g| {
-            format!("{:.4}", a.learned.accuracy - g)
-        })
-    };
     let mut lines = vec![
         Line::from(Span::styled(
             format!(
@@ -110,8 +104,8 @@ fn adaptivity_lines(threshold: f32, a: &Adaptivity, info: &ModelInfo) -> Vec<Lin
         )),
         Line::from(format!(
             "  static frontier   {} at the same blocks, {} at the same FLOPs",
-            frontier(a.gain.blocks),
-            frontier(a.gain.flops)
+            a.frontier_text(a.gain.blocks),
+            a.frontier_text(a.gain.flops)
         )),
         Line::from(vec![
             Span::raw("  adaptivity gain   "),
