@@ -151,7 +151,7 @@ impl Adaptivity {
     /// The line `eval` prints after the reference's four.
     pub fn line(&self) -> String {
         format!(
-            "Adaptivity gain: {} at {:.2} blocks, {} at {:.2E} FLOPs over the best static subsets; oracle bound {:.4} at {:.2} blocks ({} images; {})",
+            "Adaptivity gain: {} at {:.2} blocks, {} at {:.2E} FLOPs over the static frontier; oracle bound {:.4} at {:.2} blocks ({} images; {})",
             signed(self.gain.blocks),
             self.learned.mean_blocks,
             signed(self.gain.flops),
