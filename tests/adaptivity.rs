@@ -169,3 +169,27 @@ fn the_best_subsets_are_chosen_on_the_other_split_only() {
         chosen.from
     );
 }
+
+#[test]
+fn a_search_over_budget_is_skipped_unless_asked_for() {
+    let mut model = bundled::default_model(&Device::Cpu).unwrap().model;
+    model.fold_batchnorm().unwrap();
+    let test = bundled::sample_dataset().unwrap();
+    let train = bundled::sample_train_dataset().unwrap();
+    let selection = Selection::new(&test, &train).unwrap();
+    // R32 on the default 128 images is well within the budget; 5,000 images are not.
+    let budget = blockdrop::eval::baselines::SEARCH_FLOP_BUDGET;
+    assert!(blockdrop::eval::baselines::search_flops(&model, 128) < budget);
+    assert!(blockdrop::eval::baselines::search_flops(&model, 5000) > budget);
+    let options = TradeoffOptions {
+        selection_images: 5000,
+        ..TradeoffOptions::default()
+    };
+    let chosen = choose_subsets(&model, &selection, &options, &Device::Cpu, |_, _| {}).unwrap();
+    assert!(chosen.subsets.is_empty());
+    assert!(
+        chosen.from.contains("TFLOP") && chosen.from.contains("--selection-images"),
+        "{}",
+        chosen.from
+    );
+}

@@ -437,9 +437,19 @@ pub struct EvalArgs {
 #[derive(Debug, Args)]
 pub struct SelectionArgs {
     /// Images of the other split (train when evaluating test) on which the best static subset
-    /// at each budget is chosen, spread evenly over it. Never the split being reported.
-    #[arg(long, value_name = "N", default_value_t = SELECTION_IMAGES, value_parser = count)]
-    pub selection_images: usize,
+    /// at each budget is chosen, spread evenly over it; never the split being reported.
+    /// Default: 128, and the search is skipped when it would cost over 2 TFLOP (deep
+    /// networks: it grows with the cube of the block count); a number given runs it anyway.
+    #[arg(long, value_name = "N", value_parser = count)]
+    pub selection_images: Option<usize>,
+}
+
+impl SelectionArgs {
+    /// Sets `options`' selection images, and whether the user forced the search.
+    pub fn apply(&self, options: &mut blockdrop::eval::tradeoff::TradeoffOptions) {
+        options.selection_images = self.selection_images.unwrap_or(SELECTION_IMAGES);
+        options.selection_forced = self.selection_images.is_some();
+    }
 }
 
 #[derive(Debug, Args)]
@@ -487,9 +497,8 @@ pub struct CompareArgs {
     #[arg(long, value_name = "N", default_value_t = COMPARE_SWEEP_IMAGES, value_parser = count)]
     pub tradeoff_images: usize,
 
-    /// Images of the other split each model's best static subsets are chosen on.
-    #[arg(long, value_name = "N", default_value_t = SELECTION_IMAGES, value_parser = count)]
-    pub selection_images: usize,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
 }
 
 #[derive(Debug, Args)]

@@ -48,12 +48,12 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     };
     let records = evaluate_printed(&opened, &options)?;
     if !args.no_baselines {
-        let tradeoff = TradeoffOptions {
+        let mut tradeoff = TradeoffOptions {
             limit: Some(args.baseline_images),
             threshold: args.threshold,
-            selection_images: args.selection.selection_images,
             ..TradeoffOptions::default()
         };
+        args.selection.apply(&mut tradeoff);
         println!(
             "{}",
             adaptivity_printed(&opened, &records, &tradeoff)?.line()
@@ -134,7 +134,7 @@ fn export_options(args: &ReportArgs) -> ExportOptions {
     let mut options = ExportOptions::default();
     options.eval.limit = args.limit;
     options.tradeoff.limit = Some(args.tradeoff_images);
-    options.tradeoff.selection_images = args.selection.selection_images;
+    args.selection.apply(&mut options.tradeoff);
     options.clusters = args.clusters;
     if args.no_profile {
         options.profile = None;

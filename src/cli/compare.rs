@@ -73,7 +73,7 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
     options.eval.limit = args.limit;
     options.eval.threshold = args.threshold;
     options.tradeoff.limit = Some(args.tradeoff_images);
-    options.tradeoff.selection_images = args.selection_images;
+    args.selection.apply(&mut options.tradeoff);
     if args.no_profile {
         options.profile = None;
     }

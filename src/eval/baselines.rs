@@ -18,6 +18,10 @@ pub const MAX_USED_POLICIES: usize = 8;
 pub const ADAPTIVITY_IMAGES: usize = 1000;
 /// Images of the selection split the greedy search scores each candidate on.
 pub const SELECTION_IMAGES: usize = 128;
+/// Above this many FLOPs the best-subset search is skipped unless asked for explicitly: the
+/// search grows with the cube of the block count (R32: 0.6 TFLOP on 128 images; R110: 16;
+/// R101 on ImageNet: ~370).
+pub const SEARCH_FLOP_BUDGET: f64 = 2e12;
 /// The prefix activations the greedy search keeps per batch stay under this many bytes.
 const PREFIX_BUDGET_BYTES: usize = 256 << 20;
 
@@ -79,6 +83,16 @@ pub fn used_policies(keep: &[Vec<bool>], max: usize) -> Vec<(Vec<bool>, usize)> 
     });
     used.truncate(max);
     used
+}
+
+/// The FLOPs [`best_subsets`] spends on `images` images: each step runs the blocks kept so
+/// far once, and each candidate from its block onwards (blocks at their mean FLOPs).
+pub fn search_flops(model: &BlockDrop, images: usize) -> f64 {
+    let flops = BlockDropFlops::for_config(&model.config);
+    let blocks = flops.base.blocks.len();
+    let mean_block = flops.base.blocks.iter().sum::<u64>() as f64 / blocks.max(1) as f64;
+    let block_runs: usize = (2..=blocks).map(|k| k + k * (k - 1) / 2).sum();
+    images as f64 * block_runs as f64 * mean_block
 }
 
 /// `count` indices spread evenly over `0..len` (all of them when `count >= len`), so a

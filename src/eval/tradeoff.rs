@@ -33,6 +33,9 @@ pub struct TradeoffOptions {
     pub used_policies: usize,
     /// Images of the selection split the best subsets are chosen on.
     pub selection_images: usize,
+    /// Run the best-subset search even above [`baselines::SEARCH_FLOP_BUDGET`] (the user
+    /// asked for it by number of images).
+    pub selection_forced: bool,
 }
 
 impl Default for TradeoffOptions {
@@ -46,6 +49,7 @@ impl Default for TradeoffOptions {
             batch: 64,
             used_policies: MAX_USED_POLICIES,
             selection_images: SELECTION_IMAGES,
+            selection_forced: false,
         }
     }
 }
@@ -187,7 +191,22 @@ pub fn choose_subsets(
     device: &Device,
     progress: impl FnMut(usize, usize),
 ) -> Result<ChosenSubsets> {
+    let images = match selection {
+        Selection::Split(data) => options.selection_images.min(data.len()),
+        Selection::Unavailable(_) => 0,
+    };
+    let cost = baselines::search_flops(model, images);
     match selection {
+        Selection::Split(_) if !options.selection_forced && cost > baselines::SEARCH_FLOP_BUDGET => {
+            Ok(ChosenSubsets {
+                subsets: Vec::new(),
+                from: format!(
+                    "no best subsets: searching {} blocks on {images} images would take about {:.0} TFLOP; --selection-images N runs it anyway",
+                    model.num_blocks(),
+                    cost / 1e12
+                ),
+            })
+        }
         Selection::Split(data) => {
             let subsets = baselines::best_subsets(
                 model,
