@@ -231,15 +231,17 @@ pub fn tui(args: &TuiArgs) -> anyhow::Result<()> {
         .filter(|p| RunFolder::is_run(p))
         .cloned()
         .collect();
-    let load_extra = |device: &candle_core::Device| -> anyhow::Result<Vec<LoadedModel>> {
+    // Every model is opened as the first is (--config, --no-fold, --kernels, --device).
+    let load_extra = |_: &candle_core::Device| -> anyhow::Result<Vec<LoadedModel>> {
         extra
             .iter()
             .map(|path| {
-                let (model, _) = super::compare::load(path, device)?;
+                let (file, _) = super::compare::model_file(path)?;
+                let opened = open_with(&args.model, Some(&file))?;
                 Ok(LoadedModel {
                     name: path.display().to_string(),
-                    untrained: false,
-                    model,
+                    untrained: opened.loaded.is_untrained(),
+                    model: opened.loaded.model,
                 })
             })
             .collect()

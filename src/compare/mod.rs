@@ -322,6 +322,13 @@ fn finish(
 ) -> Result<(Tradeoff, Option<ProfileReport>)> {
     let mut tradeoff_options = TradeoffOptions {
         threshold: options.eval.threshold,
+        // Never beyond the images the comparison itself covers.
+        limit: Some(
+            options
+                .tradeoff
+                .limit
+                .map_or(records.len(), |l| l.min(records.len())),
+        ),
         ..options.tradeoff.clone()
     };
     let skipped = Selection::Unavailable("not measured".into());
@@ -340,8 +347,13 @@ fn finish(
         device,
         &mut progress,
     )?;
+    // A profile that fails leaves the row without latency, not without its results.
     let profile = match &options.profile {
-        Some(p) if !records.is_empty() => Some(profile(model, dataset, p, device)?),
+        Some(p) if !records.is_empty() => match profile(model, dataset, p, device) {
+            Ok(report) => Some(report),
+            Err(Error::Cancelled) => return Err(Error::Cancelled),
+            Err(_) => None,
+        },
         _ => None,
     };
     Ok((sweep, profile))

@@ -19,7 +19,7 @@ pub const ADAPTIVITY_IMAGES: usize = 1000;
 /// Images of the selection split the greedy search scores each candidate on.
 pub const SELECTION_IMAGES: usize = 128;
 /// Above this many FLOPs the best-subset search is skipped unless asked for explicitly: the
-/// search grows with the cube of the block count (R32: 0.6 TFLOP on 128 images; R110: 16;
+/// search grows with the cube of the block count (R32: 0.6 TFLOP on 128 images; R110: about 33;
 /// R101 on ImageNet: ~370).
 pub const SEARCH_FLOP_BUDGET: f64 = 2e12;
 /// The prefix activations the greedy search keeps per batch stay under this many bytes.
@@ -106,7 +106,8 @@ pub fn spread(len: usize, count: usize) -> Vec<usize> {
 
 /// The best static subsets found by backward elimination: starting from the full network,
 /// drop the block whose removal leaves the most images of `selection` correct (ties: the
-/// block with more FLOPs, then the later one), and repeat. Returns one subset per budget,
+/// higher summed log-probability of the true labels, then the block with more FLOPs, then
+/// the later one), and repeat. Returns one subset per budget,
 /// `result[k - 1]` keeping `k` blocks, for k = 1..K-1. Calls `progress(done, total)` per step.
 pub fn best_subsets(
     model: &BlockDrop,
@@ -128,7 +129,21 @@ pub fn best_subsets(
             ),
         ));
     }
-    selection.check_labels(&model.config, selection.len())?;
+    let classes = model.config.classes();
+    if let Some(&i) = indices
+        .iter()
+        .find(|&&i| selection.labels()[i] as usize >= classes)
+    {
+        return Err(Error::bad_input(
+            selection.image_path(i),
+            format!(
+                "image {i} of the {} split has label {}; config {} has {classes} classes",
+                selection.split,
+                selection.labels()[i],
+                model.config.name
+            ),
+        ));
+    }
     let batch = prefix_batch(model, selection, &indices, batch, device)?;
     let inputs = indices
         .chunks(batch)

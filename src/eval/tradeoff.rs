@@ -208,14 +208,24 @@ pub fn choose_subsets(
             })
         }
         Selection::Split(data) => {
-            let subsets = baselines::best_subsets(
+            let subsets = match baselines::best_subsets(
                 model,
                 data,
                 options.selection_images,
                 options.batch,
                 device,
                 progress,
-            )?;
+            ) {
+                Ok(subsets) => subsets,
+                Err(Error::Cancelled) => return Err(Error::Cancelled),
+                // A problem in the selection split costs the best subsets, not the run.
+                Err(e) => {
+                    return Ok(ChosenSubsets {
+                        subsets: Vec::new(),
+                        from: format!("no best subsets: {e}"),
+                    })
+                }
+            };
             Ok(ChosenSubsets {
                 subsets,
                 from: format!(
@@ -343,6 +353,11 @@ pub fn adaptivity_of_records(
     device: &Device,
     progress: impl FnMut(usize, usize),
 ) -> Result<Adaptivity> {
+    if options.batch == 0 {
+        return Err(Error::BadUsage(
+            "the baselines need a batch of at least 1".into(),
+        ));
+    }
     let records = &records[..options
         .limit
         .map_or(records.len(), |l| l.min(records.len()))];
@@ -448,8 +463,9 @@ fn point(s: &Scenario, correct: &[bool], flops: &BlockDropFlops) -> TradeoffPoin
     }
 }
 
-/// The policy at each threshold, FirstK and Random at the policy's (rounded) mean block
-/// budgets, and the full network, for images whose keep probabilities are `probs`.
+/// The policy at each threshold, and FirstK and Random at the policy's (rounded) mean block
+/// budgets, for images whose keep probabilities are `probs` (the full network is among
+/// [`static_scenarios`]).
 fn scenarios(probs: &[Vec<f32>], blocks: usize, options: &TradeoffOptions) -> Vec<Scenario> {
     let n = probs.len();
     let mut scenarios: Vec<Scenario> = options

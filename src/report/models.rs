@@ -196,7 +196,7 @@ pub fn write_figures(comparison: &Comparison, dir: &Path, prefix: &str) -> Resul
     curves::pareto(&series, &dir.join(&pareto))?;
     figures.push(Figure {
         file: pareto,
-        caption: format!("Accuracy against mean FLOPs (left) and batch-1 latency on this device (right). Lines: each model's threshold sweep 0.1–0.9 (first {} images; latency predicted from the profile's stage times); rings: each model at its threshold on all {} images, latency measured; crosses: its full network, same weights.", compared[0].tradeoff.adaptivity.images, comparison.images),
+        caption: format!("Accuracy against mean FLOPs (left) and batch-1 latency on this device (right). Lines: each model's threshold sweep (first {} images; latency predicted from the profile's stage times); rings: each model at its threshold on all {} images, latency measured; crosses: its full network, same weights.", compared[0].tradeoff.adaptivity.images, comparison.images),
     });
     let same_blocks = compared.windows(2).all(|w| {
         w[0].records.first().map(|r| r.keep.len()) == w[1].records.first().map(|r| r.keep.len())

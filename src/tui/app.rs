@@ -473,8 +473,11 @@ impl App {
 
     fn start_compare(&mut self) -> Request {
         self.compare_requested = true;
-        self.busy = Some((Request::Compare.task(), 0, 1));
-        Request::Compare
+        let request = Request::Compare {
+            threshold: self.threshold,
+        };
+        self.busy = Some((request.task(), 0, 1));
+        request
     }
 
     /// Work that follows by itself when the worker is free: once the first evaluation is in,

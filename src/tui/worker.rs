@@ -33,8 +33,10 @@ pub enum Request {
         model: usize,
         threshold: f32,
     },
-    /// Every loaded model side by side.
-    Compare,
+    /// Every loaded model side by side, each at `threshold`.
+    Compare {
+        threshold: f32,
+    },
     Profile,
     Export(PathBuf),
 }
@@ -68,7 +70,7 @@ impl Request {
     pub fn task(&self) -> Task {
         match self {
             Request::Evaluate { .. } | Request::Select { .. } => Task::Evaluating,
-            Request::Compare => Task::Comparing,
+            Request::Compare { .. } => Task::Comparing,
             Request::Tradeoff { .. } => Task::ChoosingSubsets,
             Request::Profile => Task::Profiling,
             Request::Export(_) => Task::Export(Phase::Evaluating),
@@ -187,7 +189,7 @@ pub fn handle(job: &Job, request: &Request, send: &mut dyn FnMut(Update)) {
                     tradeoff: Box::new(t),
                 })
         }
-        Request::Compare => {
+        Request::Compare { threshold } => {
             let entries = job
                 .models
                 .iter()
@@ -203,7 +205,13 @@ pub fn handle(job: &Job, request: &Request, send: &mut dyn FnMut(Update)) {
                         entries,
                         dataset,
                         &selection,
-                        &crate::compare::CompareOptions::default(),
+                        &crate::compare::CompareOptions {
+                            eval: EvalOptions {
+                                threshold: *threshold,
+                                ..crate::compare::CompareOptions::default().eval
+                            },
+                            ..crate::compare::CompareOptions::default()
+                        },
                         device,
                         |_, done, total| {
                             send(Update::Progress {
@@ -317,7 +325,7 @@ pub fn spawn(job: Job) -> Worker {
 fn describe(request: &Request) -> &'static str {
     match request {
         Request::Evaluate { .. } | Request::Select { .. } => "evaluating",
-        Request::Compare => "comparing the models",
+        Request::Compare { .. } => "comparing the models",
         Request::Tradeoff { .. } => "sweeping the trade-off",
         Request::Profile => "profiling",
         Request::Export(_) => "exporting",

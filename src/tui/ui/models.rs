@@ -63,7 +63,8 @@ fn draw_table(frame: &mut Frame, app: &App, area: Rect) {
                     us(latency.as_ref().map(|l| l.median_full_us)),
                 ]);
             }
-            Some(Err(f)) => cells.push(format!("failed: {}", f.error)),
+            // The reason replaces the name, where there is room for it.
+            Some(Err(f)) => cells[1] = format!("{}: failed: {}", info.model_path, f.error),
             None if app.busy.is_some_and(|(t, _, _)| t == Task::Comparing) => {
                 cells.push("comparing…".into())
             }
@@ -127,6 +128,14 @@ fn draw_chart(frame: &mut Frame, app: &App, area: Rect) {
                 .style(Style::new().fg(colour))
                 .data(point),
         );
+    }
+    if series.is_empty() {
+        frame.render_widget(
+            Paragraph::new("no model could be compared: the table says why")
+                .block(Block::default().borders(Borders::ALL)),
+            area,
+        );
+        return;
     }
     let all = series
         .iter()

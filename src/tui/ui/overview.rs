@@ -59,11 +59,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         .as_ref()
         .and_then(|(_, t)| t.points.iter().find(|p| p.method == Method::Full))
         .map_or("measuring…".to_string(), |p| {
-            format!(
-                "{:.3} (first {} images)",
-                p.accuracy,
-                crate::report::TRADEOFF_IMAGES
-            )
+            format!("{:.3} (first {} images)", p.accuracy, t_images(app))
         });
     lines.push(Line::from(format!(
         "accuracy: base network {base_accuracy}  |  BlockDrop {:.3}",
@@ -83,6 +79,13 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             .block(Block::default().borders(Borders::ALL).title(" Overview ")),
         area,
     );
+}
+
+/// Images the sweep ran on.
+fn t_images(app: &App) -> usize {
+    app.tradeoff
+        .as_ref()
+        .map_or(0, |(_, t)| t.adaptivity.images)
 }
 
 /// What choosing blocks per image buys: the gain over the static frontier, the oracle, the

@@ -87,7 +87,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     }
 }
 
-/// Test accuracy and mean blocks (scaled to the accuracy's range) per epoch.
+/// Test accuracy and mean blocks per epoch, side by side, each on its own range.
 fn draw_curves(frame: &mut Frame, run: &RunFolder, area: Rect) {
     let accuracy: Vec<(f64, f64)> = run
         .epochs
