@@ -8,6 +8,7 @@ pub mod grids;
 pub mod models;
 pub mod runs;
 pub mod style;
+pub mod table;
 
 use std::fmt::Write as _;
 use std::path::Path;

@@ -12,7 +12,7 @@ use crate::eval::tradeoff::{series, Method};
 use crate::exec::Stage;
 use crate::profile::ProfileReport;
 use crate::report::curves::{self, ModelSeries};
-use crate::report::{grids, Figure};
+use crate::report::{grids, table, Figure};
 use crate::runs::RunFolder;
 
 /// The comparison table's header, one column per figure.
@@ -71,51 +71,14 @@ fn cells(comparison: &Comparison) -> Vec<Vec<String>> {
 
 /// The table for a terminal: aligned columns (a failure's reason runs on past them).
 pub fn table_text(comparison: &Comparison) -> String {
-    let rows = cells(comparison);
-    let widths: Vec<usize> = (0..COLUMNS.len())
-        .map(|c| {
-            rows.iter()
-                .filter(|r| !r[1].starts_with("failed: ") || c == 0)
-                .map(|r| r[c].chars().count())
-                .chain([COLUMNS[c].chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: &[String]| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, &w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    let header: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
-    let mut text = line(&header);
-    for row in &rows {
-        text.push('\n');
-        if row[1].starts_with("failed: ") {
-            text.push_str(&format!("{:<w$}  {}", row[0], row[1], w = widths[0]));
-        } else {
-            text.push_str(&line(row));
-        }
-    }
-    text
+    table::aligned(&COLUMNS, &cells(comparison), |r| {
+        r[1].starts_with("failed: ")
+    })
 }
 
 /// The table in Markdown.
 pub fn table_markdown(comparison: &Comparison) -> String {
-    let mut md = format!(
-        "| {} |\n|{}\n",
-        COLUMNS.join(" | "),
-        "---|".repeat(COLUMNS.len())
-    );
-    for row in cells(comparison) {
-        let _ = writeln!(md, "| {} |", row.join(" | "));
-    }
-    md
+    table::markdown(&COLUMNS, &cells(comparison))
 }
 
 /// Predicted batch-1 latency of a mean-FLOPs figure from the profile's stage medians: the
@@ -308,20 +271,7 @@ pub fn agreement_markdown(comparison: &Comparison) -> String {
 
 /// The table as CSV (`comparison.csv`).
 pub fn table_csv(comparison: &Comparison) -> String {
-    let quote = |s: &str| {
-        if s.contains([',', '"', '\n']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
-    };
-    let mut csv = COLUMNS.join(",");
-    for row in cells(comparison) {
-        csv.push('\n');
-        csv.push_str(&row.iter().map(|c| quote(c)).collect::<Vec<_>>().join(","));
-    }
-    csv.push('\n');
-    csv
+    table::csv(&COLUMNS, &cells(comparison))
 }
 
 /// Writes the whole comparison into `dir` (an empty staging folder).

@@ -1,11 +1,10 @@
 //! Training runs for display (`blockdrop runs`): one summary row per run, and a folder with
 //! their curves.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::error::Result;
-use crate::report::curves;
+use crate::report::{curves, table};
 use crate::runs::RunFolder;
 
 const COLUMNS: [&str; 9] = [
@@ -44,44 +43,13 @@ fn cells(run: &RunFolder) -> Vec<String> {
 /// for a base run).
 pub fn summary_text(runs: &[RunFolder]) -> String {
     let rows: Vec<Vec<String>> = runs.iter().map(cells).collect();
-    let widths: Vec<usize> = (0..COLUMNS.len())
-        .map(|c| {
-            rows.iter()
-                .map(|r| r[c].chars().count())
-                .chain([COLUMNS[c].chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: Vec<String>| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, &w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    let mut text = line(COLUMNS.iter().map(|c| c.to_string()).collect());
-    for row in rows {
-        text.push('\n');
-        text.push_str(&line(row));
-    }
-    text
+    table::aligned(&COLUMNS, &rows, |_| false)
 }
 
 /// The runs as a Markdown table.
 pub fn summary_markdown(runs: &[RunFolder]) -> String {
-    let mut md = format!(
-        "| {} |\n|{}\n",
-        COLUMNS.join(" | "),
-        "---|".repeat(COLUMNS.len())
-    );
-    for run in runs {
-        let _ = writeln!(md, "| {} |", cells(run).join(" | "));
-    }
-    md
+    let rows: Vec<Vec<String>> = runs.iter().map(cells).collect();
+    table::markdown(&COLUMNS, &rows)
 }
 
 /// `training.png` and `index.md` into `out`, under the output rule ([`crate::output`]).
