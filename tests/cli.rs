@@ -419,3 +419,58 @@ fn version_names_the_kernel_path_and_a_forced_path_must_exist() {
         assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
     }
 }
+
+#[test]
+fn profile_writes_a_cost_table_that_reads_back_and_never_replaces_a_users_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cost = dir.path().join("cost.json");
+    let sample = asset("fashion-mnist-sample");
+    let args = |out: &Path| {
+        blockdrop(&[
+            "profile",
+            "--data",
+            path_str(&sample),
+            "--images",
+            "1",
+            "--repeat",
+            "2",
+            "--cost",
+            path_str(out),
+        ])
+    };
+    for _ in 0..2 {
+        let out = args(&cost);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let table = blockdrop::profile::cost::CostTable::read(&cost).unwrap();
+    assert_eq!(
+        (table.config.as_str(), table.batch, table.blocks.len()),
+        ("R32_FMNIST", 1, 15)
+    );
+    assert!(table.blocks.iter().all(|b| b.us > 0.0 && b.flops > 0.0));
+    assert!(table.policy.us > 0.0 && table.kernels.starts_with("fast"));
+    // A file blockdrop did not write stays as it is.
+    let mine = dir.path().join("mine.json");
+    std::fs::write(&mine, "{\"my\": \"notes\"}").unwrap();
+    let out = args(&mine);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        std::fs::read_to_string(&mine).unwrap(),
+        "{\"my\": \"notes\"}"
+    );
+    // A hand-written table with a bad figure is refused, naming the file and the figure.
+    std::fs::write(
+        &mine,
+        std::fs::read_to_string(&cost)
+            .unwrap()
+            .replacen("\"us\": ", "\"us\": -", 1),
+    )
+    .unwrap();
+    let err = blockdrop::profile::cost::CostTable::read(&mine)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("mine.json") && err.contains("policy's us"),
+        "{err}"
+    );
+}

@@ -335,6 +335,12 @@ pub struct ProfileArgs {
     /// Write the profile here: Parquet (per-stage table) if the name ends in .parquet, else JSON.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+
+    /// Write a cost table here (JSON): every block's, the stem's, the head's and the policy
+    /// network's median time and FLOPs at this batch size, with the device, kernels and
+    /// threads (docs/formats.md, "Cost tables").
+    #[arg(long, value_name = "FILE.json")]
+    pub cost: Option<PathBuf>,
 }
 
 /// Report options shared by `export` and `--export`.

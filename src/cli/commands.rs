@@ -126,6 +126,11 @@ pub fn profile(args: &ProfileArgs) -> anyhow::Result<()> {
         blockdrop::profile::write(&report, path)?;
         println!("profile: {}", path.display());
     }
+    if let Some(path) = &args.cost {
+        blockdrop::profile::cost::CostTable::from_profile(&report, rayon::current_num_threads())
+            .write(path)?;
+        println!("cost table: {}", path.display());
+    }
     Ok(())
 }
 

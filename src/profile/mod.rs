@@ -3,6 +3,7 @@
 //! overhead, and per image the measured latency of its BlockDrop path against the full
 //! network next to the FLOP-predicted ratio.
 
+pub mod cost;
 pub mod timer;
 
 use std::fmt;
