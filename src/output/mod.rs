@@ -24,6 +24,15 @@ fn refuse(path: &Path, problem: impl Into<String>) -> Error {
     Error::bad_input(path, problem)
 }
 
+/// Whether the JSON file at `path` carries blockdrop's tag (`"written_by": "blockdrop"`):
+/// the `is_ours` of [`check_replaceable`] for JSON outputs.
+pub fn json_is_ours(path: &Path) -> bool {
+    fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|old| old[WRITER_KEY] == WRITER)
+}
+
 /// Refuses to replace an existing `path` unless `is_ours` finds blockdrop's tag in it
 /// ([`WRITER_KEY`]: Parquet metadata, a JSON key, safetensors metadata). A file without a
 /// place for a tag (CSV) is never replaced: blockdrop cannot tell its own from the user's.

@@ -85,12 +85,7 @@ impl CostTable {
     /// Writes the table as JSON (temp file, then rename); an existing file is replaced only
     /// when blockdrop wrote it.
     pub fn write(&self, path: &Path) -> Result<()> {
-        crate::output::check_replaceable(path, |p| {
-            std::fs::read(p)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .is_some_and(|old| old[crate::output::WRITER_KEY] == crate::output::WRITER)
-        })?;
+        crate::output::check_replaceable(path, crate::output::json_is_ours)?;
         crate::atomic::write_atomic(path, |file| {
             serde_json::to_writer_pretty(file, self)
                 .map_err(|e| Error::bad_input(path, format!("cannot write the cost table: {e}")))

@@ -469,12 +469,7 @@ pub fn write(report: &ProfileReport, path: &Path) -> Result<()> {
         return crate::output::frame::write_frame(&mut stages_frame(report)?, path);
     }
     let json = to_json(report);
-    crate::output::check_replaceable(path, |p| {
-        std::fs::read(p)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .is_some_and(|old| old[crate::output::WRITER_KEY] == crate::output::WRITER)
-    })?;
+    crate::output::check_replaceable(path, crate::output::json_is_ours)?;
     write_atomic(path, |file| {
         serde_json::to_writer_pretty(file, &json)
             .map_err(|e| Error::bad_input(path, format!("cannot write profile: {e}")))
