@@ -11,21 +11,6 @@ use blockdrop::checkpoint::native;
 use candle_core::{Device, Tensor};
 use common::*;
 
-fn blockdrop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_blockdrop"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
-
 /// `blockdrop eval --model MODEL --data DATA EXTRA…`
 fn eval(model: &Path, data: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["eval", "--model", path_str(model), "--data", path_str(data)];

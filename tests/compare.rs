@@ -5,24 +5,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use common::*;
-
-fn blockdrop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_blockdrop"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
 
 /// The table row of `name` split on runs of two or more spaces.
 fn row<'a>(table: &'a str, name: &str) -> Vec<&'a str> {
@@ -41,9 +25,9 @@ fn eval_figures(model: &Path, data: &Path, extra: &[&str]) -> Vec<String> {
     let mut args = vec![
         "eval",
         "--model",
-        s(model),
+        path_str(model),
         "--data",
-        s(data),
+        path_str(data),
         "--no-baselines",
     ];
     args.extend_from_slice(extra);
@@ -63,9 +47,9 @@ fn a_mix_of_formats_matches_eval_and_a_broken_model_keeps_its_row() {
     let out = blockdrop(&[
         "import",
         "--torch",
-        s(&fixture("r32_c10.pth")),
+        path_str(&fixture("r32_c10.pth")),
         "--out",
-        s(&imported),
+        path_str(&imported),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let broken = dir.path().join("broken.safetensors");
@@ -77,13 +61,13 @@ fn a_mix_of_formats_matches_eval_and_a_broken_model_keeps_its_row() {
     let out = blockdrop(&[
         "compare",
         "--data",
-        s(&data),
+        path_str(&data),
         "--no-profile",
-        s(&zip),
-        s(&legacy),
-        s(&imported),
-        s(&broken),
-        s(&fmnist),
+        path_str(&zip),
+        path_str(&legacy),
+        path_str(&imported),
+        path_str(&broken),
+        path_str(&fmnist),
     ]);
     // A model failed: exit code 2, and every row is there.
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
@@ -137,7 +121,7 @@ fn a_run_folder_compares_as_its_best_model_and_the_report_has_every_figure() {
     let out = blockdrop(&[
         "compare",
         "--data",
-        s(&data),
+        path_str(&data),
         "--limit",
         "120",
         "--tradeoff-images",
@@ -145,9 +129,9 @@ fn a_run_folder_compares_as_its_best_model_and_the_report_has_every_figure() {
         "--selection-images",
         "12",
         "--out",
-        s(&out_dir),
-        s(&run),
-        s(&asset("default.safetensors")),
+        path_str(&out_dir),
+        path_str(&run),
+        path_str(&asset("default.safetensors")),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let table = text(&out.stdout);
@@ -182,7 +166,7 @@ fn a_run_folder_compares_as_its_best_model_and_the_report_has_every_figure() {
     let again = blockdrop(&[
         "compare",
         "--data",
-        s(&data),
+        path_str(&data),
         "--limit",
         "20",
         "--no-profile",
@@ -191,18 +175,18 @@ fn a_run_folder_compares_as_its_best_model_and_the_report_has_every_figure() {
         "--selection-images",
         "4",
         "--out",
-        s(&out_dir),
-        s(&asset("default.safetensors")),
+        path_str(&out_dir),
+        path_str(&asset("default.safetensors")),
     ]);
     assert!(again.status.success(), "{}", text(&again.stderr));
     // An output folder inside a run folder is refused before any work.
     let inside = blockdrop(&[
         "compare",
         "--data",
-        s(&data),
+        path_str(&data),
         "--out",
-        s(&run.join("report")),
-        s(&run),
+        path_str(&run.join("report")),
+        path_str(&run),
     ]);
     assert_eq!(inside.status.code(), Some(2));
     assert!(!run.join("report").exists());
@@ -213,7 +197,7 @@ fn runs_prints_a_row_per_run_draws_curves_and_names_a_bad_metrics_file() {
     let training = asset("training");
     let base = training.join("fmnist-base");
     let g5 = training.join("fmnist-finetune-g5");
-    let out = blockdrop(&["runs", s(&base), s(&g5)]);
+    let out = blockdrop(&["runs", path_str(&base), path_str(&g5)]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let table = text(&out.stdout);
     let g5_row = row(&table, "fmnist-finetune-g5");
@@ -222,7 +206,13 @@ fn runs_prints_a_row_per_run_draws_curves_and_names_a_bad_metrics_file() {
 
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("curves");
-    let out = blockdrop(&["runs", "--out", s(&out_dir), s(&base), s(&g5)]);
+    let out = blockdrop(&[
+        "runs",
+        "--out",
+        path_str(&out_dir),
+        path_str(&base),
+        path_str(&g5),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(out_dir.join("training.png").is_file());
 
@@ -233,7 +223,7 @@ fn runs_prints_a_row_per_run_draws_curves_and_names_a_bad_metrics_file() {
     let metrics = std::fs::read_to_string(g5.join("metrics.csv")).unwrap();
     let epochs = metrics.lines().count() - 1;
     std::fs::write(live.join("metrics.csv"), format!("{metrics}9,1e-4,0.1")).unwrap();
-    let out = blockdrop(&["runs", s(&live)]);
+    let out = blockdrop(&["runs", path_str(&live)]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(row(&text(&out.stdout), "live")[3], epochs.to_string());
 
@@ -243,7 +233,7 @@ fn runs_prints_a_row_per_run_draws_curves_and_names_a_bad_metrics_file() {
         format!("{metrics}9,1e-4,zero,0.1,0.1,,,,,1,1\n"),
     )
     .unwrap();
-    let out = blockdrop(&["runs", s(&live)]);
+    let out = blockdrop(&["runs", path_str(&live)]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(

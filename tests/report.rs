@@ -117,6 +117,23 @@ fn no_split() -> Selection<'static> {
     Selection::Unavailable("the fixture has no training split".into())
 }
 
+/// The report of the fixture model on the fixture images, with `options`.
+fn collect_fixture<'a>(
+    model: &'a blockdrop::model::BlockDrop,
+    data: &'a blockdrop::data::Dataset,
+    options: &ExportOptions,
+) -> blockdrop::report::ReportData<'a> {
+    collect(
+        model,
+        data,
+        &no_split(),
+        options,
+        &Device::Cpu,
+        |_, _, _| {},
+    )
+    .unwrap()
+}
+
 fn png_variance(path: &std::path::Path) -> (u32, u32, f64) {
     let img = image::open(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -138,15 +155,7 @@ fn an_export_writes_every_linked_file_and_agrees_with_eval() {
         repeat: 2,
         warmup: 1,
     });
-    let report = collect(
-        &model,
-        &data,
-        &no_split(),
-        &options,
-        &Device::Cpu,
-        |_, _, _| {},
-    )
-    .unwrap();
+    let report = collect_fixture(&model, &data, &options);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
     write_report(&report, &options, &out).unwrap();
@@ -246,15 +255,7 @@ fn export_into_a_missing_parent_fails_without_writing() {
         ..ExportOptions::default()
     };
     options.tradeoff.thresholds = vec![0.5];
-    let report = collect(
-        &model,
-        &data,
-        &no_split(),
-        &options,
-        &Device::Cpu,
-        |_, _, _| {},
-    )
-    .unwrap();
+    let report = collect_fixture(&model, &data, &options);
     let err = write_report(
         &report,
         &options,

@@ -130,3 +130,21 @@ pub fn kernel_variants(
         ("fast, folded", with(Kernels::Fast, true)),
     ]
 }
+
+/// The blockdrop binary run with `args`.
+pub fn blockdrop(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_blockdrop"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+/// Command output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A path as the `&str` an argument list takes.
+pub fn path_str(p: &std::path::Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
