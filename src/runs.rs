@@ -119,8 +119,9 @@ pub fn parse_metrics(path: &Path, text: &str) -> Result<Vec<EpochMetrics>> {
     // The piece after the last newline is empty, or a row still being written.
     lines.pop();
     let mut rows = lines.into_iter().enumerate();
-    match rows.next() {
-        Some((_, header)) if header.trim_end() == crate::train::run::METRICS_HEADER => {}
+    let fields = match rows.next() {
+        Some((_, header)) if header.trim_end() == crate::train::run::METRICS_HEADER => 12,
+        Some((_, header)) if header.trim_end() == crate::train::run::METRICS_HEADER_V1 => 11,
         Some(_) => {
             return Err(Error::bad_input(
                 path,
@@ -128,19 +129,20 @@ pub fn parse_metrics(path: &Path, text: &str) -> Result<Vec<EpochMetrics>> {
             ))
         }
         None => return Ok(Vec::new()),
-    }
+    };
     rows.filter(|(_, line)| !line.trim().is_empty())
         .map(|(i, line)| {
-            parse_row(line.trim_end())
+            parse_row(line.trim_end(), fields)
                 .map_err(|what| Error::bad_input(path, format!("line {}: {what}", i + 1)))
         })
         .collect()
 }
 
-fn parse_row(line: &str) -> std::result::Result<EpochMetrics, String> {
+/// One row of `fields` fields (12, or 11 in runs written before `cost_share_mean`).
+fn parse_row(line: &str, fields: usize) -> std::result::Result<EpochMetrics, String> {
     let cells: Vec<&str> = line.split(',').collect();
-    if cells.len() != 11 {
-        return Err(format!("{} fields, not 11", cells.len()));
+    if cells.len() != fields {
+        return Err(format!("{} fields, not {fields}", cells.len()));
     }
     let number = |i: usize| -> std::result::Result<f64, String> {
         cells[i]
@@ -178,6 +180,7 @@ fn parse_row(line: &str) -> std::result::Result<EpochMetrics, String> {
         unique_policies: unique,
         images_per_s: number(9)?,
         wall_s: number(10)?,
+        cost_share_mean: if fields > 11 { optional(11)? } else { None },
     })
 }
 
@@ -189,16 +192,26 @@ mod tests {
     fn a_row_being_appended_is_left_out_and_bad_rows_name_their_line() {
         let path = Path::new("metrics.csv");
         let header = crate::train::run::METRICS_HEADER;
-        let text = format!("{header}\n0,1e-4,0.5,0.8,0.9,0.1,7.0,1.0,5,100.0,10.0\n1,1e-4,0.4");
+        let text =
+            format!("{header}\n0,1e-4,0.5,0.8,0.9,0.1,7.0,1.0,5,100.0,10.0,0.45\n1,1e-4,0.4");
         let rows = parse_metrics(path, &text).unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].unique_policies, Some(5));
-        let base = format!("{header}\n0,0.1,0.9,0.6,0.7,,,,,300.0,20.0\n");
+        assert_eq!(rows[0].cost_share_mean, Some(0.45));
+        let base = format!("{header}\n0,0.1,0.9,0.6,0.7,,,,,300.0,20.0,\n");
         assert_eq!(parse_metrics(path, &base).unwrap()[0].reward, None);
-        let bad = format!("{header}\n0,0.1,x,0.6,0.7,,,,,300.0,20.0\n");
+        let bad = format!("{header}\n0,0.1,x,0.6,0.7,,,,,300.0,20.0,\n");
         let err = parse_metrics(path, &bad).unwrap_err().to_string();
         assert!(err.contains("line 2") && err.contains("field 3"), "{err}");
         assert!(parse_metrics(path, "nonsense\n").is_err());
+        // Runs written before the cost share column still read.
+        let v1 = crate::train::run::METRICS_HEADER_V1;
+        let old = format!("{v1}\n0,1e-4,0.5,0.8,0.9,0.1,7.0,1.0,5,100.0,10.0\n");
+        let rows = parse_metrics(path, &old).unwrap();
+        assert_eq!(
+            (rows[0].block_usage_mean, rows[0].cost_share_mean),
+            (Some(7.0), None)
+        );
         assert!(parse_metrics(path, "").unwrap().is_empty());
     }
 }

@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 
 use blockdrop::config::Config;
 use blockdrop::model::BlockDrop;
+use blockdrop::train::cost::BlockCost;
 use blockdrop::train::curriculum;
 use blockdrop::train::policy::PolicyOptions;
 use blockdrop::train::schedule::Schedule;
@@ -39,6 +40,7 @@ fn policy_options(penalty: f64) -> PolicyOptions {
         augment: false,
         masked: true,
         init: fixture("r32_c10.pth"),
+        cost: BlockCost::Blocks,
     }
 }
 
@@ -185,6 +187,36 @@ fn finetune_loss_and_gradients_match_pytorch() {
         &case["fc_bias_grad"],
         "finetune fc bias gradient",
     );
+}
+
+/// A cost table that gives every block the same cost is the reference's block count, bit for
+/// bit: the same rewards and the same loss on the fixture batch (uneven costs: the unit tests
+/// of `train::cost` and `train::reward`).
+#[test]
+fn equal_block_costs_train_exactly_as_the_block_count() {
+    let case = &json("policy_loss_expected.json")["finetune"];
+    let (model, _) = trainable_r32();
+    let (x, labels) = fixed_batch(&model, 16);
+    let y = Tensor::new(labels.as_slice(), &Device::Cpu).unwrap();
+    let k = model.num_blocks();
+    let step_with = |cost: BlockCost| {
+        let mut options = policy_options(-10.0);
+        options.cost = cost;
+        finetune::step(&model, &x, &labels, &y, &options, |_| Ok(policy_of(case))).unwrap()
+    };
+    let reference = step_with(BlockCost::Blocks);
+    for c in [1.0, 87.3, 7_225_344.0] {
+        let uniform = step_with(BlockCost::Flops { blocks: vec![c; k] });
+        assert_eq!(
+            uniform.sampled_reward, reference.sampled_reward,
+            "weight {c}"
+        );
+        assert_eq!(
+            uniform.loss.to_scalar::<f32>().unwrap().to_bits(),
+            reference.loss.to_scalar::<f32>().unwrap().to_bits(),
+            "weight {c}"
+        );
+    }
 }
 
 #[test]
@@ -583,4 +615,143 @@ fn run_folders_take_any_name_one_process_and_only_sound_options() {
     );
     assert_eq!(std::fs::read_dir(&mine).unwrap().count(), 1);
     assert!(!fresh.exists());
+}
+
+/// `--cost FILE.json`: the table from `profile --cost` weighs the reward, the run folder keeps
+/// a copy, `metrics.csv` records the cost share; a table of another configuration, a resume
+/// with --cost, and a run folder from before the cost column are handled.
+#[test]
+fn a_cost_table_weighs_the_reward_and_stays_with_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_fmnist(tmp.path());
+    let table = tmp.path().join("cost.json");
+    let model = asset("default.safetensors");
+    ok(blockdrop(&[
+        "profile",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--images",
+        "2",
+        "--repeat",
+        "2",
+        "--cost",
+        s(&table),
+    ]));
+    let eval = ok(blockdrop(&[
+        "eval",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--no-baselines",
+        "--cost",
+        s(&table),
+    ]));
+    assert!(
+        eval.lines()
+            .nth(4)
+            .unwrap()
+            .starts_with("Predicted latency: "),
+        "{eval}"
+    );
+
+    let run = tmp.path().join("latency");
+    let train = |run: &Path, cost: &str| {
+        let mut args = vec![
+            "train",
+            "finetune",
+            "--from",
+            s(&model),
+            "--data",
+            s(&data),
+            "--out",
+            s(run),
+            "--epochs",
+            "1",
+            "--cost",
+            cost,
+        ];
+        args.extend(TINY);
+        blockdrop(&args)
+    };
+    let out = ok(train(&run, s(&table)));
+    assert!(out.contains("reward cost: measured time"), "{out}");
+    let kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("cost.json")).unwrap()).unwrap();
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&table).unwrap()).unwrap();
+    assert_eq!(kept, original);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    let cost = &config["options"]["cost"];
+    assert_eq!(cost["kind"], "measured");
+    assert_eq!(cost["blocks"].as_array().unwrap().len(), 15);
+    assert_eq!(cost["blocks"][3], original["blocks"][3]["us"]);
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert!(
+        metrics.starts_with(blockdrop::train::run::METRICS_HEADER),
+        "{metrics}"
+    );
+    let share: f64 = metrics
+        .lines()
+        .nth(1)
+        .unwrap()
+        .rsplit(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(share > 0.0 && share <= 1.0, "{metrics}");
+    assert_eq!(state_meta(&run, "epochs_done"), "1");
+
+    // A run from before the cost column resumes: its rows gain the column, empty.
+    let v1 = blockdrop::train::run::METRICS_HEADER_V1;
+    let row = metrics.lines().nth(1).unwrap();
+    let old_row = &row[..row.rfind(',').unwrap()];
+    std::fs::write(run.join("metrics.csv"), format!("{v1}\n{old_row}\n")).unwrap();
+    ok(blockdrop(&[
+        "train",
+        "finetune",
+        "--resume",
+        s(&run),
+        "--epochs",
+        "2",
+    ]));
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let lines: Vec<&str> = metrics.lines().collect();
+    assert_eq!(lines[0], blockdrop::train::run::METRICS_HEADER);
+    assert_eq!(lines[1], format!("{old_row},"));
+    assert_eq!(lines[2].split(',').count(), 12);
+
+    let flops = tmp.path().join("flops");
+    ok(train(&flops, "flops"));
+    let config = std::fs::read_to_string(flops.join("config.json")).unwrap();
+    assert!(config.contains("\"kind\": \"flops\""), "{config}");
+    assert!(!flops.join("cost.json").exists());
+
+    // Refused before any folder is made: another configuration's table, a broken one.
+    let other = tmp.path().join("other.json");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&table)
+            .unwrap()
+            .replace("R32_FMNIST", "R110_C10"),
+    )
+    .unwrap();
+    let refused = tmp.path().join("refused");
+    let out = train(&refused, s(&other));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("other.json") && err.contains("R110_C10"),
+        "{err}"
+    );
+    std::fs::write(&other, "{\"version\": 1, \"blocks\": [").unwrap();
+    let out = train(&refused, s(&other));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!refused.exists());
+    let out = blockdrop(&["train", "finetune", "--resume", s(&run), "--cost", "flops"]);
+    assert_eq!(out.status.code(), Some(2));
 }

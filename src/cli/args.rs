@@ -117,6 +117,13 @@ pub struct PolicyArgs {
     #[arg(long)]
     pub no_augment: bool,
 
+    /// What a kept block costs in the reward: `blocks` (the reference: every block the same),
+    /// `flops` (each block's FLOPs), or a cost table FILE.json from `profile --cost` (each
+    /// block's measured time on a device). A correct image earns 1 − (cost kept / cost of all
+    /// blocks)². Fixed when the run starts; the run folder keeps the table as cost.json.
+    #[arg(long, value_name = "blocks|flops|FILE.json", conflicts_with = "resume", value_parser = reward_cost)]
+    pub cost: Option<RewardCostArg>,
+
     /// Finetuning: run every kept block on the whole batch and blend (the reference's masked
     /// executor, BatchNorm over the whole batch) instead of running a block only on the images
     /// that keep it.
@@ -151,6 +158,23 @@ pub struct TrainFinetuneArgs {
     /// Where to start: a curriculum run folder (its best model) or a model file.
     #[arg(long, value_name = "RUN_OR_MODEL", required_unless_present = "resume")]
     pub from: Option<PathBuf>,
+}
+
+/// `--cost`: what a kept block costs in the policy stages' reward.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RewardCostArg {
+    Blocks,
+    Flops,
+    Table(PathBuf),
+}
+
+fn reward_cost(s: &str) -> Result<RewardCostArg, String> {
+    match s {
+        "blocks" => Ok(RewardCostArg::Blocks),
+        "flops" => Ok(RewardCostArg::Flops),
+        "" => Err("give `blocks`, `flops` or a cost table's path".into()),
+        path => Ok(RewardCostArg::Table(PathBuf::from(path))),
+    }
 }
 
 /// Flags every training stage takes. Defaults that differ by stage are given per stage.
@@ -363,8 +387,25 @@ pub struct ReportArgs {
     #[arg(long, value_name = "K", value_parser = count)]
     pub clusters: Option<usize>,
 
+    /// A cost table (`profile --cost`, or written by hand for another device): the report
+    /// adds the latency it predicts for this model's policies, next to FLOPs.
+    #[arg(long, value_name = "FILE.json")]
+    pub cost: Option<PathBuf>,
+
+    /// The trade-off figure's x-axis: `flops`, or `latency` predicted from --cost, else from
+    /// this report's own per-stage profile (measured here).
+    #[arg(long, value_enum, default_value_t = TradeoffAxis::Flops)]
+    pub tradeoff_axis: TradeoffAxis,
+
     #[command(flatten)]
     pub selection: SelectionArgs,
+}
+
+/// `--tradeoff-axis`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TradeoffAxis {
+    Flops,
+    Latency,
 }
 
 #[derive(Debug, Args)]
@@ -435,6 +476,11 @@ pub struct EvalArgs {
     #[arg(long)]
     pub no_baselines: bool,
 
+    /// Also print the latency predicted from a cost table (`profile --cost`, or written by
+    /// hand for another device): policy network, stem and head plus the kept blocks' costs.
+    #[arg(long, value_name = "FILE.json")]
+    pub cost: Option<PathBuf>,
+
     #[command(flatten)]
     pub selection: SelectionArgs,
 }
@@ -498,6 +544,12 @@ pub struct CompareArgs {
     /// Skip the latency measurements.
     #[arg(long)]
     pub no_profile: bool,
+
+    /// A cost table (`profile --cost`, or written by hand for another device): models of its
+    /// configuration get a predicted latency column, and the Pareto figure's sweeps are
+    /// predicted from it.
+    #[arg(long, value_name = "FILE.json")]
+    pub cost: Option<PathBuf>,
 
     /// Images each model's threshold sweep and static baselines use.
     #[arg(long, value_name = "N", default_value_t = COMPARE_SWEEP_IMAGES, value_parser = count)]

@@ -4,13 +4,16 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use super::args::{EvalArgs, ExportArgs, ImportArgs, ProfileArgs, ReportArgs, TuiArgs};
+use super::args::{
+    EvalArgs, ExportArgs, ImportArgs, ProfileArgs, ReportArgs, TradeoffAxis, TuiArgs,
+};
 use super::open::{open, open_bundled, open_with, progress_bar, Opened};
 use super::started;
 use blockdrop::eval::adaptivity::Adaptivity;
 use blockdrop::eval::baselines::Selection;
 use blockdrop::eval::tradeoff::{adaptivity_of_records, choose_subsets, TradeoffOptions};
 use blockdrop::eval::{evaluate, EvalOptions};
+use blockdrop::profile::cost::{CostTable, PredictedLatency};
 use blockdrop::profile::ProfileOptions;
 use blockdrop::records::{self, Summary};
 use blockdrop::report::ExportOptions;
@@ -40,6 +43,12 @@ fn evaluate_printed(
 
 pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     let opened = open(&args.model)?;
+    let config = &opened.loaded.model.config;
+    let cost = args
+        .cost
+        .as_ref()
+        .map(|path| CostTable::read_for(path, config))
+        .transpose()?;
     let options = EvalOptions {
         limit: args.limit,
         batch: args.batch,
@@ -58,6 +67,10 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
             "{}",
             adaptivity_printed(&opened, &records, &tradeoff)?.line()
         );
+    }
+    if let Some(table) = &cost {
+        let keep_rates = blockdrop::analysis::keep_rates(&records);
+        println!("{}", PredictedLatency::of(table, &keep_rates).line());
     }
     let dataset = &opened.dataset;
     println!(
@@ -127,16 +140,28 @@ pub fn profile(args: &ProfileArgs) -> anyhow::Result<()> {
         println!("profile: {}", path.display());
     }
     if let Some(path) = &args.cost {
-        blockdrop::profile::cost::CostTable::from_profile(&report, rayon::current_num_threads())
-            .write(path)?;
+        CostTable::from_profile(&report, rayon::current_num_threads()).write(path)?;
         println!("cost table: {}", path.display());
     }
     Ok(())
 }
 
 /// The report preset with the flags' changes.
-fn export_options(args: &ReportArgs) -> ExportOptions {
+fn export_options(args: &ReportArgs, opened: &Opened) -> anyhow::Result<ExportOptions> {
     let mut options = ExportOptions::default();
+    let config = &opened.loaded.model.config;
+    options.cost = args
+        .cost
+        .as_ref()
+        .map(|path| CostTable::read_for(path, config))
+        .transpose()?;
+    options.latency_axis = args.tradeoff_axis == TradeoffAxis::Latency;
+    if options.latency_axis && args.no_profile && options.cost.is_none() {
+        return Err(blockdrop::Error::BadUsage(
+            "--tradeoff-axis latency needs a profile or --cost FILE.json (--no-profile leaves neither)".into(),
+        )
+        .into());
+    }
     options.eval.limit = args.limit;
     options.tradeoff.limit = Some(args.tradeoff_images);
     args.selection.apply(&mut options.tradeoff);
@@ -144,7 +169,7 @@ fn export_options(args: &ReportArgs) -> ExportOptions {
     if args.no_profile {
         options.profile = None;
     }
-    options
+    Ok(options)
 }
 
 /// Evaluates, sweeps, profiles and writes the report, with a progress line per phase.
@@ -196,7 +221,8 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
     // The folder is checked before any work, and again when the report is moved in.
     output::check_export_target(&args.out, &args.model.data, args.model.model.as_deref())?;
     let opened = open(&args.model)?;
-    write_export(&opened, &export_options(&args.report), &args.out, false)
+    let options = export_options(&args.report, &opened)?;
+    write_export(&opened, &options, &args.out, false)
 }
 
 /// `--export`: the bundled default's report with the preset every report shares.

@@ -77,6 +77,11 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
     if args.no_profile {
         options.profile = None;
     }
+    options.cost = args
+        .cost
+        .as_ref()
+        .map(|path| blockdrop::profile::cost::CostTable::read(path))
+        .transpose()?;
     let start = std::time::Instant::now();
     let bar = progress_bar(1);
     let comparison = compare_models(

@@ -7,14 +7,16 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::args::{
-    PolicyArgs, TrainBaseArgs, TrainCurriculumArgs, TrainFinetuneArgs, TrainLoopArgs,
+    PolicyArgs, RewardCostArg, TrainBaseArgs, TrainCurriculumArgs, TrainFinetuneArgs, TrainLoopArgs,
 };
 use blockdrop::checkpoint;
 use blockdrop::config::Config;
 use blockdrop::data::{Dataset, Split};
 use blockdrop::device::DeviceKind;
+use blockdrop::profile::cost::CostTable;
+use blockdrop::train::cost::BlockCost;
 use blockdrop::train::policy::{PolicyOptions, StageFn};
-use blockdrop::train::run::{EpochMetrics, Run, RunConfig, BEST, LAST};
+use blockdrop::train::run::{EpochMetrics, Run, RunConfig, BEST, COST_TABLE, LAST};
 use blockdrop::train::schedule::Schedule;
 use blockdrop::train::{
     self, base, curriculum, finetune, LoopDefaults, LoopOptions, Setting, StageOptions, TrainStage,
@@ -109,15 +111,18 @@ struct Plan<O> {
     config: Config,
     data: std::path::PathBuf,
     options: O,
+    /// Files a new run folder keeps beside its config (name, bytes): the reward's cost table.
+    keep: Vec<(&'static str, Vec<u8>)>,
 }
 
 /// A run to train: new from the flags, or the one `--resume` names with the options it was
-/// started with (`--epochs` may extend it). `config` and `fresh` are asked only for a new run.
+/// started with (`--epochs` may extend it). `config` and `fresh` (the options for that
+/// configuration) are asked only for a new run.
 fn plan<O: Serialize + DeserializeOwned + Clone + StageOptions>(
     args: &TrainLoopArgs,
     stage: TrainStage,
     config: impl FnOnce() -> anyhow::Result<Config>,
-    fresh: impl FnOnce() -> O,
+    fresh: impl FnOnce(&Config) -> anyhow::Result<O>,
 ) -> anyhow::Result<Plan<O>> {
     if let Some(dir) = &args.resume {
         let (run, saved) = Run::open(dir)?;
@@ -137,6 +142,7 @@ fn plan<O: Serialize + DeserializeOwned + Clone + StageOptions>(
             config,
             data: saved.data,
             options,
+            keep: Vec::new(),
         });
     }
     let (Some(data), Some(out)) = (&args.data, &args.out) else {
@@ -145,7 +151,7 @@ fn plan<O: Serialize + DeserializeOwned + Clone + StageOptions>(
         );
     };
     let config = config()?;
-    let options = fresh();
+    let options = fresh(&config)?;
     let run_config = RunConfig::new(stage, &config, data, options.clone());
     Ok(Plan {
         folder: RunFolder::New {
@@ -155,6 +161,7 @@ fn plan<O: Serialize + DeserializeOwned + Clone + StageOptions>(
         config,
         data: data.clone(),
         options,
+        keep: Vec::new(),
     })
 }
 
@@ -202,7 +209,13 @@ fn open_training<O: Serialize>(
         .map_err(Error::BadUsage)?;
     let run = match plan.folder {
         RunFolder::Existing(run) => run,
-        RunFolder::New { out, config } => Run::create(&out, &config)?,
+        RunFolder::New { out, config } => {
+            let run = Run::create(&out, &config)?;
+            for (name, bytes) in &plan.keep {
+                blockdrop::atomic::write_bytes_atomic(&run.dir.join(name), bytes)?;
+            }
+            run
+        }
     };
     println!(
         "training the {what} of {} on {} ({} training, {} test images) into {}",
@@ -236,11 +249,13 @@ pub fn base(args: &TrainBaseArgs) -> anyhow::Result<()> {
             Some(name) => Ok(Config::by_name(name)?),
             None => Err(Error::BadUsage("--config is required".into()).into()),
         },
-        || base::BaseOptions {
-            common: loop_options(&args.run, base::DEFAULTS),
-            momentum: args.momentum,
-            weight_decay: args.weight_decay,
-            augment: !args.no_augment,
+        |_| {
+            Ok(base::BaseOptions {
+                common: loop_options(&args.run, base::DEFAULTS),
+                momentum: args.momentum,
+                weight_decay: args.weight_decay,
+                augment: !args.no_augment,
+            })
         },
     )?;
     run_stage(&args.run, "base network", plan, base::train, LAST)
@@ -284,24 +299,50 @@ fn train_policy(
     policy: &PolicyArgs,
     stage: PolicyStage,
 ) -> anyhow::Result<()> {
-    let plan = plan(
+    let table = match &policy.cost {
+        Some(RewardCostArg::Table(path)) => Some((path, CostTable::read(path)?)),
+        _ => None,
+    };
+    let mut plan = plan(
         run_args,
         stage.stage,
         || match &run_args.config {
             Some(name) => Ok(Config::by_name(name)?),
             None => Ok(checkpoint::config_of_file(&stage.model_file)?),
         },
-        || PolicyOptions {
-            common: loop_options(run_args, stage.defaults),
-            alpha: policy.alpha,
-            beta: policy.beta,
-            penalty: policy.penalty.unwrap_or(stage.penalty),
-            cl_step: policy.cl_step,
-            augment: !policy.no_augment,
-            masked: policy.masked,
-            init: stage.init.to_path_buf(),
+        |config| {
+            let cost = match (&policy.cost, &table) {
+                (Some(RewardCostArg::Flops), _) => BlockCost::flops(config),
+                (_, Some((path, table))) => BlockCost::measured(table, path, config)?,
+                _ => BlockCost::Blocks,
+            };
+            Ok(PolicyOptions {
+                common: loop_options(run_args, stage.defaults),
+                alpha: policy.alpha,
+                beta: policy.beta,
+                penalty: policy.penalty.unwrap_or(stage.penalty),
+                cl_step: policy.cl_step,
+                augment: !policy.no_augment,
+                masked: policy.masked,
+                init: stage.init.to_path_buf(),
+                cost,
+            })
         },
     )?;
+    if let Some((_, table)) = &table {
+        let json = serde_json::to_vec_pretty(table)?;
+        plan.keep.push((COST_TABLE, json));
+    }
+    if !matches!(plan.options.cost, BlockCost::Blocks) {
+        println!("reward cost: {}", plan.options.cost.describe());
+    }
+    if let Some(dir) = &run_args.resume {
+        // A config.json edited by hand is checked as the flag would have been.
+        let blocks = plan.config.num_blocks();
+        plan.options.cost.check(blocks).map_err(|e| {
+            Error::bad_input(dir.join(train::run::CONFIG), format!("options: cost {e}"))
+        })?;
+    }
     run_stage(run_args, stage.what, plan, stage.train, BEST)
 }
 

@@ -18,6 +18,7 @@ use crate::eval::tradeoff::{choose_subsets, tradeoff, Tradeoff, TradeoffOptions}
 use crate::eval::{evaluate_batch, EvalOptions};
 use crate::exec::forward_batch;
 use crate::model::{BlockDrop, BlockDropFlops};
+use crate::profile::cost::{CostTable, PredictedLatency};
 use crate::profile::{profile, ImageLatencySummary, ProfileOptions, ProfileReport};
 use crate::records::{Record, Summary};
 use crate::runs::RunFolder;
@@ -48,6 +49,8 @@ pub struct CompareOptions {
     pub adaptivity: bool,
     /// `None` skips profiling.
     pub profile: Option<ProfileOptions>,
+    /// A cost table: each model of its configuration gets a predicted latency.
+    pub cost: Option<CostTable>,
 }
 
 impl Default for CompareOptions {
@@ -69,6 +72,7 @@ impl Default for CompareOptions {
                 repeat: crate::report::PROFILE_REPEATS,
                 warmup: 1,
             }),
+            cost: None,
         }
     }
 }
@@ -89,6 +93,8 @@ pub struct Compared {
     pub adaptivity: bool,
     pub profile: Option<ProfileReport>,
     pub run: Option<RunFolder>,
+    /// The cost table, when one was given for this model's configuration.
+    pub cost: Option<CostTable>,
 }
 
 impl Compared {
@@ -108,6 +114,15 @@ impl Compared {
 
     pub fn latency(&self) -> Option<ImageLatencySummary> {
         self.profile.as_ref().map(ProfileReport::image_latency)
+    }
+
+    /// The latency the cost table predicts at this model's keep rates.
+    pub fn predicted(&self) -> Option<PredictedLatency> {
+        let table = self.cost.as_ref()?;
+        Some(PredictedLatency::of(
+            table,
+            &crate::analysis::keep_rates(&self.records),
+        ))
     }
 }
 
@@ -225,6 +240,9 @@ pub fn compare(
                 adaptivity: options.adaptivity,
                 profile,
                 run: state.run,
+                cost: options.cost.clone().filter(|t| {
+                    t.config == model.config.name && t.blocks.len() == model.num_blocks()
+                }),
             }),
             Err(Error::Cancelled) => return Err(Error::Cancelled),
             Err(e) => Err(Failed {

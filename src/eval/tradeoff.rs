@@ -109,14 +109,71 @@ pub struct TradeoffPoint {
     pub mean_blocks: f64,
     /// Mean FLOPs per image; BlockDrop points include the policy network.
     pub mean_flops: f64,
+    /// Each block's keep rate over the images (empty for the oracle): with a cost table it
+    /// predicts the point's latency ([`TradeoffPoint::predicted_us`]).
+    pub keep_rates: Vec<f64>,
+    /// Whether the point runs the policy network (BlockDrop points).
+    pub runs_policy: bool,
+}
+
+impl TradeoffPoint {
+    /// The point's predicted µs per image from `table` (the policy network counted only
+    /// where it runs); `None` for the oracle, which has no keep rates.
+    pub fn predicted_us(&self, table: &crate::profile::cost::CostTable) -> Option<f64> {
+        if self.keep_rates.len() != table.blocks.len() {
+            return None;
+        }
+        let policy = if self.runs_policy {
+            0.0
+        } else {
+            table.policy.us / table.batch.max(1) as f64
+        };
+        Some(table.path_us(&self.keep_rates) - policy)
+    }
+}
+
+/// What a trade-off chart measures cost in: mean MFLOPs per image, or µs per image
+/// predicted from a cost table (measured on a device).
+#[derive(Debug, Clone, Copy)]
+pub enum CostAxis<'a> {
+    Flops,
+    Latency(&'a crate::profile::cost::CostTable),
+}
+
+impl CostAxis<'_> {
+    /// A point's cost on this axis; `None` where it cannot be predicted (the oracle).
+    pub fn of(&self, point: &TradeoffPoint) -> Option<f64> {
+        match self {
+            CostAxis::Flops => Some(point.mean_flops / 1e6),
+            CostAxis::Latency(table) => point.predicted_us(table),
+        }
+    }
+
+    /// The axis' label.
+    pub fn label(&self) -> String {
+        match self {
+            CostAxis::Flops => {
+                "mean MFLOPs per image (policy network included for BlockDrop)".into()
+            }
+            CostAxis::Latency(table) => format!(
+                "predicted µs per image ({}; policy network included for BlockDrop)",
+                table.measured_on()
+            ),
+        }
+    }
 }
 
 /// One method's points as (mean MFLOPs per image, accuracy), by FLOPs: a chart's series.
 pub fn series(points: &[TradeoffPoint], method: Method) -> Vec<(f64, f64)> {
+    series_on(points, method, CostAxis::Flops)
+}
+
+/// One method's points as (cost on `axis`, accuracy), by cost.
+pub fn series_on(points: &[TradeoffPoint], method: Method, axis: CostAxis) -> Vec<(f64, f64)> {
     let mut v: Vec<(f64, f64)> = points
         .iter()
         .filter(|p| p.method == method)
-        .map(|p| (p.mean_flops / 1e6, p.accuracy))
+        .filter_map(|p| Some((axis.of(p)?, p.accuracy)))
         .collect();
     v.sort_by(|a, b| a.0.total_cmp(&b.0));
     v
@@ -338,6 +395,8 @@ pub fn tradeoff(
         accuracy: adaptivity.oracle.accuracy,
         mean_blocks: adaptivity.oracle.mean_blocks,
         mean_flops: adaptivity.oracle.mean_flops,
+        keep_rates: Vec::new(),
+        runs_policy: true,
     });
     Ok(Tradeoff { points, adaptivity })
 }
@@ -439,10 +498,14 @@ fn static_runs(
 fn point(s: &Scenario, correct: &[bool], flops: &BlockDropFlops) -> TradeoffPoint {
     let n = correct.len().max(1) as f64;
     let (mut blocks, mut base) = (0usize, 0f64);
+    let mut kept = vec![0usize; flops.base.blocks.len()];
     for i in 0..correct.len() {
         let keep = s.policy_of(i);
         blocks += kept_blocks(keep);
         base += flops.base.with_policy(keep) as f64;
+        for (count, &k) in kept.iter_mut().zip(keep) {
+            *count += k as usize;
+        }
     }
     let policy = if s.include_policy_flops {
         flops.policy as f64 * correct.len() as f64
@@ -460,6 +523,8 @@ fn point(s: &Scenario, correct: &[bool], flops: &BlockDropFlops) -> TradeoffPoin
         accuracy: correct.iter().filter(|&&c| c).count() as f64 / n,
         mean_blocks: blocks as f64 / n,
         mean_flops: (base + policy) / n,
+        keep_rates: kept.iter().map(|&c| c as f64 / n).collect(),
+        runs_policy: s.include_policy_flops,
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::exec::Stage;
 use crate::profile::ProfileReport;
@@ -114,6 +115,61 @@ impl CostTable {
         Ok(table)
     }
 
+    /// Reads a cost table and checks that it is `config`'s (name and number of blocks).
+    pub fn read_for(path: &Path, config: &Config) -> Result<CostTable> {
+        let table = CostTable::read(path)?;
+        table.check_for(config, path)?;
+        Ok(table)
+    }
+
+    /// Whether this table describes `config`: its name and its number of blocks.
+    pub fn check_for(&self, config: &Config, path: &Path) -> Result<()> {
+        if self.config != config.name || self.blocks.len() != config.num_blocks() {
+            return Err(Error::bad_input(
+                path,
+                format!(
+                    "is a cost table of {} with {} blocks, the model is {} with {}",
+                    self.config,
+                    self.blocks.len(),
+                    config.name,
+                    config.num_blocks()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Predicted µs per image of the BlockDrop path that keeps block k at rate
+    /// `keep_rates[k]` (0 or 1 for one image, the keep rate for a set): policy network, stem,
+    /// head and the kept blocks' costs, divided by the batch the table was measured at.
+    pub fn path_us(&self, keep_rates: &[f64]) -> f64 {
+        let blocks: f64 = self
+            .blocks
+            .iter()
+            .zip(keep_rates)
+            .map(|(b, rate)| b.us * rate)
+            .sum();
+        (self.policy.us + self.stem.us + self.head.us + blocks) / self.batch.max(1) as f64
+    }
+
+    /// Predicted µs per image of the full network (no policy network).
+    pub fn full_us(&self) -> f64 {
+        let blocks: f64 = self.blocks.iter().map(|b| b.us).sum();
+        (self.stem.us + self.head.us + blocks) / self.batch.max(1) as f64
+    }
+
+    /// Where the table was measured, in a few words: `cpu, fast (avx2), 2 threads, batch 1`.
+    pub fn measured_on(&self) -> String {
+        format!(
+            "{}, {}, {} thread{}, batch {}",
+            self.device,
+            self.kernels,
+            self.threads,
+            if self.threads == 1 { "" } else { "s" },
+            self.batch
+        )
+    }
+
     fn check(&self) -> std::result::Result<(), String> {
         if self.version != VERSION {
             return Err(format!(
@@ -145,10 +201,46 @@ impl CostTable {
                 }
             }
         }
+        if self.batch == 0 {
+            return Err("gives a batch size of 0".into());
+        }
         if self.blocks.iter().all(|c| c.us == 0.0) {
             return Err("gives every block a time of 0".into());
         }
         Ok(())
+    }
+}
+
+/// A model's latency predicted from a cost table: the BlockDrop path (at the records' keep
+/// rates) and the full network, per image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictedLatency {
+    pub path_us: f64,
+    pub full_us: f64,
+    /// Where the table was measured ([`CostTable::measured_on`]).
+    pub measured_on: String,
+}
+
+impl PredictedLatency {
+    /// The prediction for images that keep block k at rate `keep_rates[k]`.
+    pub fn of(table: &CostTable, keep_rates: &[f64]) -> Self {
+        Self {
+            path_us: table.path_us(keep_rates),
+            full_us: table.full_us(),
+            measured_on: table.measured_on(),
+        }
+    }
+
+    /// `eval`'s line: `Predicted latency: 937.2 µs/img (full network 1637.4 µs, 0.572×) from
+    /// a cost table measured on cpu, fast (avx2), 2 threads, batch 1`.
+    pub fn line(&self) -> String {
+        format!(
+            "Predicted latency: {:.1} µs/img (full network {:.1} µs, {:.3}×) from a cost table measured on {}",
+            self.path_us,
+            self.full_us,
+            self.path_us / self.full_us.max(f64::MIN_POSITIVE),
+            self.measured_on
+        )
     }
 }
 
@@ -191,5 +283,27 @@ mod tests {
         let mut t = table();
         t.stem.flops = -1.0;
         assert!(t.check().unwrap_err().contains("stem's flops"));
+        let mut t = table();
+        t.batch = 0;
+        assert!(t.check().is_err());
+    }
+
+    /// Policy, stem and head always run; blocks count by their keep rate; all per image.
+    #[test]
+    fn predictions_add_the_fixed_stages_and_the_kept_blocks() {
+        let mut t = table();
+        let none = vec![0.0; 15];
+        assert_eq!(t.path_us(&none), 30.0);
+        let mut half = vec![0.0; 15];
+        half[..4].fill(0.5);
+        assert_eq!(t.path_us(&half), 30.0 + 20.0);
+        assert_eq!(t.full_us(), 20.0 + 150.0);
+        t.batch = 10;
+        assert_eq!(t.path_us(&[1.0; 15]), (30.0 + 150.0) / 10.0);
+        let config = Config::by_name("R32_FMNIST").unwrap();
+        assert!(t.check_for(&config, Path::new("t.json")).is_ok());
+        let other = Config::by_name("R110_C10").unwrap();
+        let err = t.check_for(&other, Path::new("t.json")).unwrap_err();
+        assert!(err.to_string().contains("R110_C10"), "{err}");
     }
 }

@@ -7,7 +7,7 @@ use plotters::chart::SeriesLabelStyle;
 use plotters::prelude::*;
 
 use crate::error::Result;
-use crate::eval::tradeoff::{series, Method, TradeoffPoint};
+use crate::eval::tradeoff::{series_on, CostAxis, Method, TradeoffPoint};
 use crate::profile::ProfileReport;
 use crate::report::style::{
     drawing_error, ensure_font, ACCENT, FAMILY, GREY, KEPT, ORACLE, SECOND, STATIC, THIRD, USED,
@@ -34,13 +34,17 @@ fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
 /// the static baselines, the oracle, the full network and the model's own point (`learned`:
 /// mean FLOPs, accuracy). Left, everything; right, a zoom on the region around the model,
 /// where the static baselines and the policy differ by tenths of a point.
-pub fn tradeoff(points: &[TradeoffPoint], learned: (f64, f64), path: &Path) -> Result<()> {
+pub fn tradeoff(
+    points: &[TradeoffPoint],
+    axis: CostAxis,
+    learned: (f64, f64),
+    path: &Path,
+) -> Result<()> {
     ensure_font()?;
     let err = drawing_error(path);
-    let learned = (learned.0 / 1e6, learned.1);
     let all: Vec<(f64, f64)> = points
         .iter()
-        .map(|p| (p.mean_flops / 1e6, p.accuracy))
+        .filter_map(|p| Some((axis.of(p)?, p.accuracy)))
         .chain([learned])
         .collect();
     let bounds = |ps: &[(f64, f64)]| {
@@ -50,13 +54,13 @@ pub fn tradeoff(points: &[TradeoffPoint], learned: (f64, f64), path: &Path) -> R
             })
     };
     let (x_lo, x_hi, y_lo, y_hi) = bounds(&all);
-    // The zoom: half to one and a half times the model's FLOPs, from 3 points below its
+    // The zoom: half to one and a half times the model's cost, from 3 points below its
     // accuracy to the best point there (the oracle may lie above it).
     let zoom_x = (learned.0 * 0.5)..(learned.0 * 1.5);
     let near: Vec<(f64, f64)> = points
         .iter()
         .filter(|p| p.method != Method::Oracle)
-        .map(|p| (p.mean_flops / 1e6, p.accuracy))
+        .filter_map(|p| Some((axis.of(p)?, p.accuracy)))
         .chain([learned])
         .filter(|p| zoom_x.contains(&p.0) && p.1 >= learned.1 - 0.03)
         .collect();
@@ -67,6 +71,7 @@ pub fn tradeoff(points: &[TradeoffPoint], learned: (f64, f64), path: &Path) -> R
     tradeoff_panel(
         &left,
         points,
+        axis,
         learned,
         (padded(x_lo, x_hi), padded(y_lo, y_hi)),
         "Accuracy vs. compute: learned policy, baselines, full network",
@@ -76,6 +81,7 @@ pub fn tradeoff(points: &[TradeoffPoint], learned: (f64, f64), path: &Path) -> R
     tradeoff_panel(
         &right,
         points,
+        axis,
         learned,
         (zoom_x, padded(zy_lo, zy_hi)),
         "Zoom: around this model",
@@ -86,11 +92,12 @@ pub fn tradeoff(points: &[TradeoffPoint], learned: (f64, f64), path: &Path) -> R
     Ok(())
 }
 
-/// One panel of the trade-off figure over `range` (MFLOPs, accuracy); points outside it are
-/// left out.
+/// One panel of the trade-off figure over `range` (cost on `axis`, accuracy); points outside
+/// it are left out.
 fn tradeoff_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     points: &[TradeoffPoint],
+    axis: CostAxis,
     learned: (f64, f64),
     range: (std::ops::Range<f64>, std::ops::Range<f64>),
     title: &str,
@@ -105,13 +112,17 @@ fn tradeoff_panel<DB: DrawingBackend>(
         .build_cartesian_2d(x_range, y_range)?;
     chart
         .configure_mesh()
-        .x_desc("mean MFLOPs per image (policy network included for BlockDrop)")
+        .x_desc(axis.label())
         .y_desc("accuracy")
         .label_style((FAMILY, 14))
         .draw()?;
     let inside = |p: &(f64, f64)| range.0.contains(&p.0) && range.1.contains(&p.1);
-    let series =
-        |method| -> Vec<(f64, f64)> { series(points, method).into_iter().filter(inside).collect() };
+    let series = |method| -> Vec<(f64, f64)> {
+        series_on(points, method, axis)
+            .into_iter()
+            .filter(inside)
+            .collect()
+    };
     for (method, colour, label) in [
         (Method::BlockDrop, KEPT, "BlockDrop, thresholds 0.1-0.9"),
         (Method::FirstK, SECOND, "FirstK (first k blocks)"),

@@ -22,10 +22,13 @@ use crate::error::Result;
 use crate::eval::adaptivity::signed;
 use crate::eval::adaptivity::Adaptivity;
 use crate::eval::baselines::Selection;
-use crate::eval::tradeoff::{choose_subsets, tradeoff, Tradeoff, TradeoffOptions, TradeoffPoint};
+use crate::eval::tradeoff::{
+    choose_subsets, tradeoff, CostAxis, Tradeoff, TradeoffOptions, TradeoffPoint,
+};
 use crate::eval::{evaluate, EvalOptions};
 use crate::model::blockdrop::policy_string;
 use crate::model::BlockDrop;
+use crate::profile::cost::{CostTable, PredictedLatency};
 use crate::profile::{profile, ProfileOptions, ProfileReport};
 use crate::records::{Record, Summary};
 
@@ -47,6 +50,11 @@ pub struct ExportOptions {
     pub clusters: Option<usize>,
     /// Images per gallery.
     pub gallery: usize,
+    /// A cost table for the model's configuration: the report shows the latency it predicts.
+    pub cost: Option<CostTable>,
+    /// The trade-off figure's x-axis: latency (from `cost`, else from this report's own
+    /// profile) instead of FLOPs.
+    pub latency_axis: bool,
 }
 
 impl Default for ExportOptions {
@@ -68,6 +76,8 @@ impl Default for ExportOptions {
             }),
             clusters: None,
             gallery: 12,
+            cost: None,
+            latency_axis: false,
         }
     }
 }
@@ -80,6 +90,8 @@ pub struct ReportData<'a> {
     pub records: Vec<Record>,
     pub tradeoff: Tradeoff,
     pub profile: Option<ProfileReport>,
+    /// The latency the user's cost table predicts for the records.
+    pub predicted: Option<PredictedLatency>,
     /// The shipped models side by side (`--export` of the bundled default).
     pub models: Option<crate::compare::Comparison>,
 }
@@ -148,6 +160,10 @@ pub fn collect<'a>(
         title: format!("{} on {}", model.config.name, dataset.path.display()),
         model,
         dataset,
+        predicted: options
+            .cost
+            .as_ref()
+            .map(|table| PredictedLatency::of(table, &analysis::keep_rates(&records))),
         records,
         tradeoff,
         profile,
@@ -289,15 +305,36 @@ fn chart_figures(
 ) -> Result<()> {
     let records = &data.records;
     let mut figure = |file: &str, caption: String| figures.add(file, caption);
-    let learned = (summary.flops_mean, summary.accuracy);
     let sweep_images = options
         .tradeoff
         .limit
         .map_or(data.dataset.len(), |l| l.min(data.dataset.len()));
+    // The latency axis: the user's cost table, else one from this report's profile.
+    let profiled = data
+        .profile
+        .as_ref()
+        .map(|p| CostTable::from_profile(p, rayon::current_num_threads()));
+    let table = options.cost.as_ref().or(profiled.as_ref());
+    let (axis, learned, cost) = match table.filter(|_| options.latency_axis) {
+        Some(table) => {
+            let us = table.path_us(&analysis::keep_rates(records));
+            (
+                CostAxis::Latency(table),
+                (us, summary.accuracy),
+                format!("predicted latency per image ({})", table.measured_on()),
+            )
+        }
+        None => (
+            CostAxis::Flops,
+            (summary.flops_mean / 1e6, summary.accuracy),
+            "mean FLOPs per image".to_string(),
+        ),
+    };
     charts::tradeoff(
         &data.tradeoff.points,
+        axis,
         learned,
-        &figure("tradeoff.png", format!("Accuracy against mean FLOPs per image on the first {sweep_images} images: the policy at thresholds 0.1–0.9, FirstK and Random at the same block budgets, the static baselines (the model's most frequent policies and the best subset at each budget, {}, each run on every image), the oracle bound, the full network, and this model at threshold {} on all {} images.", data.tradeoff.adaptivity.subsets_from, options.eval.threshold, records.len())),
+        &figure("tradeoff.png", format!("Accuracy against {cost} on the first {sweep_images} images: the policy at thresholds 0.1–0.9, FirstK and Random at the same block budgets, the static baselines (the model's most frequent policies and the best subset at each budget, {}, each run on every image), the oracle bound, the full network, and this model at threshold {} on all {} images.", data.tradeoff.adaptivity.subsets_from, options.eval.threshold, records.len())),
     )?;
     if let Some(p) = &data.profile {
         charts::latency(p, &figure("latency.png", format!("Median time per stage on {} with FLOPs overlaid; the profiler's overhead was {:+.1}%.", p.device, 100.0 * p.overhead())))?;
@@ -433,6 +470,11 @@ fn summary_json(data: &ReportData, summary: &Summary) -> serde_json::Value {
         "unique_policies": summary.unique_policies,
         "lines": summary.to_string().lines().collect::<Vec<_>>(),
         "adaptivity": adaptivity_json(&data.tradeoff.adaptivity),
+        "predicted_latency_us": data.predicted.as_ref().map(|p| serde_json::json!({
+            "path": p.path_us,
+            "full": p.full_us,
+            "measured_on": p.measured_on,
+        })),
         "latency_us": data.profile.as_ref().map(|p| {
             let latency = p.image_latency();
             serde_json::json!({
@@ -563,6 +605,9 @@ fn index_markdown(data: &ReportData, summary: &Summary, figures: &[Figure]) -> S
             latency.p90_path_us,
             latency.median_full_us
         );
+    }
+    if let Some(p) = &data.predicted {
+        let _ = writeln!(index, "{}.\n", p.line());
     }
     for f in figures {
         let _ = writeln!(index, "![{}]({})\n\n{}\n", f.file, f.file, f.caption);

@@ -66,7 +66,7 @@ pub fn step(
     let outcome = |policy: &Tensor| -> Result<(Vec<bool>, Vec<f32>)> {
         let logits = forward_batch(base, x, &keep_bits(policy)?)?;
         let correct = reward::correct(&logits, labels)?;
-        let rewards = reward::reward(&correct, policy, options.penalty)?;
+        let rewards = reward::reward(&correct, policy, &options.cost, options.penalty)?;
         Ok((correct, rewards))
     };
     let (correct, sampled_reward) = outcome(&sampled)?;

@@ -143,6 +143,7 @@ impl<O: StageOptions> EpochLoop<'_, O> {
                 unique_policies: eval.policy.as_ref().map(|p| p.summary.unique_policies),
                 images_per_s: running.seen as f64 / train_s,
                 wall_s: started.elapsed().as_secs_f64(),
+                cost_share_mean: eval.policy.as_ref().map(|p| p.cost_share_mean),
             };
             let is_best = eval.score > best;
             best = best.max(eval.score);

@@ -93,10 +93,11 @@ pub fn step(
         forward_masked_sparse(&model.resnet, x, &keep_bits(&sampled)?, true)?
     };
     let correct = reward::correct(&logits, labels)?;
-    let sampled_reward = reward::reward(&correct, &sampled, options.penalty)?;
+    let sampled_reward = reward::reward(&correct, &sampled, &options.cost, options.penalty)?;
     let baseline_reward = reward::reward(
         &reward::correct(&baseline_logits, labels)?,
         &baseline,
+        &options.cost,
         options.penalty,
     )?;
     let advantage: Vec<f32> = sampled_reward

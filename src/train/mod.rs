@@ -4,6 +4,7 @@
 
 pub mod augment;
 pub mod base;
+pub mod cost;
 pub mod curriculum;
 pub mod epochs;
 pub mod finetune;
@@ -283,8 +284,10 @@ pub fn load_model_file(varmap: &VarMap, path: &std::path::Path, base_only: bool)
 /// What a policy stage records per epoch on the test set, from the greedy policy.
 pub struct PolicyEval {
     pub summary: crate::records::Summary,
-    /// Mean reward `1 − (blocks/K)²` or γ of the greedy policy.
+    /// Mean reward `1 − share²` or γ of the greedy policy.
     pub reward: f64,
+    /// Mean share of the block cost the greedy policy keeps (`blocks / K` without a cost).
+    pub cost_share_mean: f64,
 }
 
 /// Evaluates `model` (a BatchNorm-folded copy of it) on `indices` of `test` at threshold 0.5.
@@ -292,6 +295,7 @@ pub fn evaluate_policy(
     model: &crate::model::BlockDrop,
     test: &Dataset,
     indices: &[usize],
+    cost: &cost::BlockCost,
     penalty: f64,
     device: &Device,
 ) -> Result<PolicyEval> {
@@ -303,15 +307,18 @@ pub fn evaluate_policy(
         ..crate::eval::EvalOptions::default()
     };
     let records = crate::eval::evaluate(&folded, test, &options, device, |_, _| {})?;
-    let k = model.num_blocks();
+    let images = records.len().max(1) as f64;
+    let shares: Vec<f32> = records.iter().map(|r| cost.share(&r.keep)).collect();
     let reward = records
         .iter()
-        .map(|r| reward::of(r.correct, r.blocks as usize, k, penalty) as f64)
+        .zip(&shares)
+        .map(|(r, &share)| reward::of(r.correct, share, penalty) as f64)
         .sum::<f64>()
-        / records.len().max(1) as f64;
+        / images;
     Ok(PolicyEval {
         summary: crate::records::Summary::of(&records),
         reward,
+        cost_share_mean: shares.iter().map(|&s| s as f64).sum::<f64>() / images,
     })
 }
 

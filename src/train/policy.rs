@@ -12,6 +12,7 @@ use crate::checkpoint::ModelStage;
 use crate::error::Result;
 use crate::model::BlockDrop;
 use crate::rng::Rng;
+use crate::train::cost::BlockCost;
 use crate::train::epochs::{BatchOutcome, EpochEvaluation, EpochLoop};
 use crate::train::optim::{params, Kind, Optimizer};
 use crate::train::run::Run;
@@ -48,6 +49,9 @@ pub struct PolicyOptions {
     /// folder or model file (finetuning).
     #[serde(with = "crate::train::run::path_json")]
     pub init: PathBuf,
+    /// What a kept block costs in the reward (runs saved without it count blocks).
+    #[serde(default)]
+    pub cost: BlockCost,
 }
 
 /// One batch's outcome under the sampled policies.
@@ -134,13 +138,21 @@ impl Trainer {
             })
         };
         let evaluate = |test: &[usize]| {
-            let eval = evaluate_policy(model, setting.test_data, test, options.penalty, device)?;
+            let eval = evaluate_policy(
+                model,
+                setting.test_data,
+                test,
+                &options.cost,
+                options.penalty,
+                device,
+            )?;
             let metadata = vec![
                 (
                     "block_usage".to_string(),
                     format!("{:.3}", eval.summary.block_usage_mean),
                 ),
                 ("penalty".to_string(), options.penalty.to_string()),
+                ("reward_cost".to_string(), options.cost.kind().to_string()),
             ];
             Ok(EpochEvaluation {
                 test_accuracy: eval.summary.accuracy,

@@ -6,25 +6,25 @@
 use candle_core::{DType, Device, Result, Tensor, D};
 
 use crate::rng::Rng;
+use crate::train::cost::BlockCost;
 
-/// The reward of one image: `1 − (kept / K)²` when the prediction is correct, `penalty` (γ)
-/// otherwise; in f32, as the reference's torch computes it.
-pub fn of(correct: bool, kept: usize, blocks: usize, penalty: f64) -> f32 {
+/// The reward of one image: `1 − share²` when the prediction is correct, `penalty` (γ)
+/// otherwise, `share` being the kept blocks' share of the cost ([`BlockCost::share`]: `kept
+/// / K` in the reference); in f32, as the reference's torch computes it.
+pub fn of(correct: bool, share: f32, penalty: f64) -> f32 {
     if correct {
-        1.0 - (kept as f32 / blocks as f32).powi(2)
+        1.0 - share.powi(2)
     } else {
         penalty as f32
     }
 }
 
 /// [`of`] for each image of a batch of 0/1 policies `[N, K]`.
-pub fn reward(correct: &[bool], keep: &Tensor, penalty: f64) -> Result<Vec<f32>> {
-    let k = keep.dim(D::Minus1)?;
-    let used = keep.sum(D::Minus1)?.to_vec1::<f32>()?;
-    Ok(used
+pub fn reward(correct: &[bool], keep: &Tensor, cost: &BlockCost, penalty: f64) -> Result<Vec<f32>> {
+    Ok(keep_bits(keep)?
         .iter()
         .zip(correct)
-        .map(|(&u, &ok)| of(ok, u.round() as usize, k, penalty))
+        .map(|(bits, &ok)| of(ok, cost.share(bits), penalty))
         .collect())
 }
 
@@ -126,8 +126,13 @@ mod tests {
     #[test]
     fn reward_is_one_minus_squared_usage_or_the_penalty() {
         let keep = t(&[&[1.0, 1.0, 0.0, 0.0], &[1.0, 1.0, 1.0, 1.0], &[0.0; 4]]);
-        let r = reward(&[true, true, false], &keep, -5.0).unwrap();
+        let r = reward(&[true, true, false], &keep, &BlockCost::Blocks, -5.0).unwrap();
         assert_eq!(r, vec![0.75, 0.0, -5.0]);
+        let cost = BlockCost::Flops {
+            blocks: vec![3.0, 1.0, 0.0, 0.0],
+        };
+        let r = reward(&[true, true, false], &keep, &cost, -5.0).unwrap();
+        assert_eq!(r, vec![0.0, 0.0, -5.0]);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!   version;
 //! - `metrics.csv`: one row per finished epoch;
 //! - `last.safetensors` / `best.safetensors`: model files (any command's `--model` reads them);
-//! - `state.safetensors`: model, optimiser state and position, for `--resume`.
+//! - `state.safetensors`: model, optimiser state and position, for `--resume`;
+//! - `cost.json`: the cost table the reward weighs blocks by (`--cost FILE.json` runs only).
 //!
 //! Every file is replaced atomically, so a kill at any moment leaves the last complete epoch
 //! loadable.
@@ -28,6 +29,8 @@ pub const METRICS: &str = "metrics.csv";
 pub const LAST: &str = "last.safetensors";
 pub const BEST: &str = "best.safetensors";
 pub const STATE: &str = "state.safetensors";
+/// The cost table a `--cost FILE.json` run's reward was computed from (a copy).
+pub const COST_TABLE: &str = "cost.json";
 
 /// Paths in `config.json`: a JSON string when the path is UTF-8, else `{"bytes": [...]}`
 /// (Unix paths are bytes; a run folder must reproduce itself whatever its names).
@@ -139,16 +142,20 @@ pub struct EpochMetrics {
     pub unique_policies: Option<usize>,
     pub images_per_s: f64,
     pub wall_s: f64,
+    /// Policy stages: the greedy policy's mean share of the block cost the reward counts.
+    pub cost_share_mean: Option<f64>,
 }
 
 /// The first line of `metrics.csv`.
-pub const METRICS_HEADER: &str = "epoch,lr,train_loss,train_accuracy,test_accuracy,reward,block_usage_mean,block_usage_std,unique_policies,images_per_s,wall_s";
+pub const METRICS_HEADER: &str = "epoch,lr,train_loss,train_accuracy,test_accuracy,reward,block_usage_mean,block_usage_std,unique_policies,images_per_s,wall_s,cost_share_mean";
+/// The header of runs written before `cost_share_mean` (their rows read with it empty).
+pub const METRICS_HEADER_V1: &str = "epoch,lr,train_loss,train_accuracy,test_accuracy,reward,block_usage_mean,block_usage_std,unique_policies,images_per_s,wall_s";
 
 impl EpochMetrics {
     fn csv_row(&self) -> String {
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
         format!(
-            "{},{:.6e},{:.6},{:.6},{:.6},{},{},{},{},{:.1},{:.1}",
+            "{},{:.6e},{:.6},{:.6},{:.6},{},{},{},{},{:.1},{:.1},{}",
             self.epoch,
             self.lr,
             self.train_loss,
@@ -160,7 +167,8 @@ impl EpochMetrics {
             self.unique_policies
                 .map_or(String::new(), |u| u.to_string()),
             self.images_per_s,
-            self.wall_s
+            self.wall_s,
+            opt(self.cost_share_mean)
         )
     }
 }
@@ -234,7 +242,15 @@ impl Run {
             .map_err(|e| Error::bad_input(&path, format!("not a run's config.json: {e}")))?;
         let metrics = dir.join(METRICS);
         let rows = match std::fs::read_to_string(&metrics) {
-            Ok(text) => text.lines().skip(1).map(str::to_string).collect(),
+            Ok(text) => {
+                // Rows of the previous format gain the new last column, empty.
+                let old = text.lines().next() == Some(METRICS_HEADER_V1);
+                let pad = if old { "," } else { "" };
+                text.lines()
+                    .skip(1)
+                    .map(|row| format!("{row}{pad}"))
+                    .collect()
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(Error::io(&metrics, e)),
         };
