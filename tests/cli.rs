@@ -458,4 +458,53 @@ fn profile_writes_a_cost_table_that_reads_back_and_never_replaces_a_users_file()
         err.contains("mine.json") && err.contains("policy's us"),
         "{err}"
     );
+    // eval predicts from it; a table of another configuration is refused, naming it.
+    let eval = |table: &Path| {
+        blockdrop(&[
+            "eval",
+            "--data",
+            path_str(&sample),
+            "--limit",
+            "50",
+            "--no-baselines",
+            "--cost",
+            path_str(table),
+        ])
+    };
+    let out = eval(&cost);
+    let lines = text(&out.stdout);
+    assert!(
+        lines
+            .lines()
+            .nth(4)
+            .unwrap()
+            .starts_with("Predicted latency: "),
+        "{lines}"
+    );
+    let other = dir.path().join("other.json");
+    let edited = std::fs::read_to_string(&cost)
+        .unwrap()
+        .replace("R32_FMNIST", "R32_C10");
+    std::fs::write(&other, edited).unwrap();
+    let out = eval(&other);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("other.json") && err.contains("R32_C10"),
+        "{err}"
+    );
+    // A latency axis needs a profile or a table.
+    let out = blockdrop(&[
+        "export",
+        "--data",
+        path_str(&sample),
+        "--no-profile",
+        "--tradeoff-axis",
+        "latency",
+        "--out",
+        path_str(&dir.path().join("report")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--tradeoff-axis latency"));
+    assert!(!dir.path().join("report").exists());
 }

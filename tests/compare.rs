@@ -118,6 +118,17 @@ fn a_run_folder_compares_as_its_best_model_and_the_report_has_every_figure() {
     let run = run_folder(dir.path());
     let data = asset("fashion-mnist-sample");
     let out_dir = dir.path().join("comparison");
+    // A cost table written by hand, as for a device this machine is not: 10 µs per block,
+    // 106 µs for the policy network, stem and head.
+    let blocks = vec![serde_json::json!({"us": 10.0, "flops": 1.0}); 15];
+    let table = serde_json::json!({
+        "version": 1, "config": "R32_FMNIST", "device": "phone", "kernels": "npu",
+        "threads": 4, "batch": 1, "blocks": blocks,
+        "policy": {"us": 100.0, "flops": 1.0}, "stem": {"us": 5.0, "flops": 1.0},
+        "head": {"us": 1.0, "flops": 1.0},
+    });
+    let cost = dir.path().join("phone.json");
+    std::fs::write(&cost, table.to_string()).unwrap();
     let out = blockdrop(&[
         "compare",
         "--data",
@@ -128,6 +139,8 @@ fn a_run_folder_compares_as_its_best_model_and_the_report_has_every_figure() {
         "60",
         "--selection-images",
         "12",
+        "--cost",
+        path_str(&cost),
         "--out",
         path_str(&out_dir),
         path_str(&run),
@@ -143,6 +156,16 @@ fn a_run_folder_compares_as_its_best_model_and_the_report_has_every_figure() {
         row(&table, "default.safetensors")[1..5],
         eval_figures(&asset("default.safetensors"), &data, &["--limit", "120"])[..]
     );
+    // Blocks per segment add up to the block usage; the predicted latency follows the table.
+    let cells = row(&table, "default.safetensors");
+    let usage: f64 = cells[2].split(' ').next().unwrap().parse().unwrap();
+    let per_segment: f64 = cells[5]
+        .split(" / ")
+        .map(|b| b.parse::<f64>().unwrap())
+        .sum();
+    assert!((per_segment - usage).abs() < 0.02, "{table}");
+    let predicted: f64 = cells[11].parse().unwrap();
+    assert!((predicted - (106.0 + 10.0 * usage)).abs() < 1.0, "{table}");
     let index = std::fs::read_to_string(out_dir.join("index.md")).unwrap();
     for figure in ["pareto.png", "keep_rates.png", "training.png"] {
         assert!(

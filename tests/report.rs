@@ -267,3 +267,81 @@ fn export_into_a_missing_parent_fails_without_writing() {
         "{err}"
     );
 }
+
+/// A cost table (here written by hand, as for another device) predicts the report's
+/// latency: the records' path, every trade-off point, and the trade-off figure's x-axis.
+#[test]
+fn a_cost_table_predicts_the_latency_the_report_shows() {
+    use blockdrop::profile::cost::{CostTable, StageCost};
+    let (model, data) = (r32_model(), cifar_bin());
+    let stage = |us: f64| StageCost { us, flops: 1.0 };
+    let table = CostTable {
+        written_by: None,
+        version: blockdrop::profile::cost::VERSION,
+        config: "R32_C10".into(),
+        device: "phone".into(),
+        kernels: "npu".into(),
+        threads: 4,
+        batch: 1,
+        policy: stage(100.0),
+        stem: stage(5.0),
+        head: stage(1.0),
+        // Block k costs k + 1 µs: a prediction that ignored which blocks run would show.
+        blocks: (0..15).map(|k| stage(k as f64 + 1.0)).collect(),
+    };
+    let mut options = ExportOptions {
+        profile: None,
+        cost: Some(table.clone()),
+        latency_axis: true,
+        ..ExportOptions::default()
+    };
+    options.tradeoff.thresholds = vec![0.3, 0.5, 0.7];
+    let report = collect_fixture(&model, &data, &options);
+    let by_hand: f64 = report
+        .records
+        .iter()
+        .map(|r| {
+            106.0
+                + r.keep
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &k)| k)
+                    .map(|(b, _)| b as f64 + 1.0)
+                    .sum::<f64>()
+        })
+        .sum::<f64>()
+        / report.records.len() as f64;
+    let predicted = report.predicted.as_ref().unwrap();
+    assert!(
+        (predicted.path_us - by_hand).abs() < 1e-9,
+        "{predicted:?} vs {by_hand}"
+    );
+    assert_eq!(predicted.full_us, 6.0 + 120.0);
+    for point in &report.tradeoff.points {
+        let us = point.predicted_us(&table);
+        match point.method {
+            Method::Oracle => assert_eq!(us, None),
+            // Static policies run no policy network.
+            Method::Full => assert_eq!(us, Some(126.0)),
+            Method::BlockDrop => assert!(us.unwrap() >= 106.0),
+            _ => assert!(us.unwrap() >= 6.0 && us.unwrap() < 126.0 + 1e-9),
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let figures = write_report(&report, &options, &out).unwrap();
+    let tradeoff = figures.iter().find(|f| f.file == "tradeoff.png").unwrap();
+    assert!(
+        tradeoff
+            .caption
+            .contains("predicted latency per image (phone, npu, 4 threads, batch 1)"),
+        "{}",
+        tradeoff.caption
+    );
+    assert!(png_variance(&out.join("tradeoff.png")).2 > 100.0);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["predicted_latency_us"]["full"], 126.0);
+    let index = std::fs::read_to_string(out.join("index.md")).unwrap();
+    assert!(index.contains("Predicted latency: "), "{index}");
+}

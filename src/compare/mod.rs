@@ -95,6 +95,8 @@ pub struct Compared {
     pub run: Option<RunFolder>,
     /// The cost table, when one was given for this model's configuration.
     pub cost: Option<CostTable>,
+    /// Blocks per segment of the base network.
+    pub segments: Vec<usize>,
 }
 
 impl Compared {
@@ -114,6 +116,21 @@ impl Compared {
 
     pub fn latency(&self) -> Option<ImageLatencySummary> {
         self.profile.as_ref().map(ProfileReport::image_latency)
+    }
+
+    /// Mean kept blocks in each segment of the base network.
+    pub fn blocks_per_segment(&self) -> Vec<f64> {
+        let rates = crate::analysis::keep_rates(&self.records);
+        let mut start = 0;
+        self.segments
+            .iter()
+            .map(|&n| {
+                let end = (start + n).min(rates.len());
+                let kept = rates[start.min(end)..end].iter().sum();
+                start = end;
+                kept
+            })
+            .collect()
     }
 
     /// The latency the cost table predicts at this model's keep rates.
@@ -240,6 +257,7 @@ pub fn compare(
                 adaptivity: options.adaptivity,
                 profile,
                 run: state.run,
+                segments: model.config.base.layers.clone(),
                 cost: options.cost.clone().filter(|t| {
                     t.config == model.config.name && t.blocks.len() == model.num_blocks()
                 }),

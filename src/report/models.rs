@@ -16,12 +16,13 @@ use crate::report::{grids, table, Figure};
 use crate::runs::RunFolder;
 
 /// The comparison table's header, one column per figure.
-const COLUMNS: [&str; 12] = [
+const COLUMNS: [&str; 13] = [
     "model",
     "Accuracy",
     "Block Usage",
     "FLOPs/img",
     "Unique Policies",
+    "blocks per segment",
     "FLOPs share",
     "full-network accuracy",
     "adaptivity gain",
@@ -47,7 +48,13 @@ fn cells(comparison: &Comparison) -> Vec<Vec<String>> {
                     four.lines()
                         .map(|l| l.split_once(": ").map_or(l, |(_, v)| v).to_string()),
                 );
+                let segments: Vec<String> = c
+                    .blocks_per_segment()
+                    .iter()
+                    .map(|b| format!("{b:.2}"))
+                    .collect();
                 row.extend([
+                    segments.join(" / "),
                     format!("{:.0}%", 100.0 * c.flops_share()),
                     format!("{:.3}", c.full_accuracy),
                     match (c.adaptivity, c.gain()) {
