@@ -545,6 +545,11 @@ pub struct CompareArgs {
     #[arg(long)]
     pub no_profile: bool,
 
+    /// Images each model's batch-1 latency is measured on, one by one (BlockDrop path and
+    /// full network; the columns are their medians).
+    #[arg(long, value_name = "N", default_value_t = blockdrop::report::PROFILE_IMAGES, value_parser = count)]
+    pub profile_images: usize,
+
     /// A cost table (`profile --cost`, or written by hand for another device): models of its
     /// configuration get a predicted latency column, and the Pareto figure's sweeps are
     /// predicted from it.

@@ -74,6 +74,9 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
     options.eval.threshold = args.threshold;
     options.tradeoff.limit = Some(args.tradeoff_images);
     args.selection.apply(&mut options.tradeoff);
+    if let Some(profile) = &mut options.profile {
+        profile.images = args.profile_images;
+    }
     if args.no_profile {
         options.profile = None;
     }

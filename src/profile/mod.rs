@@ -384,7 +384,9 @@ impl fmt::Display for ProfileReport {
                 |g: &dyn Fn(&ImageLatency) -> f64| self.images.iter().map(g).sum::<f64>() / n;
             write!(
                 f,
-                "mean time ratio {:.3}, mean FLOP ratio {:.3}",
+                "mean path {:.1} µs, mean full network {:.1} µs; mean time ratio {:.3}, mean FLOP ratio {:.3}",
+                mean(&|i| i.path_us),
+                mean(&|i| i.full_us),
                 mean(&|i| i.time_ratio()),
                 mean(&|i| i.flop_ratio)
             )?;
