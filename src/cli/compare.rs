@@ -68,7 +68,30 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
     let dataset = data::Dataset::open(&args.data, args.split.into())?;
     let other = open_other_split(&dataset);
     let selection = Selection::of(&dataset, &other)?;
+    let cost = args
+        .cost
+        .as_ref()
+        .map(|path| blockdrop::profile::cost::CostTable::read(path))
+        .transpose()?;
     let entries: Vec<Entry> = args.models.iter().map(|m| entry(m, &device)).collect();
+    if let (Some(path), Some(table)) = (&args.cost, &cost) {
+        let matches = entries.iter().any(|e| {
+            e.model.as_ref().is_ok_and(|m| {
+                m.config.name == table.config && m.num_blocks() == table.blocks.len()
+            })
+        });
+        if !matches {
+            return Err(Error::bad_input(
+                path,
+                format!(
+                    "is a cost table of {} with {} blocks; none of the models compared is",
+                    table.config,
+                    table.blocks.len()
+                ),
+            )
+            .into());
+        }
+    }
     let mut options = CompareOptions::default();
     options.eval.limit = args.limit;
     options.eval.threshold = args.threshold;
@@ -80,11 +103,7 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
     if args.no_profile {
         options.profile = None;
     }
-    options.cost = args
-        .cost
-        .as_ref()
-        .map(|path| blockdrop::profile::cost::CostTable::read(path))
-        .transpose()?;
+    options.cost = cost;
     let start = std::time::Instant::now();
     let bar = progress_bar(1);
     let comparison = compare_models(

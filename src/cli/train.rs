@@ -112,7 +112,7 @@ struct Plan<O> {
     data: std::path::PathBuf,
     options: O,
     /// Files a new run folder keeps beside its config (name, bytes): the reward's cost table.
-    keep: Vec<(&'static str, Vec<u8>)>,
+    extra_files: Vec<(&'static str, Vec<u8>)>,
 }
 
 /// A run to train: new from the flags, or the one `--resume` names with the options it was
@@ -142,7 +142,7 @@ fn plan<O: Serialize + DeserializeOwned + Clone + StageOptions>(
             config,
             data: saved.data,
             options,
-            keep: Vec::new(),
+            extra_files: Vec::new(),
         });
     }
     let (Some(data), Some(out)) = (&args.data, &args.out) else {
@@ -161,7 +161,7 @@ fn plan<O: Serialize + DeserializeOwned + Clone + StageOptions>(
         config,
         data: data.clone(),
         options,
-        keep: Vec::new(),
+        extra_files: Vec::new(),
     })
 }
 
@@ -211,7 +211,7 @@ fn open_training<O: Serialize>(
         RunFolder::Existing(run) => run,
         RunFolder::New { out, config } => {
             let run = Run::create(&out, &config)?;
-            for (name, bytes) in &plan.keep {
+            for (name, bytes) in &plan.extra_files {
                 blockdrop::atomic::write_bytes_atomic(&run.dir.join(name), bytes)?;
             }
             run
@@ -331,7 +331,7 @@ fn train_policy(
     )?;
     if let Some((_, table)) = &table {
         let json = serde_json::to_vec_pretty(table)?;
-        plan.keep.push((COST_TABLE, json));
+        plan.extra_files.push((COST_TABLE, json));
     }
     if !matches!(plan.options.cost, BlockCost::Blocks) {
         println!("reward cost: {}", plan.options.cost.describe());

@@ -18,6 +18,13 @@ pub const VERSION: u32 = 1;
 const MAX_BYTES: u64 = 1 << 20;
 /// More blocks than this is not a network this tool builds.
 const MAX_BLOCKS: usize = 10_000;
+/// Bounds on a stage's figures (a day in µs; a thousand times the largest network's FLOPs),
+/// so sums over 10,000 blocks stay finite.
+const MAX_US: f64 = 1e11;
+const MAX_FLOPS: f64 = 1e16;
+/// Bounds on the batch and thread counts a table may state.
+const MAX_BATCH: usize = 1 << 20;
+const MAX_THREADS: usize = 1 << 16;
 
 /// One stage's cost: median microseconds per batch, and FLOPs per batch.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -195,14 +202,25 @@ impl CostTable {
                 .map(|(k, c)| (format!("block {k}"), *c)),
         );
         for (name, cost) in named {
-            for (what, v) in [("us", cost.us), ("flops", cost.flops)] {
-                if !v.is_finite() || v < 0.0 {
-                    return Err(format!("{name}'s {what} is {v}, not a finite cost ≥ 0"));
+            for (what, v, max) in [("us", cost.us, MAX_US), ("flops", cost.flops, MAX_FLOPS)] {
+                if !(v.is_finite() && (0.0..=max).contains(&v)) {
+                    return Err(format!(
+                        "{name}'s {what} is {v}, not a cost from 0 to {max:e}"
+                    ));
                 }
             }
         }
-        if self.batch == 0 {
-            return Err("gives a batch size of 0".into());
+        if !(1..=MAX_BATCH).contains(&self.batch) {
+            return Err(format!(
+                "gives a batch of {} (1 to {MAX_BATCH})",
+                self.batch
+            ));
+        }
+        if !(1..=MAX_THREADS).contains(&self.threads) {
+            return Err(format!(
+                "gives {} threads (1 to {MAX_THREADS})",
+                self.threads
+            ));
         }
         if self.blocks.iter().all(|c| c.us == 0.0) {
             return Err("gives every block a time of 0".into());
@@ -286,6 +304,16 @@ mod tests {
         let mut t = table();
         t.batch = 0;
         assert!(t.check().is_err());
+        let mut t = table();
+        t.batch = usize::MAX;
+        assert!(t.check().unwrap_err().contains("batch"));
+        let mut t = table();
+        t.threads = 0;
+        assert!(t.check().is_err());
+        // Finite but so large that sums would overflow.
+        let mut t = table();
+        t.blocks[0].us = 1e308;
+        assert!(t.check().unwrap_err().contains("block 0's us"));
     }
 
     /// Policy, stem and head always run; blocks count by their keep rate; all per image.

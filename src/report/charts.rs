@@ -25,9 +25,23 @@ fn legend<'s, 'a, 'b, DB: DrawingBackend + 'a, CT: CoordTranslate>(
         .border_style(BLACK)
 }
 
-fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
-    let pad = ((hi - lo) * 0.08).max(1e-9);
-    (lo - pad)..(hi + pad)
+/// A padded axis range over the finite `values`; `0..1` when there are none. plotters spins
+/// forever on an empty or infinite range, so every chart's range comes from here.
+pub(crate) fn axis_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    if lo > hi {
+        return 0.0..1.0;
+    }
+    // At least a thousandth of the values' size, so the padding survives rounding.
+    let pad = ((hi - lo) * 0.08).max(1e-3 * hi.abs().max(lo.abs()).max(1e-6));
+    let (a, b) = (lo - pad, hi + pad);
+    if a.is_finite() && b.is_finite() && a < b {
+        a..b
+    } else {
+        0.0..1.0
+    }
 }
 
 /// Accuracy against mean FLOPs per image: the threshold sweep, FirstK, Random (each seed),
@@ -47,16 +61,18 @@ pub fn tradeoff(
         .filter_map(|p| Some((axis.of(p)?, p.accuracy)))
         .chain([learned])
         .collect();
-    let bounds = |ps: &[(f64, f64)]| {
-        ps.iter()
-            .fold((f64::MAX, f64::MIN, f64::MAX, f64::MIN), |b, p| {
-                (b.0.min(p.0), b.1.max(p.0), b.2.min(p.1), b.3.max(p.1))
-            })
-    };
-    let (x_lo, x_hi, y_lo, y_hi) = bounds(&all);
+    let (x_range, y_range) = (
+        axis_range(all.iter().map(|p| p.0)),
+        axis_range(all.iter().map(|p| p.1)),
+    );
     // The zoom: half to one and a half times the model's cost, from 3 points below its
-    // accuracy to the best point there (the oracle may lie above it).
-    let zoom_x = (learned.0 * 0.5)..(learned.0 * 1.5);
+    // accuracy to the best point there (the oracle may lie above it); everything when the
+    // model's cost gives no such range.
+    let zoom_x = if learned.0.is_finite() && learned.0 > 0.0 {
+        (learned.0 * 0.5)..(learned.0 * 1.5)
+    } else {
+        x_range.clone()
+    };
     let near: Vec<(f64, f64)> = points
         .iter()
         .filter(|p| p.method != Method::Oracle)
@@ -64,7 +80,7 @@ pub fn tradeoff(
         .chain([learned])
         .filter(|p| zoom_x.contains(&p.0) && p.1 >= learned.1 - 0.03)
         .collect();
-    let (_, _, zy_lo, zy_hi) = bounds(&near);
+    let zoom_y = axis_range(near.iter().map(|p| p.1));
     let root = BitMapBackend::new(path, (1500, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(&err)?;
     let (left, right) = root.split_horizontally(860);
@@ -73,7 +89,7 @@ pub fn tradeoff(
         points,
         axis,
         learned,
-        (padded(x_lo, x_hi), padded(y_lo, y_hi)),
+        (x_range, y_range),
         "Accuracy vs. compute: learned policy, baselines, full network",
         true,
     )
@@ -83,7 +99,7 @@ pub fn tradeoff(
         points,
         axis,
         learned,
-        (zoom_x, padded(zy_lo, zy_hi)),
+        (zoom_x, zoom_y),
         "Zoom: around this model",
         false,
     )
@@ -224,9 +240,10 @@ pub fn latency(profile: &ProfileReport, path: &Path) -> Result<()> {
         .x_label_area_size(45)
         .y_label_area_size(60)
         .right_y_label_area_size(60)
-        .build_cartesian_2d(-1.0..n as f64, 0.0..max_us * 1.1)
+        // Never an empty range (plotters spins on one), whatever the profile holds.
+        .build_cartesian_2d(-1.0..n as f64, 0.0..(max_us * 1.1).max(1e-3))
         .map_err(&err)?
-        .set_secondary_coord(-1.0..n as f64, 0.0..max_mflops * 1.1);
+        .set_secondary_coord(-1.0..n as f64, 0.0..(max_mflops * 1.1).max(1e-3));
     let labels: Vec<String> = profile
         .stages
         .iter()

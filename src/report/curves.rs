@@ -7,6 +7,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::error::Result;
+use crate::report::charts::axis_range;
 use crate::report::style::{
     drawing_error, ensure_font, ACCENT, FAMILY, GREY, KEPT, ORACLE, SECOND, STATIC, THIRD, USED,
 };
@@ -30,15 +31,6 @@ pub struct ModelSeries {
     pub point_latency: Option<(f64, f64)>,
     pub full: (f64, f64),
     pub full_latency: Option<(f64, f64)>,
-}
-
-fn range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
-    let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
-    if lo > hi {
-        return 0.0..1.0;
-    }
-    let pad = ((hi - lo) * 0.08).max(1e-3);
-    (lo - pad)..(hi + pad)
 }
 
 /// Accuracy against mean MFLOPs (left) and against batch-1 latency (right), one colour per
@@ -110,8 +102,8 @@ fn pareto_panel<DB: DrawingBackend>(
         .x_label_area_size(45)
         .y_label_area_size(60)
         .build_cartesian_2d(
-            range(all.iter().map(|p| p.0)),
-            range(all.iter().map(|p| p.1)),
+            axis_range(all.iter().map(|p| p.0)),
+            axis_range(all.iter().map(|p| p.1)),
         )?;
     chart
         .configure_mesh()
@@ -196,8 +188,8 @@ fn curves_panel<DB: DrawingBackend>(
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d(
-            range(points().map(|p| p.0).chain([0.0])),
-            range(points().map(|p| p.1)),
+            axis_range(points().map(|p| p.0).chain([0.0])),
+            axis_range(points().map(|p| p.1)),
         )?;
     chart
         .configure_mesh()

@@ -131,19 +131,13 @@ pub fn model_series(c: &Compared) -> ModelSeries {
     let points = &c.tradeoff.points;
     let sweep = series(points, Method::BlockDrop);
     let latency = c.latency();
-    let mut sweep_latency: Vec<(f64, f64)> = match (&c.cost, &c.profile) {
-        // A cost table predicts each sweep point from its keep rates.
-        (Some(table), _) => points
-            .iter()
-            .filter(|t| t.method == Method::BlockDrop)
-            .filter_map(|t| Some((t.predicted_us(table)?, t.accuracy)))
-            .collect(),
-        (None, Some(p)) => points
+    let mut sweep_latency: Vec<(f64, f64)> = match &c.profile {
+        Some(p) => points
             .iter()
             .filter(|t| t.method == Method::BlockDrop)
             .map(|t| (predicted_us(p, t.mean_flops), t.accuracy))
             .collect(),
-        (None, None) => Vec::new(),
+        None => Vec::new(),
     };
     sweep_latency.sort_by(|a, b| a.0.total_cmp(&b.0));
     ModelSeries {
@@ -174,7 +168,7 @@ pub fn write_figures(comparison: &Comparison, dir: &Path, prefix: &str) -> Resul
     curves::pareto(&series, &dir.join(&pareto))?;
     figures.push(Figure {
         file: pareto,
-        caption: format!("Accuracy against mean FLOPs (left) and batch-1 latency on this device (right). Lines: each model's threshold sweep (first {} images; latency predicted {}); rings: each model at its threshold on all {} images, latency measured; crosses: its full network, same weights.", compared[0].tradeoff.adaptivity.images, compared[0].cost.as_ref().map_or("from the profile's stage times".to_string(), |t| format!("from the cost table measured on {}", t.measured_on())), comparison.images),
+        caption: format!("Accuracy against mean FLOPs (left) and batch-1 latency on this device (right). Lines: each model's threshold sweep (first {} images; latency predicted from the profile's stage times); rings: each model at its threshold on all {} images, latency measured; crosses: its full network, same weights.", compared[0].tradeoff.adaptivity.images, comparison.images),
     });
     let same_blocks = compared.windows(2).all(|w| {
         w[0].records.first().map(|r| r.keep.len()) == w[1].records.first().map(|r| r.keep.len())

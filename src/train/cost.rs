@@ -12,6 +12,9 @@ use crate::error::{Error, Result};
 use crate::model::BlockDropFlops;
 use crate::profile::cost::CostTable;
 
+/// The largest weight a block may have (µs or FLOPs): sums over any network stay finite.
+const MAX_WEIGHT: f64 = 1e16;
+
 /// The cost of each block in the reward; saved in a run's `config.json`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -82,9 +85,11 @@ impl BlockCost {
         if let Some((k, w)) = weights
             .iter()
             .enumerate()
-            .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+            .find(|(_, w)| !(w.is_finite() && (0.0..=MAX_WEIGHT).contains(*w)))
         {
-            return Err(format!("block {k}'s cost is {w}, not a finite cost ≥ 0"));
+            return Err(format!(
+                "block {k}'s cost is {w}, not a cost from 0 to {MAX_WEIGHT:e}"
+            ));
         }
         if weights.iter().sum::<f64>() <= 0.0 {
             return Err("gives every block a cost of 0".into());
@@ -181,6 +186,9 @@ mod tests {
         let mut nan = vec![1.0; 15];
         nan[4] = f64::NAN;
         assert!(with(nan).check(15).unwrap_err().contains("block 4"));
+        let mut huge = vec![1.0; 15];
+        huge[2] = 1e308;
+        assert!(with(huge).check(15).unwrap_err().contains("block 2"));
         assert!(BlockCost::Blocks.check(15).is_ok());
     }
 

@@ -244,7 +244,7 @@ impl Run {
         let rows = match std::fs::read_to_string(&metrics) {
             Ok(text) => {
                 // Rows of the previous format gain the new last column, empty.
-                let old = text.lines().next() == Some(METRICS_HEADER_V1);
+                let old = text.lines().next().map(str::trim_end) == Some(METRICS_HEADER_V1);
                 let pad = if old { "," } else { "" };
                 text.lines()
                     .skip(1)
