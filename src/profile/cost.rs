@@ -113,8 +113,15 @@ impl CostTable {
                 ),
             ));
         }
-        let bytes = crate::input::read_file(path)?;
-        let table: CostTable = serde_json::from_slice(&bytes)
+        Self::parse(path, &crate::input::read_file(path)?)
+    }
+
+    /// A cost table from `bytes` (read from `path`, which errors name), checked as [`read`]
+    /// describes.
+    ///
+    /// [`read`]: CostTable::read
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<CostTable> {
+        let table: CostTable = serde_json::from_slice(bytes)
             .map_err(|e| Error::bad_input(path, format!("not a cost table: {e}")))?;
         table
             .check()
