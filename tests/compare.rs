@@ -220,12 +220,30 @@ fn runs_prints_a_row_per_run_draws_curves_and_names_a_bad_metrics_file() {
     let training = asset("training");
     let base = training.join("fmnist-base");
     let g5 = training.join("fmnist-finetune-g5");
-    let out = blockdrop(&["runs", path_str(&base), path_str(&g5)]);
+    // The latency-aware run writes the newer metrics.csv (with cost_share_mean).
+    let latency = training.join("fmnist-latency-g12");
+    let out = blockdrop(&["runs", path_str(&base), path_str(&g5), path_str(&latency)]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let table = text(&out.stdout);
     let g5_row = row(&table, "fmnist-finetune-g5");
     assert_eq!(g5_row[1..3], ["finetune", "R32_FMNIST"]);
     assert_eq!(row(&table, "fmnist-base")[1], "base");
+    assert_eq!(row(&table, "fmnist-latency-g12")[1], "finetune");
+    // Its cost table is the one its reward weighed blocks by.
+    let cost = blockdrop::profile::cost::CostTable::read(&latency.join("cost.json")).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(latency.join("config.json")).unwrap())
+            .unwrap();
+    let weights: Vec<f64> = config["options"]["cost"]["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        weights,
+        cost.blocks.iter().map(|b| b.us).collect::<Vec<_>>()
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("curves");
