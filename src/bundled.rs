@@ -16,6 +16,11 @@ pub const DEFAULT_MODEL_PATH: &str = "assets/default.safetensors";
 pub const SAMPLE_PATH: &str = "assets/fashion-mnist-sample";
 
 const DEFAULT_MODEL: &[u8] = include_bytes!("../assets/default.safetensors");
+
+/// The bundled default model file's bytes (what `--model` left out means).
+pub fn default_model_bytes() -> &'static [u8] {
+    DEFAULT_MODEL
+}
 /// The other shipped models (finetuned at γ = −5 and −10), for the report's Models section.
 const SHIPPED: [(&str, &[u8]); 2] = [
     (

@@ -16,6 +16,7 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod exec;
+pub mod fingerprint;
 pub mod input;
 pub mod kernels;
 pub mod lock;

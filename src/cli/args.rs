@@ -12,6 +12,7 @@ use blockdrop::compare::COMPARE_SWEEP_IMAGES;
 use blockdrop::data::Split;
 use blockdrop::device::DeviceKind;
 use blockdrop::eval::baselines::{ADAPTIVITY_IMAGES, SELECTION_IMAGES};
+use blockdrop::eval::shard::Shard;
 use blockdrop::eval::DEFAULT_BATCH;
 use blockdrop::kernels::isa::{self, Isa};
 use blockdrop::model::DEFAULT_THRESHOLD;
@@ -79,6 +80,10 @@ pub enum Command {
     Compare(CompareArgs),
     /// Show training runs' curves: a table per run, and with --out a figure.
     Runs(RunsArgs),
+    /// Join the parts of a sharded evaluation (`eval --shard K/N --records PART.parquet`):
+    /// checks they belong together and cover every image once, prints the four summary lines
+    /// of the whole, and writes the merged records.
+    Merge(MergeArgs),
     /// Train: the base ResNet, then the policy over a curriculum, then both jointly.
     #[command(subcommand)]
     Train(TrainCommand),
@@ -481,8 +486,37 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE.json")]
     pub cost: Option<PathBuf>,
 
+    /// Evaluate only part K of N: the K-th of N contiguous, disjoint ranges of the images
+    /// (--limit applies first). Needs --records PART.parquet; `blockdrop merge` joins the
+    /// parts. The static baselines are left out (run them on the merged evaluation).
+    #[arg(long, value_name = "K/N", value_parser = shard)]
+    pub shard: Option<Shard>,
+
+    /// Continue the --records PART.parquet file of an interrupted run (with the same model,
+    /// data, threshold, --limit and --shard) from its last saved batch; started afresh when
+    /// the file does not exist. While running, the file is saved every few seconds, marked
+    /// unfinished until the last image.
+    #[arg(long)]
+    pub resume: bool,
+
     #[command(flatten)]
     pub selection: SelectionArgs,
+}
+
+fn shard(s: &str) -> Result<Shard, String> {
+    Shard::parse(s)
+}
+
+/// `merge`: parts of a sharded evaluation, joined.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The parts' records files (`eval --shard K/N --records PART.parquet`), in any order.
+    #[arg(required = true, value_name = "PART")]
+    pub parts: Vec<PathBuf>,
+
+    /// Write the merged records here (Parquet): one file, as one unsharded run writes.
+    #[arg(long, value_name = "OUT.parquet")]
+    pub records: Option<PathBuf>,
 }
 
 /// Where the best static subsets are chosen.

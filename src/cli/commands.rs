@@ -15,6 +15,7 @@ use blockdrop::eval::tradeoff::{adaptivity_of_records, choose_subsets, TradeoffO
 use blockdrop::eval::{evaluate, EvalOptions};
 use blockdrop::profile::cost::{CostTable, PredictedLatency};
 use blockdrop::profile::ProfileOptions;
+use blockdrop::records::provenance::write_part;
 use blockdrop::records::{self, Summary};
 use blockdrop::report::ExportOptions;
 use blockdrop::runs::RunFolder;
@@ -55,8 +56,13 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         threshold: args.threshold,
         keep_logits: args.logits,
     };
-    let records = evaluate_printed(&opened, &options)?;
-    if !args.no_baselines {
+    let part = args.shard.is_some() || args.resume;
+    let records = if part {
+        super::parts::evaluate_part(&opened, &options, args)?
+    } else {
+        evaluate_printed(&opened, &options)?
+    };
+    if !args.no_baselines && !part {
         let mut tradeoff = TradeoffOptions {
             limit: Some(args.baseline_images),
             threshold: args.threshold,
@@ -68,22 +74,34 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
             adaptivity_printed(&opened, &records, &tradeoff)?.line()
         );
     }
-    if let Some(table) = &cost {
+    if let Some(table) = cost.as_ref().filter(|_| !records.is_empty()) {
         let keep_rates = blockdrop::analysis::keep_rates(&records);
         println!("{}", PredictedLatency::of(table, &keep_rates).line());
     }
     let dataset = &opened.dataset;
     println!(
-        "({} {} images of {} [{}], config {}, threshold {})",
+        "({} {} images of {} [{}], config {}, threshold {}{})",
         records.len(),
         dataset.split,
         dataset.path.display(),
         dataset.format,
         opened.loaded.model.config.name,
-        options.threshold
+        options.threshold,
+        args.shard.map_or(String::new(), |s| format!(", part {s}"))
     );
-    if let Some(path) = &args.records {
-        records::write(&records, path)?;
+    if part {
+        if let Some(path) = &args.records {
+            println!("records: {}", path.display());
+        }
+    } else if let Some(path) = &args.records {
+        // Parquet records carry their provenance, so that `merge` and `--resume` can check
+        // them; CSV is for reading by eye and other tools.
+        if blockdrop::output::frame::is_parquet(path) {
+            let provenance = super::parts::provenance(&opened, &options, args)?;
+            write_part(&records, path, &provenance, true)?;
+        } else {
+            records::write(&records, path)?;
+        }
         println!("records: {}", path.display());
     }
     Ok(())

@@ -5,6 +5,7 @@ pub mod args;
 mod commands;
 pub(crate) mod compare;
 mod open;
+mod parts;
 mod train;
 mod values;
 
@@ -27,6 +28,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<()> {
         Some(Command::Export(args)) => commands::export(args),
         Some(Command::Compare(args)) => compare::compare(args),
         Some(Command::Runs(args)) => compare::runs(args),
+        Some(Command::Merge(args)) => parts::merge(args),
         Some(Command::Train(TrainCommand::Base(args))) => train::base(args),
         Some(Command::Train(TrainCommand::Curriculum(args))) => train::curriculum(args),
         Some(Command::Train(TrainCommand::Finetune(args))) => train::finetune(args),

@@ -4,6 +4,7 @@
 
 pub mod adaptivity;
 pub mod baselines;
+pub mod shard;
 pub mod tradeoff;
 
 use candle_core::Device;
@@ -85,6 +86,30 @@ pub fn evaluate(
     device: &Device,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<Vec<Record>> {
+    let total = options
+        .limit
+        .map_or(dataset.len(), |l| l.min(dataset.len()));
+    let mut records = Vec::with_capacity(total);
+    evaluate_range(model, dataset, 0..total, options, device, |batch| {
+        records.extend_from_slice(batch);
+        progress(records.len(), total);
+        Ok(())
+    })?;
+    Ok(records)
+}
+
+/// Evaluates the images `range` of `dataset` (`options.limit` aside), in order, a batch at a
+/// time: `on_batch` receives each batch's records (it may save them, as `eval --resume`
+/// does). An empty range evaluates nothing; `range` must lie within the first images the
+/// caller checked.
+pub fn evaluate_range(
+    model: &BlockDrop,
+    dataset: &Dataset,
+    range: std::ops::Range<usize>,
+    options: &EvalOptions,
+    device: &Device,
+    mut on_batch: impl FnMut(&[Record]) -> Result<()>,
+) -> Result<()> {
     if options.batch == 0 {
         return Err(Error::BadUsage("--batch must be at least 1".into()));
     }
@@ -94,31 +119,35 @@ pub fn evaluate(
             options.threshold
         )));
     }
-    let total = options
-        .limit
-        .map_or(dataset.len(), |l| l.min(dataset.len()));
-    if total == 0 {
+    if range.end > dataset.len() || range.start > range.end {
+        return Err(Error::BadUsage(format!(
+            "images {}..{} are beyond the {} split's {} images",
+            range.start,
+            range.end,
+            dataset.split,
+            dataset.len()
+        )));
+    }
+    if range.is_empty() && range.start == 0 {
         return Err(Error::bad_input(
             &dataset.path,
             format!("the {} split holds no images", dataset.split),
         ));
     }
-    dataset.check_labels(&model.config, total)?;
+    dataset.check_labels(&model.config, range.end)?;
     let flops = BlockDropFlops::for_config(&model.config);
-    let mut records = Vec::with_capacity(total);
-    let indices: Vec<usize> = (0..total).collect();
+    let indices: Vec<usize> = range.collect();
     for chunk in indices.chunks(options.batch) {
         let x = dataset.batch(chunk, &model.config, device)?;
-        records.extend(evaluate_batch(
+        on_batch(&evaluate_batch(
             model,
             &x,
             chunk,
             dataset.labels(),
             &flops,
             options,
-        )?);
-        progress(records.len(), total);
+        )?)?;
         crate::cancel::check()?;
     }
-    Ok(records)
+    Ok(())
 }

@@ -34,12 +34,22 @@ fn tagged_parquet(path: &Path) -> bool {
 /// Writes a frame atomically: Parquet (tagged as blockdrop's) when `path` ends in `.parquet`,
 /// CSV otherwise. An existing file is replaced only when it is a tagged Parquet file.
 pub fn write_frame(df: &mut DataFrame, path: &Path) -> Result<()> {
+    write_frame_with(df, path, &[])
+}
+
+/// [`write_frame`], with `metadata` in a Parquet file's key-value metadata beside the tag.
+pub fn write_frame_with(
+    df: &mut DataFrame,
+    path: &Path,
+    metadata: &[(String, String)],
+) -> Result<()> {
     let parquet = is_parquet(path);
     check_replaceable(path, |p| parquet && tagged_parquet(p))?;
     write_atomic(path, |file| {
         if parquet {
-            let tag =
-                KeyValueMetadata::from_static(vec![(WRITER_KEY.to_string(), WRITER.to_string())]);
+            let mut pairs = vec![(WRITER_KEY.to_string(), WRITER.to_string())];
+            pairs.extend(metadata.iter().cloned());
+            let tag = KeyValueMetadata::from_static(pairs);
             ParquetWriter::new(file)
                 .with_key_value_metadata(Some(tag))
                 .finish(df)
@@ -49,6 +59,21 @@ pub fn write_frame(df: &mut DataFrame, path: &Path) -> Result<()> {
         }
         .map_err(|e| Error::bad_input(path, format!("cannot write: {e}")))
     })
+}
+
+/// A Parquet file's key-value metadata (its footer only).
+pub fn parquet_metadata(path: &Path) -> Result<std::collections::BTreeMap<String, String>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let metadata = ParquetReader::new(file)
+        .get_metadata()
+        .map_err(|e| Error::bad_input(path, format!("not a readable Parquet file: {e}")))?
+        .clone();
+    Ok(metadata
+        .key_value_metadata
+        .iter()
+        .flatten()
+        .filter_map(|entry| Some((entry.key.clone(), entry.value.clone()?)))
+        .collect())
 }
 
 /// Reads a Parquet file into a frame.

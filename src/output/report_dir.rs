@@ -58,18 +58,16 @@ fn fingerprint(path: &Path) -> Option<Fingerprint> {
         return None;
     }
     let mut file = fs::File::open(path).ok()?;
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut hash = crate::fingerprint::Fnv::default();
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = file.read(&mut buf).ok()?;
         if n == 0 {
             break;
         }
-        for &b in &buf[..n] {
-            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
+        hash.update(&buf[..n]);
     }
-    Some((meta.len(), hash))
+    Some((meta.len(), hash.finish()))
 }
 
 fn marker_text(files: &BTreeMap<String, Fingerprint>) -> String {

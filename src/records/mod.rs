@@ -4,6 +4,7 @@
 //! docs/method.md, "The summary".
 
 pub mod format;
+pub mod provenance;
 pub mod schema;
 
 use std::collections::HashSet;

@@ -7,7 +7,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::output::frame::{is_parquet, read_parquet, write_frame};
+use crate::output::frame::{is_parquet, read_parquet, write_frame_with};
 use crate::records::Record;
 
 /// The column names, in file order (`logits` only when every record has them).
@@ -87,12 +87,17 @@ fn frame(records: &[Record], lists: Lists) -> Result<DataFrame> {
 /// Writes `records` to `path`: Parquet when it ends in `.parquet`, CSV otherwise (list columns
 /// then as space-separated numbers).
 pub fn write(records: &[Record], path: &Path) -> Result<()> {
+    write_with(records, path, &[])
+}
+
+/// [`write`], with `metadata` in a Parquet file's key-value metadata.
+pub fn write_with(records: &[Record], path: &Path, metadata: &[(String, String)]) -> Result<()> {
     let lists = if is_parquet(path) {
         Lists::Native
     } else {
         Lists::SpaceSeparated
     };
-    write_frame(&mut frame(records, lists)?, path)
+    write_frame_with(&mut frame(records, lists)?, path, metadata)
 }
 
 fn list_of_f32(column: &Column, row: usize) -> Option<Vec<f32>> {

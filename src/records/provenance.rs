@@ -1,0 +1,183 @@
+//! Where a Parquet records file came from, kept in its key-value metadata
+//! (docs/formats.md, "Per-image records"): the model, the data, the threshold, how many
+//! images the whole evaluation covers, which part of it this file holds (`eval --shard K/N`),
+//! and whether that part is finished. `eval --resume` continues a file only when all of it
+//! matches; `merge` joins parts only when they belong to one evaluation.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::eval::shard::Shard;
+use crate::output::frame::{is_parquet, parquet_metadata};
+use crate::records::Record;
+
+/// Key prefix of the provenance entries.
+const PREFIX: &str = "blockdrop.";
+
+/// What a records file is part of. Two parts of one evaluation differ only in `shard`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    /// The model file's FNV-1a fingerprint (with its base file's, if any), and its name.
+    pub model: String,
+    pub model_name: String,
+    pub config: String,
+    /// The dataset's fingerprint: its format, split, size and labels (paths may differ from
+    /// machine to machine), and its path as given.
+    pub data: String,
+    pub data_path: String,
+    pub threshold: String,
+    /// Images the whole evaluation covers (the first N of the split).
+    pub images: usize,
+    /// This file's part, `None` for a whole evaluation.
+    pub shard: Option<Shard>,
+}
+
+impl Provenance {
+    /// The metadata entries, with whether the part is `complete`.
+    pub fn entries(&self, complete: bool) -> Vec<(String, String)> {
+        let mut entries = vec![
+            ("model", self.model.clone()),
+            ("model_name", self.model_name.clone()),
+            ("config", self.config.clone()),
+            ("data", self.data.clone()),
+            ("data_path", self.data_path.clone()),
+            ("threshold", self.threshold.clone()),
+            ("images", self.images.to_string()),
+            ("complete", complete.to_string()),
+        ];
+        if let Some(shard) = self.shard {
+            entries.push(("shard", shard.to_string()));
+        }
+        entries
+            .into_iter()
+            .map(|(k, v)| (format!("{PREFIX}{k}"), v))
+            .collect()
+    }
+
+    /// The provenance in `metadata` (read from `path`), and whether the part is complete.
+    pub fn from_entries(metadata: &BTreeMap<String, String>, path: &Path) -> Result<(Self, bool)> {
+        let get = |key: &str| -> Result<String> {
+            metadata
+                .get(&format!("{PREFIX}{key}"))
+                .cloned()
+                .ok_or_else(|| {
+                    Error::bad_input(
+                        path,
+                        format!(
+                            "carries no `{PREFIX}{key}`: not records of `eval --records …parquet` \
+                         from this version"
+                        ),
+                    )
+                })
+        };
+        let images = get("images")?
+            .parse::<usize>()
+            .map_err(|_| Error::bad_input(path, "`blockdrop.images` is not a count"))?;
+        let shard = match metadata.get(&format!("{PREFIX}shard")) {
+            Some(text) => Some(
+                Shard::parse(text)
+                    .map_err(|e| Error::bad_input(path, format!("`blockdrop.shard` {e}")))?,
+            ),
+            None => None,
+        };
+        let complete = match get("complete")?.as_str() {
+            "true" => true,
+            "false" => false,
+            other => {
+                return Err(Error::bad_input(
+                    path,
+                    format!("`blockdrop.complete` is {other:?}, not true or false"),
+                ))
+            }
+        };
+        Ok((
+            Self {
+                model: get("model")?,
+                model_name: get("model_name")?,
+                config: get("config")?,
+                data: get("data")?,
+                data_path: get("data_path")?,
+                threshold: get("threshold")?,
+                images,
+                shard,
+            },
+            complete,
+        ))
+    }
+
+    /// The dataset indices this file covers.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.shard.map_or(0..self.images, |s| s.range(self.images))
+    }
+
+    /// The first way `other` is not part of the same evaluation as `self` (the shard aside),
+    /// as `what: ours vs theirs`.
+    pub fn mismatch(&self, other: &Provenance) -> Option<String> {
+        let pairs = [
+            ("model", &self.model, &other.model),
+            ("configuration", &self.config, &other.config),
+            ("data", &self.data, &other.data),
+            ("threshold", &self.threshold, &other.threshold),
+        ];
+        if let Some((what, a, b)) = pairs.iter().find(|(_, a, b)| a != b) {
+            return Some(format!("{what}: {a} vs {b}"));
+        }
+        (self.images != other.images)
+            .then(|| format!("images: {} vs {}", self.images, other.images))
+    }
+}
+
+/// Writes `records` to the Parquet file `path` with `provenance`.
+pub fn write_part(
+    records: &[Record],
+    path: &Path,
+    provenance: &Provenance,
+    complete: bool,
+) -> Result<()> {
+    if !is_parquet(path) {
+        return Err(Error::bad_input(
+            path,
+            "must end in .parquet: only Parquet records carry what --resume and merge check",
+        ));
+    }
+    crate::records::schema::write_with(records, path, &provenance.entries(complete))
+}
+
+/// A records file with its provenance and whether it is complete. The records must be the
+/// first images of its range, in order (as `eval` writes them), with no index twice.
+pub fn read_part(path: &Path) -> Result<(Vec<Record>, Provenance, bool)> {
+    let (provenance, complete) = Provenance::from_entries(&parquet_metadata(path)?, path)?;
+    let records = crate::records::load(&[path])?;
+    let range = provenance.range();
+    if let Some((i, r)) = records
+        .iter()
+        .enumerate()
+        .find(|(i, r)| r.index as usize != range.start + i)
+    {
+        return Err(Error::bad_input(
+            path,
+            format!(
+                "row {i} holds image {}, not {}: the rows are not this part's images in order",
+                r.index,
+                range.start + i
+            ),
+        ));
+    }
+    if records.len() > range.len() || (complete && records.len() != range.len()) {
+        return Err(Error::bad_input(
+            path,
+            format!(
+                "holds {} records for the {} images of its part{}",
+                records.len(),
+                range.len(),
+                if complete {
+                    " and says it is complete"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    Ok((records, provenance, complete))
+}
