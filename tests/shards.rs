@@ -249,3 +249,85 @@ fn parts_that_do_not_make_one_evaluation_are_refused() {
     );
     refused(&["eval", "--data", s(&data), "--shard", "4/3"], "1 ≤ K ≤ N");
 }
+
+/// `export --records PARTS…`: the report of a sharded evaluation without evaluating again; its
+/// four lines and records are the unsharded run's. Records of another model are refused.
+#[test]
+fn a_report_is_built_from_the_parts_without_evaluating_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = asset("fashion-mnist-sample");
+    let s = path_str;
+    let whole = dir.path().join("whole.parquet");
+    let unsharded = ok(&[
+        "eval",
+        "--data",
+        s(&data),
+        "--no-baselines",
+        "--records",
+        s(&whole),
+    ]);
+    let parts: Vec<PathBuf> = (1..=2)
+        .map(|k| {
+            let file = dir.path().join(format!("part-{k}.parquet"));
+            let shard = format!("{k}/2");
+            ok(&[
+                "eval",
+                "--data",
+                s(&data),
+                "--shard",
+                &shard,
+                "--records",
+                s(&file),
+            ]);
+            file
+        })
+        .collect();
+    let out = dir.path().join("report");
+    let report = ok(&[
+        "export",
+        "--data",
+        s(&data),
+        "--no-profile",
+        "--tradeoff-images",
+        "60",
+        "--selection-images",
+        "8",
+        "--out",
+        s(&out),
+        "--records",
+        s(&parts[1]),
+        s(&parts[0]),
+    ]);
+    assert_eq!(four(&report), four(&unsharded));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let lines: Vec<&str> = summary["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(lines.join("\n"), four(&unsharded));
+    let reported = blockdrop::records::load(&[out.join("records.parquet")]).unwrap();
+    let (whole, _, _) = read_part(&whole).unwrap();
+    assert_eq!(per_image(&reported), per_image(&whole));
+
+    let other = dir.path().join("other");
+    refused(
+        &[
+            "export",
+            "--model",
+            s(&asset("fmnist-finetuned-g5.safetensors")),
+            "--data",
+            s(&data),
+            "--no-profile",
+            "--out",
+            s(&other),
+            "--records",
+            s(&parts[0]),
+            s(&parts[1]),
+        ],
+        "holds records of the model",
+    );
+    assert!(!other.exists());
+}

@@ -424,6 +424,13 @@ pub struct ExportArgs {
     /// The report folder; replaced only once the new report is complete.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+
+    /// Build the report from these records (`eval --records X.parquet`, or the parts of a
+    /// sharded evaluation, merged as `merge` does) instead of evaluating again: the four
+    /// lines, clusters, galleries and per-class tables come from them. They must be of
+    /// --model on --data; the sweep (--tradeoff-images) and the profile still run.
+    #[arg(long, value_name = "FILE.parquet", num_args = 1..)]
+    pub records: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -197,6 +197,7 @@ fn write_export(
     options: &ExportOptions,
     out: &Path,
     shipped_models: bool,
+    records: Option<Vec<records::Record>>,
 ) -> anyhow::Result<()> {
     let start = std::time::Instant::now();
     let bar = progress_bar(1);
@@ -208,14 +209,25 @@ fn write_export(
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
-    let mut data = report::collect(
-        model,
-        &opened.dataset,
-        &selection,
-        options,
-        &opened.device,
-        show,
-    )?;
+    let mut data = match records {
+        Some(records) => report::collect_with_records(
+            model,
+            &opened.dataset,
+            records,
+            &selection,
+            options,
+            &opened.device,
+            show,
+        )?,
+        None => report::collect(
+            model,
+            &opened.dataset,
+            &selection,
+            options,
+            &opened.device,
+            show,
+        )?,
+    };
     if shipped_models {
         data.models = Some(report::shipped_models_comparison(
             &opened.dataset,
@@ -238,9 +250,23 @@ fn write_export(
 pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
     // The folder is checked before any work, and again when the report is moved in.
     output::check_export_target(&args.out, &args.model.data, args.model.model.as_deref())?;
+    for records in &args.records {
+        output::refuse_inside(&args.out, &[(records.as_path(), "records")])?;
+    }
     let opened = open(&args.model)?;
-    let options = export_options(&args.report, &opened)?;
-    write_export(&opened, &options, &args.out, false)
+    let mut options = export_options(&args.report, &opened)?;
+    let records = if args.records.is_empty() {
+        None
+    } else {
+        let (records, provenance) = super::parts::load_merged(&args.records, None)?;
+        super::parts::check_records_of(&opened, &args.model, &provenance, &args.records[0])?;
+        // The report describes the records at the threshold they were evaluated at.
+        options.eval.threshold = provenance.threshold.parse().map_err(|_| {
+            blockdrop::Error::bad_input(&args.records[0], "`blockdrop.threshold` is not a number")
+        })?;
+        Some(records)
+    };
+    write_export(&opened, &options, &args.out, false, records)
 }
 
 /// `--export`: the bundled default's report with the preset every report shares.
@@ -250,7 +276,7 @@ pub fn export_default(out: &Path) -> anyhow::Result<()> {
     if opened.loaded.is_untrained() {
         println!("The bundled model is UNTRAINED (random weights): the report shows its structure, not a trained policy.");
     }
-    write_export(&opened, &ExportOptions::default(), out, true)
+    write_export(&opened, &ExportOptions::default(), out, true, None)
 }
 
 pub fn import(args: &ImportArgs) -> anyhow::Result<()> {

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::args::{EvalArgs, MergeArgs};
+use super::args::{EvalArgs, MergeArgs, ModelArgs};
 use super::open::{progress_bar, Opened};
 use blockdrop::eval::{evaluate_range, EvalOptions};
 use blockdrop::fingerprint::Fnv;
@@ -17,13 +17,13 @@ use blockdrop::Error;
 const SAVE_EVERY: Duration = Duration::from_secs(5);
 
 /// The model's fingerprint: its file's bytes (and its base file's), or the bundled default's.
-fn model_fingerprint(args: &EvalArgs) -> anyhow::Result<String> {
+fn model_fingerprint(args: &ModelArgs) -> anyhow::Result<String> {
     let mut hash = Fnv::default();
-    match &args.model.model {
+    match &args.model {
         Some(path) => hash.update(&blockdrop::input::read_file(path)?),
         None => hash.update(blockdrop::bundled::default_model_bytes()),
     }
-    if let Some(base) = &args.model.base {
+    if let Some(base) = &args.base {
         hash.update(&blockdrop::input::read_file(base)?);
     }
     Ok(format!("{:016x}", hash.finish()))
@@ -54,7 +54,7 @@ pub fn provenance(
 ) -> anyhow::Result<Provenance> {
     let dataset = &opened.dataset;
     Ok(Provenance {
-        model: model_fingerprint(args)?,
+        model: model_fingerprint(&args.model)?,
         model_name: opened.name.clone(),
         config: opened.loaded.model.config.name.clone(),
         data: data_fingerprint(opened),
@@ -65,6 +65,35 @@ pub fn provenance(
             .map_or(dataset.len(), |l| l.min(dataset.len())),
         shard: args.shard,
     })
+}
+
+/// Whether records with `provenance` (read from `path`) are of the model and data `opened`
+/// from `args` (`export --records`).
+pub fn check_records_of(
+    opened: &Opened,
+    args: &ModelArgs,
+    provenance: &Provenance,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let differs = if provenance.model != model_fingerprint(args)? {
+        Some(format!("the model {}", provenance.model_name))
+    } else if provenance.config != opened.loaded.model.config.name {
+        Some(format!("configuration {}", provenance.config))
+    } else if provenance.data != data_fingerprint(opened) {
+        Some(format!("the data {}", provenance.data_path))
+    } else {
+        None
+    };
+    match differs {
+        Some(what) => Err(Error::bad_input(
+            path,
+            format!(
+                "holds records of {what}, not of --model and --data as given: pass the model and data they were evaluated with"
+            ),
+        )
+        .into()),
+        None => Ok(()),
+    }
 }
 
 /// `eval --shard K/N` or `--resume`: evaluates this part's images not yet in its records
@@ -153,10 +182,33 @@ pub fn evaluate_part(
 
 /// `merge PART… [--records OUT]`.
 pub fn merge(args: &MergeArgs) -> anyhow::Result<()> {
+    let (records, provenance) = load_merged(&args.parts, args.records.as_deref())?;
+    println!("{}", Summary::of(&records));
+    println!(
+        "({} images of {} from {} parts, config {}, threshold {})",
+        records.len(),
+        provenance.data_path,
+        args.parts.len(),
+        provenance.config,
+        provenance.threshold
+    );
     if let Some(out) = &args.records {
+        write_part(&records, out, &provenance, true)?;
+        println!("records: {}", out.display());
+    }
+    Ok(())
+}
+
+/// The records of `parts` (complete parts of one evaluation, every image once), in image
+/// order, with the whole evaluation's provenance. `out`, where they will be written, must not
+/// be one of the parts.
+pub fn load_merged(
+    parts: &[std::path::PathBuf],
+    out: Option<&Path>,
+) -> anyhow::Result<(Vec<Record>, Provenance)> {
+    if let Some(out) = out {
         let out_resolved = std::fs::canonicalize(out).ok();
-        if let Some(part) = args
-            .parts
+        if let Some(part) = parts
             .iter()
             .find(|p| out_resolved.is_some() && std::fs::canonicalize(p).ok() == out_resolved)
         {
@@ -167,15 +219,15 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<()> {
             .into());
         }
     }
-    for (i, part) in args.parts.iter().enumerate() {
-        if args.parts[..i].contains(part) {
+    for (i, part) in parts.iter().enumerate() {
+        if parts[..i].contains(part) {
             return Err(Error::bad_input(part, "is given twice").into());
         }
     }
     // (image index, part number) for every record, to name the parts of a duplicate.
     let mut all: Vec<(Record, usize)> = Vec::new();
     let mut first: Option<Provenance> = None;
-    for (n, path) in args.parts.iter().enumerate() {
+    for (n, path) in parts.iter().enumerate() {
         let (records, provenance, complete) = read_part(path)?;
         if !complete {
             return Err(Error::bad_input(
@@ -195,7 +247,7 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<()> {
                 path,
                 format!(
                     "is not part of the same evaluation as {} ({what})",
-                    args.parts[0].display()
+                    parts[0].display()
                 ),
             )
             .into());
@@ -207,26 +259,12 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<()> {
         return Err(Error::BadUsage("merge needs at least one part".into()).into());
     };
     all.sort_by_key(|(r, _)| r.index);
-    check_coverage(&all, provenance.images, &args.parts)?;
-    let records: Vec<Record> = all.into_iter().map(|(r, _)| r).collect();
-    println!("{}", Summary::of(&records));
-    println!(
-        "({} images of {} from {} parts, config {}, threshold {})",
-        records.len(),
-        provenance.data_path,
-        args.parts.len(),
-        provenance.config,
-        provenance.threshold
-    );
-    if let Some(out) = &args.records {
-        let whole = Provenance {
-            shard: None,
-            ..provenance
-        };
-        write_part(&records, out, &whole, true)?;
-        println!("records: {}", out.display());
-    }
-    Ok(())
+    check_coverage(&all, provenance.images, parts)?;
+    let whole = Provenance {
+        shard: None,
+        ..provenance
+    };
+    Ok((all.into_iter().map(|(r, _)| r).collect(), whole))
 }
 
 /// Every image `0..images` once: names a missing image, or a duplicate and its two parts.

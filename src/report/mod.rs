@@ -138,6 +138,22 @@ pub fn collect<'a>(
     let records = evaluate(model, dataset, &options.eval, device, |d, t| {
         progress(Phase::Evaluating, d, t)
     })?;
+    collect_with_records(
+        model, dataset, records, selection, options, device, progress,
+    )
+}
+
+/// [`collect`] from an evaluation's `records` (`export --records`): nothing is evaluated
+/// again; the sweep (on `options.tradeoff.limit` images) and the profile still run.
+pub fn collect_with_records<'a>(
+    model: &'a BlockDrop,
+    dataset: &'a Dataset,
+    records: Vec<Record>,
+    selection: &Selection,
+    options: &ExportOptions,
+    device: &Device,
+    mut progress: impl FnMut(Phase, usize, usize),
+) -> Result<ReportData<'a>> {
     let subsets = choose_subsets(model, selection, &options.tradeoff, device, |d, t| {
         progress(Phase::ChoosingSubsets, d, t)
     })?;
