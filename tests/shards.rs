@@ -106,6 +106,27 @@ fn parts_merged_in_any_order_are_one_unsharded_run() {
         &fixture("cifar-10-batches-bin"),
         3,
     );
+    // A folder of class folders (ImageNet's layout) of noise images, CIFAR-sized.
+    let folder = dir.path().join("folder");
+    let mut seed = 7u64;
+    for class in ["n01", "n02", "n03"] {
+        std::fs::create_dir_all(folder.join("val").join(class)).unwrap();
+        for i in 0..20 {
+            let image = image::RgbImage::from_fn(32, 32, |_, _| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let b = (seed >> 33) as u8;
+                image::Rgb([b, b.wrapping_mul(3), b.wrapping_add(90)])
+            });
+            image
+                .save(folder.join("val").join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    let out = dir.path().join("folder-parts");
+    std::fs::create_dir(&out).unwrap();
+    parts_merge_to_one_run(&out, &fixture("r32_c10.pth"), &folder, 3);
 }
 
 #[test]
