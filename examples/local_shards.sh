@@ -4,9 +4,12 @@
 #
 #   examples/local_shards.sh MODEL DATA OUT_DIR [PARTS] [-- EVAL_FLAGS…]
 set -euo pipefail
-model=$1 data=$2 out=$3 parts=${4:-2}
-shift $(( $# < 4 ? $# : 4 ))
-[ "${1:-}" = "--" ] && shift
+[ $# -ge 3 ] || { echo "usage: $0 MODEL DATA OUT_DIR [PARTS] [-- EVAL_FLAGS…]" >&2; exit 2; }
+model=$1 data=$2 out=$3
+shift 3
+parts=2
+if [ $# -gt 0 ] && [ "$1" != "--" ]; then parts=$1; shift; fi
+if [ $# -gt 0 ] && [ "$1" = "--" ]; then shift; fi
 bd=${BLOCKDROP:-target/release/blockdrop}
 mkdir -p "$out"
 threads=$(( $(nproc) / parts )); [ "$threads" -ge 1 ] || threads=1

@@ -14,10 +14,12 @@ bd=${BLOCKDROP:-blockdrop}
 mkdir -p "$out"
 
 array=$(sbatch --parsable --array="1-$parts" --requeue --job-name=blockdrop-eval \
-    --cpus-per-task="${CPUS:-8}" --output="$out/part-%a.out" --wrap="
+    --cpus-per-task="${CPUS:-8}" --export=ALL,RAYON_NUM_THREADS="${CPUS:-8}" --output="$out/part-%a.out" --open-mode=append --wrap="
     $bd eval --model '$model' --data '$data' --no-baselines \\
         --shard \$SLURM_ARRAY_TASK_ID/$parts --records '$out'/part-\$SLURM_ARRAY_TASK_ID.parquet --resume")
 
-sbatch --dependency="afterok:$array" --job-name=blockdrop-merge --output="$out/merge.out" \
+# afterok: the merge runs once every task succeeded, and is dropped if one fails for good.
+sbatch --dependency="afterok:$array" --kill-on-invalid-dep=yes --job-name=blockdrop-merge \
+    --output="$out/merge.out" \
     --wrap="$bd merge --records '$out/records.parquet' '$out'/part-*.parquet"
 echo "submitted array job $array ($parts parts) and its merge; results in $out"

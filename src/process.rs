@@ -11,9 +11,6 @@
 //!   `/proc/cpuinfo` each time: about 4% of a batch-1 forward. The count it finds is set once;
 //!   rayon's pool then has one thread per physical core too (SMT siblings add nothing to
 //!   FMA-bound kernels).
-//! - **A closed pipe ends the process quietly.** Rust ignores SIGPIPE, so `blockdrop eval |
-//!   head -4` panicked on the next line it printed; the default disposition ends it as any
-//!   command-line tool ends.
 //! - **Work on the pool** ([`on_pool`]).
 //! - **Short spins in candle's elementwise pool.** candle 0.11 runs elementwise ops on its own
 //!   pool, whose workers spin (25,000 pauses) after each op before sleeping; between ops our
@@ -24,7 +21,6 @@
 /// Applies these settings; call first thing in `main`, while the process has one thread.
 pub fn tune() {
     keep_freed_memory();
-    end_on_closed_pipe();
     // Setting variables is sound here: no other thread exists yet (see above).
     if std::env::var_os(SPIN_LIMIT).is_none() {
         std::env::set_var(SPIN_LIMIT, "0");
@@ -48,17 +44,6 @@ fn keep_freed_memory() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
     }
 }
-
-#[cfg(unix)]
-fn end_on_closed_pipe() {
-    // SAFETY: restores the default disposition of one signal; no handler runs our code.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-}
-
-#[cfg(not(unix))]
-fn end_on_closed_pipe() {}
 
 /// Other allocators (macOS, musl) keep their own policies.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]

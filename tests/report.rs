@@ -226,7 +226,7 @@ fn an_export_writes_every_linked_file_and_agrees_with_eval() {
         "{tradeoff_csv}"
     );
     // The model's own policies run fixed, with their policy strings; the oracle bound.
-    let used = report.tradeoff.adaptivity.statics.len() - 1;
+    let used = report.tradeoff.as_ref().unwrap().adaptivity.statics.len() - 1;
     assert_eq!(tradeoff_csv.matches("\nUsedPolicy,").count(), used.min(8));
     for row in ["\nFull,15.0,111111111111111,", "\nOracle,"] {
         assert!(
@@ -317,7 +317,7 @@ fn a_cost_table_predicts_the_latency_the_report_shows() {
         "{predicted:?} vs {by_hand}"
     );
     assert_eq!(predicted.full_us, 6.0 + 120.0);
-    for point in &report.tradeoff.points {
+    for point in &report.tradeoff.as_ref().unwrap().points {
         let us = point.predicted_us(&table);
         match point.method {
             Method::Oracle => assert_eq!(us, None),

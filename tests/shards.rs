@@ -243,6 +243,22 @@ fn parts_that_do_not_make_one_evaluation_are_refused() {
         &["merge", s(&p1), s(&other), s(&p3)],
         "threshold: 0.5 vs 0.7",
     );
+    let logits = part(2, 3, &["--logits"]);
+    refused(
+        &["merge", s(&p1), s(&logits), s(&p3)],
+        "--logits: false vs true",
+    );
+    refused(
+        &[
+            "merge",
+            "--records",
+            s(&dir.path().join("m.csv")),
+            s(&p1),
+            s(&p2),
+            s(&p3),
+        ],
+        "must end in .parquet",
+    );
     refused(
         &["merge", "--records", s(&p1), s(&p1), s(&p2), s(&p3)],
         "is one of the parts",
@@ -333,6 +349,42 @@ fn a_report_is_built_from_the_parts_without_evaluating_again() {
     let (whole, _, _) = read_part(&whole).unwrap();
     assert_eq!(per_image(&reported), per_image(&whole));
 
+    // Without the sweep, the report needs no more of the model than its records.
+    let bare = dir.path().join("bare");
+    ok(&[
+        "export",
+        "--data",
+        s(&data),
+        "--no-profile",
+        "--no-tradeoff",
+        "--out",
+        s(&bare),
+        "--records",
+        s(&parts[0]),
+        s(&parts[1]),
+    ]);
+    assert!(!bare.join("tradeoff.csv").exists() && !bare.join("tradeoff.png").exists());
+    let index = std::fs::read_to_string(bare.join("index.md")).unwrap();
+    assert!(index.contains("## Per class") && !index.contains("## Adaptivity"));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bare.join("summary.json")).unwrap()).unwrap();
+    assert!(summary["adaptivity"].is_null());
+
+    refused(
+        &[
+            "export",
+            "--data",
+            s(&data),
+            "--limit",
+            "10",
+            "--out",
+            s(&dir.path().join("l")),
+            "--records",
+            s(&parts[0]),
+            s(&parts[1]),
+        ],
+        "--limit does not apply to --records",
+    );
     let other = dir.path().join("other");
     refused(
         &[

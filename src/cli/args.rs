@@ -379,6 +379,11 @@ pub struct ReportArgs {
     #[arg(long)]
     pub no_profile: bool,
 
+    /// Skip the threshold sweep and the static baselines (no trade-off figure, tradeoff.csv
+    /// or adaptivity): the report then needs the model for the profile only.
+    #[arg(long)]
+    pub no_tradeoff: bool,
+
     /// Evaluate only the first N images.
     #[arg(long, value_name = "N", value_parser = count)]
     pub limit: Option<usize>,

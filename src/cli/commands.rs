@@ -187,6 +187,7 @@ fn export_options(args: &ReportArgs, opened: &Opened) -> anyhow::Result<ExportOp
     if args.no_profile {
         options.profile = None;
     }
+    options.sweep = !args.no_tradeoff;
     Ok(options)
 }
 
@@ -239,9 +240,10 @@ fn write_export(
     let figures = report::write_report(&data, options, out)?;
     println!("{}", Summary::of(&data.records));
     println!(
-        "report: {} ({} figures, index.md, summary.json, records.parquet, clusters.parquet, tradeoff.csv) in {:.1} s",
+        "report: {} ({} figures, index.md, summary.json, records.parquet, clusters.parquet{}) in {:.1} s",
         out.display(),
         figures.len(),
+        if data.tradeoff.is_some() { ", tradeoff.csv" } else { "" },
         start.elapsed().as_secs_f64()
     );
     Ok(())
@@ -250,20 +252,37 @@ fn write_export(
 pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
     // The folder is checked before any work, and again when the report is moved in.
     output::check_export_target(&args.out, &args.model.data, args.model.model.as_deref())?;
-    for records in &args.records {
-        output::refuse_inside(&args.out, &[(records.as_path(), "records")])?;
-    }
     let opened = open(&args.model)?;
     let mut options = export_options(&args.report, &opened)?;
     let records = if args.records.is_empty() {
         None
     } else {
+        if args.report.limit.is_some() {
+            return Err(blockdrop::Error::BadUsage(
+                "--limit does not apply to --records: the report covers the records' images".into(),
+            )
+            .into());
+        }
         let (records, provenance) = super::parts::load_merged(&args.records, None)?;
         super::parts::check_records_of(&opened, &args.model, &provenance, &args.records[0])?;
-        // The report describes the records at the threshold they were evaluated at.
-        options.eval.threshold = provenance.threshold.parse().map_err(|_| {
-            blockdrop::Error::bad_input(&args.records[0], "`blockdrop.threshold` is not a number")
-        })?;
+        // The report describes the records at the threshold they were evaluated at, and the
+        // sweep's operating point is that threshold too.
+        let threshold = provenance
+            .threshold
+            .parse::<f32>()
+            .ok()
+            .filter(|t| (0.0..=1.0).contains(t))
+            .ok_or_else(|| {
+                blockdrop::Error::bad_input(
+                    &args.records[0],
+                    format!(
+                        "`blockdrop.threshold` is {:?}, not a probability",
+                        provenance.threshold
+                    ),
+                )
+            })?;
+        options.eval.threshold = threshold;
+        options.tradeoff.threshold = threshold;
         Some(records)
     };
     write_export(&opened, &options, &args.out, false, records)

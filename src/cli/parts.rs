@@ -63,6 +63,7 @@ pub fn provenance(
         images: options
             .limit
             .map_or(dataset.len(), |l| l.min(dataset.len())),
+        logits: options.keep_logits,
         shard: args.shard,
     })
 }
@@ -75,6 +76,18 @@ pub fn check_records_of(
     provenance: &Provenance,
     path: &Path,
 ) -> anyhow::Result<()> {
+    if provenance.images > opened.dataset.len() {
+        return Err(Error::bad_input(
+            path,
+            format!(
+                "covers {} images, the {} split of --data holds {}",
+                provenance.images,
+                opened.dataset.split,
+                opened.dataset.len()
+            ),
+        )
+        .into());
+    }
     let differs = if provenance.model != model_fingerprint(args)? {
         Some(format!("the model {}", provenance.model_name))
     } else if provenance.config != opened.loaded.model.config.name {
@@ -118,6 +131,8 @@ pub fn evaluate_part(
         )
         .into());
     }
+    // The part's file is checked before any work (it is first saved seconds in).
+    blockdrop::output::frame::check_frame_target(path)?;
     let (dataset, model) = (&opened.dataset, &opened.loaded.model);
     let provenance = provenance(opened, options, args)?;
     let mut records = Vec::new();
@@ -155,12 +170,15 @@ pub fn evaluate_part(
     if !todo.is_empty() {
         let bar = progress_bar(range.len());
         bar.set_position(records.len() as u64);
-        let mut saved_at = Instant::now();
+        // Each save rewrites the file: saving at most a tenth of the time keeps that linear.
+        let (mut saved_at, mut interval) = (Instant::now(), SAVE_EVERY);
         evaluate_range(model, dataset, todo, options, &opened.device, |batch| {
             records.extend_from_slice(batch);
             bar.set_position(records.len() as u64);
-            if saved_at.elapsed() >= SAVE_EVERY {
+            if saved_at.elapsed() >= interval {
+                let started = Instant::now();
                 write_part(&records, path, &provenance, false)?;
+                interval = SAVE_EVERY.max(started.elapsed() * 10);
                 saved_at = Instant::now();
             }
             Ok(())
@@ -183,6 +201,10 @@ pub fn evaluate_part(
 /// `merge PART… [--records OUT]`.
 pub fn merge(args: &MergeArgs) -> anyhow::Result<()> {
     let (records, provenance) = load_merged(&args.parts, args.records.as_deref())?;
+    // Written before anything is printed: a closed stdout cannot cost the merged file.
+    if let Some(out) = &args.records {
+        write_part(&records, out, &provenance, true)?;
+    }
     println!("{}", Summary::of(&records));
     println!(
         "({} images of {} from {} parts, config {}, threshold {})",
@@ -193,7 +215,6 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<()> {
         provenance.threshold
     );
     if let Some(out) = &args.records {
-        write_part(&records, out, &provenance, true)?;
         println!("records: {}", out.display());
     }
     Ok(())
@@ -207,6 +228,14 @@ pub fn load_merged(
     out: Option<&Path>,
 ) -> anyhow::Result<(Vec<Record>, Provenance)> {
     if let Some(out) = out {
+        if !blockdrop::output::frame::is_parquet(out) {
+            return Err(Error::bad_input(
+                out,
+                "must end in .parquet: merged records carry their provenance",
+            )
+            .into());
+        }
+        blockdrop::output::frame::check_frame_target(out)?;
         let out_resolved = std::fs::canonicalize(out).ok();
         if let Some(part) = parts
             .iter()

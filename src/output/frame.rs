@@ -20,15 +20,29 @@ fn tagged_parquet(path: &Path) -> bool {
     let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
-    let mut reader = ParquetReader::new(file);
-    // The footer only: the rows are never loaded.
-    let Ok(metadata) = reader.get_metadata() else {
-        return false;
-    };
-    metadata.key_value_metadata.as_ref().is_some_and(|kv| {
-        kv.iter()
-            .any(|entry| entry.key == WRITER_KEY && entry.value.as_deref() == Some(WRITER))
+    // The footer only: the rows are never loaded. A footer polars panics on is not ours.
+    std::panic::catch_unwind(|| {
+        let Ok(metadata) = ParquetReader::new(file).get_metadata().cloned() else {
+            return false;
+        };
+        metadata.key_value_metadata.as_ref().is_some_and(|kv| {
+            kv.iter()
+                .any(|entry| entry.key == WRITER_KEY && entry.value.as_deref() == Some(WRITER))
+        })
     })
+    .unwrap_or(false)
+}
+
+/// Whether [`write_frame`] may write `path` (nothing there, or a Parquet file blockdrop
+/// tagged; its folder exists), checked before the work that produces the frame.
+pub fn check_frame_target(path: &Path) -> Result<()> {
+    let parquet = is_parquet(path);
+    check_replaceable(path, |p| parquet && tagged_parquet(p))?;
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(folder) = folder.filter(|f| !f.is_dir()) {
+        return Err(Error::bad_input(folder, "is not a folder that exists"));
+    }
+    Ok(())
 }
 
 /// Writes a frame atomically: Parquet (tagged as blockdrop's) when `path` ends in `.parquet`,
@@ -64,10 +78,10 @@ pub fn write_frame_with(
 /// A Parquet file's key-value metadata (its footer only).
 pub fn parquet_metadata(path: &Path) -> Result<std::collections::BTreeMap<String, String>> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let metadata = ParquetReader::new(file)
-        .get_metadata()
-        .map_err(|e| Error::bad_input(path, format!("not a readable Parquet file: {e}")))?
-        .clone();
+    // polars' footer parser panics on some corrupt footers: caught, as bad input.
+    let metadata = std::panic::catch_unwind(|| ParquetReader::new(file).get_metadata().cloned())
+        .map_err(|_| Error::bad_input(path, "not a readable Parquet file (corrupt footer)"))?
+        .map_err(|e| Error::bad_input(path, format!("not a readable Parquet file: {e}")))?;
     Ok(metadata
         .key_value_metadata
         .iter()
@@ -79,7 +93,8 @@ pub fn parquet_metadata(path: &Path) -> Result<std::collections::BTreeMap<String
 /// Reads a Parquet file into a frame.
 pub fn read_parquet(path: &Path) -> Result<DataFrame> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    ParquetReader::new(file)
-        .finish()
+    // polars' readers panic on some corrupt files: caught, as bad input.
+    std::panic::catch_unwind(|| ParquetReader::new(file).finish())
+        .map_err(|_| Error::bad_input(path, "not a readable Parquet file (corrupt)"))?
         .map_err(|e| Error::bad_input(path, format!("not a readable Parquet file: {e}")))
 }

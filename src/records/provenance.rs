@@ -29,6 +29,8 @@ pub struct Provenance {
     pub threshold: String,
     /// Images the whole evaluation covers (the first N of the split).
     pub images: usize,
+    /// Whether the records keep the base network's logits (`eval --logits`).
+    pub logits: bool,
     /// This file's part, `None` for a whole evaluation.
     pub shard: Option<Shard>,
 }
@@ -44,6 +46,7 @@ impl Provenance {
             ("data_path", self.data_path.clone()),
             ("threshold", self.threshold.clone()),
             ("images", self.images.to_string()),
+            ("logits", self.logits.to_string()),
             ("complete", complete.to_string()),
         ];
         if let Some(shard) = self.shard {
@@ -65,15 +68,29 @@ impl Provenance {
                     Error::bad_input(
                         path,
                         format!(
-                            "carries no `{PREFIX}{key}`: not records of `eval --records …parquet` \
-                         from this version"
+                            "carries no `{PREFIX}{key}`: only the records `eval --records \
+                             X.parquet` and `merge --records` write carry what this needs (a \
+                             report's records.parquet does not)"
                         ),
                     )
                 })
         };
         let images = get("images")?
             .parse::<usize>()
-            .map_err(|_| Error::bad_input(path, "`blockdrop.images` is not a count"))?;
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| Error::bad_input(path, "`blockdrop.images` is not a count ≥ 1"))?;
+        let flag = |key: &str| -> Result<bool> {
+            match get(key)?.as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                other => Err(Error::bad_input(
+                    path,
+                    format!("`{PREFIX}{key}` is {other:?}, not true or false"),
+                )),
+            }
+        };
+        let logits = flag("logits")?;
         let shard = match metadata.get(&format!("{PREFIX}shard")) {
             Some(text) => Some(
                 Shard::parse(text)
@@ -81,16 +98,7 @@ impl Provenance {
             ),
             None => None,
         };
-        let complete = match get("complete")?.as_str() {
-            "true" => true,
-            "false" => false,
-            other => {
-                return Err(Error::bad_input(
-                    path,
-                    format!("`blockdrop.complete` is {other:?}, not true or false"),
-                ))
-            }
-        };
+        let complete = flag("complete")?;
         Ok((
             Self {
                 model: get("model")?,
@@ -100,6 +108,7 @@ impl Provenance {
                 data_path: get("data_path")?,
                 threshold: get("threshold")?,
                 images,
+                logits,
                 shard,
             },
             complete,
@@ -122,6 +131,9 @@ impl Provenance {
         ];
         if let Some((what, a, b)) = pairs.iter().find(|(_, a, b)| a != b) {
             return Some(format!("{what}: {a} vs {b}"));
+        }
+        if self.logits != other.logits {
+            return Some(format!("--logits: {} vs {}", self.logits, other.logits));
         }
         (self.images != other.images)
             .then(|| format!("images: {} vs {}", self.images, other.images))

@@ -55,6 +55,9 @@ pub struct ExportOptions {
     /// The trade-off figure's x-axis: latency (from `cost`, else from this report's own
     /// profile) instead of FLOPs.
     pub latency_axis: bool,
+    /// Run the threshold sweep and static baselines (`--no-tradeoff` leaves them out, with
+    /// the trade-off figure, `tradeoff.csv` and the adaptivity).
+    pub sweep: bool,
 }
 
 impl Default for ExportOptions {
@@ -78,6 +81,7 @@ impl Default for ExportOptions {
             gallery: 12,
             cost: None,
             latency_axis: false,
+            sweep: true,
         }
     }
 }
@@ -88,7 +92,8 @@ pub struct ReportData<'a> {
     pub model: &'a BlockDrop,
     pub dataset: &'a Dataset,
     pub records: Vec<Record>,
-    pub tradeoff: Tradeoff,
+    /// The sweep and adaptivity; `None` when left out (`--no-tradeoff`).
+    pub tradeoff: Option<Tradeoff>,
     pub profile: Option<ProfileReport>,
     /// The latency the user's cost table predicts for the records.
     pub predicted: Option<PredictedLatency>,
@@ -154,17 +159,21 @@ pub fn collect_with_records<'a>(
     device: &Device,
     mut progress: impl FnMut(Phase, usize, usize),
 ) -> Result<ReportData<'a>> {
-    let subsets = choose_subsets(model, selection, &options.tradeoff, device, |d, t| {
-        progress(Phase::ChoosingSubsets, d, t)
-    })?;
-    let tradeoff = tradeoff(
-        model,
-        dataset,
-        &subsets,
-        &options.tradeoff,
-        device,
-        |d, t| progress(Phase::TradeoffSweep, d, t),
-    )?;
+    let tradeoff = if options.sweep {
+        let subsets = choose_subsets(model, selection, &options.tradeoff, device, |d, t| {
+            progress(Phase::ChoosingSubsets, d, t)
+        })?;
+        Some(tradeoff(
+            model,
+            dataset,
+            &subsets,
+            &options.tradeoff,
+            device,
+            |d, t| progress(Phase::TradeoffSweep, d, t),
+        )?)
+    } else {
+        None
+    };
     let profile = match &options.profile {
         Some(p) => {
             progress(Phase::Profiling, 0, 1);
@@ -346,12 +355,14 @@ fn chart_figures(
             "mean FLOPs per image".to_string(),
         ),
     };
-    charts::tradeoff(
-        &data.tradeoff.points,
-        axis,
-        learned,
-        &figure("tradeoff.png", format!("Accuracy against {cost} on the first {sweep_images} images: the policy at thresholds 0.1–0.9, FirstK and Random at the same block budgets, the static baselines (the model's most frequent policies and the best subset at each budget, {}, each run on every image), the oracle bound, the full network, and this model at threshold {} on all {} images.", data.tradeoff.adaptivity.subsets_from, options.eval.threshold, records.len())),
-    )?;
+    if let Some(tradeoff) = &data.tradeoff {
+        charts::tradeoff(
+            &tradeoff.points,
+            axis,
+            learned,
+            &figure("tradeoff.png", format!("Accuracy against {cost} on the first {sweep_images} images: the policy at thresholds 0.1–0.9, FirstK and Random at the same block budgets, the static baselines (the model's most frequent policies and the best subset at each budget, {}, each run on every image), the oracle bound, the full network, and this model at threshold {} on all {} images.", tradeoff.adaptivity.subsets_from, options.eval.threshold, records.len())),
+        )?;
+    }
     if let Some(p) = &data.profile {
         charts::latency(p, &figure("latency.png", format!("Median time per stage on {} with FLOPs overlaid; the profiler's overhead was {:+.1}%.", p.device, 100.0 * p.overhead())))?;
     }
@@ -465,10 +476,12 @@ fn write_tables(data: &ReportData, clusters: &[analysis::Cluster], dir: &Path) -
         &mut frames::clusters_frame(clusters)?,
         &dir.join("clusters.parquet"),
     )?;
-    crate::output::frame::write_frame(
-        &mut tradeoff_frame(&data.tradeoff.points)?,
-        &dir.join("tradeoff.csv"),
-    )?;
+    if let Some(tradeoff) = &data.tradeoff {
+        crate::output::frame::write_frame(
+            &mut tradeoff_frame(&tradeoff.points)?,
+            &dir.join("tradeoff.csv"),
+        )?;
+    }
     Ok(())
 }
 
@@ -485,7 +498,7 @@ fn summary_json(data: &ReportData, summary: &Summary) -> serde_json::Value {
         "flops_std": summary.flops_std,
         "unique_policies": summary.unique_policies,
         "lines": summary.to_string().lines().collect::<Vec<_>>(),
-        "adaptivity": adaptivity_json(&data.tradeoff.adaptivity),
+        "adaptivity": data.tradeoff.as_ref().map(|t| adaptivity_json(&t.adaptivity)),
         "predicted_latency_us": data.predicted.as_ref().map(|p| serde_json::json!({
             "path": p.path_us,
             "full": p.full_us,
@@ -628,11 +641,13 @@ fn index_markdown(data: &ReportData, summary: &Summary, figures: &[Figure]) -> S
     for f in figures {
         let _ = writeln!(index, "![{}]({})\n\n{}\n", f.file, f.file, f.caption);
     }
-    let adaptivity = &data.tradeoff.adaptivity;
-    index.push_str(&adaptivity_markdown(adaptivity));
-    let _ = writeln!(index, "## Per class\n\nGain: the class's adaptivity gain at equal blocks; off-mode: the share of its images whose policy is not the class's most common one (both on the first {} images).\n\n| class | images | accuracy | mean blocks | mean MFLOPs | gain | off-mode |\n|---|---:|---:|---:|---:|---:|---:|", adaptivity.images);
+    let adaptivity = data.tradeoff.as_ref().map(|t| &t.adaptivity);
+    if let Some(adaptivity) = adaptivity {
+        index.push_str(&adaptivity_markdown(adaptivity));
+    }
+    let _ = writeln!(index, "## Per class\n\nGain: the class's adaptivity gain at equal blocks; off-mode: the share of its images whose policy is not the class's most common one ({}).\n\n| class | images | accuracy | mean blocks | mean MFLOPs | gain | off-mode |\n|---|---:|---:|---:|---:|---:|---:|", adaptivity.map_or("n/a: the sweep was left out".to_string(), |a| format!("both on the first {} images", a.images)));
     for c in analysis::per_class(records) {
-        let class = adaptivity.per_class.iter().find(|a| a.label == c.label);
+        let class = adaptivity.and_then(|a| a.per_class.iter().find(|a| a.label == c.label));
         let _ = writeln!(
             index,
             "| {} | {} | {:.3} | {:.2} | {:.1} | {} | {} |",
@@ -661,7 +676,12 @@ fn index_markdown(data: &ReportData, summary: &Summary, figures: &[Figure]) -> S
         );
     }
     index.push('\n');
-    index.push_str("Data: [records.parquet](records.parquet) (one row per image), [clusters.parquet](clusters.parquet), [tradeoff.csv](tradeoff.csv), [summary.json](summary.json).\n");
+    let tradeoff_csv = if data.tradeoff.is_some() {
+        ", [tradeoff.csv](tradeoff.csv)"
+    } else {
+        ""
+    };
+    let _ = writeln!(index, "Data: [records.parquet](records.parquet) (one row per image), [clusters.parquet](clusters.parquet){tradeoff_csv}, [summary.json](summary.json).");
     index
 }
 
