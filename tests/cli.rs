@@ -508,3 +508,26 @@ fn profile_writes_a_cost_table_that_reads_back_and_never_replaces_a_users_file()
     assert!(text(&out.stderr).contains("--tradeoff-axis latency"));
     assert!(!dir.path().join("report").exists());
 }
+
+/// `blockdrop eval … | head -1`: a closed stdout costs neither the records file nor the exit
+/// code (printing used to panic before the file was written).
+#[test]
+fn a_closed_stdout_still_writes_the_records() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("r.parquet");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_blockdrop"))
+        .args(["eval", "--data"])
+        .arg(asset("fashion-mnist-sample"))
+        .args(["--limit", "64", "--no-baselines", "--records"])
+        .arg(&records)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("panicked"));
+    assert_eq!(blockdrop::records::load(&[records]).unwrap().len(), 64);
+}

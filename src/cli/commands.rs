@@ -38,7 +38,7 @@ fn evaluate_printed(
         |done, _| bar.set_position(done as u64),
     )?;
     bar.finish_and_clear();
-    println!("{}", Summary::of(&records));
+    out!("{}", Summary::of(&records));
     Ok(records)
 }
 
@@ -69,17 +69,17 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
             ..TradeoffOptions::default()
         };
         args.selection.apply(&mut tradeoff);
-        println!(
+        out!(
             "{}",
             adaptivity_printed(&opened, &records, &tradeoff)?.line()
         );
     }
     if let Some(table) = cost.as_ref().filter(|_| !records.is_empty()) {
         let keep_rates = blockdrop::analysis::keep_rates(&records);
-        println!("{}", PredictedLatency::of(table, &keep_rates).line());
+        out!("{}", PredictedLatency::of(table, &keep_rates).line());
     }
     let dataset = &opened.dataset;
-    println!(
+    out!(
         "({} {} images of {} [{}], config {}, threshold {}{})",
         records.len(),
         dataset.split,
@@ -91,7 +91,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     );
     if part {
         if let Some(path) = &args.records {
-            println!("records: {}", path.display());
+            out!("records: {}", path.display());
         }
     } else if let Some(path) = &args.records {
         // Parquet records carry their provenance, so that `merge` and `--resume` can check
@@ -102,7 +102,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         } else {
             records::write(&records, path)?;
         }
-        println!("records: {}", path.display());
+        out!("records: {}", path.display());
     }
     Ok(())
 }
@@ -147,19 +147,20 @@ pub fn profile(args: &ProfileArgs) -> anyhow::Result<()> {
         ..ProfileOptions::default()
     };
     let model = &opened.loaded.model;
-    println!(
+    out!(
         "profiling {} ({} runs per measurement)…",
-        model.config.name, options.repeat
+        model.config.name,
+        options.repeat
     );
     let report = blockdrop::profile::profile(model, &opened.dataset, &options, &opened.device)?;
-    println!("{report}");
+    out!("{report}");
     if let Some(path) = &args.out {
         blockdrop::profile::write(&report, path)?;
-        println!("profile: {}", path.display());
+        out!("profile: {}", path.display());
     }
     if let Some(path) = &args.cost {
         CostTable::from_profile(&report, rayon::current_num_threads()).write(path)?;
-        println!("cost table: {}", path.display());
+        out!("cost table: {}", path.display());
     }
     Ok(())
 }
@@ -238,8 +239,8 @@ fn write_export(
     }
     bar.finish_and_clear();
     let figures = report::write_report(&data, options, out)?;
-    println!("{}", Summary::of(&data.records));
-    println!(
+    out!("{}", Summary::of(&data.records));
+    out!(
         "report: {} ({} figures, index.md, summary.json, records.parquet, clusters.parquet{}) in {:.1} s",
         out.display(),
         figures.len(),
@@ -293,7 +294,7 @@ pub fn export_default(out: &Path) -> anyhow::Result<()> {
     output::check_report_target(out)?;
     let opened = open_bundled()?;
     if opened.loaded.is_untrained() {
-        println!("The bundled model is UNTRAINED (random weights): the report shows its structure, not a trained policy.");
+        out!("The bundled model is UNTRAINED (random weights): the report shows its structure, not a trained policy.");
     }
     write_export(&opened, &ExportOptions::default(), out, true, None)
 }
@@ -305,7 +306,7 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
         args.config.as_deref(),
         &args.out,
     )?;
-    println!("{report}");
+    out!("{report}");
     Ok(())
 }
 
@@ -353,13 +354,13 @@ pub fn default_job() -> anyhow::Result<()> {
     workbench(
         open_bundled,
         |opened| {
-            println!(
+            out!(
                 "Bundled default: {} on the first {} Fashion-MNIST test images",
                 opened.loaded.model.config.name,
                 opened.dataset.len()
             );
             if opened.loaded.is_untrained() {
-                println!(
+                out!(
                 "The bundled model is UNTRAINED (random weights): its accuracy is chance level until a trained default ships."
             );
             }
@@ -399,7 +400,7 @@ fn workbench(
             let opened = open()?;
             intro(&opened);
             evaluate_printed(&opened, &EvalOptions::default())?;
-            println!(
+            out!(
                 "({} on {} [{}]; not a terminal, so no interactive view: `blockdrop export` writes the full report, `blockdrop --help` lists the rest)",
                 opened.name,
                 opened.dataset.path.display(),

@@ -119,8 +119,8 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
         },
     )?;
     bar.finish_and_clear();
-    println!("{}", report::models::table_text(&comparison));
-    println!(
+    out!("{}", report::models::table_text(&comparison));
+    out!(
         "({} {} images of {} [{}], threshold {}; adaptivity gain on the first {} images)",
         comparison.images,
         dataset.split,
@@ -132,7 +132,7 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.out {
         let title = format!("{} models on {}", args.models.len(), dataset.path.display());
         let figures = report::models::write_report(&title, &comparison, out)?;
-        println!(
+        out!(
             "report: {} ({} figures, index.md, comparison.csv) in {:.1} s",
             out.display(),
             figures.len(),
@@ -164,10 +164,10 @@ pub fn runs(args: &RunsArgs) -> anyhow::Result<()> {
         .iter()
         .map(|r| RunFolder::read(r))
         .collect::<blockdrop::Result<Vec<_>>>()?;
-    println!("{}", report::runs::summary_text(&runs));
+    out!("{}", report::runs::summary_text(&runs));
     if let Some(out) = &args.out {
         report::runs::write_report(&runs, out)?;
-        println!("report: {} (training.png, index.md)", out.display());
+        out!("report: {} (training.png, index.md)", out.display());
     }
     Ok(())
 }

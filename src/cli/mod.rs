@@ -1,6 +1,15 @@
 //! The command line: flags ([`args`], checked by [`values`]), and one function per command
 //! that opens what it needs and calls the library. `main.rs` parses and dispatches here.
 
+/// `println!` that survives a closed stdout (`blockdrop eval … | head -4`): what no one reads
+/// any more is dropped, and the command goes on to write its files and exit as it would.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod args;
 mod commands;
 pub(crate) mod compare;

@@ -79,7 +79,7 @@ pub fn open_with(args: &ModelArgs, model: Option<&std::path::Path>) -> anyhow::R
         |p| p.display().to_string(),
     );
     if loaded.is_untrained() {
-        println!("note: {name} is an untrained model (random weights)");
+        out!("note: {name} is an untrained model (random weights)");
     }
     Ok(Opened {
         device,

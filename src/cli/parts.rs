@@ -156,7 +156,7 @@ pub fn evaluate_part(
             )
             .into());
         }
-        println!(
+        out!(
             "resuming {}: {} of {} images done{}",
             path.display(),
             saved.len(),
@@ -187,13 +187,13 @@ pub fn evaluate_part(
     }
     write_part(&records, path, &provenance, true)?;
     if records.is_empty() {
-        println!(
+        out!(
             "part {} of {} images holds none of them",
             args.shard.map_or("-".into(), |s| s.to_string()),
             provenance.images
         );
     } else {
-        println!("{}", Summary::of(&records));
+        out!("{}", Summary::of(&records));
     }
     Ok(records)
 }
@@ -205,8 +205,8 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.records {
         write_part(&records, out, &provenance, true)?;
     }
-    println!("{}", Summary::of(&records));
-    println!(
+    out!("{}", Summary::of(&records));
+    out!(
         "({} images of {} from {} parts, config {}, threshold {})",
         records.len(),
         provenance.data_path,
@@ -215,7 +215,7 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<()> {
         provenance.threshold
     );
     if let Some(out) = &args.records {
-        println!("records: {}", out.display());
+        out!("records: {}", out.display());
     }
     Ok(())
 }

@@ -61,7 +61,7 @@ impl train::Progress for TrainProgress {
             }
             _ => String::new(),
         };
-        println!(
+        out!(
             "epoch {:>3}/{}  lr {:.2e} | train loss {:.4} acc {:.4} | test acc {:.4}{policy} | {:.0} img/s | {:.0} s",
             m.epoch + 1,
             self.epochs,
@@ -217,7 +217,7 @@ fn open_training<O: Serialize>(
             run
         }
     };
-    println!(
+    out!(
         "training the {what} of {} on {} ({} training, {} test images) into {}",
         plan.config.name,
         plan.data.display(),
@@ -277,7 +277,7 @@ fn run_stage<O: Serialize + Clone + StageOptions>(
         &mut t.run,
         &mut t.progress,
     )?;
-    println!("done: {}", t.run.dir.join(done).display());
+    out!("done: {}", t.run.dir.join(done).display());
     Ok(())
 }
 
@@ -334,7 +334,7 @@ fn train_policy(
         plan.extra_files.push((COST_TABLE, json));
     }
     if !matches!(plan.options.cost, BlockCost::Blocks) {
-        println!("reward cost: {}", plan.options.cost.describe());
+        out!("reward cost: {}", plan.options.cost.describe());
     }
     if let Some(dir) = &run_args.resume {
         // A config.json edited by hand is checked as the flag would have been.
