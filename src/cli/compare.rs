@@ -75,11 +75,9 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
         .transpose()?;
     let entries: Vec<Entry> = args.models.iter().map(|m| entry(m, &device)).collect();
     if let (Some(path), Some(table)) = (&args.cost, &cost) {
-        let matches = entries.iter().any(|e| {
-            e.model.as_ref().is_ok_and(|m| {
-                m.config.name == table.config && m.num_blocks() == table.blocks.len()
-            })
-        });
+        let matches = entries
+            .iter()
+            .any(|e| e.model.as_ref().is_ok_and(|m| table.describes(&m.config)));
         if !matches {
             return Err(Error::bad_input(
                 path,

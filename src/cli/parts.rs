@@ -9,7 +9,7 @@ use super::args::{EvalArgs, MergeArgs, ModelArgs};
 use super::open::{progress_bar, Opened};
 use blockdrop::eval::{evaluate_range, EvalOptions};
 use blockdrop::fingerprint::Fnv;
-use blockdrop::records::provenance::{read_part, write_part, Provenance};
+use blockdrop::records::provenance::{check_part_target, read_part, write_part, Provenance};
 use blockdrop::records::{Record, Summary};
 use blockdrop::Error;
 
@@ -124,15 +124,8 @@ pub fn evaluate_part(
         )
         .into());
     };
-    if !blockdrop::output::frame::is_parquet(path) {
-        return Err(Error::bad_input(
-            path,
-            "must end in .parquet: only Parquet records carry what --resume and merge check",
-        )
-        .into());
-    }
     // The part's file is checked before any work (it is first saved seconds in).
-    blockdrop::output::frame::check_frame_target(path)?;
+    check_part_target(path)?;
     let (dataset, model) = (&opened.dataset, &opened.loaded.model);
     let provenance = provenance(opened, options, args)?;
     let mut records = Vec::new();
@@ -228,14 +221,7 @@ pub fn load_merged(
     out: Option<&Path>,
 ) -> anyhow::Result<(Vec<Record>, Provenance)> {
     if let Some(out) = out {
-        if !blockdrop::output::frame::is_parquet(out) {
-            return Err(Error::bad_input(
-                out,
-                "must end in .parquet: merged records carry their provenance",
-            )
-            .into());
-        }
-        blockdrop::output::frame::check_frame_target(out)?;
+        check_part_target(out)?;
         let out_resolved = std::fs::canonicalize(out).ok();
         if let Some(part) = parts
             .iter()

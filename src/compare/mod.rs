@@ -258,9 +258,7 @@ pub fn compare(
                 profile,
                 run: state.run,
                 segments: model.config.base.layers.clone(),
-                cost: options.cost.clone().filter(|t| {
-                    t.config == model.config.name && t.blocks.len() == model.num_blocks()
-                }),
+                cost: options.cost.clone().filter(|t| t.describes(&model.config)),
             }),
             Err(Error::Cancelled) => return Err(Error::Cancelled),
             Err(e) => Err(Failed {

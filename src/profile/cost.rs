@@ -136,9 +136,14 @@ impl CostTable {
         Ok(table)
     }
 
-    /// Whether this table describes `config`: its name and its number of blocks.
+    /// Whether this table is of `config`: its name and its number of blocks.
+    pub fn describes(&self, config: &Config) -> bool {
+        self.config == config.name && self.blocks.len() == config.num_blocks()
+    }
+
+    /// [`CostTable::describes`] as an error naming `path` and both configurations.
     pub fn check_for(&self, config: &Config, path: &Path) -> Result<()> {
-        if self.config != config.name || self.blocks.len() != config.num_blocks() {
+        if !self.describes(config) {
             return Err(Error::bad_input(
                 path,
                 format!(

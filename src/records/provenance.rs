@@ -140,6 +140,23 @@ impl Provenance {
     }
 }
 
+/// Whether `path` may take a records file with provenance (Parquet, and writable under the
+/// output rule), checked before the work that produces it.
+pub fn check_part_target(path: &Path) -> Result<()> {
+    if !is_parquet(path) {
+        return Err(not_parquet(path));
+    }
+    crate::output::frame::check_frame_target(path)
+}
+
+fn not_parquet(path: &Path) -> Error {
+    Error::bad_input(
+        path,
+        "must end in .parquet: only Parquet records carry the provenance that --resume, merge \
+         and export --records check",
+    )
+}
+
 /// Writes `records` to the Parquet file `path` with `provenance`.
 pub fn write_part(
     records: &[Record],
@@ -148,10 +165,7 @@ pub fn write_part(
     complete: bool,
 ) -> Result<()> {
     if !is_parquet(path) {
-        return Err(Error::bad_input(
-            path,
-            "must end in .parquet: only Parquet records carry what --resume and merge check",
-        ));
+        return Err(not_parquet(path));
     }
     crate::records::schema::write_with(records, path, &provenance.entries(complete))
 }
