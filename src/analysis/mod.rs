@@ -1,29 +1,19 @@
 //! Analysis of per-image records: keep rates, per-class figures, policy groups and clusters,
 //! the easy/hard ranking. Everything here reads records (from `eval`, or many
-//! `records*.parquet` shards loaded as one) and runs no model.
+//! `records*.parquet` parts loaded as one) and runs no model. The records become one polars
+//! frame ([`RecordFrame`]) and every figure is a `group_by`/aggregate/`sort` on it; only the
+//! Hamming k-medoids ([`clusters`]) is our own code, over the distinct policies the grouping
+//! yields.
 
 pub mod clusters;
 pub mod frames;
+pub mod record_frame;
 
-use std::collections::BTreeMap;
-
+use crate::error::Result;
 use crate::records::Record;
 
-pub use clusters::{cluster_policies, default_k, Cluster};
-
-/// Fraction of images that keep each block.
-pub fn keep_rates(records: &[Record]) -> Vec<f64> {
-    let blocks = records.first().map_or(0, |r| r.keep.len());
-    let mut kept = vec![0usize; blocks];
-    for r in records {
-        for (k, &keep) in r.keep.iter().enumerate() {
-            kept[k] += keep as usize;
-        }
-    }
-    kept.iter()
-        .map(|&c| c as f64 / records.len().max(1) as f64)
-        .collect()
-}
+pub use clusters::{Cluster, DEFAULT_CLUSTERS};
+pub use record_frame::RecordFrame;
 
 /// One class's accuracy, block usage, FLOPs and per-block keep rates.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,32 +26,11 @@ pub struct ClassRow {
     pub keep_rates: Vec<f64>,
 }
 
-pub fn per_class(records: &[Record]) -> Vec<ClassRow> {
-    let mut by_label: BTreeMap<u32, Vec<Record>> = BTreeMap::new();
-    for r in records {
-        by_label.entry(r.label).or_default().push(r.clone());
-    }
-    by_label
-        .into_iter()
-        .map(|(label, rs)| {
-            let n = rs.len() as f64;
-            ClassRow {
-                label,
-                images: rs.len(),
-                accuracy: rs.iter().filter(|r| r.correct).count() as f64 / n,
-                mean_blocks: rs.iter().map(|r| r.blocks as f64).sum::<f64>() / n,
-                mean_flops: rs.iter().map(|r| r.flops).sum::<f64>() / n,
-                keep_rates: keep_rates(&rs),
-            }
-        })
-        .collect()
-}
-
 /// Images sharing one exact policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyGroup {
     pub policy: Vec<bool>,
-    /// Positions in the records.
+    /// Positions in the records, ascending.
     pub members: Vec<usize>,
     pub accuracy: f64,
 }
@@ -72,29 +41,48 @@ impl PolicyGroup {
     }
 }
 
-/// Exact policy groups, largest first (ties: fewer blocks first, then the policy string).
-pub fn exact_groups(records: &[Record]) -> Vec<PolicyGroup> {
-    let mut groups: BTreeMap<&[bool], Vec<usize>> = BTreeMap::new();
-    for (i, r) in records.iter().enumerate() {
-        groups.entry(r.keep.as_slice()).or_default().push(i);
-    }
-    let mut out: Vec<PolicyGroup> = groups
-        .into_iter()
-        .map(|(policy, members)| PolicyGroup {
-            accuracy: members.iter().filter(|&&i| records[i].correct).count() as f64
-                / members.len() as f64,
-            policy: policy.to_vec(),
-            members,
+/// Every figure of the analysis of one set of records, computed from one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    /// Fraction of images that keep each block.
+    pub keep_rates: Vec<f64>,
+    /// One row per label, ascending.
+    pub classes: Vec<ClassRow>,
+    /// Exact policy groups, largest first (ties: fewer blocks first, then the policy).
+    pub groups: Vec<PolicyGroup>,
+    /// The coarse clustering, largest cluster first.
+    pub clusters: Vec<Cluster>,
+    /// Record positions, easiest first: fewest blocks, then the more confident prediction.
+    pub easy_to_hard: Vec<usize>,
+}
+
+impl Analysis {
+    /// Analyses `records` with `clusters` clusters (`None`: [`default_k`]).
+    pub fn of(records: &[Record], clusters: Option<usize>) -> Result<Analysis> {
+        let frame = RecordFrame::of(records)?;
+        let groups = frame.exact_groups()?;
+        let k = clusters.unwrap_or_else(|| groups.len().min(DEFAULT_CLUSTERS));
+        Ok(Analysis {
+            keep_rates: frame.keep_rates()?,
+            classes: frame.per_class()?,
+            clusters: frame.clusters(&groups, k)?,
+            easy_to_hard: frame.easy_to_hard()?,
+            groups,
         })
-        .collect();
-    out.sort_by(|a, b| {
-        b.members
-            .len()
-            .cmp(&a.members.len())
-            .then(a.blocks().cmp(&b.blocks()))
-            .then(a.policy.cmp(&b.policy))
-    });
-    out
+    }
+}
+
+/// Fraction of images that keep each block.
+pub fn keep_rates(records: &[Record]) -> Result<Vec<f64>> {
+    RecordFrame::of(records)?.keep_rates()
+}
+
+/// The default number of clusters: [`DEFAULT_CLUSTERS`], or the number of distinct policies
+/// when there are fewer.
+pub fn default_k(records: &[Record]) -> Result<usize> {
+    Ok(RecordFrame::of(records)?
+        .distinct_policies()?
+        .min(DEFAULT_CLUSTERS))
 }
 
 /// How sure the base network is of its prediction: the softmax probability of the predicted
@@ -116,20 +104,6 @@ pub fn confidence(record: &Record) -> f64 {
                 / n
         }
     }
-}
-
-/// Record positions from easiest to hardest: fewest blocks first; among equal block counts,
-/// the more confident prediction first.
-pub fn easy_to_hard(records: &[Record]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..records.len()).collect();
-    order.sort_by(|&a, &b| {
-        records[a]
-            .blocks
-            .cmp(&records[b].blocks)
-            .then(confidence(&records[b]).total_cmp(&confidence(&records[a])))
-            .then(a.cmp(&b))
-    });
-    order
 }
 
 #[cfg(test)]
@@ -158,7 +132,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn sample() -> Vec<Record> {
+    pub fn sample() -> Vec<Record> {
         vec![
             record(0, "1100", 0, 0, Some(vec![2.0, 0.0])),
             record(1, "1100", 1, 0, Some(vec![5.0, 0.0])),
@@ -169,9 +143,9 @@ pub(crate) mod tests {
 
     #[test]
     fn keep_rates_and_classes_by_hand() {
-        let r = sample();
-        assert_eq!(keep_rates(&r), [1.0, 0.75, 0.25, 0.25]);
-        let classes = per_class(&r);
+        let a = Analysis::of(&sample(), None).unwrap();
+        assert_eq!(a.keep_rates, [1.0, 0.75, 0.25, 0.25]);
+        let classes = &a.classes;
         assert_eq!(classes.len(), 2);
         assert_eq!(
             (
@@ -195,7 +169,7 @@ pub(crate) mod tests {
 
     #[test]
     fn exact_groups_largest_first() {
-        let groups = exact_groups(&sample());
+        let groups = Analysis::of(&sample(), None).unwrap().groups;
         assert_eq!(groups.len(), 3);
         assert_eq!(
             (groups[0].members.clone(), groups[0].accuracy),
@@ -209,6 +183,13 @@ pub(crate) mod tests {
     #[test]
     fn easy_to_hard_breaks_ties_by_confidence() {
         // Records 0 and 1 both use 2 blocks; record 1 is more confident (logit gap 5 vs 2).
-        assert_eq!(easy_to_hard(&sample()), [3, 1, 0, 2]);
+        assert_eq!(Analysis::of(&sample(), None).unwrap().easy_to_hard, [3, 1, 0, 2]);
+    }
+
+    #[test]
+    fn no_records_no_figures() {
+        let a = Analysis::of(&[], None).unwrap();
+        assert!(a.keep_rates.is_empty() && a.classes.is_empty() && a.groups.is_empty());
+        assert!(a.clusters.is_empty() && a.easy_to_hard.is_empty());
     }
 }

@@ -75,7 +75,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(table) = cost.as_ref().filter(|_| !records.is_empty()) {
-        let keep_rates = blockdrop::analysis::keep_rates(&records);
+        let keep_rates = blockdrop::analysis::keep_rates(&records)?;
         out!("{}", PredictedLatency::of(table, &keep_rates).line());
     }
     let dataset = &opened.dataset;

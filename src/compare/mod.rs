@@ -97,6 +97,8 @@ pub struct Compared {
     pub cost: Option<CostTable>,
     /// Blocks per segment of the base network.
     pub segments: Vec<usize>,
+    /// Fraction of `records` that keep each block.
+    pub keep_rates: Vec<f64>,
 }
 
 impl Compared {
@@ -120,7 +122,7 @@ impl Compared {
 
     /// Mean kept blocks in each segment of the base network.
     pub fn blocks_per_segment(&self) -> Vec<f64> {
-        let rates = crate::analysis::keep_rates(&self.records);
+        let rates = &self.keep_rates;
         let mut start = 0;
         self.segments
             .iter()
@@ -136,10 +138,7 @@ impl Compared {
     /// The latency the cost table predicts at this model's keep rates.
     pub fn predicted(&self) -> Option<PredictedLatency> {
         let table = self.cost.as_ref()?;
-        Some(PredictedLatency::of(
-            table,
-            &crate::analysis::keep_rates(&self.records),
-        ))
+        Some(PredictedLatency::of(table, &self.keep_rates))
     }
 }
 
@@ -244,9 +243,13 @@ pub fn compare(
             options,
             device,
             |d, t| progress(Phase::Sweeping(m), d, t),
-        );
+        )
+        .and_then(|(tradeoff, profile)| {
+            let keep_rates = crate::analysis::keep_rates(&state.records)?;
+            Ok((tradeoff, profile, keep_rates))
+        });
         rows.push(match finished {
-            Ok((tradeoff, profile)) => Ok(Compared {
+            Ok((tradeoff, profile, keep_rates)) => Ok(Compared {
                 name: state.name,
                 config: model.config.name.clone(),
                 summary: Summary::of(&state.records),
@@ -259,6 +262,7 @@ pub fn compare(
                 run: state.run,
                 segments: model.config.base.layers.clone(),
                 cost: options.cost.clone().filter(|t| t.describes(&model.config)),
+                keep_rates,
             }),
             Err(Error::Cancelled) => return Err(Error::Cancelled),
             Err(e) => Err(Failed {

@@ -34,8 +34,17 @@ enum Lists {
 fn list_column(name: &str, rows: impl Iterator<Item = Vec<f32>>, lists: Lists) -> Column {
     match lists {
         Lists::Native => {
-            let series: Vec<Series> = rows.map(|v| Series::new(PlSmallStr::EMPTY, v)).collect();
-            Column::new(name.into(), series)
+            let (capacity, _) = rows.size_hint();
+            let mut builder = ListPrimitiveChunkedBuilder::<Float32Type>::new(
+                name.into(),
+                capacity,
+                capacity.saturating_mul(16),
+                DataType::Float32,
+            );
+            for row in rows {
+                builder.append_slice(&row);
+            }
+            builder.finish().into_column()
         }
         Lists::SpaceSeparated => {
             let text: Vec<String> = rows

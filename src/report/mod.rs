@@ -16,7 +16,7 @@ use std::path::Path;
 use candle_core::Device;
 use polars::prelude::*;
 
-use crate::analysis::{self, frames};
+use crate::analysis::{self, frames, Analysis, Cluster};
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::eval::adaptivity::signed;
@@ -188,7 +188,10 @@ pub fn collect_with_records<'a>(
         predicted: options
             .cost
             .as_ref()
-            .map(|table| PredictedLatency::of(table, &analysis::keep_rates(&records))),
+            .map(|table| -> Result<PredictedLatency> {
+                Ok(PredictedLatency::of(table, &analysis::keep_rates(&records)?))
+            })
+            .transpose()?,
         records,
         tradeoff,
         profile,
@@ -291,21 +294,18 @@ impl Figures<'_> {
 /// Writes every file of the report into `dir` (which must exist and be empty).
 pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Result<Vec<Figure>> {
     let summary = Summary::of(&data.records);
-    let k = options
-        .clusters
-        .unwrap_or_else(|| analysis::default_k(&data.records));
-    let clusters = analysis::cluster_policies(&data.records, k);
+    let analysis = Analysis::of(&data.records, options.clusters)?;
     let mut figures = Figures {
         dir,
         list: Vec::new(),
     };
-    chart_figures(data, options, &summary, &mut figures)?;
-    grid_figures(data, options, &clusters, &mut figures)?;
+    chart_figures(data, options, &summary, &analysis, &mut figures)?;
+    grid_figures(data, options, &analysis, &mut figures)?;
     let model_figures = match &data.models {
         Some(models) => models::write_figures(models, dir, "models_")?,
         None => Vec::new(),
     };
-    write_tables(data, &clusters, dir)?;
+    write_tables(data, &analysis.clusters, dir)?;
     let json = summary_json(data, &summary);
     crate::atomic::write_bytes_atomic(
         &dir.join("summary.json"),
@@ -313,7 +313,7 @@ pub fn write_files(data: &ReportData, options: &ExportOptions, dir: &Path) -> Re
             .unwrap_or_default()
             .as_bytes(),
     )?;
-    let mut index = index_markdown(data, &summary, &figures.list);
+    let mut index = index_markdown(data, &summary, &analysis, &figures.list);
     if let Some(models) = &data.models {
         index.push_str(&models_markdown(models, &model_figures));
     }
@@ -326,6 +326,7 @@ fn chart_figures(
     data: &ReportData,
     options: &ExportOptions,
     summary: &Summary,
+    analysis: &Analysis,
     figures: &mut Figures,
 ) -> Result<()> {
     let records = &data.records;
@@ -342,7 +343,7 @@ fn chart_figures(
     let table = options.cost.as_ref().or(profiled.as_ref());
     let (axis, learned, cost) = match table.filter(|_| options.latency_axis) {
         Some(table) => {
-            let us = table.path_us(&analysis::keep_rates(records));
+            let us = table.path_us(&analysis.keep_rates);
             (
                 CostAxis::Latency(table),
                 (us, summary.accuracy),
@@ -376,7 +377,7 @@ fn chart_figures(
         ),
     )?;
     charts::keep_rates(
-        &analysis::keep_rates(records),
+        &analysis.keep_rates,
         &figure(
             "keep_rates.png",
             "Fraction of images that run each block.".into(),
@@ -389,7 +390,7 @@ fn chart_figures(
 fn grid_figures(
     data: &ReportData,
     options: &ExportOptions,
-    clusters: &[analysis::Cluster],
+    analysis: &Analysis,
     figures: &mut Figures,
 ) -> Result<()> {
     let records = &data.records;
@@ -403,14 +404,14 @@ fn grid_figures(
         ),
     )?;
     grids::class_heatmap(
-        &analysis::per_class(records),
+        &analysis.classes,
         names,
         &figure(
             "class_usage.png",
             "Keep rate per class and block, with each class's accuracy and mean blocks.".into(),
         ),
     )?;
-    let order = analysis::easy_to_hard(records);
+    let order = &analysis.easy_to_hard;
     let easy: Vec<&Record> = order
         .iter()
         .take(options.gallery)
@@ -444,6 +445,7 @@ fn grid_figures(
             "The hardest images: most blocks used, least confident first.".into(),
         ),
     )?;
+    let clusters = &analysis.clusters;
     for (c, cluster) in clusters.iter().enumerate() {
         crate::cancel::check()?;
         let members = grids::cluster_members(cluster, records, options.gallery);
@@ -469,7 +471,7 @@ fn grid_figures(
 }
 
 /// The report's tables: records, clusters and the trade-off.
-fn write_tables(data: &ReportData, clusters: &[analysis::Cluster], dir: &Path) -> Result<()> {
+fn write_tables(data: &ReportData, clusters: &[Cluster], dir: &Path) -> Result<()> {
     let records = &data.records;
     crate::records::write(records, &dir.join("records.parquet"))?;
     crate::output::frame::write_frame(
@@ -617,8 +619,12 @@ fn adaptivity_markdown(a: &Adaptivity) -> String {
 
 /// `index.md`: the summary, the latency line, every figure with its caption, and the per-class
 /// and most-common-policy tables.
-fn index_markdown(data: &ReportData, summary: &Summary, figures: &[Figure]) -> String {
-    let records = &data.records;
+fn index_markdown(
+    data: &ReportData,
+    summary: &Summary,
+    analysis: &Analysis,
+    figures: &[Figure],
+) -> String {
     let names = data.model.config.class_set;
     let mut index = format!(
         "# BlockDrop report: {}\n\n```\n{summary}\n```\n\n",
@@ -646,7 +652,7 @@ fn index_markdown(data: &ReportData, summary: &Summary, figures: &[Figure]) -> S
         index.push_str(&adaptivity_markdown(adaptivity));
     }
     let _ = writeln!(index, "## Per class\n\nGain: the class's adaptivity gain at equal blocks; off-mode: the share of its images whose policy is not the class's most common one ({}).\n\n| class | images | accuracy | mean blocks | mean MFLOPs | gain | off-mode |\n|---|---:|---:|---:|---:|---:|---:|", adaptivity.map_or("n/a: the sweep was left out".to_string(), |a| format!("both on the first {} images", a.images)));
-    for c in analysis::per_class(records) {
+    for c in &analysis.classes {
         let class = adaptivity.and_then(|a| a.per_class.iter().find(|a| a.label == c.label));
         let _ = writeln!(
             index,
@@ -663,7 +669,7 @@ fn index_markdown(data: &ReportData, summary: &Summary, figures: &[Figure]) -> S
         );
     }
     index.push('\n');
-    let groups = analysis::exact_groups(records);
+    let groups = &analysis.groups;
     let _ = writeln!(index, "## Most common policies ({} distinct)\n\n| images | accuracy | blocks | policy |\n|---:|---:|---:|---|", groups.len());
     for g in groups.iter().take(10) {
         let _ = writeln!(

@@ -179,7 +179,7 @@ pub fn write_figures(comparison: &Comparison, dir: &Path, prefix: &str) -> Resul
             .map(|c| {
                 (
                     format!("{} ({:.1} blk)", c.name, c.summary.block_usage_mean),
-                    crate::analysis::keep_rates(&c.records),
+                    c.keep_rates.clone(),
                 )
             })
             .collect();

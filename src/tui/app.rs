@@ -172,17 +172,17 @@ pub struct Analysis {
 }
 
 impl Analysis {
-    pub fn new(threshold: f32, records: Vec<Record>) -> Self {
-        let k = analysis::default_k(&records);
-        Self {
+    pub fn new(threshold: f32, records: Vec<Record>) -> crate::error::Result<Self> {
+        let figures = analysis::Analysis::of(&records, None)?;
+        Ok(Self {
             threshold,
             summary: Summary::of(&records),
-            keep_rates: analysis::keep_rates(&records),
-            classes: analysis::per_class(&records),
-            clusters: analysis::cluster_policies(&records, k),
-            easy_to_hard: analysis::easy_to_hard(&records),
+            keep_rates: figures.keep_rates,
+            classes: figures.classes,
+            clusters: figures.clusters,
+            easy_to_hard: figures.easy_to_hard,
             records,
-        }
+        })
     }
 }
 

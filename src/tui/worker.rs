@@ -158,7 +158,8 @@ pub fn handle(job: &Job, request: &Request, send: &mut dyn FnMut(Update)) {
                     total,
                 })
             })
-            .map(|records| Update::Analysed(Box::new(Analysis::new(*threshold, records))))
+            .and_then(|records| Analysis::new(*threshold, records))
+            .map(|analysis| Update::Analysed(Box::new(analysis)))
         }
         Request::Tradeoff { threshold } => {
             let options = crate::eval::tradeoff::TradeoffOptions {
