@@ -50,7 +50,7 @@ fn random_model(
         config,
         VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
     )?;
-    model.set_kernels(kernels);
+    model.set_kernels(kernels)?;
     if fold {
         model.fold_batchnorm()?;
     }

@@ -3,7 +3,9 @@
 //! BatchNorm at identity), marked `stage = untrained`. It is the bundled default until a
 //! trained one replaces it; `blockdrop` says so when it runs it.
 //!
-//! Run: `cargo run --release --example make_untrained_default [OUT]`
+//! Run: `cargo run --release --example make_untrained_default [OUT [CONFIG]]`: CONFIG (default
+//! R32_FMNIST) writes an untrained model of another configuration, e.g. an R101_ImgNet to
+//! measure evaluation speed and memory on an image folder (README, "Sharded evaluation").
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,7 +23,7 @@ fn main() -> anyhow::Result<()> {
         PathBuf::from,
     );
     let device = Device::Cpu;
-    let config = Config::by_name("R32_FMNIST")?;
+    let config = Config::by_name(&std::env::args().nth(2).unwrap_or("R32_FMNIST".into()))?;
     let varmap = VarMap::new();
     BlockDrop::new(
         &config,

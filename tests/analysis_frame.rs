@@ -24,7 +24,10 @@ fn check(records: &[Record], analysis: &Analysis) {
     let blocks = records[0].keep.len();
     // Keep rates.
     for (k, &rate) in analysis.keep_rates.iter().enumerate() {
-        assert!(close(rate, mean(records.iter().map(|r| r.keep[k] as u8 as f64))));
+        assert!(close(
+            rate,
+            mean(records.iter().map(|r| r.keep[k] as u8 as f64))
+        ));
     }
     assert_eq!(analysis.keep_rates.len(), blocks);
     // Per class.
@@ -35,11 +38,20 @@ fn check(records: &[Record], analysis: &Analysis) {
     assert_eq!(analysis.classes.len(), by_label.len());
     for (row, (label, rs)) in analysis.classes.iter().zip(&by_label) {
         assert_eq!((row.label, row.images), (*label, rs.len()));
-        assert!(close(row.accuracy, mean(rs.iter().map(|r| r.correct as u8 as f64))));
-        assert!(close(row.mean_blocks, mean(rs.iter().map(|r| r.blocks as f64))));
+        assert!(close(
+            row.accuracy,
+            mean(rs.iter().map(|r| r.correct as u8 as f64))
+        ));
+        assert!(close(
+            row.mean_blocks,
+            mean(rs.iter().map(|r| r.blocks as f64))
+        ));
         assert!(close(row.mean_flops, mean(rs.iter().map(|r| r.flops))));
         for k in 0..blocks {
-            assert!(close(row.keep_rates[k], mean(rs.iter().map(|r| r.keep[k] as u8 as f64))));
+            assert!(close(
+                row.keep_rates[k],
+                mean(rs.iter().map(|r| r.keep[k] as u8 as f64))
+            ));
         }
     }
     // Exact groups: every record once, in the group of its policy, in the stated order.
@@ -55,7 +67,11 @@ fn check(records: &[Record], analysis: &Analysis) {
     }
     for w in analysis.groups.windows(2) {
         let key = |g: &blockdrop::analysis::PolicyGroup| {
-            (std::cmp::Reverse(g.members.len()), g.blocks(), g.policy.clone())
+            (
+                std::cmp::Reverse(g.members.len()),
+                g.blocks(),
+                g.policy.clone(),
+            )
         };
         assert!(key(&w[0]) < key(&w[1]), "groups out of order");
     }
@@ -81,8 +97,14 @@ fn check(records: &[Record], analysis: &Analysis) {
             assert!(group.iter().all(|j| c.members.binary_search(j).is_ok()));
         }
         assert!(c.members.iter().any(|&i| records[i].keep == c.medoid));
-        assert!(close(c.accuracy, mean(c.members.iter().map(|&i| records[i].correct as u8 as f64))));
-        assert!(close(c.mean_blocks, mean(c.members.iter().map(|&i| records[i].blocks as f64))));
+        assert!(close(
+            c.accuracy,
+            mean(c.members.iter().map(|&i| records[i].correct as u8 as f64))
+        ));
+        assert!(close(
+            c.mean_blocks,
+            mean(c.members.iter().map(|&i| records[i].blocks as f64))
+        ));
     }
     assert!(seen.iter().all(|&s| s), "a record in no cluster");
     for w in analysis.clusters.windows(2) {
@@ -94,7 +116,11 @@ fn check(records: &[Record], analysis: &Analysis) {
 fn polars_analysis_equals_the_direct_computation() {
     let records = records::synthetic_records(20_000, 15, 3);
     let analysis = Analysis::of(&records, None).unwrap();
-    assert!(analysis.groups.len() > 500, "{} groups", analysis.groups.len());
+    assert!(
+        analysis.groups.len() > 500,
+        "{} groups",
+        analysis.groups.len()
+    );
     assert_eq!(analysis.clusters.len(), 6);
     check(&records, &analysis);
     let more = Analysis::of(&records, Some(40)).unwrap();
@@ -127,5 +153,8 @@ fn records_of_different_block_counts_are_an_error_not_a_panic() {
     let mut records = records::synthetic_records(10, 15, 5);
     records[7].keep.push(true);
     let error = Analysis::of(&records, None).unwrap_err().to_string();
-    assert!(error.contains("image 7") && error.contains("16 blocks"), "{error}");
+    assert!(
+        error.contains("image 7") && error.contains("16 blocks"),
+        "{error}"
+    );
 }

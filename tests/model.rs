@@ -42,7 +42,7 @@ fn residual_nchw(net: &FlatResNet, k: usize, x: &Tensor) -> Tensor {
 fn dropped_first_block_still_downsamples() {
     for kernels in [Kernels::Stock, Kernels::Fast] {
         let mut model = random_model("R32_C10");
-        model.set_kernels(kernels);
+        model.set_kernels(kernels).unwrap();
         let net = &model.resnet;
         let x = Tensor::randn(0f32, 1.0, (2, 16, 32, 32), &Device::Cpu).unwrap();
         // Block 5 opens segment 2 (stride 2, 16 → 32 channels): dropped, it outputs the option-A
@@ -92,4 +92,37 @@ fn a_policy_of_the_wrong_length_is_an_error() {
     let model = random_model("R32_C10");
     let image = Tensor::zeros((1, 3, 32, 32), DType::F32, &Device::Cpu).unwrap();
     assert!(forward_skip(&model.resnet, &image, &[true; 14]).is_err());
+}
+
+#[test]
+fn a_model_folded_for_inference_computes_the_same_and_refuses_training() {
+    // The ImageNet family too: its stem's max-pool has a kernel of its own in inference.
+    for config in ["R32_C10", "R101_ImgNet"] {
+        let (c, h, w) = Config::by_name(config).unwrap().input;
+        let size = if config == "R101_ImgNet" { 64 } else { h };
+        let x = Tensor::randn(0f32, 1.0, (2, c, size, size * w / h), &Device::Cpu).unwrap();
+        for kernels in [Kernels::Stock, Kernels::Fast] {
+            let mut folded = random_model(config);
+            folded.set_kernels(kernels).unwrap();
+            let mut released = folded.clone();
+            folded.fold_batchnorm().unwrap();
+            released.fold_for_inference().unwrap();
+            let keep = vec![true; folded.num_blocks()];
+            let a = forward_skip(&folded.resnet, &x, &keep).unwrap();
+            let b = forward_skip(&released.resnet, &x, &keep).unwrap();
+            assert_eq!(max_abs_diff(&a, &b), 0.0, "{config}, {kernels:?}");
+            // Training and other kernels need the unfolded weights: a clear error.
+            let error = released.resnet.stem.forward_t(&x, true).unwrap_err();
+            assert!(
+                error.to_string().contains("folded for inference only"),
+                "{error}"
+            );
+            assert!(released.resnet.stem.batch_norm().is_none());
+            let other = match kernels {
+                Kernels::Stock => Kernels::Fast,
+                Kernels::Fast => Kernels::Stock,
+            };
+            assert!(released.set_kernels(other).is_err());
+        }
+    }
 }

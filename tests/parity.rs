@@ -204,7 +204,7 @@ fn train_mode_batchnorm_matches_pytorch_and_updates_running_statistics() {
             &reference,
             &format!("train-mode logits, {kernels} kernels"),
         );
-        let bn = &model.resnet.stem.bn;
+        let bn = model.resnet.stem.batch_norm().unwrap();
         assert_close(
             &bn.running_mean().to_vec1::<f32>().unwrap(),
             &floats(&expected["bn1_running_mean"]),

@@ -84,7 +84,9 @@ fn ready_app() -> App {
         |_, _| {},
     )
     .unwrap();
-    app.update(Update::Analysed(Box::new(Analysis::new(0.5, records).unwrap())));
+    app.update(Update::Analysed(Box::new(
+        Analysis::new(0.5, records).unwrap(),
+    )));
     app
 }
 
@@ -410,7 +412,9 @@ fn a_new_analysis_keeps_every_cursor_within_its_rows() {
     }
     // A re-evaluation with far fewer images (hence fewer and smaller clusters).
     let records = app.analysis.as_ref().unwrap().records[..3].to_vec();
-    app.update(Update::Analysed(Box::new(Analysis::new(0.5, records).unwrap())));
+    app.update(Update::Analysed(Box::new(
+        Analysis::new(0.5, records).unwrap(),
+    )));
     let a = app.analysis.as_ref().unwrap();
     assert_eq!(app.policies_view.selected, 2);
     assert!(app.clusters_view.selected < a.clusters.len());

@@ -183,7 +183,10 @@ pub(crate) mod tests {
     #[test]
     fn easy_to_hard_breaks_ties_by_confidence() {
         // Records 0 and 1 both use 2 blocks; record 1 is more confident (logit gap 5 vs 2).
-        assert_eq!(Analysis::of(&sample(), None).unwrap().easy_to_hard, [3, 1, 0, 2]);
+        assert_eq!(
+            Analysis::of(&sample(), None).unwrap().easy_to_hard,
+            [3, 1, 0, 2]
+        );
     }
 
     #[test]

@@ -66,12 +66,30 @@ impl RecordFrame {
         let values = |v: Series| v;
         let mut columns = vec![
             per_record(name::ROW, values((0..records.len() as u64).collect())),
-            per_record(column::LABEL, values(records.iter().map(|r| r.label).collect())),
-            per_record(column::CORRECT, values(records.iter().map(|r| r.correct).collect())),
-            per_record(column::POLICY, values(records.iter().map(Record::policy).collect())),
-            per_record(column::BLOCKS, values(records.iter().map(|r| r.blocks).collect())),
-            per_record(column::FLOPS, values(records.iter().map(|r| r.flops).collect())),
-            per_record(name::CONFIDENCE, values(records.iter().map(confidence).collect())),
+            per_record(
+                column::LABEL,
+                values(records.iter().map(|r| r.label).collect()),
+            ),
+            per_record(
+                column::CORRECT,
+                values(records.iter().map(|r| r.correct).collect()),
+            ),
+            per_record(
+                column::POLICY,
+                values(records.iter().map(Record::policy).collect()),
+            ),
+            per_record(
+                column::BLOCKS,
+                values(records.iter().map(|r| r.blocks).collect()),
+            ),
+            per_record(
+                column::FLOPS,
+                values(records.iter().map(|r| r.flops).collect()),
+            ),
+            per_record(
+                name::CONFIDENCE,
+                values(records.iter().map(confidence).collect()),
+            ),
         ];
         for block in 0..blocks {
             let keep = records.iter().map(|r| r.keep[block]).collect();
@@ -280,10 +298,13 @@ impl RecordFrame {
     /// Record positions from easiest to hardest: fewest blocks first; among equal block
     /// counts, the more confident prediction first; then the record's position.
     pub fn easy_to_hard(&self) -> Result<Vec<usize>> {
-        let sorted = self.frame.select([name::ROW, column::BLOCKS, name::CONFIDENCE])?.sort(
-            [column::BLOCKS, name::CONFIDENCE, name::ROW],
-            SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
-        )?;
+        let sorted = self
+            .frame
+            .select([name::ROW, column::BLOCKS, name::CONFIDENCE])?
+            .sort(
+                [column::BLOCKS, name::CONFIDENCE, name::ROW],
+                SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
+            )?;
         Ok(u64s(&sorted, name::ROW)?
             .into_iter()
             .map(|r| r as usize)

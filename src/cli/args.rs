@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::values::{
-    count, finite, fraction, non_negative, positive, repeats, threshold, training_batch,
+    batches_ahead, count, decode_threads, finite, fraction, non_negative, positive, repeats,
+    threshold, training_batch,
 };
 use blockdrop::compare::COMPARE_SWEEP_IMAGES;
 use blockdrop::data::Split;
@@ -471,6 +472,17 @@ pub struct EvalArgs {
     /// Per-image results do not depend on it.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH, value_parser = count)]
     pub batch: usize,
+
+    /// Threads that read, decode and resize images ahead of the network [default: half the
+    /// cores, 1 to 8]. Raise it when an image folder's decoding cannot keep up (the progress
+    /// bar's images/s falls short of `profile`'s).
+    #[arg(long, value_name = "N", value_parser = decode_threads)]
+    pub decode_threads: Option<usize>,
+
+    /// Batches decoded ahead of the network [default: --decode-threads]. Memory holds this many
+    /// batches more than the one running.
+    #[arg(long, value_name = "N", value_parser = batches_ahead)]
+    pub prefetch: Option<usize>,
 
     /// A block runs when its keep probability is at least this.
     #[arg(long, default_value_t = DEFAULT_THRESHOLD, value_parser = threshold)]

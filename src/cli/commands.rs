@@ -9,6 +9,7 @@ use super::args::{
 };
 use super::open::{open, open_bundled, open_with, progress_bar, Opened};
 use super::started;
+use blockdrop::data::prefetch::Prefetch;
 use blockdrop::eval::adaptivity::Adaptivity;
 use blockdrop::eval::baselines::Selection;
 use blockdrop::eval::tradeoff::{adaptivity_of_records, choose_subsets, TradeoffOptions};
@@ -55,6 +56,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         batch: args.batch,
         threshold: args.threshold,
         keep_logits: args.logits,
+        prefetch: Prefetch::with(args.decode_threads, args.prefetch),
     };
     let part = args.shard.is_some() || args.resume;
     let records = if part {
@@ -377,7 +379,7 @@ fn shipped_others(device: &candle_core::Device) -> anyhow::Result<Vec<LoadedMode
         .skip(1)
         .map(|(path, loaded)| {
             let mut loaded = loaded?;
-            loaded.model.fold_batchnorm()?;
+            loaded.model.fold_for_inference()?;
             Ok(LoadedModel {
                 name: path.to_string(),
                 untrained: loaded.is_untrained(),

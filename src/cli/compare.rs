@@ -27,7 +27,7 @@ pub fn load(
 ) -> blockdrop::Result<(blockdrop::model::BlockDrop, Option<RunFolder>)> {
     let (file, run) = model_file(path)?;
     let mut loaded = checkpoint::load_model(&file, None, None, device)?;
-    loaded.model.fold_batchnorm()?;
+    loaded.model.fold_for_inference()?;
     Ok((loaded.model, run))
 }
 

@@ -59,19 +59,19 @@ pub fn open_with(args: &ModelArgs, model: Option<&std::path::Path>) -> anyhow::R
         }
         None => bundled::default_model(&device).context("loading the bundled default model")?,
     };
-    if !args.no_fold {
-        loaded.model.fold_batchnorm()?;
-    }
     match args.kernels {
         None => {}
-        Some(KernelsArg::Stock) => loaded.model.set_kernels(Kernels::Stock),
-        Some(KernelsArg::Fast) if device.is_cpu() => loaded.model.set_kernels(Kernels::Fast),
+        Some(KernelsArg::Stock) => loaded.model.set_kernels(Kernels::Stock)?,
+        Some(KernelsArg::Fast) if device.is_cpu() => loaded.model.set_kernels(Kernels::Fast)?,
         Some(KernelsArg::Fast) => {
             return Err(Error::BadUsage(
                 "--kernels fast runs on the CPU only; use --kernels stock on CUDA and Metal".into(),
             )
             .into())
         }
+    }
+    if !args.no_fold {
+        loaded.model.fold_for_inference()?;
     }
     let dataset = data::Dataset::open(&args.data, args.split.into())?;
     let name = model.map_or_else(
@@ -95,7 +95,7 @@ pub fn open_bundled() -> anyhow::Result<Opened> {
     let device = candle_core::Device::Cpu;
     let mut loaded =
         bundled::default_model(&device).context("loading the bundled default model")?;
-    loaded.model.fold_batchnorm()?;
+    loaded.model.fold_for_inference()?;
     let dataset = bundled::sample_dataset().context("loading the bundled Fashion-MNIST sample")?;
     Ok(Opened {
         device,

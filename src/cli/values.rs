@@ -15,6 +15,22 @@ pub fn count(s: &str) -> Result<usize, String> {
     }
 }
 
+/// Image decoding threads: 1 to 256.
+pub fn decode_threads(s: &str) -> Result<usize, String> {
+    match count(s)? {
+        n if n > 256 => Err("must be at most 256".into()),
+        n => Ok(n),
+    }
+}
+
+/// Batches decoded ahead of the network: 1 to 64 (each is a batch of images in memory).
+pub fn batches_ahead(s: &str) -> Result<usize, String> {
+    match count(s)? {
+        n if n > 64 => Err("must be at most 64".into()),
+        n => Ok(n),
+    }
+}
+
 /// Timed runs per measurement: 1 to 100,000.
 pub fn repeats(s: &str) -> Result<usize, String> {
     match count(s)? {

@@ -4,6 +4,7 @@
 pub mod cifar;
 pub mod folder;
 pub mod idx;
+pub mod prefetch;
 pub mod transform;
 
 use std::fmt;
@@ -274,8 +275,21 @@ impl Dataset {
         indices: &[usize],
         config: &Config,
         device: &Device,
-        mut edit: impl FnMut(Image) -> Image,
+        edit: impl FnMut(Image) -> Image,
     ) -> Result<Tensor> {
+        let data = self.batch_values(indices, config, edit)?;
+        let (c, h, w) = config.input;
+        Ok(Tensor::from_vec(data, (indices.len(), c, h, w), device)?)
+    }
+
+    /// The values of [`Dataset::batch_with`]'s tensor, `[N, C, H, W]` in row-major order,
+    /// on the calling thread (the prefetcher's workers call it).
+    pub fn batch_values(
+        &self,
+        indices: &[usize],
+        config: &Config,
+        mut edit: impl FnMut(Image) -> Image,
+    ) -> Result<Vec<f32>> {
         let mut data =
             Vec::with_capacity(indices.len() * config.input.0 * config.input.1 * config.input.2);
         let mismatch = |i: usize, (c, h, w): (usize, usize, usize)| {
@@ -299,7 +313,6 @@ impl Dataset {
             }
             data.extend(values);
         }
-        let (c, h, w) = config.input;
-        Ok(Tensor::from_vec(data, (indices.len(), c, h, w), device)?)
+        Ok(data)
     }
 }

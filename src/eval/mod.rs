@@ -9,6 +9,7 @@ pub mod tradeoff;
 
 use candle_core::Device;
 
+use crate::data::prefetch::{self, Prefetch};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::exec::forward_batch;
@@ -29,6 +30,8 @@ pub struct EvalOptions {
     pub threshold: f32,
     /// Keep the base network's logits in each record.
     pub keep_logits: bool,
+    /// Images are decoded this far ahead of the network, on threads of their own.
+    pub prefetch: Prefetch,
 }
 
 impl Default for EvalOptions {
@@ -38,6 +41,7 @@ impl Default for EvalOptions {
             batch: DEFAULT_BATCH,
             threshold: crate::model::DEFAULT_THRESHOLD,
             keep_logits: false,
+            prefetch: Prefetch::default_for_machine(),
         }
     }
 }
@@ -137,17 +141,23 @@ pub fn evaluate_range(
     dataset.check_labels(&model.config, range.end)?;
     let flops = BlockDropFlops::for_config(&model.config);
     let indices: Vec<usize> = range.collect();
-    for chunk in indices.chunks(options.batch) {
-        let x = dataset.batch(chunk, &model.config, device)?;
-        on_batch(&evaluate_batch(
-            model,
-            &x,
-            chunk,
-            dataset.labels(),
-            &flops,
-            options,
-        )?)?;
-        crate::cancel::check()?;
-    }
-    Ok(())
+    let batches: Vec<&[usize]> = indices.chunks(options.batch).collect();
+    prefetch::for_each_batch(
+        dataset,
+        &batches,
+        &model.config,
+        device,
+        options.prefetch,
+        |chunk, x| {
+            on_batch(&evaluate_batch(
+                model,
+                &x,
+                chunk,
+                dataset.labels(),
+                &flops,
+                options,
+            )?)?;
+            crate::cancel::check()
+        },
+    )
 }

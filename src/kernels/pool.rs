@@ -137,6 +137,51 @@ impl CustomOp1 for GlobalAvgPool {
     }
 }
 
+/// `[N, H, W, C] → [N, ⌊(H−1)/2⌋+1, ⌊(W−1)/2⌋+1, C]`: the ImageNet stem's max-pool, 3×3 windows
+/// at stride 2 with one pixel of padding that never wins (as PyTorch's −∞ padding). One pass
+/// and one output buffer, where padding, pooling and relayouting with candle's ops made three
+/// copies of the stem's largest activation. Inference only: it has no backward.
+#[derive(Debug, Clone, Copy)]
+pub struct MaxPool3x3S2;
+
+impl CustomOp1 for MaxPool3x3S2 {
+    fn name(&self) -> &'static str {
+        "max-pool-3x3-s2-nhwc"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = cpu_f32(storage, layout, "pooling")?;
+        let (n, h, w, c) = layout.shape().dims4()?;
+        if h == 0 || w == 0 {
+            bail!("max-pool of an empty {h}x{w} map");
+        }
+        let (oh, ow) = ((h - 1) / 2 + 1, (w - 1) / 2 + 1);
+        let mut out = vec![f32::NEG_INFINITY; n * oh * ow * c];
+        out.par_chunks_mut((ow * c).max(1))
+            .enumerate()
+            .for_each(|(row, dst)| {
+                let (image, oy) = (row / oh, row % oh);
+                let rows = (2 * oy).saturating_sub(1)..(2 * oy + 2).min(h);
+                for y in rows {
+                    let line = &x[(image * h + y) * w * c..][..w * c];
+                    for (ox, pixel) in dst.chunks_exact_mut(c).enumerate() {
+                        for xx in (2 * ox).saturating_sub(1)..(2 * ox + 2).min(w) {
+                            for (o, &v) in pixel.iter_mut().zip(&line[xx * c..][..c]) {
+                                *o = o.max(v);
+                            }
+                        }
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c))))
+    }
+}
+
+/// The ImageNet stem's max-pool of an NHWC activation ([`MaxPool3x3S2`]); no autograd.
+pub fn max_pool_3x3_s2(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(MaxPool3x3S2)
+}
+
 /// The option-A shortcut of an NHWC activation ([`ShortcutA`]), with autograd.
 pub fn shortcut_a(x: &Tensor, stride: usize, extra: usize) -> Result<Tensor> {
     x.contiguous()?.apply_op1(ShortcutA { stride, extra })

@@ -34,9 +34,16 @@ impl BlockDrop {
     }
 
     /// Chooses the operators of both networks ([`Kernels::Fast`] needs f32 on the CPU).
-    pub fn set_kernels(&mut self, kernels: Kernels) {
-        self.agent.features.set_kernels(kernels);
-        self.resnet.set_kernels(kernels);
+    pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        self.agent.features.set_kernels(kernels)?;
+        self.resnet.set_kernels(kernels)
+    }
+
+    /// Folds both networks for inference only and frees their unfolded weights
+    /// ([`crate::model::resnet::FlatResNet::fold_for_inference`]).
+    pub fn fold_for_inference(&mut self) -> Result<()> {
+        self.agent.features.fold_for_inference()?;
+        self.resnet.fold_for_inference()
     }
 
     /// Folds BatchNorm into the convolutions of both networks, for inference only.

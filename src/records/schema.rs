@@ -149,6 +149,8 @@ pub fn from_frame(df: &DataFrame, source: &Path) -> Result<Vec<Record>> {
         .map_err(|_| bad("'policy' is not a string"))?;
     let probs = column(column::PROBS)?;
     let logits = df.column(column::LOGITS).ok();
+    // Every policy as long as the first.
+    let mut width: Option<usize> = None;
     (0..df.height())
         .map(|row| {
             Ok(Record {
@@ -156,12 +158,11 @@ pub fn from_frame(df: &DataFrame, source: &Path) -> Result<Vec<Record>> {
                 label: label[row],
                 pred: pred[row],
                 correct: correct.get(row).ok_or_else(|| bad("a missing 'correct'"))?,
-                keep: policy
-                    .get(row)
-                    .ok_or_else(|| bad("a missing 'policy'"))?
-                    .chars()
-                    .map(|c| c == '1')
-                    .collect(),
+                keep: {
+                    let text = policy.get(row).ok_or_else(|| bad("a missing 'policy'"))?;
+                    parse_policy(text, blocks[row], width.get_or_insert(text.len()))
+                        .map_err(|problem| bad(&format!("row {row}: {problem}")))?
+                },
                 blocks: blocks[row],
                 flops: flops[row],
                 probs: list_of_f32(probs, row)
@@ -172,6 +173,29 @@ pub fn from_frame(df: &DataFrame, source: &Path) -> Result<Vec<Record>> {
         .collect()
 }
 
+/// A policy string's keep bits: only '0' and '1', `width` of them, `blocks` of them '1'.
+fn parse_policy(text: &str, blocks: u32, width: &usize) -> Result<Vec<bool>, String> {
+    if text.len() != *width {
+        return Err(format!(
+            "its policy has {} blocks, the first row's {width}",
+            text.len()
+        ));
+    }
+    let keep = text
+        .bytes()
+        .map(|b| match b {
+            b'0' => Ok(false),
+            b'1' => Ok(true),
+            _ => Err(format!("its policy '{text}' is not 0s and 1s")),
+        })
+        .collect::<Result<Vec<bool>, String>>()?;
+    let kept = keep.iter().filter(|&&k| k).count();
+    if kept != blocks as usize {
+        return Err(format!("'blocks' is {blocks}, its policy keeps {kept}"));
+    }
+    Ok(keep)
+}
+
 /// Reads and concatenates record files (Parquet), e.g. one per part of a large evaluation.
 pub fn load(paths: &[impl AsRef<Path>]) -> Result<Vec<Record>> {
     let mut all = Vec::new();
@@ -180,4 +204,56 @@ pub fn load(paths: &[impl AsRef<Path>]) -> Result<Vec<Record>> {
         all.extend(from_frame(&read_parquet(path)?, path)?);
     }
     Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records() -> Vec<Record> {
+        ["1100", "1010", "0001"]
+            .iter()
+            .enumerate()
+            .map(|(i, policy)| {
+                let keep: Vec<bool> = policy.chars().map(|c| c == '1').collect();
+                Record {
+                    index: i as u32,
+                    label: 0,
+                    pred: 0,
+                    correct: true,
+                    blocks: keep.iter().filter(|&&k| k).count() as u32,
+                    flops: 1.0,
+                    probs: vec![0.5; 4],
+                    keep,
+                    logits: None,
+                }
+            })
+            .collect()
+    }
+
+    /// The records' frame with row 2's policy replaced by `policy`.
+    fn with_policy(policy: &str) -> Result<Vec<Record>> {
+        let mut df = frame(&records(), Lists::Native)?;
+        df.replace(
+            column::POLICY,
+            Column::new(column::POLICY.into(), ["1100", "1010", policy]),
+        )?;
+        from_frame(&df, Path::new("r.parquet"))
+    }
+
+    #[test]
+    fn policies_are_read_back_and_odd_ones_refused() {
+        assert_eq!(with_policy("0001").unwrap(), records());
+        for (policy, problem) in [
+            ("00010", "row 2: its policy has 5 blocks, the first row's 4"),
+            ("0x01", "row 2: its policy '0x01' is not 0s and 1s"),
+            ("0011", "row 2: 'blocks' is 1, its policy keeps 2"),
+        ] {
+            let error = with_policy(policy).unwrap_err().to_string();
+            assert!(
+                error.starts_with("r.parquet: not a records file: ") && error.ends_with(problem),
+                "{error}"
+            );
+        }
+    }
 }

@@ -189,7 +189,10 @@ pub fn collect_with_records<'a>(
             .cost
             .as_ref()
             .map(|table| -> Result<PredictedLatency> {
-                Ok(PredictedLatency::of(table, &analysis::keep_rates(&records)?))
+                Ok(PredictedLatency::of(
+                    table,
+                    &analysis::keep_rates(&records)?,
+                ))
             })
             .transpose()?,
         records,
@@ -214,7 +217,7 @@ pub fn shipped_models_comparison(
             name: crate::runs::display_name(Path::new(path)),
             model: loaded
                 .and_then(|mut l| {
-                    l.model.fold_batchnorm()?;
+                    l.model.fold_for_inference()?;
                     Ok(std::sync::Arc::new(l.model))
                 })
                 .map_err(|e| e.to_string()),

@@ -118,7 +118,7 @@ pub fn kernel_variants(
     use blockdrop::kernels::Kernels;
     let with = |kernels, fold| {
         let mut model = make();
-        model.set_kernels(kernels);
+        model.set_kernels(kernels).expect("kernels set");
         if fold {
             model.fold_batchnorm().expect("BatchNorm folds");
         }
