@@ -87,7 +87,17 @@ pub fn default_k(records: &[Record]) -> Result<usize> {
 
 /// How sure the base network is of its prediction: the softmax probability of the predicted
 /// class when logits were kept, else how far the keep probabilities sit from 0.5 (0..1).
+/// Non-finite values (NaN logits from a broken model or file) give −∞: the least sure.
 pub fn confidence(record: &Record) -> f64 {
+    let value = raw_confidence(record);
+    if value.is_nan() {
+        f64::NEG_INFINITY
+    } else {
+        value
+    }
+}
+
+fn raw_confidence(record: &Record) -> f64 {
     match &record.logits {
         Some(logits) if !logits.is_empty() => {
             let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -186,6 +196,18 @@ pub(crate) mod tests {
         assert_eq!(
             Analysis::of(&sample(), None).unwrap().easy_to_hard,
             [3, 1, 0, 2]
+        );
+    }
+
+    #[test]
+    fn a_nan_confidence_ranks_as_the_least_sure() {
+        let mut records = sample();
+        records[1].logits = Some(vec![f32::NAN, 0.0]);
+        assert_eq!(confidence(&records[1]), f64::NEG_INFINITY);
+        // Record 1 now comes after record 0 among the 2-block images.
+        assert_eq!(
+            Analysis::of(&records, None).unwrap().easy_to_hard,
+            [3, 0, 1, 2]
         );
     }
 

@@ -116,13 +116,16 @@ pub fn decode_image_bytes(path: &Path, bytes: &[u8]) -> Result<Image> {
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_IMAGE_BYTES);
     reader.limits(limits);
-    let decoded = reader.decode().map_err(|e| match e {
-        image::ImageError::Limits(_) => bad(&format!(
-            "decoding the image needs more than {} MiB",
-            MAX_IMAGE_BYTES >> 20
-        )),
-        e => bad(&e),
-    })?;
+    // Decoders of malformed files have panicked in the past; a panic is this file's error.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.decode()))
+        .map_err(|_| bad(&"the decoder panicked on this file"))?
+        .map_err(|e| match e {
+            image::ImageError::Limits(_) => bad(&format!(
+                "decoding the image needs more than {} MiB",
+                MAX_IMAGE_BYTES >> 20
+            )),
+            e => bad(&e),
+        })?;
     Ok(Image::from_rgb(&decoded.into_rgb8()))
 }
 

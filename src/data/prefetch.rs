@@ -13,6 +13,9 @@ use crate::config::Config;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 
+/// The most batches decoded ahead unless asked for more (`--prefetch`'s own limit).
+const MAX_AHEAD_BY_DEFAULT: usize = 64;
+
 /// How far to decode ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Prefetch {
@@ -38,7 +41,7 @@ impl Prefetch {
         let workers = workers.unwrap_or((cores / 2).clamp(1, 8)).max(1);
         Prefetch {
             workers,
-            ahead: ahead.unwrap_or(workers).max(1),
+            ahead: ahead.unwrap_or(workers.min(MAX_AHEAD_BY_DEFAULT)).max(1),
         }
     }
 }
@@ -76,7 +79,9 @@ impl Queue {
     fn work(&self, dataset: &Dataset, batches: &[&[usize]], config: &Config, ahead: usize) {
         loop {
             let mut shared = self.lock();
-            while !shared.stop && shared.next < batches.len() && shared.next >= shared.taken + ahead
+            while !shared.stop
+                && shared.next < batches.len()
+                && shared.next >= shared.taken.saturating_add(ahead)
             {
                 shared = self.wait(shared);
             }
@@ -86,7 +91,18 @@ impl Queue {
             let claimed = shared.next;
             shared.next += 1;
             drop(shared);
-            let values = dataset.batch_values(batches[claimed], config, |image| image);
+            // A decoder's panic (a malformed file can still reach one) becomes this batch's
+            // error: the caller waits for every batch it takes, and would wait forever.
+            let values = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                dataset.batch_values(batches[claimed], config, |image| image)
+            }))
+            .unwrap_or_else(|_| {
+                let first = batches[claimed].first().copied().unwrap_or(0);
+                Err(Error::bad_input(
+                    dataset.image_path(first),
+                    "decoding failed (the decoder panicked) in the batch starting here",
+                ))
+            });
             self.lock().ready.insert(claimed, values);
             self.changed.notify_all();
         }
@@ -137,7 +153,16 @@ pub fn for_each_batch(
         changed: Condvar::new(),
     };
     let (c, h, w) = config.input;
+    /// Stops the workers however the caller's side ends, a panic included: they would
+    /// otherwise wait for it forever and the scope would never join them.
+    struct StopOnDrop<'q>(&'q Queue);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.stop();
+        }
+    }
     std::thread::scope(|scope| {
+        let _stop = StopOnDrop(&queue);
         for _ in 0..prefetch.workers.min(batches.len()) {
             scope.spawn(|| queue.work(dataset, batches, config, prefetch.ahead));
         }
@@ -150,7 +175,6 @@ pub fn for_each_batch(
                 let x = Tensor::from_vec(values, (indices.len(), c, h, w), device)?;
                 consume(indices, x)
             });
-        queue.stop();
         result
     })
 }

@@ -167,7 +167,10 @@ impl CustomOp1 for MaxPool3x3S2 {
                     for (ox, pixel) in dst.chunks_exact_mut(c).enumerate() {
                         for xx in (2 * ox).saturating_sub(1)..(2 * ox + 2).min(w) {
                             for (o, &v) in pixel.iter_mut().zip(&line[xx * c..][..c]) {
-                                *o = o.max(v);
+                                // NaN passes through, as in PyTorch.
+                                if v > *o || v.is_nan() {
+                                    *o = v;
+                                }
                             }
                         }
                     }

@@ -35,6 +35,8 @@ impl BlockDrop {
 
     /// Chooses the operators of both networks ([`Kernels::Fast`] needs f32 on the CPU).
     pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        self.agent.features.can_set_kernels(kernels)?;
+        self.resnet.can_set_kernels(kernels)?;
         self.agent.features.set_kernels(kernels)?;
         self.resnet.set_kernels(kernels)
     }

@@ -392,9 +392,25 @@ impl FlatResNet {
     /// Chooses the operators ([`Kernels::Fast`] needs f32 on the CPU); a folded network is
     /// folded again for them.
     pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
+        if kernels == self.kernels {
+            return Ok(());
+        }
+        // Refused before anything changes, so the network stays usable as it was.
+        if self.stem.is_folded() {
+            self.stem.unfolded()?;
+        }
         self.kernels = kernels;
         if self.stem.is_folded() {
             self.fold_batchnorm()?;
+        }
+        Ok(())
+    }
+
+    /// Whether [`FlatResNet::set_kernels`] can switch to `kernels` (it cannot once the
+    /// unfolded weights were freed).
+    pub fn can_set_kernels(&self, kernels: Kernels) -> Result<()> {
+        if kernels != self.kernels && self.stem.is_folded() {
+            self.stem.unfolded()?;
         }
         Ok(())
     }

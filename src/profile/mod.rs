@@ -96,6 +96,8 @@ pub struct ProfileReport {
     pub device: String,
     /// The operators that ran the convolutions (`fast (avx2)`, `stock`).
     pub kernels: String,
+    /// How the stages were timed ([`timer::Clock::describe`]).
+    pub clock: String,
     pub batch: usize,
     pub repeat: usize,
     /// Policy, stem, every block, head, in order, from instrumented full-network runs.
@@ -198,6 +200,7 @@ pub fn profile(
         config: model.config.name.clone(),
         device: device_name(device),
         kernels: model.resnet.kernels().describe(),
+        clock: timer::Clock::for_device(device).describe().to_string(),
         batch: options.batch,
         repeat: options.repeat,
         stages,
@@ -236,6 +239,7 @@ fn time_stages(
             None
         };
         let (_, t_hooked) = time_on(device, || full_run(model, x, &all, &mut timer))?;
+        timer.finish_run()?;
         let t_plain = match t_first_plain {
             Some(t) => t,
             None => time_on(device, || full_run(model, x, &all, &mut Direct))?.1,
@@ -327,8 +331,8 @@ impl fmt::Display for ProfileReport {
         let total = self.stage_sum_us();
         writeln!(
             f,
-            "{} on {} with {} kernels, batch {}, median of {} runs",
-            self.config, self.device, self.kernels, self.batch, self.repeat
+            "{} on {} with {} kernels, batch {}, median of {} runs; stages timed by {}",
+            self.config, self.device, self.kernels, self.batch, self.repeat, self.clock
         )?;
         writeln!(
             f,
@@ -457,6 +461,7 @@ fn to_json(report: &ProfileReport) -> serde_json::Value {
     serde_json::json!({
         (crate::output::WRITER_KEY): crate::output::WRITER,
         "config": report.config, "device": report.device, "kernels": report.kernels,
+        "clock": report.clock,
         "batch": report.batch, "repeat": report.repeat,
         "end_to_end_us": report.end_to_end_us, "instrumented_us": report.instrumented_us,
         "overhead": report.overhead(), "stage_sum_us": report.stage_sum_us(),
