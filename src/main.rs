@@ -26,13 +26,20 @@ fn usage_error(error: clap::Error) -> ExitCode {
         }
         _ => {}
     }
+    // clap's message up to its usage block, as one line: a missing argument's name is on the
+    // line after "the following required arguments were not provided:".
     let rendered = error.render().to_string();
-    let line = rendered
+    let message: Vec<&str> = rendered
         .lines()
         .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("bad usage");
-    let line = line.strip_prefix("error: ").unwrap_or(line);
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+        .collect();
+    let line = match message.join(" ") {
+        joined if joined.is_empty() => "bad usage".to_string(),
+        joined => joined,
+    };
+    let line = line.strip_prefix("error: ").unwrap_or(&line);
     eprintln!("error: {line} (blockdrop --help lists what is allowed)");
     ExitCode::from(2)
 }

@@ -531,3 +531,12 @@ fn a_closed_stdout_still_writes_the_records() {
     assert!(!text(&out.stderr).contains("panicked"));
     assert_eq!(blockdrop::records::load(&[records]).unwrap().len(), 64);
 }
+
+#[test]
+fn a_missing_required_flag_is_named_on_the_one_line() {
+    let out = blockdrop(&["train", "finetune", "--data", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("not provided: --out <DIR> --from <RUN_OR_MODEL> ("), "{err}");
+}
