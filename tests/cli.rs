@@ -538,5 +538,8 @@ fn a_missing_required_flag_is_named_on_the_one_line() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("not provided: --out <DIR> --from <RUN_OR_MODEL> ("), "{err}");
+    assert!(
+        err.contains("not provided: --out <DIR> --from <RUN_OR_MODEL> ("),
+        "{err}"
+    );
 }
