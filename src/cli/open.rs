@@ -62,7 +62,9 @@ pub fn open_with(args: &ModelArgs, model: Option<&std::path::Path>) -> anyhow::R
     match args.kernels {
         None => {}
         Some(KernelsArg::Stock) => loaded.model.set_kernels(Kernels::Stock)?,
-        Some(KernelsArg::Fast) if device.is_cpu() => loaded.model.set_kernels(Kernels::Fast)?,
+        Some(KernelsArg::Fast) if Kernels::Fast.runs_at(device.location()) => {
+            loaded.model.set_kernels(Kernels::Fast)?
+        }
         Some(KernelsArg::Fast) => {
             return Err(Error::BadUsage(
                 "--kernels fast runs on the CPU only; use --kernels stock on CUDA and Metal".into(),

@@ -48,7 +48,7 @@ pub mod ops;
 pub mod pool;
 pub mod rows;
 
-use candle_core::{bail, CpuStorage, Device, Layout, Result};
+use candle_core::{bail, CpuStorage, Device, DeviceLocation, Layout, Result};
 
 pub use conv::ConvGeom;
 
@@ -74,11 +74,20 @@ impl Kernels {
 
     /// The default for a device: fast on the CPU, candle's ops on accelerators.
     pub fn default_for(device: &Device) -> Self {
-        if device.is_cpu() {
-            Kernels::Fast
-        } else {
-            Kernels::Stock
+        Kernels::default_at(device.location())
+    }
+
+    /// [`Kernels::default_for`] by the device's location (testable without the device).
+    pub fn default_at(location: DeviceLocation) -> Self {
+        match location {
+            DeviceLocation::Cpu => Kernels::Fast,
+            DeviceLocation::Cuda { .. } | DeviceLocation::Metal { .. } => Kernels::Stock,
         }
+    }
+
+    /// Whether these kernels run at `location`: the fast ones are CPU custom ops.
+    pub fn runs_at(self, location: DeviceLocation) -> bool {
+        self == Kernels::Stock || location == DeviceLocation::Cpu
     }
 }
 
@@ -88,5 +97,27 @@ pub(crate) fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) ->
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),
         None => bail!("{op}: operands must be contiguous"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every accelerator gets candle's operators by default, and refuses the CPU's own.
+    #[test]
+    fn kernels_dispatch_by_device() {
+        let gpus = [
+            DeviceLocation::Cuda { gpu_id: 0 },
+            DeviceLocation::Metal { gpu_id: 1 },
+        ];
+        assert_eq!(Kernels::default_at(DeviceLocation::Cpu), Kernels::Fast);
+        assert!(Kernels::Fast.runs_at(DeviceLocation::Cpu));
+        for gpu in gpus {
+            assert_eq!(Kernels::default_at(gpu), Kernels::Stock);
+            assert!(Kernels::Stock.runs_at(gpu));
+            assert!(!Kernels::Fast.runs_at(gpu));
+        }
+        assert_eq!(Kernels::default_for(&Device::Cpu), Kernels::Fast);
     }
 }

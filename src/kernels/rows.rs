@@ -120,6 +120,11 @@ pub fn replace_rows(base: &Tensor, index: &[u32], rows: &Tensor) -> Result<Tenso
             .contiguous()?
             .apply_op2(&rows.contiguous()?, ReplaceRows(index.to_vec()));
     }
+    replace_rows_generic(base, index, rows)
+}
+
+/// [`replace_rows`] with candle's operators: the path of every device but the CPU.
+pub(crate) fn replace_rows_generic(base: &Tensor, index: &[u32], rows: &Tensor) -> Result<Tensor> {
     let index_tensor = Tensor::new(index, base.device())?;
     let old = base.index_select(&index_tensor, 0)?;
     base.index_add(&index_tensor, &(rows - old)?, 0)
@@ -207,10 +212,101 @@ pub fn pick_rows(kept: &Tensor, dropped: &Tensor, keep: &[bool]) -> Result<Tenso
             .contiguous()?
             .apply_op2(&dropped.contiguous()?, PickRows(keep.to_vec()));
     }
+    pick_rows_generic(kept, dropped, keep)
+}
+
+/// [`pick_rows`] with candle's operators: the path of every device but the CPU.
+pub(crate) fn pick_rows_generic(kept: &Tensor, dropped: &Tensor, keep: &[bool]) -> Result<Tensor> {
     let n = keep.len();
     let bits: Vec<f32> = keep.iter().map(|&k| f32::from(u8::from(k))).collect();
     let mut shape = vec![1; kept.rank()];
     shape[0] = n;
     let m = Tensor::from_vec(bits, shape, kept.device())?.to_dtype(kept.dtype())?;
     kept.broadcast_mul(&m)? + dropped.broadcast_mul(&(1.0 - &m)?)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// The CPU kernels and the path accelerators take (candle's operators) agree, values and
+    /// gradients alike, so a CUDA run computes what the CPU does.
+    #[test]
+    fn the_accelerator_path_equals_the_cpu_kernels() {
+        let device = Device::Cpu;
+        let base = Var::randn(0f32, 1.0, (5, 3, 2), &device).unwrap();
+        let rows = Var::randn(0f32, 1.0, (2, 3, 2), &device).unwrap();
+        let index = [3u32, 0];
+        // Image 0 drops: it takes `replaced`'s row 0, which is `rows`' row 1.
+        let keep = [false, false, false, true, true];
+        let close = |a: &Tensor, b: &Tensor| {
+            let d = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+            assert!(d.to_scalar::<f32>().unwrap() < 1e-6);
+        };
+        let weights = Tensor::randn(0f32, 1.0, (5, 3, 2), &device).unwrap();
+        for generic in [false, true] {
+            let replaced = if generic {
+                replace_rows_generic(base.as_tensor(), &index, rows.as_tensor())
+            } else {
+                replace_rows(base.as_tensor(), &index, rows.as_tensor())
+            }
+            .unwrap();
+            let picked = if generic {
+                pick_rows_generic(base.as_tensor(), &replaced, &keep)
+            } else {
+                pick_rows(base.as_tensor(), &replaced, &keep)
+            }
+            .unwrap();
+            let grads = (picked.clone() * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let (gb, gr) = (grads.get(&base).unwrap(), grads.get(&rows).unwrap());
+            if generic {
+                let cpu_replaced =
+                    replace_rows(base.as_tensor(), &index, rows.as_tensor()).unwrap();
+                close(&replaced, &cpu_replaced);
+                close(
+                    &picked,
+                    &pick_rows(base.as_tensor(), &cpu_replaced, &keep).unwrap(),
+                );
+            }
+            // d/d base: kept rows from `base` directly, the others through `replaced`, whose
+            // rows 3 and 0 came from `rows`.
+            let expected_base: Vec<f32> = (0..5)
+                .flat_map(|i| {
+                    let w = weights
+                        .get(i)
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1::<f32>()
+                        .unwrap();
+                    let through_replaced = !keep[i] && !index.contains(&(i as u32));
+                    w.into_iter()
+                        .map(move |v| if keep[i] || through_replaced { v } else { 0.0 })
+                })
+                .collect();
+            assert_eq!(
+                gb.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                expected_base
+            );
+            // `rows`' row 1 reaches image 0; row 0 went to image 3, which keeps `base`.
+            let w0 = weights
+                .get(0)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let expected_rows: Vec<f32> = vec![0.0; 6].into_iter().chain(w0).collect();
+            assert_eq!(
+                gr.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                expected_rows
+            );
+        }
+    }
 }

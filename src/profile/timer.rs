@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{Device, DeviceLocation, Result, Tensor};
 
 use crate::exec::{Stage, StageHook};
 
@@ -39,10 +39,16 @@ pub enum Clock {
 impl Clock {
     /// The clock `device` is timed with.
     pub fn for_device(device: &Device) -> Clock {
-        match device {
-            Device::Cpu => Clock::Wall,
-            Device::Cuda(_) => Clock::CudaEvents,
-            Device::Metal(_) => Clock::SynchronisedWall,
+        Clock::at(device.location())
+    }
+
+    /// [`Clock::for_device`] by the device's location (testable without the device). CUDA
+    /// events need a build with CUDA, which every CUDA device comes from.
+    pub fn at(location: DeviceLocation) -> Clock {
+        match location {
+            DeviceLocation::Cpu => Clock::Wall,
+            DeviceLocation::Cuda { .. } => Clock::CudaEvents,
+            DeviceLocation::Metal { .. } => Clock::SynchronisedWall,
         }
     }
 
@@ -176,5 +182,21 @@ mod tests {
         timer.finish_run().unwrap();
         assert_eq!(timer.samples[&Stage::Stem].len(), 2);
         assert_eq!(timer.samples[&Stage::Block(0)].len(), 1);
+    }
+
+    #[test]
+    fn each_device_has_its_clock() {
+        assert_eq!(
+            Clock::at(DeviceLocation::Cuda { gpu_id: 0 }),
+            Clock::CudaEvents
+        );
+        assert_eq!(
+            Clock::at(DeviceLocation::Metal { gpu_id: 0 }),
+            Clock::SynchronisedWall
+        );
+        assert!(Clock::CudaEvents.describe().starts_with("CUDA events"));
+        assert!(Clock::SynchronisedWall
+            .describe()
+            .contains("no GPU timestamps"));
     }
 }
