@@ -67,6 +67,8 @@ mkdir -p "$cuda_home/lib/stubs"
 grep -oE '^ +fn cu[A-Za-z0-9_]+' "$driver_sys" | sed 's/^ *fn //' | sort -u |
   sed 's/.*/int &(void) { return 999; }/' > "$prefix/libcuda_stub.c"
 gcc -shared -fPIC -o "$cuda_home/lib/stubs/libcuda.so" -Wl,-soname,libcuda.so.1 "$prefix/libcuda_stub.c"
+# The name the binary asks the loader for, when the stub stands in for a driver (--help).
+ln -sf libcuda.so "$cuda_home/lib/stubs/libcuda.so.1"
 echo "stub with $(wc -l < "$prefix/libcuda_stub.c") driver functions (each returns CUDA_ERROR_UNKNOWN)"
 
 cat > "$prefix/env.sh" <<EOF

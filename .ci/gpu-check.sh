@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything CUDA, in one command on a lent GPU machine: .ci/gpu-check.sh OUT_DIR
 #
-# Writes OUT_DIR/gpu-check.json (every step: name, status, detail, seconds) and
-# OUT_DIR/gpu-check.txt (the same, one line a step), plus the records and profiles it compared.
+# Writes three files (a device call brings back at most eight): OUT_DIR/gpu-check.json (every
+# step: name, status, detail, seconds), OUT_DIR/gpu-check.txt (the same, one line a step) and
+# OUT_DIR/gpu-check-details.tar.gz (each step's log, the records and profiles it compared).
 # Any step that fails or cannot run makes the script fail (exit 1); nothing is skipped quietly.
 # On a machine without a GPU it stops at the first step, with exit 2 and a line saying so.
 #
@@ -14,7 +15,7 @@
 # Steps:
 #   gpu          nvidia-smi sees a GPU (driver and name recorded)
 #   build        the binary (and the model maker) with --features cuda, timed
-#   probe        `eval --device cuda` starts: the driver answers and a GPU is counted
+#   probe        `eval --device "$device"` starts: the driver answers and a GPU is counted
 #   parity       R32_C10 reference checkpoint on the CIFAR fixture, on CUDA: logits within 1e-4
 #                (relative, over all logits) of PyTorch's, identical policies, the four lines
 #   default      the bundled default on CUDA gives the CPU's four lines on its sample
@@ -23,17 +24,29 @@
 #                and 64, a random R110_C10, a random R101_ImgNet on synthetic 224px images
 #   skip-vs-full eval wall time at the default threshold against threshold 0 (every block),
 #                batch 1 and 64
+#
+# GPU_CHECK_DEVICE=cpu runs every step on the CPU instead (with a fake nvidia-smi on PATH), to
+# test the script itself on a machine without a GPU; the clock expected is then the wall clock.
 set -uo pipefail
 
 out="${1:?usage: .ci/gpu-check.sh OUT_DIR}"
+device="${GPU_CHECK_DEVICE:-cuda}"
+case "$device" in
+  cuda) clock="CUDA events" ;;
+  cpu) clock="wall clock" ;;
+  *) echo "gpu-check: GPU_CHECK_DEVICE is cuda or cpu, not $device" >&2; exit 2 ;;
+esac
 mkdir -p "$out"
-out="$(cd "$out" && pwd)"
+results="$(cd "$out" && pwd)"
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
-steps="$out/steps.tsv"
-: > "$steps"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+# Every step's files go here, packed into one archive at the end.
+out="$work/details"
+mkdir -p "$out"
+steps="$out/steps.tsv"
+: > "$steps"
 failed=0
 
 # record NAME STATUS SECONDS DETAIL
@@ -44,7 +57,8 @@ record() {
 }
 
 finish() {
-  python3 - "$steps" "$out" <<'EOF'
+  tar -czf "$results/gpu-check-details.tar.gz" -C "$out" . || true
+  python3 - "$steps" "$results" <<'EOF'
 import json, sys
 rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1]) if line.strip()]
 steps = [{"name": n, "status": s, "seconds": float(t), "detail": d} for n, s, t, d in rows]
@@ -71,7 +85,7 @@ run() {
 if ! command -v nvidia-smi > /dev/null || ! nvidia-smi -L > "$work/gpus" 2>&1 || ! grep -q GPU "$work/gpus"; then
   record gpu fail 0 "no NVIDIA GPU visible (nvidia-smi missing or lists none): run this on a GPU machine"
   echo "gpu-check: no GPU on this machine; nothing else was run" >&2
-  python3 - "$steps" "$out" <<'EOF' || true
+  python3 - "$steps" "$results" <<'EOF' || true
 import json, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 json.dump({"ok": False, "steps": [{"name": n, "status": s, "seconds": float(t), "detail": d} for n, s, t, d in rows]}, open(sys.argv[2] + "/gpu-check.json", "w"), indent=2)
@@ -102,13 +116,13 @@ fixture="$repo/tests/fixtures"
 sample="$repo/assets/fashion-mnist-sample"
 
 # --- probe: the device opens.
-run probe "$bin" eval --device cuda --data "$sample" --limit 8 --no-baselines || finish 1
+run probe "$bin" eval --device "$device" --data "$sample" --limit 8 --no-baselines || finish 1
 
 # --- parity against PyTorch's fixture.
 parity() {
-  "$bin" eval --device cuda --model "$fixture/r32_c10.pth" --data "$fixture/cifar-10-batches-bin" \
-    --logits --no-baselines --records "$out/parity-cuda.parquet" > "$work/parity.out" || return 1
-  python3 - "$out/parity-cuda.parquet" "$fixture/r32_c10_expected.json" "$work/parity.out" <<'EOF'
+  "$bin" eval --device "$device" --model "$fixture/r32_c10.pth" --data "$fixture/cifar-10-batches-bin" \
+    --logits --no-baselines --records "$out/parity-$device.parquet" > "$work/parity.out" || return 1
+  python3 - "$out/parity-$device.parquet" "$fixture/r32_c10_expected.json" "$work/parity.out" <<'EOF'
 import json, sys
 import pyarrow.parquet as pq
 got = pq.read_table(sys.argv[1]).to_pylist()
@@ -132,36 +146,40 @@ run parity parity
 
 # --- the default on CUDA gives the CPU's four lines.
 same_lines() {
-  "$bin" eval --device cuda --data "$sample" --no-baselines > "$work/cuda.out" &&
+  "$bin" eval --device "$device" --data "$sample" --no-baselines > "$work/checked.out" &&
   "$bin" eval --device cpu --data "$sample" --no-baselines > "$work/cpu.out" &&
-  head -4 "$work/cuda.out" > "$work/cuda.lines" && head -4 "$work/cpu.out" > "$work/cpu.lines" &&
-  diff "$work/cpu.lines" "$work/cuda.lines" && echo "four lines identical: $(head -1 "$work/cuda.lines")"
+  head -4 "$work/checked.out" > "$work/checked.lines" && head -4 "$work/cpu.out" > "$work/cpu.lines" &&
+  diff "$work/cpu.lines" "$work/checked.lines" && echo "four lines identical: $(head -1 "$work/checked.lines")"
 }
 run default same_lines
 
 # --- a training epoch on CUDA against the CPU.
 train_both() {
-  for device in cpu cuda; do
+  local side on
+  for side in reference checked; do
+    on=cpu
+    [ "$side" = checked ] && on="$device"
     "$bin" train finetune --from "$repo/assets/default.safetensors" --data "$sample" \
-      --device "$device" --out "$work/train-$device" \
+      --device "$on" --out "$work/train-$side" \
       --epochs 1 --images-per-epoch 256 --test-images 128 --batch-size 64 --seed 3 \
-      > "$out/train-$device.log" 2>&1 || { echo "train on $device failed: $(tail -1 "$out/train-$device.log")"; return 1; }
+      > "$out/train-$side.log" 2>&1 || { echo "train on $on failed: $(tail -1 "$out/train-$side.log")"; return 1; }
+    cp "$work/train-$side/metrics.csv" "$out/train-$side-metrics.csv"
   done
-  cp "$work/train-cpu/metrics.csv" "$out/train-cpu-metrics.csv"
-  cp "$work/train-cuda/metrics.csv" "$out/train-cuda-metrics.csv"
-  python3 - "$out/train-cpu-metrics.csv" "$out/train-cuda-metrics.csv" <<'EOF'
+  python3 - "$out/train-reference-metrics.csv" "$out/train-checked-metrics.csv" "$device" <<'EOF'
 import csv, sys
-cpu, cuda = (list(csv.DictReader(open(p))) for p in sys.argv[1:3])
-assert len(cpu) == len(cuda) == 1, (len(cpu), len(cuda))
+cpu, other = (list(csv.DictReader(open(p))) for p in sys.argv[1:3])
+assert len(cpu) == len(other) == 1, (len(cpu), len(other))
 worst = 0.0
 for key, a in cpu[0].items():
+    if key in ("images_per_s", "wall_s"):  # speed, not results
+        continue
     try:
-        a, b = float(a), float(cuda[0][key])
+        a, b = float(a), float(other[0][key])
     except ValueError:
         continue
     worst = max(worst, abs(a - b) / max(abs(a), 1e-6))
 assert worst < 1e-3, f"metrics differ by {worst:.2e} (relative)"
-print(f"one finetune epoch: CPU and CUDA metrics within {worst:.1e}")
+print(f"one finetune epoch: CPU and {sys.argv[3]} metrics within {worst:.1e}")
 EOF
 }
 run train train_both
@@ -169,11 +187,11 @@ run train train_both
 # --- profiles with CUDA events.
 profile() {
   local name="$1"; shift
-  "$bin" profile --device cuda --out "$out/$name.json" "$@" > "$out/$name.txt" || return 1
-  python3 - "$out/$name.json" <<'EOF'
+  "$bin" profile --device "$device" --out "$out/$name.json" "$@" > "$out/$name.txt" || return 1
+  python3 - "$out/$name.json" "$clock" <<'EOF'
 import json, sys
 p = json.load(open(sys.argv[1]))
-assert p["clock"].startswith("CUDA events"), f'timed by {p["clock"]}'
+assert p["clock"].startswith(sys.argv[2]), f'timed by {p["clock"]}'
 print(f'{p["config"]} batch {p["batch"]}: {p["end_to_end_us"]:.0f} µs end to end, stages sum {p["stage_sum_us"]:.0f} µs ({p["clock"]})')
 EOF
 }
@@ -210,11 +228,11 @@ seconds_of() {
 skip_vs_full() {
   local line="" t_skip t_full batch
   for batch in 1 64; do
-    t_skip=$(seconds_of "$bin" eval --device cuda --data "$sample" --no-baselines --batch "$batch") || return 1
-    t_full=$(seconds_of "$bin" eval --device cuda --data "$sample" --no-baselines --batch "$batch" --threshold 0) || return 1
+    t_skip=$(seconds_of "$bin" eval --device "$device" --data "$sample" --no-baselines --batch "$batch") || return 1
+    t_full=$(seconds_of "$bin" eval --device "$device" --data "$sample" --no-baselines --batch "$batch" --threshold 0) || return 1
     line="$line batch $batch: skip $t_skip, full $t_full;"
   done
-  echo "whole eval of the sample on CUDA:$line"
+  echo "whole eval of the sample on $device:$line"
 }
 run skip-vs-full skip_vs_full
 
