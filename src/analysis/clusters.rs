@@ -105,7 +105,8 @@ mod tests {
         assert!((clusters[0].accuracy - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(clusters[1].members, [3, 4]);
         assert_eq!(clusters[1].mean_blocks, 2.5);
-        assert_eq!(crate::analysis::default_k(&records).unwrap(), 4);
+        // Four distinct policies: four clusters by default.
+        assert_eq!(Analysis::of(&records, None).unwrap().clusters.len(), 4);
         // Asking for more clusters than distinct policies gives one per policy.
         assert_eq!(Analysis::of(&records, Some(10)).unwrap().clusters.len(), 4);
     }

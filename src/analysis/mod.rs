@@ -57,7 +57,8 @@ pub struct Analysis {
 }
 
 impl Analysis {
-    /// Analyses `records` with `clusters` clusters (`None`: [`default_k`]).
+    /// Analyses `records` with `clusters` clusters (`None`: [`DEFAULT_CLUSTERS`], or one per
+    /// distinct policy when there are fewer).
     pub fn of(records: &[Record], clusters: Option<usize>) -> Result<Analysis> {
         let frame = RecordFrame::of(records)?;
         let groups = frame.exact_groups()?;
@@ -75,14 +76,6 @@ impl Analysis {
 /// Fraction of images that keep each block.
 pub fn keep_rates(records: &[Record]) -> Result<Vec<f64>> {
     RecordFrame::of(records)?.keep_rates()
-}
-
-/// The default number of clusters: [`DEFAULT_CLUSTERS`], or the number of distinct policies
-/// when there are fewer.
-pub fn default_k(records: &[Record]) -> Result<usize> {
-    Ok(RecordFrame::of(records)?
-        .distinct_policies()?
-        .min(DEFAULT_CLUSTERS))
 }
 
 /// How sure the base network is of its prediction: the softmax probability of the predicted

@@ -122,11 +122,6 @@ impl RecordFrame {
             .collect()
     }
 
-    /// How many distinct policies the records use.
-    pub fn distinct_policies(&self) -> Result<usize> {
-        Ok(self.frame.column(column::POLICY)?.n_unique()?)
-    }
-
     /// `group_by(keys)` with the mean of each column in `means`.
     fn group(&self, frame: &DataFrame, keys: &[&str], means: &[String]) -> Result<Grouped> {
         let by = frame.group_by_stable(keys)?;

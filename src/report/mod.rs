@@ -46,7 +46,8 @@ pub struct ExportOptions {
     pub tradeoff: TradeoffOptions,
     /// `None` skips profiling.
     pub profile: Option<ProfileOptions>,
-    /// Clusters in the coarse clustering; `None` is [`analysis::default_k`].
+    /// Clusters in the coarse clustering; `None` is [`analysis::DEFAULT_CLUSTERS`] (fewer when
+    /// fewer policies are distinct).
     pub clusters: Option<usize>,
     /// Images per gallery.
     pub gallery: usize,
