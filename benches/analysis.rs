@@ -6,6 +6,8 @@
 //! as `export --records` and `merge` do. Prints wall times (median of three) and the process's
 //! peak resident memory, which includes the records themselves.
 
+#[path = "support/memory.rs"]
+mod memory;
 #[path = "support/records.rs"]
 mod records;
 
@@ -16,14 +18,6 @@ use blockdrop::stats::median;
 
 const BLOCKS: usize = 15;
 const ROUNDS: usize = 3;
-
-/// The process's peak resident set so far, in MiB (Linux; `None` elsewhere).
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
 
 /// Median seconds of `f` over [`ROUNDS`] runs.
 fn seconds<T>(mut f: impl FnMut() -> anyhow::Result<T>) -> anyhow::Result<(f64, T)> {
@@ -47,7 +41,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "{n} synthetic records of {BLOCKS} blocks generated in {:.2} s; peak RSS {:.0} MiB",
         start.elapsed().as_secs_f64(),
-        peak_rss_mib().unwrap_or(f64::NAN)
+        memory::peak_rss_mib()
     );
     let (total, analysis) = seconds(|| Ok(Analysis::of(&records, None)?))?;
     println!(
@@ -67,7 +61,7 @@ fn main() -> anyhow::Result<()> {
     );
     println!(
         "peak RSS after the analysis: {:.0} MiB",
-        peak_rss_mib().unwrap_or(f64::NAN)
+        memory::peak_rss_mib()
     );
     let dir = std::env::temp_dir().join(format!("blockdrop-bench-analysis-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -87,7 +81,7 @@ fn main() -> anyhow::Result<()> {
     );
     println!(
         "peak RSS of the whole process: {:.0} MiB (goal: analysis under 5 s and 2 GiB)",
-        peak_rss_mib().unwrap_or(f64::NAN)
+        memory::peak_rss_mib()
     );
     Ok(())
 }

@@ -18,6 +18,9 @@
 //! `--write DIR` only writes the synthetic folder of `--images` images there (to run
 //! `blockdrop eval` on it).
 
+#[path = "support/memory.rs"]
+mod memory;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -28,6 +31,7 @@ use blockdrop::eval::{evaluate_batch, evaluate_range, EvalOptions};
 use blockdrop::model::{BlockDrop, BlockDropFlops};
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
+use memory::{peak_rss_mib, status_mib};
 
 struct Args {
     config: String,
@@ -70,22 +74,6 @@ fn args() -> anyhow::Result<Args> {
         }
     }
     Ok(args)
-}
-
-/// A memory figure of this process from /proc/self/status, in MiB (Linux; NaN elsewhere).
-fn status_mib(key: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with(key))?.to_string();
-            line.split_whitespace().nth(1)?.parse::<f64>().ok()
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
-/// The process's peak resident set so far, in MiB.
-fn peak_rss_mib() -> f64 {
-    status_mib("VmHWM:")
 }
 
 /// `n` JPEGs of `w`×`h` in `classes` class folders under `root/val`: smooth colour fields with

@@ -10,7 +10,7 @@ use polars::prelude::*;
 use crate::analysis::clusters::kmedoids;
 use crate::analysis::{confidence, ClassRow, Cluster, PolicyGroup};
 use crate::error::Result;
-use crate::records::schema::column;
+use crate::records::schema::{column, per_record};
 use crate::records::Record;
 
 /// Column names of the analysis frame beyond the records' own.
@@ -62,38 +62,18 @@ impl RecordFrame {
             )
             .into());
         }
-        let per_record = |name: &str, values: Series| values.with_name(name.into()).into_column();
-        let values = |v: Series| v;
+        let rows: Vec<u64> = (0..records.len() as u64).collect();
         let mut columns = vec![
-            per_record(name::ROW, values((0..records.len() as u64).collect())),
-            per_record(
-                column::LABEL,
-                values(records.iter().map(|r| r.label).collect()),
-            ),
-            per_record(
-                column::CORRECT,
-                values(records.iter().map(|r| r.correct).collect()),
-            ),
-            per_record(
-                column::POLICY,
-                values(records.iter().map(Record::policy).collect()),
-            ),
-            per_record(
-                column::BLOCKS,
-                values(records.iter().map(|r| r.blocks).collect()),
-            ),
-            per_record(
-                column::FLOPS,
-                values(records.iter().map(|r| r.flops).collect()),
-            ),
-            per_record(
-                name::CONFIDENCE,
-                values(records.iter().map(confidence).collect()),
-            ),
+            Column::new(name::ROW.into(), rows),
+            per_record(column::LABEL, records, |r| r.label),
+            per_record(column::CORRECT, records, |r| r.correct),
+            per_record(column::POLICY, records, Record::policy),
+            per_record(column::BLOCKS, records, |r| r.blocks),
+            per_record(column::FLOPS, records, |r| r.flops),
+            per_record(name::CONFIDENCE, records, confidence),
         ];
         for block in 0..blocks {
-            let keep = records.iter().map(|r| r.keep[block]).collect();
-            columns.push(per_record(&name::keep(block), values(keep)));
+            columns.push(per_record(&name::keep(block), records, |r| r.keep[block]));
         }
         Ok(RecordFrame {
             frame: DataFrame::new(records.len(), columns)?,
@@ -122,8 +102,8 @@ impl RecordFrame {
             .collect()
     }
 
-    /// `group_by(keys)` with the mean of each column in `means`.
-    fn group(&self, frame: &DataFrame, keys: &[&str], means: &[String]) -> Result<Grouped> {
+    /// `group_by(keys)` of `frame` with the mean of each column in `means`.
+    fn group(frame: &DataFrame, keys: &[&str], means: &[String]) -> Result<Grouped> {
         let by = frame.group_by_stable(keys)?;
         let positions = by.groups()?;
         let lists = positions
@@ -173,7 +153,7 @@ impl RecordFrame {
             column::FLOPS.to_string(),
         ];
         means.extend(keeps.iter().cloned());
-        let grouped = self.group(&self.frame, &[column::LABEL], &means)?;
+        let grouped = Self::group(&self.frame, &[column::LABEL], &means)?;
         let frame = grouped
             .frame
             .sort([column::LABEL], SortMultipleOptions::default())?;
@@ -211,7 +191,7 @@ impl RecordFrame {
     /// Exact policy groups, largest first (ties: fewer blocks first, then the policy).
     pub fn exact_groups(&self) -> Result<Vec<PolicyGroup>> {
         let means = [column::CORRECT.to_string(), column::BLOCKS.to_string()];
-        let mut grouped = self.group(&self.frame, &[column::POLICY], &means)?;
+        let mut grouped = Self::group(&self.frame, &[column::POLICY], &means)?;
         let frame = grouped.frame.sort(
             [name::IMAGES, &name::mean(column::BLOCKS), column::POLICY],
             SortMultipleOptions::default().with_order_descending_multi([true, false, false]),
@@ -257,7 +237,7 @@ impl RecordFrame {
         let mut frame = self.frame.clone();
         frame.with_column(Column::new(name::CLUSTER.into(), cluster_of_row))?;
         let means = [column::CORRECT.to_string(), column::BLOCKS.to_string()];
-        let mut grouped = self.group(&frame, &[name::CLUSTER], &means)?;
+        let mut grouped = Self::group(&frame, &[name::CLUSTER], &means)?;
         let medoid_of = |cluster: u32| policies[medoids[cluster as usize]];
         let medoid_strings: Vec<String> = grouped
             .frame

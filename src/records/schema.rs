@@ -61,7 +61,11 @@ fn list_column(name: &str, rows: impl Iterator<Item = Vec<f32>>, lists: Lists) -
 }
 
 /// A column of one value per record.
-fn per_record<T, P: ?Sized>(name: &str, records: &[Record], value: impl Fn(&Record) -> T) -> Column
+pub(crate) fn per_record<T, P: ?Sized>(
+    name: &str,
+    records: &[Record],
+    value: impl Fn(&Record) -> T,
+) -> Column
 where
     Series: NamedFrom<Vec<T>, P>,
 {
