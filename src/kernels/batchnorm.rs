@@ -7,7 +7,7 @@
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
-use super::cpu_f32;
+use super::{cpu_f32, written_buffer};
 
 /// Rows (pixels) per parallel task.
 const CHUNK_ROWS: usize = 1024;
@@ -115,14 +115,16 @@ impl BatchNormAct {
             ),
             None => None,
         };
-        let mut y = vec![0.0f32; x.len()];
-        y.par_chunks_mut(CHUNK_ROWS * c)
-            .zip(x.par_chunks(CHUNK_ROWS * c))
-            .enumerate()
-            .for_each(|(t, (yc, xc))| {
-                let residual = residual.map(|r| &r[t * CHUNK_ROWS * c..][..yc.len()]);
-                rows::normalise(xc, &scale, &shift, residual, self.relu, yc)
-            });
+        // `normalise` writes every element of its chunk.
+        let y = written_buffer(x.len(), |y| {
+            y.par_chunks_mut(CHUNK_ROWS * c)
+                .zip(x.par_chunks(CHUNK_ROWS * c))
+                .enumerate()
+                .for_each(|(t, (yc, xc))| {
+                    let residual = residual.map(|r| &r[t * CHUNK_ROWS * c..][..yc.len()]);
+                    rows::normalise(xc, &scale, &shift, residual, self.relu, yc)
+                })
+        });
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
@@ -166,32 +168,34 @@ impl BatchNormAct {
         let dbeta: Vec<f32> = sums[..c].iter().map(|&s| s as f32).collect();
         let dgamma: Vec<f32> = sums[c..].iter().map(|&s| s as f32).collect();
         let k: Vec<f32> = (0..c).map(|i| gamma[i] * self.invstd[i] / rows).collect();
-        let mut dx = vec![0.0f32; xv.len()];
-        let mut g = if with_residual_grad {
-            vec![0.0f32; xv.len()]
-        } else {
-            Vec::new()
+        let fill = |dx: &mut [f32], g: &mut [f32]| {
+            let mut g_chunks: Vec<&mut [f32]> = g.chunks_mut(chunk).collect();
+            g_chunks.resize_with(dx.len().div_ceil(chunk.max(1)), Default::default);
+            dx.par_chunks_mut(chunk)
+                .zip(g_chunks.into_par_iter())
+                .zip(
+                    dv.par_chunks(chunk)
+                        .zip(ov.par_chunks(chunk))
+                        .zip(xv.par_chunks(chunk)),
+                )
+                .for_each(|((dxc, gc), ((dc, oc), xc))| {
+                    let per_channel = rows::DxCoefficients {
+                        k: &k,
+                        dbeta: &dbeta,
+                        dgamma: &dgamma,
+                        mean: &self.mean,
+                        invstd: &self.invstd,
+                        rows,
+                    };
+                    rows::input_grad(&per_channel, dc, oc, xc, relu, dxc, gc)
+                });
         };
-        let mut g_chunks: Vec<&mut [f32]> = g.chunks_mut(chunk).collect();
-        g_chunks.resize_with(dx.len().div_ceil(chunk.max(1)), Default::default);
-        dx.par_chunks_mut(chunk)
-            .zip(g_chunks.into_par_iter())
-            .zip(
-                dv.par_chunks(chunk)
-                    .zip(ov.par_chunks(chunk))
-                    .zip(xv.par_chunks(chunk)),
-            )
-            .for_each(|((dxc, gc), ((dc, oc), xc))| {
-                let per_channel = rows::DxCoefficients {
-                    k: &k,
-                    dbeta: &dbeta,
-                    dgamma: &dgamma,
-                    mean: &self.mean,
-                    invstd: &self.invstd,
-                    rows,
-                };
-                rows::input_grad(&per_channel, dc, oc, xc, relu, dxc, gc)
-            });
+        // `input_grad` writes every element of `dx`, and of `g` when it has one.
+        let g_len = if with_residual_grad { xv.len() } else { 0 };
+        let mut g = Vec::new();
+        let dx = written_buffer(xv.len(), |dx| {
+            g = written_buffer(g_len, |g| fill(dx, g));
+        });
         let shape = x.shape().clone();
         let device = x.device();
         let dgb = Tensor::from_vec([dgamma, dbeta].concat(), (2, c), device)?;

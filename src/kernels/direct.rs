@@ -7,9 +7,10 @@
 //! - **AVX-512** (32 registers): `R × 16` or `R × 32` accumulators (at most 16 registers),
 //!   reading a zero-padded copy of the whole input.
 //! - **AVX2 + FMA** (16 registers): 6 pixels × 16 channels = 12 accumulators, leaving room
-//!   for two weight vectors and the broadcast input. Each task copies the `kernel` input rows
-//!   its output row reads into a zero-padded window of its own (a few KiB, so it stays in
-//!   L1): no pass over the whole input and no border cases. Along a padded row a pixel's taps
+//!   for two weight vectors and the broadcast input. Each task computes a band of up to 8
+//!   output rows of one image, and copies the input rows they read into a zero-padded window
+//!   of its own (tens of KiB, in L1 and L2): no pass over the whole input, no border cases,
+//!   and each input row copied once per band. Along a padded row a pixel's taps
 //!   and their weights are one contiguous run of `kernel·cin` values, so the inner loop runs
 //!   over that run rather than tap by tap (three times longer, a third of the loop overhead).
 //!   Blocks of fewer pixels at a row's end split their sums over 2–4 sets of accumulators,
@@ -161,44 +162,68 @@ pub fn forward_on(
                 );
             });
     } else {
-        // The `kernel` input rows an output row reads, zero-padded, in a buffer of the task's
-        // own that stays in L1: no pass over the whole input, and no border cases.
-        out.par_chunks_mut(row_len)
+        // A band of an image's output rows per task, reading the input rows it needs from a
+        // zero-padded window of the task's own: no pass over the whole input, no border
+        // cases, and each input row copied once per band rather than once per output row.
+        let band = band_rows(out_nhw);
+        out.par_chunks_mut(row_len * out_nhw.h)
             .enumerate()
-            .for_each(|(row, dst)| {
+            .flat_map(|(img, image_out)| {
+                image_out
+                    .par_chunks_mut(band * row_len)
+                    .enumerate()
+                    .map(move |(b, dst)| (img, b * band, dst))
+            })
+            .for_each(|(img, oy0, dst)| {
                 ROW_WINDOW.with(|cell| {
                     let mut window = cell.borrow_mut();
-                    let width = row_window(g, input, x, row, out_nhw, &mut window);
-                    rows(row, dst, &window, width, 0);
+                    let rows_here = dst.len() / row_len;
+                    let width = band_window(g, input, x, img, oy0, rows_here, &mut window);
+                    for (r, dst) in dst.chunks_exact_mut(row_len).enumerate() {
+                        rows(img * out_nhw.h + oy0 + r, dst, &window, width, r);
+                    }
                 })
             });
     }
 }
 
 thread_local! {
-    /// Each worker's padded input rows for [`row_window`].
+    /// Each worker's padded input rows for [`band_window`].
     static ROW_WINDOW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Fills `window` with the `kernel` input rows output row `row` reads, each zero-padded to
-/// the `(ow − 1)·stride + kernel` columns the row's pixels read; returns that width.
-fn row_window(
+/// Output rows per task on the AVX2 path: up to 8 (a 64-channel band's window is then 10
+/// padded rows, ~40 KiB, read mostly from L1 and L2), fewer when that would leave fewer than
+/// 8 tasks per thread (small batches), and a divisor of the image's rows.
+fn band_rows(out: Nhw) -> usize {
+    let tasks_wanted = 8 * rayon::current_num_threads();
+    let target = (out.pixels() / out.w.max(1) / tasks_wanted).clamp(1, 8);
+    (1..=target).rev().find(|&b| out.h.is_multiple_of(b)).unwrap_or(1)
+}
+
+/// Fills `window` with the input rows that output rows `oy0 .. oy0 + rows` of image `img`
+/// read, each zero-padded to the `(ow − 1)·stride + kernel` columns the rows' pixels read;
+/// returns that width. Window row `r·stride + ky` is what local output row `r` reads at tap
+/// row `ky`.
+fn band_window(
     g: &ConvGeom,
     input: Nhw,
     x: &[f32],
-    row: usize,
-    out: Nhw,
+    img: usize,
+    oy0: usize,
+    rows: usize,
     window: &mut Vec<f32>,
 ) -> usize {
-    let (img, oy) = (row / out.h, row % out.h);
-    let width = (out.w - 1) * g.stride + g.kernel;
+    let out_w = g.output(input).map_or(0, |o| o.w);
+    let width = (out_w.max(1) - 1) * g.stride + g.kernel;
     let row_floats = width * g.cin;
-    window.resize(g.kernel * row_floats, 0.0);
+    let window_rows = (rows.max(1) - 1) * g.stride + g.kernel;
+    window.resize(window_rows * row_floats, 0.0);
     // Padded column c holds input column c − pad: columns pad .. pad + in_w, clipped.
     let first = g.pad.min(width);
     let last = (g.pad + input.w).min(width);
-    for (ky, dst) in window.chunks_exact_mut(row_floats).enumerate() {
-        let iy = (oy * g.stride + ky)
+    for (wy, dst) in window.chunks_exact_mut(row_floats).enumerate() {
+        let iy = (oy0 * g.stride + wy)
             .checked_sub(g.pad)
             .filter(|&iy| iy < input.h);
         match iy {
@@ -351,8 +376,8 @@ impl WeightJob<'_> {
 struct RowJob<'a> {
     g: &'a ConvGeom,
     /// Zero-padded input rows `[.., in_w, cin]` from which output row `oy` reads rows
-    /// `oy·stride .. oy·stride + kernel`: the whole padded image (AVX-512), or just those
-    /// rows (AVX2, `oy` 0).
+    /// `oy·stride .. oy·stride + kernel`: the whole padded image (AVX-512), or the rows of the
+    /// task's band (AVX2, `oy` counted from the band's first row).
     image: &'a [f32],
     in_w: usize,
     oy: usize,

@@ -91,6 +91,27 @@ impl Kernels {
     }
 }
 
+/// A new buffer of `len` floats, filled by `write`, which must store every element: the
+/// kernels' outputs, megabytes each, without a zero-fill pass first (a memset that ran on one
+/// thread while the others waited: 4–6% of a forward pass or training step, with a core idle
+/// meanwhile). Debug builds fill the buffer with NaN first, so an element `write` missed shows.
+pub(crate) fn written_buffer(len: usize, write: impl FnOnce(&mut [f32])) -> Vec<f32> {
+    let mut buffer = Vec::<f32>::with_capacity(len);
+    // SAFETY: the capacity is `len`; every bit pattern is a valid f32, and `write` stores
+    // every element before anything reads one (the contract above; candle's CPU backend
+    // allocates its own outputs the same way, `alloc_uninit`). The slice `write` gets is only
+    // written through until then.
+    #[allow(clippy::uninit_vec)]
+    unsafe {
+        buffer.set_len(len)
+    };
+    if cfg!(debug_assertions) {
+        buffer.fill(f32::NAN);
+    }
+    write(&mut buffer);
+    buffer
+}
+
 /// The f32 elements of a contiguous CPU operand of a custom op; `op` names it in the error.
 pub(crate) fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
     let data = storage.as_slice::<f32>()?;

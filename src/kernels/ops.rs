@@ -4,7 +4,7 @@
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 use super::conv::{self, ConvGeom, Epilogue, Nhw};
-use super::cpu_f32;
+use super::{cpu_f32, written_buffer};
 
 /// Checks an NHWC activation against the geometry; returns its batch and spatial size.
 fn activation(layout: &Layout, channels: usize, what: &str) -> Result<Nhw> {
@@ -52,15 +52,11 @@ impl CustomOp2 for Conv {
         let input = activation(xl, g.cin, "input")?;
         check_weight(wl, g.patch_len(), g)?;
         let out = output_of(g, input)?;
-        let mut y = vec![0.0f32; out.pixels() * g.cout];
-        conv::forward(
-            g,
-            input,
-            cpu_f32(xs, xl, "fast conv")?,
-            cpu_f32(ws, wl, "fast conv")?,
-            Epilogue::default(),
-            &mut y,
-        );
+        let (x, w) = (cpu_f32(xs, xl, "fast conv")?, cpu_f32(ws, wl, "fast conv")?);
+        // The forward kernels write every output element.
+        let y = written_buffer(out.pixels() * g.cout, |y| {
+            conv::forward(g, input, x, w, Epilogue::default(), y)
+        });
         Ok((
             CpuStorage::F32(y),
             Shape::from((out.n, out.h, out.w, g.cout)),
@@ -108,14 +104,11 @@ impl CustomOp2 for InputGrad {
             bail!("fast conv: output gradient {:?} does not fit", dyl.shape())
         }
         check_weight(wl, g.patch_len(), g)?;
-        let mut dx = vec![0.0f32; input.pixels() * g.cin];
-        conv::backward_input(
-            g,
-            input,
-            cpu_f32(dys, dyl, "fast conv")?,
-            cpu_f32(ws, wl, "fast conv")?,
-            &mut dx,
-        );
+        let (dy, w) = (cpu_f32(dys, dyl, "fast conv")?, cpu_f32(ws, wl, "fast conv")?);
+        // `backward_input` writes every element (zeros where no output pixel reads one).
+        let dx = written_buffer(input.pixels() * g.cin, |dx| {
+            conv::backward_input(g, input, dy, w, dx)
+        });
         Ok((
             CpuStorage::F32(dx),
             Shape::from((input.n, input.h, input.w, g.cin)),
@@ -184,20 +177,16 @@ impl FusedConv {
             }
             None => None,
         };
-        let mut y = vec![0.0f32; out.pixels() * g.cout];
         let epilogue = Epilogue {
             bias: Some(bias),
             residual,
             relu: self.relu,
         };
-        conv::forward(
-            g,
-            input,
-            cpu_f32(xs, xl, "fast conv")?,
-            weight,
-            epilogue,
-            &mut y,
-        );
+        let x = cpu_f32(xs, xl, "fast conv")?;
+        // The forward kernels write every output element.
+        let y = written_buffer(out.pixels() * g.cout, |y| {
+            conv::forward(g, input, x, weight, epilogue, y)
+        });
         Ok((
             CpuStorage::F32(y),
             Shape::from((out.n, out.h, out.w, g.cout)),
