@@ -269,6 +269,9 @@ fn direct_and_gemm_paths_agree_on_narrow_layers_on_every_isa() {
         (3, 1, 1, 64, 64, 8),
         (3, 1, 1, 64, 64, 7),
         (3, 2, 1, 32, 64, 15),
+        // Bands of several output rows per task (strided too; 3 images on 2 threads).
+        (3, 2, 1, 16, 32, 32),
+        (3, 1, 1, 64, 64, 16),
         (3, 1, 1, 16, 16, 1),
         (3, 1, 1, 3, 16, 2),
     ] {
@@ -296,19 +299,31 @@ fn direct_and_gemm_paths_agree_on_narrow_layers_on_every_isa() {
             residual: Some(&residual),
             relu: true,
         };
-        let mut gemm = vec![0.0; residual_len];
+        let mut gemm = vec![f32::NAN; residual_len];
         conv::forward_gemm(&g, input, &x, &w, epilogue, &mut gemm);
         let gemm_dw = conv::backward_weight_gemm(&g, input, &x, &residual);
         for &isa in &paths {
             if direct::supported_on(&g, isa) {
-                let mut fast = vec![0.0; residual_len];
-                direct::forward_on(isa, &g, input, &x, &w, epilogue, &mut fast);
-                let err = rel_err(&fast, &gemm);
-                assert!(
-                    err < 1e-5,
-                    "{isa}: {g:?} at {side}x{side}: relative error {err:.2e}"
-                );
-                compared += 1;
+                // On this pool, and on one thread, where each task takes the widest band of
+                // rows (the band size follows the thread count).
+                let one_thread = rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .unwrap();
+                for pool in [None, Some(&one_thread)] {
+                    let mut fast = vec![f32::NAN; residual_len];
+                    let mut run = || direct::forward_on(isa, &g, input, &x, &w, epilogue, &mut fast);
+                    match pool {
+                        Some(pool) => pool.install(run),
+                        None => run(),
+                    }
+                    let err = rel_err(&fast, &gemm);
+                    assert!(
+                        err < 1e-5,
+                        "{isa}: {g:?} at {side}x{side} ({pool:?}): relative error {err:.2e}"
+                    );
+                    compared += 1;
+                }
             }
             if direct::supports_weight_grad_on(&g, isa) {
                 // The weight gradient, with the residual standing in for the output gradient.
