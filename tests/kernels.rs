@@ -312,7 +312,8 @@ fn direct_and_gemm_paths_agree_on_narrow_layers_on_every_isa() {
                     .unwrap();
                 for pool in [None, Some(&one_thread)] {
                     let mut fast = vec![f32::NAN; residual_len];
-                    let mut run = || direct::forward_on(isa, &g, input, &x, &w, epilogue, &mut fast);
+                    let mut run =
+                        || direct::forward_on(isa, &g, input, &x, &w, epilogue, &mut fast);
                     match pool {
                         Some(pool) => pool.install(run),
                         None => run(),

@@ -199,7 +199,10 @@ thread_local! {
 fn band_rows(out: Nhw) -> usize {
     let tasks_wanted = 8 * rayon::current_num_threads();
     let target = (out.pixels() / out.w.max(1) / tasks_wanted).clamp(1, 8);
-    (1..=target).rev().find(|&b| out.h.is_multiple_of(b)).unwrap_or(1)
+    (1..=target)
+        .rev()
+        .find(|&b| out.h.is_multiple_of(b))
+        .unwrap_or(1)
 }
 
 /// Fills `window` with the input rows that output rows `oy0 .. oy0 + rows` of image `img`

@@ -104,7 +104,10 @@ impl CustomOp2 for InputGrad {
             bail!("fast conv: output gradient {:?} does not fit", dyl.shape())
         }
         check_weight(wl, g.patch_len(), g)?;
-        let (dy, w) = (cpu_f32(dys, dyl, "fast conv")?, cpu_f32(ws, wl, "fast conv")?);
+        let (dy, w) = (
+            cpu_f32(dys, dyl, "fast conv")?,
+            cpu_f32(ws, wl, "fast conv")?,
+        );
         // `backward_input` writes every element (zeros where no output pixel reads one).
         let dx = written_buffer(input.pixels() * g.cin, |dx| {
             conv::backward_input(g, input, dy, w, dx)
