@@ -36,13 +36,13 @@ use super::isa::Isa;
 
 /// Whether [`forward_on`] has a kernel for `g` on `isa`. AVX-512: 16 or 32 output channels,
 /// or 64 (as two groups of 32) at stride 1; wider or strided 64-channel layers do better on
-/// the GEMM there. AVX2: 16, 32 or 64 output channels (in groups of 16); since a task
-/// computes a band of rows from one window, the 64-channel layers run as fast as on the GEMM
-/// or faster (measured with `cargo bench --bench kernels -- convs`).
+/// the GEMM there. AVX2: 16 or 32 output channels (in groups of 16); at 64 the GEMM is as
+/// fast or faster (measured with `cargo bench --bench kernels -- convs`, and with the two
+/// paths interleaved call by call, which on a shared machine is the fairer comparison).
 pub fn supported_on(g: &ConvGeom, isa: Isa) -> bool {
     match isa {
         Isa::Avx512 => matches!(g.cout, 16 | 32) || (g.cout == 64 && g.stride == 1),
-        Isa::Avx2 => matches!(g.cout, 16 | 32 | 64),
+        Isa::Avx2 => matches!(g.cout, 16 | 32),
         Isa::Scalar => false,
     }
 }
