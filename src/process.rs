@@ -5,10 +5,11 @@
 //!   that large back to the kernel on free and maps them afresh on the next allocation, so each
 //!   step page-faults and zeroes them again and shoots down TLBs on every core: measured, a
 //!   R32_FMNIST training step at batch 128 took 1.5× as long. Raising the mmap and trim
-//!   thresholds keeps that memory in the heap for reuse. One arena: buffers freed on another
-//!   thread (rayon's workers, candle's backprop thread) otherwise land in per-thread arenas,
-//!   whose heaps glibc still shrinks and regrows; with one, a training step page-faults 2.5×
-//!   less and takes about 10% less time.
+//!   thresholds keeps that memory in the heap for reuse. One arena: buffers allocated on
+//!   other threads (rayon's workers, candle's backprop thread) otherwise come from per-thread
+//!   arenas, which those thresholds did not keep from page-faulting afresh; with one arena a
+//!   training step page-faults 2.5× less (all of it in the first step) and takes about 10%
+//!   less time.
 //! - **Fix the thread count.** Without `RAYON_NUM_THREADS`, candle counts the physical cores
 //!   afresh on every call of `get_num_threads` (its CPU ops call it per operator), reading
 //!   `/proc/cpuinfo` each time: about 4% of a batch-1 forward. The count it finds is set once;

@@ -193,9 +193,10 @@ thread_local! {
     static ROW_WINDOW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Output rows per task on the AVX2 path: up to 8 (a 64-channel band's window is then 10
-/// padded rows, ~40 KiB, read mostly from L1 and L2), fewer when that would leave fewer than
-/// 8 tasks per thread (small batches), and a divisor of the image's rows.
+/// Output rows per task on the AVX2 path: up to 8 (the window is then 10 padded input rows,
+/// or 17 at stride 2: 20–36 KiB for these layers, read from L1 and L2), fewer when that
+/// would leave fewer than 8 tasks per thread (small batches), and a divisor of the image's
+/// rows.
 fn band_rows(out: Nhw) -> usize {
     let tasks_wanted = 8 * rayon::current_num_threads();
     let target = (out.pixels() / out.w.max(1) / tasks_wanted).clamp(1, 8);
