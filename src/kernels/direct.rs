@@ -179,7 +179,8 @@ pub fn forward_on(
                 ROW_WINDOW.with(|cell| {
                     let mut window = cell.borrow_mut();
                     let rows_here = dst.len() / row_len;
-                    let width = band_window(g, input, x, img, oy0, rows_here, &mut window);
+                    let width =
+                        band_window(g, input, out_nhw, x, (img, oy0), rows_here, &mut window);
                     for (r, dst) in dst.chunks_exact_mut(row_len).enumerate() {
                         rows(img * out_nhw.h + oy0 + r, dst, &window, width, r);
                     }
@@ -207,20 +208,19 @@ fn band_rows(out: Nhw) -> usize {
 }
 
 /// Fills `window` with the input rows that output rows `oy0 .. oy0 + rows` of image `img`
-/// read, each zero-padded to the `(ow − 1)·stride + kernel` columns the rows' pixels read;
+/// (of an output `out`, whose width is at least 1) read, each zero-padded to the `(ow − 1)·stride + kernel` columns the rows' pixels read;
 /// returns that width. Window row `r·stride + ky` is what local output row `r` reads at tap
 /// row `ky`.
 fn band_window(
     g: &ConvGeom,
     input: Nhw,
+    out: Nhw,
     x: &[f32],
-    img: usize,
-    oy0: usize,
+    (img, oy0): (usize, usize),
     rows: usize,
     window: &mut Vec<f32>,
 ) -> usize {
-    let out_w = g.output(input).map_or(0, |o| o.w);
-    let width = (out_w.max(1) - 1) * g.stride + g.kernel;
+    let width = (out.w - 1) * g.stride + g.kernel;
     let row_floats = width * g.cin;
     let window_rows = (rows.max(1) - 1) * g.stride + g.kernel;
     window.resize(window_rows * row_floats, 0.0);
