@@ -33,7 +33,7 @@ fn values(x: &Tensor) -> Vec<f32> {
 
 /// (kernel, stride, pad, cin, cout, batch, side): every kernel shape the networks use, odd
 /// sizes (Fashion-MNIST's 28, 7x7 and 9x9 maps), one and several images, odd channel counts.
-const SHAPES: [(usize, usize, usize, usize, usize, usize, usize); 10] = [
+const SHAPES: [(usize, usize, usize, usize, usize, usize, usize); 12] = [
     (3, 1, 1, 16, 16, 2, 28),
     (3, 2, 1, 16, 32, 3, 28),
     (3, 1, 1, 64, 64, 1, 7),
@@ -44,6 +44,9 @@ const SHAPES: [(usize, usize, usize, usize, usize, usize, usize); 10] = [
     (3, 1, 1, 1, 16, 4, 28),
     (3, 1, 0, 4, 4, 1, 5),
     (3, 1, 1, 32, 8, 65, 4),
+    // Winograd on the AVX2 path (its packed transform; the input gradient's transposed layer).
+    (3, 1, 1, 32, 32, 3, 16),
+    (3, 1, 1, 16, 32, 2, 9),
 ];
 
 fn geom(
@@ -75,7 +78,7 @@ fn fused_conv_matches_stock_conv_bias_residual_relu() {
             .unwrap();
         let residual = randn(y.dims());
         let expected = nchw_to_nhwc(&(&y + &residual).unwrap().relu().unwrap());
-        let packed = ops::pack_with_bias(&w, &b).unwrap();
+        let packed = ops::pack_with_bias(&w, &b, g).unwrap();
         let out = ops::fused_conv2d(
             &nchw_to_nhwc(&x),
             &packed,
@@ -342,6 +345,85 @@ fn direct_and_gemm_paths_agree_on_narrow_layers_on_every_isa() {
         paths.is_empty() || compared > 0,
         "no layer compared on {paths:?}"
     );
+}
+
+/// Winograd F(2×2, 3×3) against the GEMM, bias, residual and ReLU included: whole and half
+/// tiles (odd sizes), padding 0–2, bands on two threads and on one, single tiles.
+#[test]
+fn winograd_and_gemm_agree_on_3x3_stride_1_layers() {
+    use blockdrop::kernels::conv::{self, Epilogue, Nhw};
+    use blockdrop::kernels::winograd;
+    if !Isa::Avx2.available() {
+        eprintln!("winograd: skipped, this CPU lacks the avx2 path");
+        return;
+    }
+    let mut compared = 0;
+    for (pad, cin, cout, side, batch) in [
+        (1, 16, 16, 32, 3),
+        (1, 32, 32, 16, 3),
+        (1, 64, 64, 8, 3),
+        (1, 64, 64, 7, 2),
+        (1, 16, 16, 28, 1),
+        (1, 32, 32, 14, 3),
+        (1, 8, 16, 5, 3),
+        (1, 16, 32, 1, 3),
+        (1, 16, 16, 2, 1),
+        (1, 16, 16, 3, 5),
+        (0, 64, 16, 6, 2),
+        (2, 16, 48, 5, 2),
+        (1, 24, 32, 9, 3),
+        (0, 8, 16, 3, 1),
+    ] {
+        let g = ConvGeom {
+            kernel: 3,
+            stride: 1,
+            pad,
+            cin,
+            cout,
+        };
+        assert!(winograd::supported_on(&g, Isa::Avx2), "{g:?}");
+        let input = Nhw {
+            n: batch,
+            h: side,
+            w: side,
+        };
+        let x = values(&randn(&[batch, side, side, cin]));
+        let w = values(&randn(&[g.patch_len(), cout]));
+        let out_len = g.output(input).unwrap().pixels() * cout;
+        let (bias, residual) = (values(&randn(&[cout])), values(&randn(&[out_len])));
+        for epilogue in [
+            Epilogue {
+                bias: Some(&bias),
+                residual: Some(&residual),
+                relu: true,
+            },
+            Epilogue::default(),
+        ] {
+            let mut gemm = vec![f32::NAN; out_len];
+            conv::forward_gemm(&g, input, &x, &w, epilogue, &mut gemm);
+            let v = winograd::transform_weights(&g, &w);
+            let one_thread = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap();
+            for pool in [None, Some(&one_thread)] {
+                let mut fast = vec![f32::NAN; out_len];
+                let mut run =
+                    || winograd::forward_on(Isa::Avx2, &g, input, &x, &v, epilogue, &mut fast);
+                match pool {
+                    Some(pool) => pool.install(run),
+                    None => run(),
+                }
+                let err = rel_err(&fast, &gemm);
+                assert!(
+                    err < 1e-5,
+                    "{g:?} at {batch}x{side}x{side} ({pool:?}): relative error {err:.2e}"
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, 14 * 4);
 }
 
 /// The path forced by `BLOCKDROP_ISA` in a child run of these tests (see below).

@@ -108,10 +108,14 @@ pub fn forward_op(g: &ConvGeom, side: usize) -> f64 {
     )
     .and_then(|x| x.contiguous());
     let packed = Tensor::from_vec(
-        random((g.patch_len() + 1) * g.cout, 2),
-        (g.patch_len() + 1, g.cout),
+        random(g.patch_len() * g.cout, 2),
+        (g.cout, g.cin, g.kernel, g.kernel),
         &Device::Cpu,
-    );
+    )
+    .and_then(|w| {
+        let bias = Tensor::from_vec(random(g.cout, 3), g.cout, &Device::Cpu)?;
+        blockdrop::kernels::ops::pack_with_bias(&w, &bias, *g)
+    });
     let (Ok(x), Ok(packed)) = (x, packed) else {
         return f64::NAN;
     };

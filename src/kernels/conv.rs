@@ -12,6 +12,8 @@ use std::cell::RefCell;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::isa::Isa;
+
 /// Shape of one convolution: square kernel, same stride and zero padding on both axes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConvGeom {
@@ -252,8 +254,10 @@ fn patches<'a>(
     &buf[..rows * plen]
 }
 
-/// Forward convolution: `out = epilogue(x ⊛ weight)`, NHWC in and out. Narrow layers take
-/// the direct kernel where the CPU has it ([`super::direct`]), the rest the tiled GEMM.
+/// Forward convolution: `out = epilogue(x ⊛ weight)`, NHWC in and out. 3×3 stride-1 layers
+/// of 32 and 64 channels take the Winograd kernel where the CPU has it
+/// ([`super::winograd`]), other narrow layers the direct kernel ([`super::direct`]), the
+/// rest the tiled GEMM.
 pub fn forward(
     g: &ConvGeom,
     input: Nhw,
@@ -262,7 +266,28 @@ pub fn forward(
     epilogue: Epilogue,
     out: &mut [f32],
 ) {
-    if super::direct::supported(g) {
+    forward_with(g, input, x, weight, None, epilogue, out)
+}
+
+/// [`forward`] with the Winograd transform of the weights when the caller keeps one
+/// ([`super::winograd::transform_weights`]; inference folds it into the packed weights), so
+/// that it is not recomputed on every call.
+pub fn forward_with(
+    g: &ConvGeom,
+    input: Nhw,
+    x: &[f32],
+    weight: &[f32],
+    winograd_weights: Option<&[f32]>,
+    epilogue: Epilogue,
+    out: &mut [f32],
+) {
+    use super::winograd;
+    if winograd::used(g) {
+        match winograd_weights {
+            Some(v) => winograd::forward_on(Isa::active(), g, input, x, v, epilogue, out),
+            None => winograd::forward(g, input, x, weight, epilogue, out),
+        }
+    } else if super::direct::supported(g) {
         super::direct::forward(g, input, x, weight, epilogue, out);
     } else {
         forward_gemm(g, input, x, weight, epilogue, out);

@@ -211,7 +211,7 @@ fn band_rows(out: Nhw) -> usize {
 /// (of an output `out`, whose width is at least 1) read, each zero-padded to the `(ow − 1)·stride + kernel` columns the rows' pixels read;
 /// returns that width. Window row `r·stride + ky` is what local output row `r` reads at tap
 /// row `ky`.
-fn band_window(
+pub(super) fn band_window(
     g: &ConvGeom,
     input: Nhw,
     out: Nhw,
@@ -375,6 +375,10 @@ impl WeightJob<'_> {
         lo..hi.max(lo)
     }
 }
+
+/// The AVX2 register-blocked inner loop, which the Winograd products share.
+#[cfg(target_arch = "x86_64")]
+pub(super) use avx2::fma_run as avx2_fma_run;
 
 /// One output row's inputs.
 #[derive(Debug)]
@@ -653,7 +657,7 @@ mod avx2 {
     /// units busy), so they sum every `P`-th input into one of `P` partial sets.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn fma_run<const CV: usize, const R: usize>(
+    pub(in crate::kernels) unsafe fn fma_run<const CV: usize, const R: usize>(
         acc: &mut [[__m256; CV]; R],
         x: *const f32,
         w: *const f32,

@@ -47,6 +47,7 @@ pub mod isa;
 pub mod ops;
 pub mod pool;
 pub mod rows;
+pub mod winograd;
 
 use candle_core::{bail, CpuStorage, Device, DeviceLocation, Layout, Result};
 

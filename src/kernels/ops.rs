@@ -4,6 +4,7 @@
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 use super::conv::{self, ConvGeom, Epilogue, Nhw};
+use super::winograd;
 use super::{cpu_f32, written_buffer};
 
 /// Checks an NHWC activation against the geometry; returns its batch and spatial size.
@@ -167,10 +168,11 @@ impl FusedConv {
     ) -> Result<(CpuStorage, Shape)> {
         let g = &self.geom;
         let input = activation(xl, g.cin, "input")?;
-        check_weight(pl, g.patch_len() + 1, g)?;
+        check_weight(pl, packed_rows(g), g)?;
         let out = output_of(g, input)?;
         let packed = cpu_f32(ps, pl, "fast conv")?;
-        let (weight, bias) = packed.split_at(g.patch_len() * g.cout);
+        let (weight, rest) = packed.split_at(g.patch_len() * g.cout);
+        let (bias, winograd_weights) = rest.split_at(g.cout);
         let residual = match residual {
             Some((rs, rl)) => {
                 if activation(rl, g.cout, "residual")? != out {
@@ -188,13 +190,24 @@ impl FusedConv {
         let x = cpu_f32(xs, xl, "fast conv")?;
         // The forward kernels write every output element.
         let y = written_buffer(out.pixels() * g.cout, |y| {
-            conv::forward(g, input, x, weight, epilogue, y)
+            let winograd_weights = Some(winograd_weights).filter(|v| !v.is_empty());
+            conv::forward_with(g, input, x, weight, winograd_weights, epilogue, y)
         });
         Ok((
             CpuStorage::F32(y),
             Shape::from((out.n, out.h, out.w, g.cout)),
         ))
     }
+}
+
+/// Rows of the packed inference weight of `g` ([`pack_with_bias`]).
+fn packed_rows(g: &ConvGeom) -> usize {
+    let winograd_rows = if winograd::used(g) {
+        winograd::transformed_len(g) / g.cout
+    } else {
+        0
+    };
+    g.patch_len() + 1 + winograd_rows
 }
 
 impl CustomOp2 for FusedConv {
@@ -270,7 +283,27 @@ pub fn hwio(weight: &Tensor) -> Result<Tensor> {
         .reshape((kh * kw * cin, cout))
 }
 
-/// The packed inference weight: [`hwio`] with the bias appended as one more row.
-pub fn pack_with_bias(weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    Tensor::cat(&[&hwio(weight)?, &bias.unsqueeze(0)?], 0)?.contiguous()
+/// The packed inference weight of a layer `geom`: [`hwio`] with the bias appended as one
+/// more row, then, where the layer takes the Winograd kernel, the weights' transform
+/// (`16·cin` rows, [`winograd::transform_weights`]) so that it is computed once, not per call.
+pub fn pack_with_bias(weight: &Tensor, bias: &Tensor, geom: ConvGeom) -> Result<Tensor> {
+    let plain = Tensor::cat(&[&hwio(weight)?, &bias.unsqueeze(0)?], 0)?.contiguous()?;
+    if !winograd::used(&geom) {
+        return Ok(plain);
+    }
+    let (rows, cout) = plain.dims2()?;
+    if rows != geom.patch_len() + 1 || cout != geom.cout {
+        bail!(
+            "fast conv: weight {:?} does not fit {geom:?}",
+            weight.shape().dims()
+        )
+    }
+    let values = plain.flatten_all()?.to_vec1::<f32>()?;
+    let transformed = winograd::transform_weights(&geom, &values[..geom.patch_len() * cout]);
+    let transformed = Tensor::from_vec(
+        transformed,
+        (winograd::transformed_len(&geom) / cout, cout),
+        weight.device(),
+    )?;
+    Tensor::cat(&[&plain, &transformed], 0)?.contiguous()
 }

@@ -93,7 +93,7 @@ impl ConvBn {
         // (the scaled, transposed and concatenated copies) alive for autograd.
         let (weight, bias) = (weight.detach(), bias.detach());
         self.folded = Some(match kernels {
-            Kernels::Fast => Folded::Fast(ops::pack_with_bias(&weight, &bias)?.detach()),
+            Kernels::Fast => Folded::Fast(ops::pack_with_bias(&weight, &bias, self.geom)?.detach()),
             Kernels::Stock => Folded::Stock(Conv2d::new(weight, Some(bias), *conv.config())),
         });
         Ok(())

@@ -1,0 +1,467 @@
+//! Winograd convolution F(2×2, 3×3) for the 3×3 stride-1 layers on the AVX2 path: each 2×2
+//! block of output pixels (a tile) comes from the 4×4 input patch under it with 16
+//! multiplications per channel pair instead of 36, so the multiply work is 2.25× less than
+//! the direct kernel's.
+//!
+//! For a tile's patch `d` (4×4) and a filter `g` (3×3), `Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A` with
+//!
+//! ```text
+//!      ⎡1  0 −1  0⎤        ⎡ 1    0    0 ⎤
+//! Bᵀ = ⎢0  1  1  0⎥    G = ⎢1/2  1/2  1/2⎥    Aᵀ = ⎡1 1  1  0⎤
+//!      ⎢0 −1  1  0⎥        ⎢1/2 −1/2  1/2⎥         ⎣0 1 −1 −1⎦
+//!      ⎣0  1  0 −1⎦        ⎣ 0    0    1 ⎦
+//! ```
+//!
+//! (Lavin and Gray, *Fast Algorithms for Convolutional Neural Networks*, 2016). Summed over
+//! input channels, the elementwise product becomes 16 independent matrix products, one per
+//! position `ξ` of the 4×4 transformed tile: `M[ξ] = U[ξ] · V[ξ]`, with `U[ξ]` the tiles'
+//! transformed inputs `[tiles × cin]` and `V[ξ]` the transformed weights `[cin × cout]`.
+//!
+//! Each task takes a band of an image's tile rows: it copies the input rows they read into a
+//! zero-padded window (as the direct kernel does), transforms every tile into `U` (8 channels
+//! a vector), runs the 16 products with the direct kernel's 6 × 16 register block (`V[ξ]` is
+//! at most 16 KiB, so it stays in L1 while the band's tiles stream past), and transforms `M`
+//! back into the output with the epilogue (bias, residual, ReLU) applied. `U` and `M` are
+//! sized to stay in L2.
+//!
+//! The transforms add and subtract only, and `G`'s halves are exact, so the result differs
+//! from the direct sum by rounding alone (relative error about 1e-7 on these layers).
+
+// Off x86-64 only the dispatch remains (it never selects this kernel).
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use super::conv::{ConvGeom, Epilogue, Nhw};
+use super::isa::Isa;
+
+/// Positions of a transformed tile (4×4).
+pub const POSITIONS: usize = 16;
+
+/// Whether [`forward_on`] has a kernel for `g` on `isa`: 3×3 stride-1 layers whose input
+/// channels come in vectors of 8 and output channels in groups of 16, at most 64 of each (so
+/// that one position's weights, `cin·cout` floats, stay in L1), on the AVX2 path. AVX-512
+/// keeps its direct kernels: no AVX-512 machine has compared the two yet.
+pub fn supported_on(g: &ConvGeom, isa: Isa) -> bool {
+    isa == Isa::Avx2
+        && g.kernel == 3
+        && g.stride == 1
+        && g.pad <= 2
+        && matches!(g.cin, 8..=64)
+        && g.cin % 8 == 0
+        && matches!(g.cout, 16..=64)
+        && g.cout % 16 == 0
+}
+
+/// Whether the convolutions take this kernel for `g` on `isa`: where it is supported and
+/// the layer has 32 or 64 channels. On 16-channel layers the transforms cost what the
+/// products save, and the direct kernel is as fast (measured with `cargo bench --bench
+/// kernels -- convs`).
+pub fn used_on(g: &ConvGeom, isa: Isa) -> bool {
+    supported_on(g, isa) && g.cin.max(g.cout) >= 32
+}
+
+/// [`used_on`] the active path.
+pub fn used(g: &ConvGeom) -> bool {
+    used_on(g, Isa::active())
+}
+
+/// Length of [`transform_weights`]' result for `g`.
+pub fn transformed_len(g: &ConvGeom) -> usize {
+    POSITIONS * g.cin * g.cout
+}
+
+/// The transformed weights `V[ξ][ci][co] = (G g Gᵀ)[ξ]` for each filter `g` of `weight`
+/// (`[9·cin, cout]`, rows `(ky·3 + kx)·cin + ci`).
+pub fn transform_weights(g: &ConvGeom, weight: &[f32]) -> Vec<f32> {
+    let (cin, cout) = (g.cin, g.cout);
+    assert!(g.kernel == 3 && weight.len() >= 9 * cin * cout);
+    let mut v = vec![0.0f32; transformed_len(g)];
+    let tap =
+        |ky: usize, kx: usize, ci: usize| &weight[((ky * 3 + kx) * cin + ci) * cout..][..cout];
+    // G's rows as (weight of tap 0, 1, 2).
+    const G: [[f32; 3]; 4] = [
+        [1.0, 0.0, 0.0],
+        [0.5, 0.5, 0.5],
+        [0.5, -0.5, 0.5],
+        [0.0, 0.0, 1.0],
+    ];
+    let mut gg = vec![0.0f32; 4 * 3 * cout];
+    for ci in 0..cin {
+        // (G g)[a][kx] over every output channel at once.
+        for (a, ga) in G.iter().enumerate() {
+            for kx in 0..3 {
+                let dst = &mut gg[(a * 3 + kx) * cout..][..cout];
+                dst.fill(0.0);
+                for (ky, &c) in ga.iter().enumerate() {
+                    if c != 0.0 {
+                        for (d, &w) in dst.iter_mut().zip(tap(ky, kx, ci)) {
+                            *d += c * w;
+                        }
+                    }
+                }
+            }
+        }
+        // ((G g) Gᵀ)[a][b].
+        for a in 0..4 {
+            for (b, gb) in G.iter().enumerate() {
+                let dst = &mut v[((a * 4 + b) * cin + ci) * cout..][..cout];
+                for (kx, &c) in gb.iter().enumerate() {
+                    if c != 0.0 {
+                        for (d, &w) in dst.iter_mut().zip(&gg[(a * 3 + kx) * cout..][..cout]) {
+                            *d += c * w;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Forward convolution as [`super::conv::forward`] on the active path, from the plain
+/// `[9·cin, cout]` weights; call only when [`used`].
+pub fn forward(
+    g: &ConvGeom,
+    input: Nhw,
+    x: &[f32],
+    weight: &[f32],
+    epilogue: Epilogue,
+    out: &mut [f32],
+) {
+    let v = transform_weights(g, weight);
+    forward_on(Isa::active(), g, input, x, &v, epilogue, out)
+}
+
+thread_local! {
+    /// Each worker's padded input rows, transformed tiles and products, reused across tasks.
+    static BUFFERS: RefCell<Buffers> = const { RefCell::new(Buffers { window: Vec::new(), u: Vec::new(), m: Vec::new() }) };
+}
+
+struct Buffers {
+    window: Vec<f32>,
+    /// `U[ξ][tile][cin]`.
+    u: Vec<f32>,
+    /// `M[ξ][tile][cout]`.
+    m: Vec<f32>,
+}
+
+/// [`forward`] on `isa` from the transformed weights `v` ([`transform_weights`]); the CPU
+/// must have `isa`, and `isa` must support `g`.
+pub fn forward_on(
+    isa: Isa,
+    g: &ConvGeom,
+    input: Nhw,
+    x: &[f32],
+    v: &[f32],
+    epilogue: Epilogue,
+    out: &mut [f32],
+) {
+    assert!(
+        supported_on(g, isa) && isa.available(),
+        "no Winograd kernel for {g:?} on {isa}"
+    );
+    // The kernels read through raw pointers: the operands must hold what the shapes say.
+    assert!(
+        v.len() >= transformed_len(g)
+            && x.len() >= input.pixels() * g.cin
+            && epilogue.bias.is_none_or(|b| b.len() >= g.cout),
+        "operands shorter than {g:?} needs"
+    );
+    let Some(out_nhw) = g.output(input) else {
+        return;
+    };
+    assert!(out.len() >= out_nhw.pixels() * g.cout);
+    assert!(epilogue
+        .residual
+        .is_none_or(|r| r.len() >= out_nhw.pixels() * g.cout));
+    if out_nhw.pixels() == 0 {
+        return;
+    }
+    let row_len = out_nhw.w * g.cout;
+    let tiles_wide = out_nhw.w.div_ceil(2);
+    let band = band_tile_rows(g, out_nhw, tiles_wide);
+    out[..out_nhw.pixels() * g.cout]
+        .par_chunks_mut(row_len * out_nhw.h)
+        .enumerate()
+        .flat_map(|(img, image_out)| {
+            image_out
+                .par_chunks_mut(2 * band * row_len)
+                .enumerate()
+                .map(move |(b, dst)| (img, b * 2 * band, dst))
+        })
+        .for_each(|(img, oy0, dst)| {
+            BUFFERS.with(|cell| {
+                let buffers = &mut *cell.borrow_mut();
+                let tile_rows = (dst.len() / row_len).div_ceil(2);
+                // The window covers whole tiles: 2·tiles_wide columns of output, even where
+                // the output is one narrower.
+                let tiled = Nhw {
+                    n: out_nhw.n,
+                    h: 2 * tile_rows,
+                    w: 2 * tiles_wide,
+                };
+                let width = super::direct::band_window(
+                    g,
+                    input,
+                    tiled,
+                    x,
+                    (img, oy0),
+                    2 * tile_rows,
+                    &mut buffers.window,
+                );
+                let tiles = tile_rows * tiles_wide;
+                grow(&mut buffers.u, POSITIONS * position_stride(tiles, g.cin));
+                grow(&mut buffers.m, POSITIONS * position_stride(tiles, g.cout));
+                let band_job = Band {
+                    g,
+                    window: &buffers.window,
+                    width,
+                    tiles_wide,
+                    tiles,
+                    out_w: out_nhw.w,
+                    first_row: img * out_nhw.h + oy0,
+                };
+                // SAFETY: the CPU has `isa` (asserted above); the buffers hold what `Band`
+                // says (sized just above, the window by `band_window`), and `dst` holds the
+                // band's rows.
+                unsafe {
+                    band_on(
+                        isa,
+                        &band_job,
+                        v,
+                        &mut buffers.u,
+                        &mut buffers.m,
+                        epilogue,
+                        dst,
+                    )
+                };
+            })
+        });
+}
+
+/// Tile rows per task: as many as keep `U` and `M` within about 192 KiB of L2, but no more
+/// than leave 4 tasks per thread.
+fn band_tile_rows(g: &ConvGeom, out: Nhw, tiles_wide: usize) -> usize {
+    let tile_rows = out.h.div_ceil(2);
+    let tile_bytes = POSITIONS * (g.cin + g.cout) * 4;
+    let by_cache = (192 * 1024 / tile_bytes / tiles_wide).max(1);
+    let tasks_wanted = 4 * rayon::current_num_threads();
+    let by_threads = (out.n * tile_rows / tasks_wanted).max(1);
+    by_cache.min(by_threads).clamp(1, tile_rows)
+}
+
+/// Floats from one position's `[tiles × channels]` block of `U` or `M` to the next: one
+/// cache line more than the block, so that the 16 blocks' rows do not fall on addresses 4 KiB
+/// apart (which the CPU mistakes for one another between stores and loads; measured: up to
+/// 30% slower on some bands).
+fn position_stride(tiles: usize, channels: usize) -> usize {
+    tiles * channels + 16
+}
+
+fn grow(buffer: &mut Vec<f32>, len: usize) {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+}
+
+/// One task's band of tiles.
+struct Band<'a> {
+    g: &'a ConvGeom,
+    /// Zero-padded input rows `[2·tile_rows + 2][width][cin]`: tile `(r, t)` reads rows
+    /// `2r .. 2r + 4`, columns `2t .. 2t + 4`.
+    window: &'a [f32],
+    width: usize,
+    tiles_wide: usize,
+    tiles: usize,
+    /// The output's width (the last tile column is half outside it when odd).
+    out_w: usize,
+    /// The band's first output row, counted over the whole batch (for the residual).
+    first_row: usize,
+}
+
+#[allow(unused_variables)]
+unsafe fn band_on(
+    isa: Isa,
+    band: &Band,
+    v: &[f32],
+    u: &mut [f32],
+    m: &mut [f32],
+    epilogue: Epilogue,
+    dst: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        Isa::Avx2 => {
+            avx2::transform_input(band, u);
+            avx2::products(band, u, v, m);
+            avx2::transform_output(band, m, epilogue, dst);
+        }
+        _ => unreachable!("no Winograd kernel on {isa}"),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("Winograd convolution needs x86-64 ({isa})");
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{Band, Epilogue, POSITIONS};
+
+    /// `U[ξ][tile] = (Bᵀ d B)[ξ]` for every tile of the band, 8 channels at a time.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn transform_input(band: &Band, u: &mut [f32]) {
+        let cin = band.g.cin;
+        let window = band.window.as_ptr();
+        let u = u.as_mut_ptr();
+        let stride = super::position_stride(band.tiles, cin);
+        for tile in 0..band.tiles {
+            let (r, t) = (tile / band.tiles_wide, tile % band.tiles_wide);
+            let corner = window.add((2 * r * band.width + 2 * t) * cin);
+            for c0 in (0..cin).step_by(8) {
+                let mut d = [[_mm256_setzero_ps(); 4]; 4];
+                for (i, row) in d.iter_mut().enumerate() {
+                    for (j, dij) in row.iter_mut().enumerate() {
+                        *dij = _mm256_loadu_ps(corner.add((i * band.width + j) * cin + c0));
+                    }
+                }
+                // Bᵀ d, column by column.
+                let mut bd = [[_mm256_setzero_ps(); 4]; 4];
+                for j in 0..4 {
+                    bd[0][j] = _mm256_sub_ps(d[0][j], d[2][j]);
+                    bd[1][j] = _mm256_add_ps(d[1][j], d[2][j]);
+                    bd[2][j] = _mm256_sub_ps(d[2][j], d[1][j]);
+                    bd[3][j] = _mm256_sub_ps(d[1][j], d[3][j]);
+                }
+                // (Bᵀ d) B, row by row.
+                let at = u.add(tile * cin + c0);
+                for (i, row) in bd.iter().enumerate() {
+                    let out = [
+                        _mm256_sub_ps(row[0], row[2]),
+                        _mm256_add_ps(row[1], row[2]),
+                        _mm256_sub_ps(row[2], row[1]),
+                        _mm256_sub_ps(row[1], row[3]),
+                    ];
+                    for (j, value) in out.into_iter().enumerate() {
+                        _mm256_storeu_ps(at.add((i * 4 + j) * stride), value);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `M[ξ] = U[ξ] · V[ξ]` for the 16 positions: blocks of 6 tiles × 16 output channels in
+    /// registers, the direct kernel's inner loop over the input channels.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn products(band: &Band, u: &[f32], v: &[f32], m: &mut [f32]) {
+        let (cin, cout, tiles) = (band.g.cin, band.g.cout, band.tiles);
+        for xi in 0..POSITIONS {
+            let u = u.as_ptr().add(xi * super::position_stride(tiles, cin));
+            let v = v.as_ptr().add(xi * cin * cout);
+            let m = m.as_mut_ptr().add(xi * super::position_stride(tiles, cout));
+            for co0 in (0..cout).step_by(16) {
+                let mut tile = 0;
+                while tile + 6 <= tiles {
+                    block::<6>(
+                        u.add(tile * cin),
+                        v.add(co0),
+                        m.add(tile * cout + co0),
+                        cin,
+                        cout,
+                    );
+                    tile += 6;
+                }
+                let (u, m) = (u.add(tile * cin), m.add(tile * cout + co0));
+                match tiles - tile {
+                    5 => block::<5>(u, v.add(co0), m, cin, cout),
+                    4 => block::<4>(u, v.add(co0), m, cin, cout),
+                    3 => block::<3>(u, v.add(co0), m, cin, cout),
+                    2 => block::<2>(u, v.add(co0), m, cin, cout),
+                    1 => block::<1>(u, v.add(co0), m, cin, cout),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// `R` tiles' 16 output channels: `m[r] = Σ_c u[r·cin + c] · v[c·cout ..]`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn block<const R: usize>(
+        u: *const f32,
+        v: *const f32,
+        m: *mut f32,
+        cin: usize,
+        cout: usize,
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        super::super::direct::avx2_fma_run::<2, R>(&mut acc, u, v, cin, cin, cout);
+        for (r, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(m.add(r * cout), a[0]);
+            _mm256_storeu_ps(m.add(r * cout + 8), a[1]);
+        }
+    }
+
+    /// The band's output rows from `M`: `Y = Aᵀ m A` per tile, 8 channels at a time, then the
+    /// bias, the residual and ReLU; pixels of a tile outside the output are dropped.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn transform_output(band: &Band, m: &[f32], epilogue: Epilogue, dst: &mut [f32]) {
+        let cout = band.g.cout;
+        let row_len = band.out_w * cout;
+        let rows = dst.len() / row_len;
+        let stride = super::position_stride(band.tiles, cout);
+        let m = m.as_ptr();
+        let zero = _mm256_setzero_ps();
+        for tile in 0..band.tiles {
+            let (r, t) = (tile / band.tiles_wide, tile % band.tiles_wide);
+            for co0 in (0..cout).step_by(8) {
+                let at = m.add(tile * cout + co0);
+                let mut mv = [[zero; 4]; 4];
+                for (i, row) in mv.iter_mut().enumerate() {
+                    for (j, mij) in row.iter_mut().enumerate() {
+                        *mij = _mm256_loadu_ps(at.add((i * 4 + j) * stride));
+                    }
+                }
+                // Aᵀ m, column by column, then (Aᵀ m) A.
+                let mut s = [[zero; 4]; 2];
+                for j in 0..4 {
+                    s[0][j] = _mm256_add_ps(_mm256_add_ps(mv[0][j], mv[1][j]), mv[2][j]);
+                    s[1][j] = _mm256_sub_ps(_mm256_sub_ps(mv[1][j], mv[2][j]), mv[3][j]);
+                }
+                let bias = match epilogue.bias {
+                    Some(b) => _mm256_loadu_ps(b.as_ptr().add(co0)),
+                    None => zero,
+                };
+                for (a, row) in s.iter().enumerate() {
+                    let oy = 2 * r + a;
+                    if oy >= rows {
+                        continue;
+                    }
+                    let y = [
+                        _mm256_add_ps(_mm256_add_ps(row[0], row[1]), row[2]),
+                        _mm256_sub_ps(_mm256_sub_ps(row[1], row[2]), row[3]),
+                    ];
+                    for (b, mut value) in y.into_iter().enumerate() {
+                        let ox = 2 * t + b;
+                        if ox >= band.out_w {
+                            continue;
+                        }
+                        let offset = oy * row_len + ox * cout + co0;
+                        value = _mm256_add_ps(value, bias);
+                        if let Some(res) = epilogue.residual {
+                            let global = band.first_row * row_len + offset;
+                            value = _mm256_add_ps(value, _mm256_loadu_ps(res.as_ptr().add(global)));
+                        }
+                        if epilogue.relu {
+                            value = _mm256_max_ps(value, zero);
+                        }
+                        _mm256_storeu_ps(dst.as_mut_ptr().add(offset), value);
+                    }
+                }
+            }
+        }
+    }
+}
