@@ -1,11 +1,13 @@
 //! Each convolution shape of the CIFAR ResNets at batch 64 on its own, in GFLOP/s, on every
-//! path this CPU has (the tiled GEMM, and the direct kernels per instruction set), forward
-//! and weight gradient, next to the CPU's measured FMA peak (each the best of 11 runs).
+//! path this CPU has (the tiled GEMM, the direct kernels per instruction set, and Winograd on
+//! AVX2), forward and weight gradient, next to the CPU's measured FMA peak (each the best of
+//! 11 runs). Winograd's GFLOP/s count the direct convolution's work (`2·pixels·9·cin·cout`),
+//! so they compare times; it does 2.25× fewer multiplications.
 
 use std::time::Instant;
 
 use blockdrop::kernels::conv::{self, Epilogue, Nhw};
-use blockdrop::kernels::direct;
+use blockdrop::kernels::{direct, winograd};
 use blockdrop::kernels::isa::Isa;
 use blockdrop::kernels::ConvGeom;
 use blockdrop::stats::quantile;
@@ -77,9 +79,33 @@ fn operands(g: &ConvGeom, side: usize) -> Option<(Nhw, Nhw, Vec<f32>)> {
     Some((input, out, random(input.pixels() * g.cin, 1)))
 }
 
-/// Forward GFLOP/s of one path: `None` is the GEMM, `Some(isa)` that ISA's direct kernel.
-pub fn forward(g: &ConvGeom, side: usize, path: Option<Isa>) -> Option<f64> {
-    if path.is_some_and(|isa| !isa.available() || !direct::supported_on(g, isa)) {
+/// A path through the convolutions.
+#[derive(Debug, Clone, Copy)]
+pub enum Path {
+    Gemm,
+    Direct(Isa),
+    Winograd(Isa),
+}
+
+impl Path {
+    fn name(self) -> String {
+        match self {
+            Path::Gemm => "gemm".into(),
+            Path::Direct(isa) => format!("direct {isa}"),
+            Path::Winograd(isa) => format!("winograd {isa}"),
+        }
+    }
+}
+
+/// Forward GFLOP/s of one path (Winograd from weights transformed beforehand, as inference
+/// keeps them); `None` where the path has no kernel for the layer.
+pub fn forward(g: &ConvGeom, side: usize, path: Path) -> Option<f64> {
+    let has_kernel = match path {
+        Path::Gemm => true,
+        Path::Direct(isa) => isa.available() && direct::supported_on(g, isa),
+        Path::Winograd(isa) => isa.available() && winograd::supported_on(g, isa),
+    };
+    if !has_kernel {
         return None;
     }
     let (input, out, x) = operands(g, side)?;
@@ -91,9 +117,14 @@ pub fn forward(g: &ConvGeom, side: usize, path: Option<Isa>) -> Option<f64> {
         residual: None,
         relu: true,
     };
+    let v = match path {
+        Path::Winograd(_) => winograd::transform_weights(g, &w),
+        _ => Vec::new(),
+    };
     Some(gflops(conv_flops(g, side), || match path {
-        None => conv::forward_gemm(g, input, &x, &w, epilogue, &mut y),
-        Some(isa) => direct::forward_on(isa, g, input, &x, &w, epilogue, &mut y),
+        Path::Gemm => conv::forward_gemm(g, input, &x, &w, epilogue, &mut y),
+        Path::Direct(isa) => direct::forward_on(isa, g, input, &x, &w, epilogue, &mut y),
+        Path::Winograd(isa) => winograd::forward_on(isa, g, input, &x, &v, epilogue, &mut y),
     }))
 }
 
@@ -126,15 +157,20 @@ pub fn forward_op(g: &ConvGeom, side: usize) -> f64 {
     })
 }
 
-/// Weight-gradient GFLOP/s of one path, as [`forward`].
-pub fn weight_grad(g: &ConvGeom, side: usize, path: Option<Isa>) -> Option<f64> {
-    if path.is_some_and(|isa| !isa.available() || !direct::supports_weight_grad_on(g, isa)) {
+/// Weight-gradient GFLOP/s of one path, as [`forward`] (Winograd has none).
+pub fn weight_grad(g: &ConvGeom, side: usize, path: Path) -> Option<f64> {
+    let isa = match path {
+        Path::Gemm => None,
+        Path::Direct(isa) => Some(isa),
+        Path::Winograd(_) => return None,
+    };
+    if isa.is_some_and(|isa| !isa.available() || !direct::supports_weight_grad_on(g, isa)) {
         return None;
     }
     let (input, out, x) = operands(g, side)?;
     let dy = random(out.pixels() * g.cout, 2);
     Some(gflops(conv_flops(g, side), || {
-        std::hint::black_box(match path {
+        std::hint::black_box(match isa {
             None => conv::backward_weight_gemm(g, input, &x, &dy),
             Some(isa) => direct::backward_weight_on(isa, g, input, &x, &dy),
         });
@@ -212,15 +248,13 @@ unsafe fn fma_chains_avx512(iters: usize) -> f32 {
 
 /// Prints the table: GEMM and each direct path per shape, forward then weight gradient.
 pub fn print_table() {
-    let paths: Vec<Option<Isa>> = std::iter::once(None)
-        .chain(
-            [Isa::Avx2, Isa::Avx512]
-                .into_iter()
-                .filter(|isa| isa.available())
-                .map(Some),
-        )
+    let available = [Isa::Avx2, Isa::Avx512]
+        .into_iter()
+        .filter(|isa| isa.available());
+    let paths: Vec<Path> = std::iter::once(Path::Gemm)
+        .chain(available.clone().map(Path::Direct))
+        .chain(available.filter(|&isa| isa == Isa::Avx2).map(Path::Winograd))
         .collect();
-    let name = |p: &Option<Isa>| p.map_or("gemm".to_string(), |isa| format!("direct {isa}"));
     let skipped: Vec<&str> = [Isa::Avx2, Isa::Avx512]
         .into_iter()
         .filter(|isa| !isa.available())
@@ -242,7 +276,7 @@ pub fn print_table() {
     // Three passes over every cell, keeping each cell's best: noise on a shared machine comes
     // in bursts of seconds, which one pass's best-of-11 does not always outlast.
     const PASSES: usize = 3;
-    type Measure = fn(&ConvGeom, usize, Option<Isa>) -> Option<f64>;
+    type Measure = fn(&ConvGeom, usize, Path) -> Option<f64>;
     let tables: [(&str, Measure); 2] = [("forward", forward), ("weight gradient", weight_grad)];
     let mut best = vec![vec![vec![None::<f64>; paths.len()]; shapes().len()]; tables.len()];
     for _ in 0..PASSES {
@@ -267,7 +301,7 @@ pub fn print_table() {
     for (t, (what, _)) in tables.iter().enumerate() {
         print!("  {what:<20}");
         for p in &paths {
-            print!(" {:>14}", name(p));
+            print!(" {:>14}", p.name());
         }
         println!("   GFLOP/s, batch {BATCH}, best of {PASSES} passes");
         for (s, (shape, _, _)) in shapes().into_iter().enumerate() {
