@@ -347,8 +347,9 @@ fn direct_and_gemm_paths_agree_on_narrow_layers_on_every_isa() {
     );
 }
 
-/// Winograd F(2×2, 3×3) against the GEMM, bias, residual and ReLU included: whole and half
-/// tiles (odd sizes), padding 0–2, bands on two threads and on one, single tiles.
+/// Winograd F(2×2, 3×3) against the GEMM, forward (bias, residual and ReLU included) and
+/// weight gradient: whole and half tiles (odd sizes), padding 0–2, bands on two threads and on
+/// one, single tiles.
 #[test]
 fn winograd_and_gemm_agree_on_3x3_stride_1_layers() {
     use blockdrop::kernels::conv::{self, Epilogue, Nhw};
@@ -422,8 +423,17 @@ fn winograd_and_gemm_agree_on_3x3_stride_1_layers() {
                 compared += 1;
             }
         }
+        // The weight gradient, with the residual standing in for the output gradient.
+        let gemm_dw = conv::backward_weight_gemm(&g, input, &x, &residual);
+        let fast_dw = winograd::backward_weight_on(Isa::Avx2, &g, input, &x, &residual);
+        let err = rel_err(&fast_dw, &gemm_dw);
+        assert!(
+            err < 1e-5,
+            "{g:?} at {batch}x{side}x{side}: weight gradient relative error {err:.2e}"
+        );
+        compared += 1;
     }
-    assert_eq!(compared, 14 * 4);
+    assert_eq!(compared, 14 * 5);
 }
 
 /// The path forced by `BLOCKDROP_ISA` in a child run of these tests (see below).

@@ -429,7 +429,9 @@ fn rotate_transpose(g: &ConvGeom, weight: &[f32]) -> Vec<f32> {
 /// Gradient with respect to the weights, `[kh·kw·cin, cout]`: narrow layers take the direct
 /// kernel where the CPU has it ([`super::direct::backward_weight`]), the rest the GEMM.
 pub fn backward_weight(g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    if super::direct::supports_weight_grad(g) {
+    if super::winograd::weight_grad_used(g) {
+        super::winograd::backward_weight(g, input, x, dy)
+    } else if super::direct::supports_weight_grad(g) {
         super::direct::backward_weight(g, input, x, dy)
     } else {
         backward_weight_gemm(g, input, x, dy)

@@ -68,6 +68,14 @@ pub fn used(g: &ConvGeom) -> bool {
     used_on(g, Isa::active())
 }
 
+/// `G`, row by row (the weights of taps 0, 1, 2 in each transformed position).
+const G: [[f32; 3]; 4] = [
+    [1.0, 0.0, 0.0],
+    [0.5, 0.5, 0.5],
+    [0.5, -0.5, 0.5],
+    [0.0, 0.0, 1.0],
+];
+
 /// Length of [`transform_weights`]' result for `g`.
 pub fn transformed_len(g: &ConvGeom) -> usize {
     POSITIONS * g.cin * g.cout
@@ -195,51 +203,57 @@ pub fn forward_on(
         .for_each(|(img, oy0, dst)| {
             BUFFERS.with(|cell| {
                 let buffers = &mut *cell.borrow_mut();
-                let tile_rows = (dst.len() / row_len).div_ceil(2);
-                // The window covers whole tiles: 2·tiles_wide columns of output, even where
-                // the output is one narrower.
-                let tiled = Nhw {
-                    n: out_nhw.n,
-                    h: 2 * tile_rows,
-                    w: 2 * tiles_wide,
-                };
-                let width = super::direct::band_window(
-                    g,
-                    input,
-                    tiled,
-                    x,
-                    (img, oy0),
-                    2 * tile_rows,
-                    &mut buffers.window,
-                );
-                let tiles = tile_rows * tiles_wide;
-                grow(&mut buffers.u, POSITIONS * position_stride(tiles, g.cin));
-                grow(&mut buffers.m, POSITIONS * position_stride(tiles, g.cout));
-                let band_job = Band {
-                    g,
-                    window: &buffers.window,
-                    width,
-                    tiles_wide,
-                    tiles,
-                    out_w: out_nhw.w,
-                    first_row: img * out_nhw.h + oy0,
-                };
+                let rows = dst.len() / row_len;
+                let (band, u, m) = prepare(g, input, out_nhw, x, (img, oy0, rows), buffers);
                 // SAFETY: the CPU has `isa` (asserted above); the buffers hold what `Band`
-                // says (sized just above, the window by `band_window`), and `dst` holds the
-                // band's rows.
-                unsafe {
-                    band_on(
-                        isa,
-                        &band_job,
-                        v,
-                        &mut buffers.u,
-                        &mut buffers.m,
-                        epilogue,
-                        dst,
-                    )
-                };
+                // says (`prepare`), and `dst` holds the band's rows.
+                unsafe { forward_band_on(isa, &band, v, u, m, epilogue, dst) };
             })
         });
+}
+
+/// A task's band: output rows `oy0 .. oy0 + rows` of image `img`. Copies the input rows its
+/// tiles read into the window and sizes `U` and `M` (or `D`) for its tiles.
+fn prepare<'a>(
+    g: &'a ConvGeom,
+    input: Nhw,
+    out: Nhw,
+    x: &[f32],
+    (img, oy0, rows): (usize, usize, usize),
+    buffers: &'a mut Buffers,
+) -> (Band<'a>, &'a mut [f32], &'a mut [f32]) {
+    let tiles_wide = out.w.div_ceil(2);
+    let tile_rows = rows.div_ceil(2);
+    // The window covers whole tiles: 2·tiles_wide columns of output, even where the output
+    // is one narrower.
+    let tiled = Nhw {
+        n: out.n,
+        h: 2 * tile_rows,
+        w: 2 * tiles_wide,
+    };
+    let width = super::direct::band_window(
+        g,
+        input,
+        tiled,
+        x,
+        (img, oy0),
+        2 * tile_rows,
+        &mut buffers.window,
+    );
+    let tiles = tile_rows * tiles_wide;
+    grow(&mut buffers.u, POSITIONS * position_stride(tiles, g.cin));
+    grow(&mut buffers.m, POSITIONS * position_stride(tiles, g.cout));
+    let band = Band {
+        g,
+        window: &buffers.window,
+        width,
+        tiles_wide,
+        tiles,
+        out_w: out.w,
+        rows,
+        first_row: img * out.h + oy0,
+    };
+    (band, &mut buffers.u, &mut buffers.m)
 }
 
 /// Tile rows per task: as many as keep `U` and `M` within about 192 KiB of L2, but no more
@@ -278,12 +292,15 @@ struct Band<'a> {
     tiles: usize,
     /// The output's width (the last tile column is half outside it when odd).
     out_w: usize,
+    /// The band's output rows (its last tile row is half outside them when odd).
+    rows: usize,
     /// The band's first output row, counted over the whole batch (for the residual).
     first_row: usize,
 }
 
+/// One band of the forward pass on `isa`.
 #[allow(unused_variables)]
-unsafe fn band_on(
+unsafe fn forward_band_on(
     isa: Isa,
     band: &Band,
     v: &[f32],
@@ -303,6 +320,135 @@ unsafe fn band_on(
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("Winograd convolution needs x86-64 ({isa})");
+}
+
+/// Whether the weight gradient takes this kernel for `g` on `isa` ([`backward_weight`]).
+pub fn weight_grad_used_on(g: &ConvGeom, isa: Isa) -> bool {
+    supported_on(g, isa)
+}
+
+/// [`weight_grad_used_on`] the active path.
+pub fn weight_grad_used(g: &ConvGeom) -> bool {
+    weight_grad_used_on(g, Isa::active())
+}
+
+/// Gradient with respect to the weights, `[9·cin, cout]`, as
+/// [`super::conv::backward_weight`], on the active path; call only when
+/// [`weight_grad_used`].
+pub fn backward_weight(g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    backward_weight_on(Isa::active(), g, input, x, dy)
+}
+
+/// [`backward_weight`] on `isa`, which this CPU must have and which must support `g`. The
+/// forward pass is linear in the transformed weights `V = G g Gᵀ`, so their gradient is
+/// `dV[ξ] = Σ_tiles U[ξ]ᵀ · D[ξ]`, with `D = A dY Aᵀ` each tile's transformed output
+/// gradient, and the weights' is `Gᵀ dV G`: the products run over tiles rather than over
+/// output pixels × taps, 2.25× fewer multiplications again.
+pub fn backward_weight_on(isa: Isa, g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    assert!(
+        supported_on(g, isa) && isa.available(),
+        "no Winograd kernel for {g:?} on {isa}"
+    );
+    let zeros = || vec![0.0f32; transformed_len(g)];
+    let Some(out) = g.output(input) else {
+        return vec![0.0; g.patch_len() * g.cout];
+    };
+    // The kernels read through raw pointers: the operands must hold what the shapes say.
+    assert!(
+        x.len() >= input.pixels() * g.cin && dy.len() >= out.pixels() * g.cout,
+        "operands shorter than {g:?} needs"
+    );
+    if out.pixels() == 0 {
+        return vec![0.0; g.patch_len() * g.cout];
+    }
+    let row_len = out.w * g.cout;
+    let band_rows = 2 * band_tile_rows(g, out, out.w.div_ceil(2));
+    let bands = out.h.div_ceil(band_rows);
+    let dv = (0..out.n * bands)
+        .into_par_iter()
+        .fold(zeros, |mut dv, task| {
+            let (img, oy0) = (task / bands, task % bands * band_rows);
+            let rows = band_rows.min(out.h - oy0);
+            BUFFERS.with(|cell| {
+                let buffers = &mut *cell.borrow_mut();
+                let (band, u, d) = prepare(g, input, out, x, (img, oy0, rows), buffers);
+                let dy_band = &dy[band.first_row * row_len..][..rows * row_len];
+                // SAFETY: the CPU has `isa` (asserted above); the buffers hold what `Band`
+                // says (`prepare`), `dy_band` the band's rows and `dv` every position.
+                unsafe { weight_band_on(isa, &band, dy_band, u, d, &mut dv) };
+            });
+            dv
+        })
+        .reduce(zeros, |mut a, b| {
+            for (a, b) in a.iter_mut().zip(&b) {
+                *a += b;
+            }
+            a
+        });
+    untransform_weight_grad(g, &dv)
+}
+
+/// One band's `dV += Uᵀ D` on `isa`.
+#[allow(unused_variables)]
+unsafe fn weight_band_on(
+    isa: Isa,
+    band: &Band,
+    dy: &[f32],
+    u: &mut [f32],
+    d: &mut [f32],
+    dv: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        Isa::Avx2 => {
+            avx2::transform_input(band, u);
+            avx2::transform_output_grad(band, dy, d);
+            avx2::weight_products(band, u, d, dv);
+        }
+        _ => unreachable!("no Winograd kernel on {isa}"),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("Winograd convolution needs x86-64 ({isa})");
+}
+
+/// `dW[(ky·3 + kx)·cin + ci][co] = (Gᵀ dV[ci][co] G)[ky][kx]`.
+fn untransform_weight_grad(g: &ConvGeom, dv: &[f32]) -> Vec<f32> {
+    let (cin, cout) = (g.cin, g.cout);
+    let mut dw = vec![0.0f32; 9 * cin * cout];
+    let mut t = vec![0.0f32; 4 * 3 * cout];
+    for ci in 0..cin {
+        // T[a][kx] = Σ_b dV[a][b] G[b][kx].
+        for a in 0..4 {
+            for kx in 0..3 {
+                let dst = &mut t[(a * 3 + kx) * cout..][..cout];
+                dst.fill(0.0);
+                for (b, gb) in G.iter().enumerate() {
+                    let c = gb[kx];
+                    if c != 0.0 {
+                        let src = &dv[((a * 4 + b) * cin + ci) * cout..][..cout];
+                        for (d, &s) in dst.iter_mut().zip(src) {
+                            *d += c * s;
+                        }
+                    }
+                }
+            }
+        }
+        // dW[ky][kx] = Σ_a G[a][ky] T[a][kx].
+        for ky in 0..3 {
+            for kx in 0..3 {
+                let dst = &mut dw[((ky * 3 + kx) * cin + ci) * cout..][..cout];
+                for (a, ga) in G.iter().enumerate() {
+                    let c = ga[ky];
+                    if c != 0.0 {
+                        for (d, &s) in dst.iter_mut().zip(&t[(a * 3 + kx) * cout..][..cout]) {
+                            *d += c * s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dw
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -461,6 +607,118 @@ mod avx2 {
                         _mm256_storeu_ps(dst.as_mut_ptr().add(offset), value);
                     }
                 }
+            }
+        }
+    }
+
+    /// `D[ξ][tile] = (A dY Aᵀ)[ξ]` for every tile of the band (`dy` holds the band's rows),
+    /// 8 channels at a time; pixels outside the output count as zero.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn transform_output_grad(band: &Band, dy: &[f32], d: &mut [f32]) {
+        let cout = band.g.cout;
+        let row_len = band.out_w * cout;
+        let stride = super::position_stride(band.tiles, cout);
+        let (dy, d) = (dy.as_ptr(), d.as_mut_ptr());
+        let zero = _mm256_setzero_ps();
+        for tile in 0..band.tiles {
+            let (r, t) = (tile / band.tiles_wide, tile % band.tiles_wide);
+            for co0 in (0..cout).step_by(8) {
+                let mut g = [[zero; 2]; 2];
+                for (a, row) in g.iter_mut().enumerate() {
+                    for (b, gab) in row.iter_mut().enumerate() {
+                        let (oy, ox) = (2 * r + a, 2 * t + b);
+                        if oy < band.rows && ox < band.out_w {
+                            *gab = _mm256_loadu_ps(dy.add(oy * row_len + ox * cout + co0));
+                        }
+                    }
+                }
+                // A g, column by column: rows g0, g0 + g1, g0 − g1, −g1.
+                let mut e = [[zero; 2]; 4];
+                for b in 0..2 {
+                    e[0][b] = g[0][b];
+                    e[1][b] = _mm256_add_ps(g[0][b], g[1][b]);
+                    e[2][b] = _mm256_sub_ps(g[0][b], g[1][b]);
+                    e[3][b] = _mm256_sub_ps(zero, g[1][b]);
+                }
+                // (A g) Aᵀ, row by row.
+                let at = d.add(tile * cout + co0);
+                for (i, row) in e.iter().enumerate() {
+                    let out = [
+                        row[0],
+                        _mm256_add_ps(row[0], row[1]),
+                        _mm256_sub_ps(row[0], row[1]),
+                        _mm256_sub_ps(zero, row[1]),
+                    ];
+                    for (j, value) in out.into_iter().enumerate() {
+                        _mm256_storeu_ps(at.add((i * 4 + j) * stride), value);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `dV[ξ] += U[ξ]ᵀ · D[ξ]` for the 16 positions: blocks of 6 input channels × 16 output
+    /// channels in registers, summed over the band's tiles.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn weight_products(band: &Band, u: &[f32], d: &[f32], dv: &mut [f32]) {
+        let (cin, cout, tiles) = (band.g.cin, band.g.cout, band.tiles);
+        for xi in 0..POSITIONS {
+            let u = u.as_ptr().add(xi * super::position_stride(tiles, cin));
+            let d = d.as_ptr().add(xi * super::position_stride(tiles, cout));
+            let dv = dv.as_mut_ptr().add(xi * cin * cout);
+            for co0 in (0..cout).step_by(16) {
+                let mut ci = 0;
+                while ci + 6 <= cin {
+                    outer::<6>(
+                        u.add(ci),
+                        d.add(co0),
+                        dv.add(ci * cout + co0),
+                        tiles,
+                        cin,
+                        cout,
+                    );
+                    ci += 6;
+                }
+                let (u, dv) = (u.add(ci), dv.add(ci * cout + co0));
+                match cin - ci {
+                    5 => outer::<5>(u, d.add(co0), dv, tiles, cin, cout),
+                    4 => outer::<4>(u, d.add(co0), dv, tiles, cin, cout),
+                    3 => outer::<3>(u, d.add(co0), dv, tiles, cin, cout),
+                    2 => outer::<2>(u, d.add(co0), dv, tiles, cin, cout),
+                    1 => outer::<1>(u, d.add(co0), dv, tiles, cin, cout),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// `dv[c][..16] += Σ_t u[t·cin + c] · d[t·cout ..][..16]` for `C` input channels.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn outer<const C: usize>(
+        u: *const f32,
+        d: *const f32,
+        dv: *mut f32,
+        tiles: usize,
+        cin: usize,
+        cout: usize,
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; C];
+        for t in 0..tiles {
+            let dt = [
+                _mm256_loadu_ps(d.add(t * cout)),
+                _mm256_loadu_ps(d.add(t * cout + 8)),
+            ];
+            for (c, a) in acc.iter_mut().enumerate() {
+                let uv = _mm256_broadcast_ss(&*u.add(t * cin + c));
+                a[0] = _mm256_fmadd_ps(uv, dt[0], a[0]);
+                a[1] = _mm256_fmadd_ps(uv, dt[1], a[1]);
+            }
+        }
+        for (c, a) in acc.iter().enumerate() {
+            for (v, &value) in a.iter().enumerate() {
+                let at = dv.add(c * cout + 8 * v);
+                _mm256_storeu_ps(at, _mm256_add_ps(_mm256_loadu_ps(at), value));
             }
         }
     }
