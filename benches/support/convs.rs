@@ -7,9 +7,9 @@
 use std::time::Instant;
 
 use blockdrop::kernels::conv::{self, Epilogue, Nhw};
-use blockdrop::kernels::{direct, winograd};
 use blockdrop::kernels::isa::Isa;
 use blockdrop::kernels::ConvGeom;
+use blockdrop::kernels::{direct, winograd};
 use blockdrop::stats::quantile;
 
 pub const BATCH: usize = 64;
@@ -157,22 +157,23 @@ pub fn forward_op(g: &ConvGeom, side: usize) -> f64 {
     })
 }
 
-/// Weight-gradient GFLOP/s of one path, as [`forward`] (Winograd has none).
+/// Weight-gradient GFLOP/s of one path, as [`forward`].
 pub fn weight_grad(g: &ConvGeom, side: usize, path: Path) -> Option<f64> {
-    let isa = match path {
-        Path::Gemm => None,
-        Path::Direct(isa) => Some(isa),
-        Path::Winograd(_) => return None,
+    let has_kernel = match path {
+        Path::Gemm => true,
+        Path::Direct(isa) => isa.available() && direct::supports_weight_grad_on(g, isa),
+        Path::Winograd(isa) => isa.available() && winograd::supported_on(g, isa),
     };
-    if isa.is_some_and(|isa| !isa.available() || !direct::supports_weight_grad_on(g, isa)) {
+    if !has_kernel {
         return None;
     }
     let (input, out, x) = operands(g, side)?;
     let dy = random(out.pixels() * g.cout, 2);
     Some(gflops(conv_flops(g, side), || {
-        std::hint::black_box(match isa {
-            None => conv::backward_weight_gemm(g, input, &x, &dy),
-            Some(isa) => direct::backward_weight_on(isa, g, input, &x, &dy),
+        std::hint::black_box(match path {
+            Path::Gemm => conv::backward_weight_gemm(g, input, &x, &dy),
+            Path::Direct(isa) => direct::backward_weight_on(isa, g, input, &x, &dy),
+            Path::Winograd(isa) => winograd::backward_weight_on(isa, g, input, &x, &dy),
         });
     }))
 }
@@ -253,7 +254,11 @@ pub fn print_table() {
         .filter(|isa| isa.available());
     let paths: Vec<Path> = std::iter::once(Path::Gemm)
         .chain(available.clone().map(Path::Direct))
-        .chain(available.filter(|&isa| isa == Isa::Avx2).map(Path::Winograd))
+        .chain(
+            available
+                .filter(|&isa| isa == Isa::Avx2)
+                .map(Path::Winograd),
+        )
         .collect();
     let skipped: Vec<&str> = [Isa::Avx2, Isa::Avx512]
         .into_iter()

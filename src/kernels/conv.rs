@@ -255,9 +255,8 @@ fn patches<'a>(
 }
 
 /// Forward convolution: `out = epilogue(x ⊛ weight)`, NHWC in and out. 3×3 stride-1 layers
-/// of 32 and 64 channels take the Winograd kernel where the CPU has it
-/// ([`super::winograd`]), other narrow layers the direct kernel ([`super::direct`]), the
-/// rest the tiled GEMM.
+/// of up to 64 channels take the Winograd kernel where the CPU has it ([`super::winograd`]),
+/// other narrow layers the direct kernel ([`super::direct`]), the rest the tiled GEMM.
 pub fn forward(
     g: &ConvGeom,
     input: Nhw,
@@ -426,10 +425,12 @@ fn rotate_transpose(g: &ConvGeom, weight: &[f32]) -> Vec<f32> {
     rotated
 }
 
-/// Gradient with respect to the weights, `[kh·kw·cin, cout]`: narrow layers take the direct
-/// kernel where the CPU has it ([`super::direct::backward_weight`]), the rest the GEMM.
+/// Gradient with respect to the weights, `[kh·kw·cin, cout]`: the layers [`forward`] runs
+/// with Winograd take it here too ([`super::winograd::backward_weight`]), other narrow layers
+/// the direct kernel where the CPU has it ([`super::direct::backward_weight`]), the rest the
+/// GEMM.
 pub fn backward_weight(g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    if super::winograd::weight_grad_used(g) {
+    if super::winograd::used(g) {
         super::winograd::backward_weight(g, input, x, dy)
     } else if super::direct::supports_weight_grad(g) {
         super::direct::backward_weight(g, input, x, dy)
