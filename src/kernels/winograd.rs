@@ -77,27 +77,25 @@ const G: [[f32; 3]; 4] = [
     [0.0, 0.0, 1.0],
 ];
 
+/// Output channels per register block of the products (two AVX2 vectors).
+const GROUP: usize = 16;
+
 /// Length of [`transform_weights`]' result for `g`.
 pub fn transformed_len(g: &ConvGeom) -> usize {
     POSITIONS * g.cin * g.cout
 }
 
 /// The transformed weights `V[ξ][ci][co] = (G g Gᵀ)[ξ]` for each filter `g` of `weight`
-/// (`[9·cin, cout]`, rows `(ky·3 + kx)·cin + ci`).
+/// (`[9·cin, cout]`, rows `(ky·3 + kx)·cin + ci`), stored as `[ξ][co / 16][ci][co % 16]`: the
+/// products read one group of 16 output channels as one contiguous run.
 pub fn transform_weights(g: &ConvGeom, weight: &[f32]) -> Vec<f32> {
     let (cin, cout) = (g.cin, g.cout);
     assert!(g.kernel == 3 && weight.len() >= 9 * cin * cout);
     let mut v = vec![0.0f32; transformed_len(g)];
     let tap =
         |ky: usize, kx: usize, ci: usize| &weight[((ky * 3 + kx) * cin + ci) * cout..][..cout];
-    // G's rows as (weight of tap 0, 1, 2).
-    const G: [[f32; 3]; 4] = [
-        [1.0, 0.0, 0.0],
-        [0.5, 0.5, 0.5],
-        [0.5, -0.5, 0.5],
-        [0.0, 0.0, 1.0],
-    ];
     let mut gg = vec![0.0f32; 4 * 3 * cout];
+    let mut row = vec![0.0f32; cout];
     for ci in 0..cin {
         // (G g)[a][kx] over every output channel at once.
         for (a, ga) in G.iter().enumerate() {
@@ -113,16 +111,21 @@ pub fn transform_weights(g: &ConvGeom, weight: &[f32]) -> Vec<f32> {
                 }
             }
         }
-        // ((G g) Gᵀ)[a][b].
+        // ((G g) Gᵀ)[a][b], stored by groups of 16 output channels.
         for a in 0..4 {
             for (b, gb) in G.iter().enumerate() {
-                let dst = &mut v[((a * 4 + b) * cin + ci) * cout..][..cout];
+                row.fill(0.0);
                 for (kx, &c) in gb.iter().enumerate() {
                     if c != 0.0 {
-                        for (d, &w) in dst.iter_mut().zip(&gg[(a * 3 + kx) * cout..][..cout]) {
+                        for (d, &w) in row.iter_mut().zip(&gg[(a * 3 + kx) * cout..][..cout]) {
                             *d += c * w;
                         }
                     }
+                }
+                let xi = a * 4 + b;
+                for (group, values) in row.chunks_exact(GROUP).enumerate() {
+                    v[((xi * cout / GROUP + group) * cin + ci) * GROUP..][..GROUP]
+                        .copy_from_slice(values);
                 }
             }
         }
@@ -445,7 +448,7 @@ fn untransform_weight_grad(g: &ConvGeom, dv: &[f32]) -> Vec<f32> {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{Band, Epilogue, POSITIONS};
+    use super::{Band, Epilogue, GROUP, POSITIONS};
 
     /// `U[ξ][tile] = (Bᵀ d B)[ξ]` for every tile of the band, 8 channels at a time.
     #[target_feature(enable = "avx2,fma")]
@@ -498,32 +501,27 @@ mod avx2 {
             let u = u.as_ptr().add(xi * super::position_stride(tiles, cin));
             let v = v.as_ptr().add(xi * cin * cout);
             let m = m.as_mut_ptr().add(xi * super::position_stride(tiles, cout));
-            for co0 in (0..cout).step_by(16) {
+            for co0 in (0..cout).step_by(GROUP) {
+                let v = v.add(co0 * cin);
                 let mut tile = 0;
                 while tile + 6 <= tiles {
-                    block::<6>(
-                        u.add(tile * cin),
-                        v.add(co0),
-                        m.add(tile * cout + co0),
-                        cin,
-                        cout,
-                    );
+                    block::<6>(u.add(tile * cin), v, m.add(tile * cout + co0), cin, cout);
                     tile += 6;
                 }
                 let (u, m) = (u.add(tile * cin), m.add(tile * cout + co0));
                 match tiles - tile {
-                    5 => block::<5>(u, v.add(co0), m, cin, cout),
-                    4 => block::<4>(u, v.add(co0), m, cin, cout),
-                    3 => block::<3>(u, v.add(co0), m, cin, cout),
-                    2 => block::<2>(u, v.add(co0), m, cin, cout),
-                    1 => block::<1>(u, v.add(co0), m, cin, cout),
+                    5 => block::<5>(u, v, m, cin, cout),
+                    4 => block::<4>(u, v, m, cin, cout),
+                    3 => block::<3>(u, v, m, cin, cout),
+                    2 => block::<2>(u, v, m, cin, cout),
+                    1 => block::<1>(u, v, m, cin, cout),
                     _ => {}
                 }
             }
         }
     }
 
-    /// `R` tiles' 16 output channels: `m[r] = Σ_c u[r·cin + c] · v[c·cout ..]`.
+    /// `R` tiles' 16 output channels: `m[r] = Σ_c u[r·cin + c] · v[16·c ..]`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn block<const R: usize>(
@@ -534,7 +532,7 @@ mod avx2 {
         cout: usize,
     ) {
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
-        super::super::direct::avx2_fma_run::<2, R>(&mut acc, u, v, cin, cin, cout);
+        super::super::direct::avx2_fma_run::<2, R>(&mut acc, u, v, cin, cin, GROUP);
         for (r, a) in acc.iter().enumerate() {
             _mm256_storeu_ps(m.add(r * cout), a[0]);
             _mm256_storeu_ps(m.add(r * cout + 8), a[1]);
