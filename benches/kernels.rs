@@ -8,8 +8,9 @@
 //! - one training step of R32_FMNIST at batch 128 (forward in train mode, cross-entropy,
 //!   backward, SGD update): stock, fast, PyTorch eager;
 //! - each convolution shape of the CIFAR ResNets at batch 64 on its own, in GFLOP/s, on the
-//!   GEMM and on each direct path the CPU has, forward and weight gradient, next to the CPU's
-//!   measured FMA peak.
+//!   GEMM, on each direct path the CPU has and on Winograd (AVX2), forward and weight
+//!   gradient, next to the CPU's measured FMA peak (Winograd's GFLOP/s count the direct
+//!   convolution's work).
 //!
 //! `cargo bench --bench kernels` (`-- convs` for the convolution table alone). It prints the
 //! kernel path; `BLOCKDROP_ISA=avx2 cargo bench --bench kernels` measures the AVX2 path on an

@@ -38,7 +38,9 @@ use super::isa::Isa;
 /// or 64 (as two groups of 32) at stride 1; wider or strided 64-channel layers do better on
 /// the GEMM there. AVX2: 16 or 32 output channels (in groups of 16); at 64 the GEMM is as
 /// fast or faster (measured with `cargo bench --bench kernels -- convs`, and with the two
-/// paths interleaved call by call, which on a shared machine is the fairer comparison).
+/// paths interleaved call by call, which on a shared machine is the fairer comparison). On
+/// AVX2 the 3×3 stride-1 layers take [`super::winograd`] first, so this kernel runs the stems
+/// and the strided layers there.
 pub fn supported_on(g: &ConvGeom, isa: Isa) -> bool {
     match isa {
         Isa::Avx512 => matches!(g.cout, 16 | 32) || (g.cout == 64 && g.stride == 1),
