@@ -50,9 +50,9 @@ pub fn supported_on(g: &ConvGeom, isa: Isa) -> bool {
         && g.stride == 1
         && g.pad <= 2
         && matches!(g.cin, 8..=64)
-        && g.cin % 8 == 0
+        && g.cin.is_multiple_of(8)
         && matches!(g.cout, 16..=64)
-        && g.cout % 16 == 0
+        && g.cout.is_multiple_of(16)
 }
 
 /// Whether the convolutions (forward, input and weight gradients) take this kernel for `g`
