@@ -3,10 +3,10 @@
 //! with AVX-512 can test and benchmark the AVX2 path too.
 //!
 //! The path decides the direct and Winograd convolutions ([`super::direct`],
-//! [`super::winograd`]) and the elementwise loops
-//! ([`wide_fn!`](super)). The tiled GEMM is the `gemm` crate's, which picks its own kernels
-//! from the CPU (AVX-512, AVX2+FMA or NEON) whatever is forced here. `scalar` means no
-//! direct kernels and loops built for the baseline target (SSE2 on x86-64).
+//! [`super::winograd`]) and the elementwise loops ([`wide_fn!`](super)). The tiled GEMM is
+//! the `gemm` crate's, which picks its own kernels from the CPU (AVX-512, AVX2+FMA or NEON)
+//! whatever is forced here. `scalar` means no direct or Winograd kernels, and loops built
+//! for the baseline target (SSE2 on x86-64).
 
 use std::sync::OnceLock;
 

@@ -150,9 +150,10 @@ impl CustomOp2 for WeightGrad {
     }
 }
 
-/// Inference convolution with its epilogue fused: the packed weight `[kh·kw·cin + 1, cout]`
-/// carries the bias in its last row (BatchNorm folded in); as a [`CustomOp2`] it computes
-/// `act(x ⊛ w + b)`, as a [`CustomOp3`] `act(x ⊛ w + b + residual)`. No backward.
+/// Inference convolution with its epilogue fused: the packed weight ([`pack_with_bias`])
+/// carries the bias in the row after the `kh·kw·cin` weight rows (BatchNorm folded in); as
+/// a [`CustomOp2`] it computes `act(x ⊛ w + b)`, as a [`CustomOp3`]
+/// `act(x ⊛ w + b + residual)`. No backward.
 #[derive(Debug, Clone, Copy)]
 pub struct FusedConv {
     pub geom: ConvGeom,

@@ -22,10 +22,13 @@
 //! a vector), runs the 16 products with the direct kernel's 6 × 16 register block (`V[ξ]` is
 //! at most 16 KiB, so it stays in L1 while the band's tiles stream past), and transforms `M`
 //! back into the output with the epilogue (bias, residual, ReLU) applied. `U` and `M` are
-//! sized to stay in L2.
+//! sized to stay in L2. The input gradient of these layers is such a convolution too
+//! ([`super::conv::backward_input`]); the weight gradient ([`backward_weight`]) runs the
+//! products the other way round, over tiles.
 //!
 //! The transforms add and subtract only, and `G`'s halves are exact, so the result differs
-//! from the direct sum by rounding alone (relative error about 1e-7 on these layers).
+//! from the direct sum by rounding alone (`tests/kernels.rs` holds it to the GEMM within
+//! 1e-5 relative).
 
 // Off x86-64 only the dispatch remains (it never selects this kernel).
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
@@ -55,18 +58,13 @@ pub fn supported_on(g: &ConvGeom, isa: Isa) -> bool {
         && g.cout.is_multiple_of(16)
 }
 
-/// Whether the convolutions (forward, input and weight gradients) take this kernel for `g`
-/// on `isa`: wherever it is supported. On
-/// the 16-channel layers, where the transforms cost a third of the time, it is 5–10% ahead of
-/// the direct kernel (more on 32 and 64 channels: 1.5–1.9×; measured with `cargo bench
-/// --bench kernels -- convs`, and the two alternating call by call).
-pub fn used_on(g: &ConvGeom, isa: Isa) -> bool {
-    supported_on(g, isa)
-}
-
-/// [`used_on`] the active path.
+/// Whether the convolutions (forward, input and weight gradients) take this kernel for `g`:
+/// wherever the active path supports it. On the 16-channel layers, where the transforms cost
+/// a third of the time, it is 5–10% ahead of the direct kernel; on 32 and 64 channels
+/// 1.5–2× (measured with `cargo bench --bench kernels -- convs`, and with the two
+/// alternating call by call).
 pub fn used(g: &ConvGeom) -> bool {
-    used_on(g, Isa::active())
+    supported_on(g, Isa::active())
 }
 
 /// `G`, row by row (the weights of taps 0, 1, 2 in each transformed position).
