@@ -237,6 +237,18 @@ fn fused_train_batchnorm_matches_candle_forward_gradients_and_running_stats() {
     }
 }
 
+/// Runs `check` on the test's rayon pool, then on a one-thread pool, where each task of the
+/// banded kernels takes the widest band (the band size follows the thread count); `check`
+/// gets the pool's name for its messages.
+fn on_each_pool(mut check: impl FnMut(&str) + Send) {
+    check("the test pool");
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    one_thread.install(|| check("one thread"));
+}
+
 /// The instruction-set paths with direct kernels that this CPU can run; the others are named
 /// on stderr as skipped, so a run never passes by silently taking another path.
 fn direct_paths() -> Vec<Isa> {
@@ -307,27 +319,16 @@ fn direct_and_gemm_paths_agree_on_narrow_layers_on_every_isa() {
         let gemm_dw = conv::backward_weight_gemm(&g, input, &x, &residual);
         for &isa in &paths {
             if direct::supported_on(&g, isa) {
-                // On this pool, and on one thread, where each task takes the widest band of
-                // rows (the band size follows the thread count).
-                let one_thread = rayon::ThreadPoolBuilder::new()
-                    .num_threads(1)
-                    .build()
-                    .unwrap();
-                for pool in [None, Some(&one_thread)] {
+                on_each_pool(|pool| {
                     let mut fast = vec![f32::NAN; residual_len];
-                    let mut run =
-                        || direct::forward_on(isa, &g, input, &x, &w, epilogue, &mut fast);
-                    match pool {
-                        Some(pool) => pool.install(run),
-                        None => run(),
-                    }
+                    direct::forward_on(isa, &g, input, &x, &w, epilogue, &mut fast);
                     let err = rel_err(&fast, &gemm);
                     assert!(
                         err < 1e-5,
-                        "{isa}: {g:?} at {side}x{side} ({pool:?}): relative error {err:.2e}"
+                        "{isa}: {g:?} at {side}x{side} ({pool}): relative error {err:.2e}"
                     );
                     compared += 1;
-                }
+                });
             }
             if direct::supports_weight_grad_on(&g, isa) {
                 // The weight gradient, with the residual standing in for the output gradient.
@@ -403,25 +404,16 @@ fn winograd_and_gemm_agree_on_3x3_stride_1_layers() {
             let mut gemm = vec![f32::NAN; out_len];
             conv::forward_gemm(&g, input, &x, &w, epilogue, &mut gemm);
             let v = winograd::transform_weights(&g, &w);
-            let one_thread = rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .build()
-                .unwrap();
-            for pool in [None, Some(&one_thread)] {
+            on_each_pool(|pool| {
                 let mut fast = vec![f32::NAN; out_len];
-                let mut run =
-                    || winograd::forward_on(Isa::Avx2, &g, input, &x, &v, epilogue, &mut fast);
-                match pool {
-                    Some(pool) => pool.install(run),
-                    None => run(),
-                }
+                winograd::forward_on(Isa::Avx2, &g, input, &x, &v, epilogue, &mut fast);
                 let err = rel_err(&fast, &gemm);
                 assert!(
                     err < 1e-5,
-                    "{g:?} at {batch}x{side}x{side} ({pool:?}): relative error {err:.2e}"
+                    "{g:?} at {batch}x{side}x{side} ({pool}): relative error {err:.2e}"
                 );
                 compared += 1;
-            }
+            });
         }
         // The weight gradient, with the residual standing in for the output gradient.
         let gemm_dw = conv::backward_weight_gemm(&g, input, &x, &residual);

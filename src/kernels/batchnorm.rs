@@ -57,12 +57,7 @@ where
             }
             total
         })
-        .reduce(zeros, |mut a, b| {
-            for (x, y) in a.iter_mut().zip(b) {
-                *x += y;
-            }
-            a
-        })
+        .reduce(zeros, super::summed)
 }
 
 /// `act(γ·(x − mean)·invstd + β [+ residual])` with the batch's statistics fixed at

@@ -490,10 +490,5 @@ pub fn backward_weight_gemm(g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> 
             }
             acc
         })
-        .reduce(zeros, |mut a, b| {
-            for (x, y) in a.iter_mut().zip(&b) {
-                *x += y;
-            }
-            a
-        })
+        .reduce(zeros, super::summed)
 }

@@ -309,12 +309,7 @@ pub fn backward_weight_on(isa: Isa, g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f
             unsafe { weight_grad_on(isa, &job, images, &mut dw) };
             dw
         })
-        .reduce(zeros, |mut a, b| {
-            for (a, b) in a.iter_mut().zip(&b) {
-                *a += b;
-            }
-            a
-        })
+        .reduce(zeros, super::summed)
 }
 
 /// Adds the weight gradient of `images` to `dw` on `isa`, with input-channel blocks sized to

@@ -113,6 +113,15 @@ pub(crate) fn written_buffer(len: usize, write: impl FnOnce(&mut [f32])) -> Vec<
     buffer
 }
 
+/// `a + b` elementwise, in `a`'s buffer: how per-task partial sums (weight gradients,
+/// BatchNorm statistics) are combined after a parallel fold.
+pub(crate) fn summed<T: Copy + std::ops::AddAssign>(mut a: Vec<T>, b: Vec<T>) -> Vec<T> {
+    for (a, &b) in a.iter_mut().zip(&b) {
+        *a += b;
+    }
+    a
+}
+
 /// The f32 elements of a contiguous CPU operand of a custom op; `op` names it in the error.
 pub(crate) fn cpu_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
     let data = storage.as_slice::<f32>()?;

@@ -370,12 +370,7 @@ pub fn backward_weight_on(isa: Isa, g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f
             });
             dv
         })
-        .reduce(zeros, |mut a, b| {
-            for (a, b) in a.iter_mut().zip(&b) {
-                *a += b;
-            }
-            a
-        });
+        .reduce(zeros, super::summed);
     untransform_weight_grad(g, &dv)
 }
 
