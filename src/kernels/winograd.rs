@@ -180,16 +180,14 @@ pub fn forward_on(
             && epilogue.bias.is_none_or(|b| b.len() >= g.cout),
         "operands shorter than {g:?} needs"
     );
-    let Some(out_nhw) = g.output(input) else {
+    // No output pixels (the kernel does not fit, or an empty batch): nothing to write.
+    let Some(out_nhw) = g.output(input).filter(|out| out.pixels() > 0) else {
         return;
     };
     assert!(out.len() >= out_nhw.pixels() * g.cout);
     assert!(epilogue
         .residual
         .is_none_or(|r| r.len() >= out_nhw.pixels() * g.cout));
-    if out_nhw.pixels() == 0 {
-        return;
-    }
     let row_len = out_nhw.w * g.cout;
     let tiles_wide = out_nhw.w.div_ceil(2);
     let band = band_tile_rows(g, out_nhw, tiles_wide);
@@ -341,7 +339,8 @@ pub fn backward_weight_on(isa: Isa, g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f
         "no Winograd kernel for {g:?} on {isa}"
     );
     let zeros = || vec![0.0f32; transformed_len(g)];
-    let Some(out) = g.output(input) else {
+    // No output pixels (the kernel does not fit, or an empty batch): no gradient.
+    let Some(out) = g.output(input).filter(|out| out.pixels() > 0) else {
         return vec![0.0; g.patch_len() * g.cout];
     };
     // The kernels read through raw pointers: the operands must hold what the shapes say.
@@ -349,9 +348,6 @@ pub fn backward_weight_on(isa: Isa, g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f
         x.len() >= input.pixels() * g.cin && dy.len() >= out.pixels() * g.cout,
         "operands shorter than {g:?} needs"
     );
-    if out.pixels() == 0 {
-        return vec![0.0; g.patch_len() * g.cout];
-    }
     let row_len = out.w * g.cout;
     let band_rows = 2 * band_tile_rows(g, out, out.w.div_ceil(2));
     let bands = out.h.div_ceil(band_rows);
