@@ -75,7 +75,7 @@ fn report(
     for (x, keep) in x1.iter().zip(keep1) {
         full1 += time_ms(|| forward_skip(net, x, &all))?;
         path1 += time_ms(|| {
-            model.agent.keep_probs(x, false)?;
+            model.keep_probs(x, false)?;
             forward_skip(net, x, keep)
         })?;
         flop_ratio += flops.per_image(keep) as f64 / flops.base.full() as f64;
@@ -102,7 +102,7 @@ fn report(
         / (b * flops.base.full() as f64);
     let full64 = time_ms(|| forward_skip(net, x64, &all))?;
     let mask = policy_tensor(keep64, x64.device())?;
-    let policy = time_ms(|| model.agent.keep_probs(x64, false))?;
+    let policy = time_ms(|| model.keep_probs(x64, false))?;
     println!(
         "  batch 64  full {:7.2} ms/img | FLOP ratio {flop64:.3} (policy included)",
         full64 / b
@@ -171,20 +171,12 @@ fn run() -> anyhow::Result<()> {
     let bkeep1: Vec<Vec<bool>> = bx1
         .iter()
         .map(|x| {
-            Ok(policy_bits(
-                &loaded.model.agent.keep_probs(x, false)?.to_vec2::<f32>()?,
-                0.5,
-            )
-            .remove(0))
+            Ok(policy_bits(&loaded.model.keep_probs(x, false)?.to_vec2::<f32>()?, 0.5).remove(0))
         })
         .collect::<anyhow::Result<_>>()?;
     let bx64 = sample.batch(&(0..64).collect::<Vec<_>>(), &loaded.model.config, &device)?;
     let bkeep64 = policy_bits(
-        &loaded
-            .model
-            .agent
-            .keep_probs(&bx64, false)?
-            .to_vec2::<f32>()?,
+        &loaded.model.keep_probs(&bx64, false)?.to_vec2::<f32>()?,
         0.5,
     );
 

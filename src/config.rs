@@ -124,14 +124,128 @@ const CIFAR10_NAMES: [&str; 10] = [
     "truck",
 ];
 
+/// CIFAR-100's fine labels in label order (alphabetical, as the data set numbers them).
+const CIFAR100_NAMES: [&str; 100] = [
+    "apple",
+    "aquarium_fish",
+    "baby",
+    "bear",
+    "beaver",
+    "bed",
+    "bee",
+    "beetle",
+    "bicycle",
+    "bottle",
+    "bowl",
+    "boy",
+    "bridge",
+    "bus",
+    "butterfly",
+    "camel",
+    "can",
+    "castle",
+    "caterpillar",
+    "cattle",
+    "chair",
+    "chimpanzee",
+    "clock",
+    "cloud",
+    "cockroach",
+    "couch",
+    "crab",
+    "crocodile",
+    "cup",
+    "dinosaur",
+    "dolphin",
+    "elephant",
+    "flatfish",
+    "forest",
+    "fox",
+    "girl",
+    "hamster",
+    "house",
+    "kangaroo",
+    "keyboard",
+    "lamp",
+    "lawn_mower",
+    "leopard",
+    "lion",
+    "lizard",
+    "lobster",
+    "man",
+    "maple_tree",
+    "motorcycle",
+    "mountain",
+    "mouse",
+    "mushroom",
+    "oak_tree",
+    "orange",
+    "orchid",
+    "otter",
+    "palm_tree",
+    "pear",
+    "pickup_truck",
+    "pine_tree",
+    "plain",
+    "plate",
+    "poppy",
+    "porcupine",
+    "possum",
+    "rabbit",
+    "raccoon",
+    "ray",
+    "road",
+    "rocket",
+    "rose",
+    "sea",
+    "seal",
+    "shark",
+    "shrew",
+    "skunk",
+    "skyscraper",
+    "snail",
+    "snake",
+    "spider",
+    "squirrel",
+    "streetcar",
+    "sunflower",
+    "sweet_pepper",
+    "table",
+    "tank",
+    "telephone",
+    "television",
+    "tiger",
+    "tractor",
+    "train",
+    "trout",
+    "tulip",
+    "turtle",
+    "wardrobe",
+    "whale",
+    "willow_tree",
+    "wolf",
+    "woman",
+    "worm",
+];
+
+/// ILSVRC-2012's 1,000 WordNet ids (the class folders of ImageNet's `train/` and `val/`), in
+/// label order: sorted, as torchvision's `ImageFolder` numbers them.
+const IMAGENET_SYNSETS: &str = include_str!("data/imagenet_synsets.txt");
+
+fn imagenet_names() -> &'static [&'static str] {
+    static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| IMAGENET_SYNSETS.lines().collect())
+}
+
 impl ClassSet {
-    /// The class names in label order, where short ones are well known (none are shipped for
-    /// CIFAR-100 and ImageNet).
+    /// The class names in label order (ImageNet's are its synsets' WordNet ids, as its
+    /// folders are named).
     pub fn names(self) -> &'static [&'static str] {
         match self {
             ClassSet::FashionMnist => &FASHION_MNIST_NAMES,
             ClassSet::Cifar10 => &CIFAR10_NAMES,
-            ClassSet::Cifar100 | ClassSet::ImageNet => &[],
+            ClassSet::Cifar100 => &CIFAR100_NAMES,
+            ClassSet::ImageNet => imagenet_names(),
         }
     }
 
@@ -348,6 +462,18 @@ mod tests {
             .transform
             .normalize
             .is_some());
+    }
+
+    #[test]
+    fn class_names_are_one_per_class_in_label_order() {
+        for name in NAMES {
+            let c = Config::by_name(name).unwrap();
+            assert_eq!(c.class_set.names().len(), c.classes(), "{name}");
+        }
+        let synsets = ClassSet::ImageNet.names();
+        assert!(synsets.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!((synsets[0], synsets[999]), ("n01440764", "n15075141"));
+        assert!(CIFAR100_NAMES.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -22,10 +22,11 @@ fn fixed_policy_model(policy: &str) -> BlockDrop {
         .map(|c| if c == '1' { 8.0 } else { -8.0 })
         .collect();
     let blocks = bias.len();
-    let features = model.agent.logit.weight().dim(1).unwrap();
+    let agent = model.agent.as_mut().expect("a policy network");
+    let features = agent.logit.weight().dim(1).unwrap();
     let weight = Tensor::zeros((blocks, features), candle_core::DType::F32, &Device::Cpu).unwrap();
     let bias = Tensor::new(bias, &Device::Cpu).unwrap();
-    model.agent.logit = candle_nn::Linear::new(weight, Some(bias));
+    agent.logit = candle_nn::Linear::new(weight, Some(bias));
     model
 }
 

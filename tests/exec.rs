@@ -169,8 +169,8 @@ fn folding_batchnorm_changes_logits_by_less_than_1e_5() {
     );
     assert!(err < 1e-5, "base network: {err:.2e}");
     let err = rel_err(
-        &flat(folded.agent.keep_probs(&x, false).unwrap()),
-        &flat(plain.agent.keep_probs(&x, false).unwrap()),
+        &flat(folded.keep_probs(&x, false).unwrap()),
+        &flat(plain.keep_probs(&x, false).unwrap()),
     );
     assert!(err < 1e-5, "policy network: {err:.2e}");
     // Training mode ignores the fold: batch statistics, as before.

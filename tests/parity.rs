@@ -261,7 +261,7 @@ fn imagenet_family_matches_pytorch() {
                 .into_iter()
                 .collect();
         let x = &io["input"];
-        let probs = model.agent.keep_probs(x, false).unwrap();
+        let probs = model.keep_probs(x, false).unwrap();
         assert_close(
             &probs.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             &io["probs"].flatten_all().unwrap().to_vec1::<f32>().unwrap(),

@@ -377,7 +377,7 @@ fn full_size_r101_from_torchvision_layout_matches_pytorch() {
         .unwrap()
         .into_iter()
         .collect();
-    let probs = loaded.model.agent.keep_probs(&io["input"], false).unwrap();
+    let probs = loaded.model.keep_probs(&io["input"], false).unwrap();
     let probs = probs.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert_close(
         &probs,

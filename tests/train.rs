@@ -32,6 +32,7 @@ fn policy_options(penalty: f64) -> PolicyOptions {
             seed: 0,
             images_per_epoch: None,
             test_images: None,
+            validation: None,
         },
         alpha: 0.8,
         beta: 0.1,
@@ -255,7 +256,7 @@ fn losses_fall_on_a_fixed_batch() {
         .map(|i| if i % 3 == 0 { -1.0 } else { 0.5 })
         .collect();
     let surrogate = || {
-        let probs = model.agent.keep_probs(&x, true).unwrap();
+        let probs = model.keep_probs(&x, true).unwrap();
         let p_bounded = reward::bounded(&probs, 0.8).unwrap();
         reward::policy_gradient_sum(&p_bounded, &sample, &advantage, None).unwrap()
     };
@@ -456,6 +457,23 @@ fn curriculum_and_finetune_train_from_the_previous_stage() {
     args.extend(TINY);
     ok(blockdrop(&args));
     assert_eq!(metrics_rows(&cl), 2);
+    // The epoch lines report the reference's curriculum test: epoch e keeps the first
+    // K − (e + 1) decisions whatever the policy says (15 blocks: at least 14, then 13).
+    let metrics = std::fs::read_to_string(cl.join("metrics.csv")).unwrap();
+    let usage: Vec<f64> = metrics
+        .lines()
+        .skip(1)
+        .map(|row| row.split(',').nth(6).unwrap().parse().unwrap())
+        .collect();
+    assert!(usage[0] >= 14.0 && usage[1] >= 13.0, "{metrics}");
+    let last = cl.join("last.safetensors");
+    let (_, meta) =
+        blockdrop::checkpoint::native::read(&last, &std::fs::read(&last).unwrap(), &Device::Cpu)
+            .unwrap();
+    assert!(
+        meta["evaluation"].contains("first 13 decisions forced"),
+        "the model file says which policy its figures describe: {meta:?}"
+    );
     let config = std::fs::read_to_string(cl.join("config.json")).unwrap();
     assert!(
         config.contains("\"penalty\": -1.0") && config.contains("\"stage\": \"curriculum\""),

@@ -146,9 +146,22 @@ impl fmt::Display for ImportReport {
         for (group, count) in &self.groups {
             writeln!(f, "  {group:<24} {count}")?;
         }
+        if !self.groups.keys().any(|g| g.starts_with("agent")) {
+            writeln!(
+                f,
+                "no policy network: a base network alone, which runs every block"
+            )?;
+        }
+        if let Some(args) = self.metadata.get(super::names::ARGS_KEY) {
+            writeln!(
+                f,
+                "training flags it recorded (kept as metadata 'args'): {args}"
+            )?;
+        }
         let meta: Vec<String> = self
             .metadata
             .iter()
+            .filter(|(k, _)| k.as_str() != super::names::ARGS_KEY)
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         write!(

@@ -136,18 +136,35 @@ pub fn read_parts(path: &Path, bytes: &[u8]) -> Result<Parts> {
 }
 
 /// Combines a file's parts (and a separate base network's, for an agent-only file) into the
-/// `agent.*` / `resnet.*` tensors of one BlockDrop model.
+/// `agent.*` / `resnet.*` tensors of one BlockDrop model. A file with a base network and no
+/// policy gives the `resnet.*` tensors alone: a base network, every block kept.
 pub fn combine(
     path: &Path,
     parts: Parts,
     base: Option<(&Path, Parts)>,
 ) -> Result<(HashMap<String, Tensor>, BTreeMap<String, String>)> {
-    let agent = parts.agent.ok_or_else(|| {
-        Error::bad_input(
-            path,
-            "holds no policy network (no 'agent' or 'net' state dict, no agent.* tensors)",
-        )
-    })?;
+    let prefixed = |prefix: &'static str, tensors: Vec<(String, Tensor)>| {
+        tensors
+            .into_iter()
+            .map(move |(n, t)| (format!("{prefix}.{n}"), t))
+    };
+    let Some(agent) = parts.agent else {
+        return match (parts.resnet, base) {
+            (Some(resnet), None) => Ok((prefixed("resnet", resnet).collect(), parts.metadata)),
+            (Some(_), Some((base_path, _))) => Err(Error::bad_input(
+                path,
+                format!(
+                    "holds a base network and no policy network, so --base {} has nothing to go with; \
+                     leave --base out to run it alone",
+                    base_path.display()
+                ),
+            )),
+            (None, _) => Err(Error::bad_input(
+                path,
+                "holds no network (no 'agent', 'net', 'resnet' or 'state_dict' entry, no agent.* or resnet.* tensors)",
+            )),
+        };
+    };
     let resnet = match base {
         Some((base_path, base_parts)) => base_parts
             .resnet
@@ -155,11 +172,6 @@ pub fn combine(
         None => parts.resnet.ok_or_else(|| {
             Error::bad_input(path, "holds only a policy network (a curriculum-stage checkpoint): pass its base network with --base FILE")
         })?,
-    };
-    let prefixed = |prefix: &'static str, tensors: Vec<(String, Tensor)>| {
-        tensors
-            .into_iter()
-            .map(move |(n, t)| (format!("{prefix}.{n}"), t))
     };
     Ok((
         prefixed("agent", agent)
@@ -295,19 +307,22 @@ pub fn build(
 ) -> Result<LoadedModel> {
     let config = resolve_config(path, &tensors, &metadata, config_name)?;
     check_finite(path, &tensors)?;
-    let model = checked::build_checked(tensors, device, |vb| BlockDrop::new(&config, vb)).map_err(
-        |problems| {
-            Error::bad_input(
-                path,
-                format!(
-                    "does not fit config {} ({} problem(s)): {}",
-                    config.name,
-                    problems.len(),
-                    summarise(&problems)
-                ),
-            )
-        },
-    )?;
+    let has_policy = tensors.keys().any(|name| name.starts_with("agent."));
+    let model = checked::build_checked(tensors, device, |vb| match has_policy {
+        true => BlockDrop::new(&config, vb),
+        false => BlockDrop::base_only(&config, vb),
+    })
+    .map_err(|problems| {
+        Error::bad_input(
+            path,
+            format!(
+                "does not fit config {} ({} problem(s)): {}",
+                config.name,
+                problems.len(),
+                summarise(&problems)
+            ),
+        )
+    })?;
     Ok(LoadedModel {
         model,
         metadata,

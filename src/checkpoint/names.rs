@@ -114,9 +114,39 @@ fn is_agent(items: &[(String, Value)]) -> bool {
     })
 }
 
+/// What a checkpoint records about its training beside the weights: the reference's
+/// `epoch`, `reward` and `acc`, an image-classification script's `arch`, `best_epoch` and
+/// `best_err1`, and the flags it pickled as `args` (an `argparse.Namespace`), as model-file
+/// metadata (ours name, theirs).
+const RECORDED: [(&str, &str); 6] = [
+    ("epoch", "epoch"),
+    ("reward", "reward"),
+    ("accuracy", "acc"),
+    ("arch", "arch"),
+    ("best_epoch", "best_epoch"),
+    ("best_err1", "best_err1"),
+];
+
+/// The metadata key of the training script's flags (`field=value, …`).
+pub const ARGS_KEY: &str = "args";
+
+fn recorded(root: &Value, metadata: &mut BTreeMap<String, String>) {
+    for (ours, theirs) in RECORDED {
+        if let Some(v) = scalar(root.get(theirs)) {
+            metadata.insert(ours.to_string(), v);
+        }
+    }
+    if let Some(Value::Namespace(fields)) = root.get("args") {
+        let flags: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        metadata.insert(ARGS_KEY.to_string(), flags.join(", "));
+    }
+}
+
 pub fn find_state_dicts(root: &Value) -> StateDicts {
     if let Some(inner) = root.get("state_dict") {
-        return find_state_dicts(inner);
+        let mut found = find_state_dicts(inner);
+        recorded(root, &mut found.metadata);
+        return found;
     }
     let mut found = StateDicts::default();
     let agent = root.get("agent").or_else(|| root.get("net"));
@@ -131,15 +161,7 @@ pub fn find_state_dicts(root: &Value) -> StateDicts {
             found.resnet = found.tensors(root, false);
         }
     }
-    for (ours, theirs) in [
-        ("epoch", "epoch"),
-        ("reward", "reward"),
-        ("accuracy", "acc"),
-    ] {
-        if let Some(v) = scalar(root.get(theirs)) {
-            found.metadata.insert(ours.to_string(), v);
-        }
-    }
+    recorded(root, &mut found.metadata);
     found
 }
 

@@ -31,6 +31,9 @@ pub const LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\x
 /// Python containers nest this deep at most in anything we read; deeper is hostile.
 const MAX_DEPTH: usize = 32;
 
+/// A training flag's value is shown in at most this many characters.
+const MAX_FIELD_TEXT: usize = 200;
+
 /// Tensors have at most this many dimensions (ours have four).
 const MAX_RANK: usize = 8;
 
@@ -54,6 +57,9 @@ fn allowed_global(module: &str, name: &str) -> bool {
         "numpy.core.multiarray" | "numpy._core.multiarray" => name == "scalar",
         "numpy" => name == "dtype",
         "_codecs" => name == "encode",
+        // Training scripts' flags (`torch.save({'args': args, …})`): read as a plain mapping
+        // of its fields ([`Value::Namespace`]), never made.
+        "argparse" => name == "Namespace",
         _ => false,
     }
 }
@@ -80,6 +86,10 @@ pub enum Value {
     Int(i64),
     Float(f64),
     Str(String),
+    /// An `argparse.Namespace` of a training script's flags: each field with its value
+    /// written as Python would print it. Only plain data (numbers, text, None, booleans and
+    /// lists, tuples and dicts of them) is accepted in it.
+    Namespace(Vec<(String, String)>),
     /// Anything else (lists, None, numpy scalars, …): kept out of the way.
     Other,
 }
@@ -391,7 +401,18 @@ impl<'a> Reader<'a> {
                 self.spend_text(id)?;
                 Value::Str(s.clone())
             }
+            // Python 2's `str` (a released checkpoint's `arch`, say) is bytes in the pickle.
+            Obj::Bytes(b) if b.len() <= MAX_FIELD_TEXT => match std::str::from_utf8(b) {
+                Ok(s) => Value::Str(s.to_string()),
+                Err(_) => Value::Other,
+            },
             Obj::Dict(items) => self.dict(items, depth)?,
+            Obj::Built { obj, state } if self.is_namespace(*obj) => {
+                self.namespace(*obj, Some(*state))?
+            }
+            Obj::Call { func, .. } if p.is_global(*func, "argparse", "Namespace") => {
+                self.namespace(id, None)?
+            }
             // BUILD on an OrderedDict sets attributes such as `_metadata`: the items stay.
             Obj::Built { obj, .. } => self.value(*obj, depth + 1)?,
             Obj::Call { func, args } => match p.global_name(*func) {
@@ -407,6 +428,120 @@ impl<'a> Reader<'a> {
             },
             _ => Value::Other,
         })
+    }
+
+    /// True when `id` makes an `argparse.Namespace` (`NEWOBJ` or `REDUCE` of the class).
+    fn is_namespace(&self, id: Id) -> bool {
+        matches!(self.pickle.get(id), Obj::Call { func, .. }
+            if self.pickle.is_global(*func, "argparse", "Namespace"))
+    }
+
+    /// The fields of the Namespace `call` makes, from its `BUILD` state (a dict of field
+    /// names to plain data). The class is never called: it must be called with no arguments,
+    /// as pickle makes it, and anything in it that is not plain data is refused.
+    fn namespace(&self, call: Id, state: Option<Id>) -> Result<Value> {
+        let p = &self.pickle;
+        if let Obj::Call { args, .. } = p.get(call) {
+            if !matches!(p.get(*args), Obj::Tuple(a) if a.is_empty()) {
+                return Err(self.bad(
+                    "an argparse.Namespace made with arguments; pickle makes it without: refusing it",
+                ));
+            }
+        }
+        let Some(state) = state else {
+            return Ok(Value::Namespace(Vec::new()));
+        };
+        let items = match p.get(state) {
+            Obj::Dict(items) => items,
+            // `(dict, slots)` as pickle writes a state with slots.
+            Obj::Tuple(parts) => match parts.first().map(|&d| p.get(d)) {
+                Some(Obj::Dict(items)) if parts.len() == 2 && p.get(parts[1]) == &Obj::None => {
+                    items
+                }
+                _ => return Err(self.bad("an argparse.Namespace whose state is not a dict")),
+            },
+            _ => return Err(self.bad("an argparse.Namespace whose state is not a dict")),
+        };
+        let mut fields = Vec::with_capacity(items.len());
+        for &(k, v) in items {
+            self.spend_text(k)?;
+            let name = text(p, k)
+                .ok_or_else(|| self.bad("an argparse.Namespace field whose name is not text"))?;
+            let mut shown = String::new();
+            self.plain(v, 0, &mut shown).map_err(|what| {
+                self.bad(format!(
+                    "argparse.Namespace field '{}' holds {what}, not plain data: refusing it",
+                    name.chars().take(64).collect::<String>()
+                ))
+            })?;
+            fields.push((name, shown));
+        }
+        Ok(Value::Namespace(fields))
+    }
+
+    /// Writes the plain value `id` as Python prints it into `out` (at most
+    /// [`MAX_FIELD_TEXT`] characters, then `…`), or names what is not plain data.
+    fn plain(&self, id: Id, depth: usize, out: &mut String) -> std::result::Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("containers nested deeper than {MAX_DEPTH} levels"));
+        }
+        let left = self.visits_left.get();
+        if left == 0 {
+            return Err("objects shared far more often than flags are".into());
+        }
+        self.visits_left.set(left - 1);
+        let full = out.len() >= MAX_FIELD_TEXT;
+        let push = |out: &mut String, s: &str| {
+            if out.len() < MAX_FIELD_TEXT {
+                out.extend(s.chars().take(MAX_FIELD_TEXT - out.len()));
+                if out.len() >= MAX_FIELD_TEXT {
+                    out.push('…');
+                }
+            }
+        };
+        let p = &self.pickle;
+        let items = |out: &mut String,
+                     ids: &[Id],
+                     open: &str,
+                     close: &str|
+         -> std::result::Result<(), String> {
+            push(out, open);
+            for (i, &item) in ids.iter().enumerate() {
+                if i > 0 {
+                    push(out, ", ");
+                }
+                self.plain(item, depth + 1, out)?;
+            }
+            push(out, close);
+            Ok(())
+        };
+        match p.get(id) {
+            Obj::None => push(out, "None"),
+            Obj::Bool(b) => push(out, if *b { "True" } else { "False" }),
+            Obj::Int(v) => push(out, &v.to_string()),
+            Obj::Float(v) => push(out, &v.to_string()),
+            Obj::Str(_) | Obj::Bytes(_) if full => {}
+            Obj::Str(s) => push(out, &format!("'{s}'")),
+            Obj::Bytes(b) => push(out, &format!("'{}'", String::from_utf8_lossy(b))),
+            Obj::Tuple(ids) => items(out, ids, "(", ")")?,
+            Obj::List(ids) => items(out, ids, "[", "]")?,
+            Obj::Dict(pairs) => {
+                push(out, "{");
+                for (i, &(k, v)) in pairs.iter().enumerate() {
+                    if i > 0 {
+                        push(out, ", ");
+                    }
+                    self.plain(k, depth + 1, out)?;
+                    push(out, ": ");
+                    self.plain(v, depth + 1, out)?;
+                }
+                push(out, "}");
+            }
+            Obj::Global(g) => return Err(format!("the global {}.{}", g.module, g.name)),
+            Obj::Call { .. } | Obj::Built { .. } => return Err("an object made by a call".into()),
+            Obj::PersistentId(_) => return Err("a storage reference".into()),
+        }
+        Ok(())
     }
 
     /// Counts `id`'s text against the budget of copied strings.

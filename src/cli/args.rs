@@ -242,6 +242,12 @@ pub struct TrainLoopArgs {
     #[arg(long, value_name = "N", value_parser = count)]
     pub test_images: Option<usize>,
 
+    /// Hold N training images out (drawn by --seed) and evaluate on them after each epoch
+    /// instead of the test split: the best epoch (best.safetensors) is then chosen without
+    /// seeing a test image. metrics.csv's test_accuracy column holds the validation accuracy.
+    #[arg(long, value_name = "N", value_parser = count, conflicts_with = "test_images")]
+    pub validation: Option<usize>,
+
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
 }

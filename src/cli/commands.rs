@@ -57,6 +57,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         threshold: args.threshold,
         keep_logits: args.logits,
         prefetch: Prefetch::with(args.decode_threads, args.prefetch),
+        ..EvalOptions::default()
     };
     let part = args.shard.is_some() || args.resume;
     let records = if part {
@@ -64,7 +65,8 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
     } else {
         evaluate_printed(&opened, &options)?
     };
-    if !args.no_baselines && !part {
+    // A base network alone has no policy to compare with static subsets of its blocks.
+    if !args.no_baselines && !part && opened.loaded.model.has_policy() {
         let mut tradeoff = TradeoffOptions {
             limit: Some(args.baseline_images),
             threshold: args.threshold,

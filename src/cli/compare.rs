@@ -65,15 +65,24 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
         }
     }
     let device = DeviceKind::from(args.device).open()?;
-    let dataset = data::Dataset::open(&args.data, args.split.into())?;
-    let other = open_other_split(&dataset);
-    let selection = Selection::of(&dataset, &other)?;
+    let mut dataset = data::Dataset::open(&args.data, args.split.into())?;
     let cost = args
         .cost
         .as_ref()
         .map(|path| blockdrop::profile::cost::CostTable::read(path))
         .transpose()?;
     let entries: Vec<Entry> = args.models.iter().map(|m| entry(m, &device)).collect();
+    // Class folders are labelled by the first model's configuration; a model of another
+    // configuration is refused by its label check.
+    if let Some(config) = entries
+        .iter()
+        .find_map(|e| e.model.as_ref().ok().map(|m| &m.config))
+    {
+        let labelling = dataset.label_for(config)?;
+        super::open::note_labelling(labelling, &config.name);
+    }
+    let other = open_other_split(&dataset);
+    let selection = Selection::of(&dataset, &other)?;
     if let (Some(path), Some(table)) = (&args.cost, &cost) {
         let matches = entries
             .iter()

@@ -75,13 +75,18 @@ pub fn open_with(args: &ModelArgs, model: Option<&std::path::Path>) -> anyhow::R
     if !args.no_fold {
         loaded.model.fold_for_inference()?;
     }
-    let dataset = data::Dataset::open(&args.data, args.split.into())?;
+    let mut dataset = data::Dataset::open(&args.data, args.split.into())?;
+    let labelling = dataset.label_for(&loaded.model.config)?;
+    note_labelling(labelling, &loaded.model.config.name);
     let name = model.map_or_else(
         || bundled::DEFAULT_MODEL_PATH.to_string(),
         |p| p.display().to_string(),
     );
     if loaded.is_untrained() {
         out!("note: {name} is an untrained model (random weights)");
+    }
+    if !loaded.model.has_policy() {
+        out!("note: {name} is a base network alone (no policy network): every block runs");
     }
     Ok(Opened {
         device,
@@ -90,6 +95,15 @@ pub fn open_with(args: &ModelArgs, model: Option<&std::path::Path>) -> anyhow::R
         name,
         bundled: false,
     })
+}
+
+/// Says how class folders were labelled when not every class has its folder.
+pub fn note_labelling(labelling: Option<data::classes::Labelling>, config: &str) {
+    if let Some(data::classes::Labelling::ByName { present, classes }) = labelling {
+        if present < classes {
+            out!("note: labels follow config {config}'s class names ({present} of its {classes} classes have a folder)");
+        }
+    }
 }
 
 /// The bundled default model (BatchNorm folded) and sample, on the CPU.

@@ -27,6 +27,8 @@ use blockdrop::Error;
 struct TrainProgress {
     bar: Option<ProgressBar>,
     epochs: usize,
+    /// What the epoch's evaluation ran on: `test` or `val`.
+    evaluated_on: &'static str,
 }
 
 impl train::Progress for TrainProgress {
@@ -62,12 +64,13 @@ impl train::Progress for TrainProgress {
             _ => String::new(),
         };
         out!(
-            "epoch {:>3}/{}  lr {:.2e} | train loss {:.4} acc {:.4} | test acc {:.4}{policy} | {:.0} img/s | {:.0} s",
+            "epoch {:>3}/{}  lr {:.2e} | train loss {:.4} acc {:.4} | {} acc {:.4}{policy} | {:.0} img/s | {:.0} s",
             m.epoch + 1,
             self.epochs,
             m.lr,
             m.train_loss,
             m.train_accuracy,
+            self.evaluated_on,
             m.test_accuracy,
             m.images_per_s,
             m.wall_s
@@ -92,6 +95,7 @@ fn loop_options(args: &TrainLoopArgs, defaults: LoopDefaults) -> LoopOptions {
         seed: args.seed,
         images_per_epoch: args.images_per_epoch,
         test_images: args.test_images,
+        validation: args.validation,
     }
 }
 
@@ -199,8 +203,15 @@ fn open_training<O: Serialize>(
     options: &LoopOptions,
 ) -> anyhow::Result<(Training, Config)> {
     let device = DeviceKind::from(args.device).open()?;
-    let train_data = Dataset::open(&plan.data, Split::Train)?;
-    let test_data = Dataset::open(&plan.data, Split::Test)?;
+    let train_data = Dataset::open_for(&plan.data, Split::Train, &plan.config)?;
+    let test_data = Dataset::open_for(&plan.data, Split::Test, &plan.config)?;
+    let (train_data, test_data, evaluated_on) = match options.validation {
+        Some(count) => {
+            let (train, validation) = train::hold_out(&train_data, count, options.seed)?;
+            (train, validation, "val")
+        }
+        None => (train_data, test_data, "test"),
+    };
     for split in [&train_data, &test_data] {
         split.check_labels(&plan.config, split.len())?;
     }
@@ -217,8 +228,12 @@ fn open_training<O: Serialize>(
             run
         }
     };
+    let evaluation = match evaluated_on {
+        "val" => "validation images held out of the training split",
+        _ => "test images",
+    };
     out!(
-        "training the {what} of {} on {} ({} training, {} test images) into {}",
+        "training the {what} of {} on {} ({} training, {} {evaluation}) into {}",
         plan.config.name,
         plan.data.display(),
         train_data.len(),
@@ -228,6 +243,7 @@ fn open_training<O: Serialize>(
     let progress = TrainProgress {
         bar: None,
         epochs: options.epochs,
+        evaluated_on,
     };
     let training = Training {
         data: TrainingData {
@@ -368,6 +384,9 @@ pub fn curriculum(args: &TrainCurriculumArgs) -> anyhow::Result<()> {
 
 pub fn finetune(args: &TrainFinetuneArgs) -> anyhow::Result<()> {
     let from = args.from.clone().unwrap_or_default();
+    if args.run.resume.is_none() {
+        train::require_policy(&finetune::model_of(&from))?;
+    }
     let stage = PolicyStage {
         stage: TrainStage::Finetune,
         what: "policy and base (finetuning)",

@@ -254,7 +254,7 @@ pub fn compare(
                 config: model.config.name.clone(),
                 summary: Summary::of(&state.records),
                 full_accuracy: state.full_correct as f64 / total as f64,
-                full_flops: BlockDropFlops::for_config(&model.config).base.full() as f64,
+                full_flops: BlockDropFlops::of(&model).base.full() as f64,
                 records: state.records,
                 tradeoff,
                 adaptivity: options.adaptivity,
@@ -336,7 +336,7 @@ fn one_batch(
     labels: &[u32],
     options: &EvalOptions,
 ) -> Result<(Vec<Record>, usize)> {
-    let flops = BlockDropFlops::for_config(&model.config);
+    let flops = BlockDropFlops::of(model);
     let records = evaluate_batch(model, x, chunk, labels, &flops, options)?;
     let every = vec![vec![true; model.num_blocks()]; chunk.len()];
     let logits = forward_batch(&model.resnet, x, &every)?.to_vec2::<f32>()?;

@@ -1,9 +1,11 @@
-//! ImageNet-style folders: one sub-folder per class (sorted names give the class indices, as
-//! torchvision's `ImageFolder`), images inside decoded on demand. A root holding `val`/`test`
+//! ImageNet-style folders: one sub-folder per class, images inside decoded on demand. Sorted
+//! folder names give the first labels (torchvision's `ImageFolder`); a model's configuration
+//! then relabels them by class name ([`crate::data::classes`]). A root holding `val`/`test`
 //! and `train` folders is split by them.
 
 use std::path::{Path, PathBuf};
 
+use crate::data::classes::ClassFolders;
 use crate::data::{Split, Store};
 use crate::error::{Error, Result};
 
@@ -48,10 +50,12 @@ pub fn detect(dir: &Path, split: Split) -> bool {
     })
 }
 
-pub fn load(dir: &Path, split: Split) -> Result<Store> {
+/// The split's images, labelled by sorted folder order, and its class folders.
+pub fn load(dir: &Path, split: Split) -> Result<(Store, ClassFolders)> {
     let root = split_root(dir, split);
     let mut files = Vec::new();
     let mut labels = Vec::new();
+    let mut folder = Vec::new();
     let classes: Vec<PathBuf> = sorted_entries(&root)?
         .into_iter()
         .filter(|p| p.is_dir())
@@ -60,6 +64,7 @@ pub fn load(dir: &Path, split: Split) -> Result<Store> {
         for file in sorted_entries(class)?.into_iter().filter(|f| is_image(f)) {
             files.push(file);
             labels.push(label as u32);
+            folder.push(label as u32);
         }
     }
     if files.is_empty() {
@@ -68,5 +73,19 @@ pub fn load(dir: &Path, split: Split) -> Result<Store> {
             "no class folders with .jpg/.jpeg/.png images",
         ));
     }
-    Ok(Store::Files { files, labels })
+    let names = classes
+        .iter()
+        .map(|c| {
+            c.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        })
+        .collect();
+    Ok((
+        Store::Files {
+            files,
+            labels,
+            folder,
+        },
+        ClassFolders::sorted(names),
+    ))
 }

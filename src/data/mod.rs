@@ -2,6 +2,7 @@
 //! binary and python versions, or ImageNet-style class folders.
 
 pub mod cifar;
+pub mod classes;
 pub mod folder;
 pub mod idx;
 pub mod prefetch;
@@ -63,6 +64,8 @@ pub enum Store {
     Files {
         files: Vec<PathBuf>,
         labels: Vec<u32>,
+        /// Each file's class folder (an index into the dataset's [`classes::ClassFolders`]).
+        folder: Vec<u32>,
     },
 }
 
@@ -72,6 +75,11 @@ pub struct Dataset {
     pub format: Format,
     pub split: Split,
     store: Store,
+    /// Class folders, for a folder of class folders: labels follow a configuration's class
+    /// names once [`Dataset::label_for`] has run.
+    folders: Option<classes::ClassFolders>,
+    /// The configuration the class folders were labelled for.
+    labelled_for: Option<String>,
 }
 
 /// Well-known sub-folder names a user may point at the parent of.
@@ -171,16 +179,127 @@ impl Dataset {
                     Error::bad_input(path, format!("no dataset recognised; {EXPECTED}"))
                 })?,
         };
-        let store = match format {
-            Format::Idx => idx::load(&dir, split)?,
-            Format::Cifar(variant) => cifar::load(&dir, variant, split)?,
-            Format::ImageFolder => folder::load(&dir, split)?,
+        let (store, folders) = match format {
+            Format::Idx => (idx::load(&dir, split)?, None),
+            Format::Cifar(variant) => (cifar::load(&dir, variant, split)?, None),
+            Format::ImageFolder => {
+                let (store, folders) = folder::load(&dir, split)?;
+                (store, Some(folders))
+            }
         };
         Ok(Dataset {
             path: dir,
             format,
             split,
             store,
+            folders,
+            labelled_for: None,
+        })
+    }
+
+    /// Opens the `split` at `path` labelled for `config` (see [`Dataset::label_for`]).
+    pub fn open_for(path: &Path, split: Split, config: &Config) -> Result<Dataset> {
+        let mut dataset = Dataset::open(path, split)?;
+        dataset.label_for(config)?;
+        Ok(dataset)
+    }
+
+    /// Labels a folder of class folders by `config`'s class names, whatever subset of them
+    /// is present, or by folder order when the names are not the configuration's and there is
+    /// one folder per class; anything else is refused. Other formats carry their own labels.
+    /// Returns how the folders were labelled.
+    pub fn label_for(&mut self, config: &Config) -> Result<Option<classes::Labelling>> {
+        let Some(folders) = &mut self.folders else {
+            return Ok(None);
+        };
+        let root = folder::split_root(&self.path, self.split);
+        let (how, map) = folders
+            .relabel(config)
+            .map_err(|problem| Error::bad_input(&root, problem))?;
+        if let Store::Files { labels, folder, .. } = &mut self.store {
+            for (label, &f) in labels.iter_mut().zip(folder.iter()) {
+                *label = map[f as usize];
+            }
+        }
+        self.labelled_for = Some(config.name.clone());
+        Ok(Some(how))
+    }
+
+    /// The other split of the same data, labelled as this one (train for test, test for train).
+    pub fn open_other(&self) -> Result<Dataset> {
+        let other = match self.split {
+            Split::Test => Split::Train,
+            Split::Train => Split::Test,
+        };
+        let mut dataset = Dataset::open(&self.path, other)?;
+        if let Some(name) = &self.labelled_for {
+            dataset.label_for(&Config::by_name(name)?)?;
+        }
+        Ok(dataset)
+    }
+
+    /// The class folders, for a folder of class folders.
+    pub fn class_folders(&self) -> Option<&classes::ClassFolders> {
+        self.folders.as_ref()
+    }
+
+    /// The images `indices` as a dataset of their own (a held-out validation split).
+    pub fn subset(&self, indices: &[usize]) -> Result<Dataset> {
+        let out_of_range = |i: usize| {
+            Error::bad_input(
+                &self.path,
+                format!("no image {i}: the dataset holds {}", self.len()),
+            )
+        };
+        let store = match &self.store {
+            Store::InMemory {
+                pixels,
+                shape,
+                labels,
+            } => {
+                let size = shape.0 * shape.1 * shape.2;
+                let mut picked = Vec::with_capacity(indices.len() * size);
+                let mut picked_labels = Vec::with_capacity(indices.len());
+                for &i in indices {
+                    let label = *labels.get(i).ok_or_else(|| out_of_range(i))?;
+                    let image = pixels
+                        .get(i * size..(i + 1) * size)
+                        .ok_or_else(|| out_of_range(i))?;
+                    picked.extend_from_slice(image);
+                    picked_labels.push(label);
+                }
+                Store::InMemory {
+                    pixels: picked,
+                    shape: *shape,
+                    labels: picked_labels,
+                }
+            }
+            Store::Files {
+                files,
+                labels,
+                folder,
+            } => {
+                let mut picked = (Vec::new(), Vec::new(), Vec::new());
+                for &i in indices {
+                    let file = files.get(i).ok_or_else(|| out_of_range(i))?;
+                    picked.0.push(file.clone());
+                    picked.1.push(labels[i]);
+                    picked.2.push(folder[i]);
+                }
+                Store::Files {
+                    files: picked.0,
+                    labels: picked.1,
+                    folder: picked.2,
+                }
+            }
+        };
+        Ok(Dataset {
+            path: self.path.clone(),
+            format: self.format,
+            split: self.split,
+            store,
+            folders: self.folders.clone(),
+            labelled_for: self.labelled_for.clone(),
         })
     }
 
@@ -191,6 +310,8 @@ impl Dataset {
             format,
             split,
             store,
+            folders: None,
+            labelled_for: None,
         }
     }
 
@@ -251,6 +372,18 @@ impl Dataset {
     /// Refuses labels of the first `count` images at or beyond `config`'s classes, before any
     /// work on the images.
     pub fn check_labels(&self, config: &Config, count: usize) -> Result<()> {
+        if let Some(folders) = &self.folders {
+            if !folders.labelled_for(config) {
+                return Err(Error::bad_input(
+                    folder::split_root(&self.path, self.split),
+                    format!(
+                        "the class folders are not labelled for config {} (open the data for \
+                         the model it evaluates)",
+                        config.name
+                    ),
+                ));
+            }
+        }
         let classes = config.classes();
         let labels = &self.labels()[..count.min(self.len())];
         match labels.iter().position(|&l| l as usize >= classes) {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
 
-use crate::data::{Dataset, Split};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::blockdrop::{kept_blocks, policy_string};
 use crate::model::{BlockDrop, BlockDropFlops};
@@ -60,11 +60,7 @@ impl<'a> Selection<'a> {
 /// The split of `reported`'s data that is not reported (train for test, test for train), or
 /// why it cannot be opened.
 pub fn open_other_split(reported: &Dataset) -> std::result::Result<Dataset, String> {
-    let other = match reported.split {
-        Split::Test => Split::Train,
-        Split::Train => Split::Test,
-    };
-    Dataset::open(&reported.path, other).map_err(|e| e.to_string())
+    reported.open_other().map_err(|e| e.to_string())
 }
 
 /// The `max` most frequent policies in `keep`, with how many images use each; ties go to
@@ -88,7 +84,7 @@ pub fn used_policies(keep: &[Vec<bool>], max: usize) -> Vec<(Vec<bool>, usize)> 
 /// The FLOPs [`best_subsets`] spends on `images` images: each step runs the blocks kept so
 /// far once, and each candidate from its block onwards (blocks at their mean FLOPs).
 pub fn search_flops(model: &BlockDrop, images: usize) -> f64 {
-    let flops = BlockDropFlops::for_config(&model.config);
+    let flops = BlockDropFlops::of(model);
     let blocks = flops.base.blocks.len();
     let mean_block = flops.base.blocks.iter().sum::<u64>() as f64 / blocks.max(1) as f64;
     let block_runs: usize = (2..=blocks).map(|k| k + k * (k - 1) / 2).sum();
@@ -150,7 +146,7 @@ pub fn best_subsets(
         .map(|chunk| selection.batch(chunk, &model.config, device))
         .collect::<Result<Vec<Tensor>>>()?;
     let labels: Vec<u32> = indices.iter().map(|&i| selection.labels()[i]).collect();
-    let flops = BlockDropFlops::for_config(&model.config);
+    let flops = BlockDropFlops::of(model);
     let mut current = vec![true; blocks];
     let mut subsets = Vec::with_capacity(blocks.saturating_sub(1));
     let total: usize = (2..=blocks).sum::<usize>() * indices.len();

@@ -32,6 +32,9 @@ pub struct EvalOptions {
     pub keep_logits: bool,
     /// Images are decoded this far ahead of the network, on threads of their own.
     pub prefetch: Prefetch,
+    /// The first this many decisions are kept whatever the policy says: the curriculum's
+    /// per-epoch test forces them, as the reference's `test()` does (0: the policy as it is).
+    pub forced_first: usize,
 }
 
 impl Default for EvalOptions {
@@ -42,6 +45,7 @@ impl Default for EvalOptions {
             threshold: crate::model::DEFAULT_THRESHOLD,
             keep_logits: false,
             prefetch: Prefetch::default_for_machine(),
+            forced_first: 0,
         }
     }
 }
@@ -56,8 +60,12 @@ pub fn evaluate_batch(
     flops: &BlockDropFlops,
     options: &EvalOptions,
 ) -> Result<Vec<Record>> {
-    let probs = model.agent.keep_probs(x, false)?.to_vec2::<f32>()?;
-    let keep = policy_bits(&probs, options.threshold);
+    let probs = model.keep_probs(x, false)?.to_vec2::<f32>()?;
+    let mut keep = policy_bits(&probs, options.threshold);
+    for bits in &mut keep {
+        let forced = options.forced_first.min(bits.len());
+        bits[..forced].fill(true);
+    }
     let logits = forward_batch(&model.resnet, x, &keep)?.to_vec2::<f32>()?;
     Ok(chunk
         .iter()
@@ -139,7 +147,7 @@ pub fn evaluate_range(
         ));
     }
     dataset.check_labels(&model.config, range.end)?;
-    let flops = BlockDropFlops::for_config(&model.config);
+    let flops = BlockDropFlops::of(model);
     let indices: Vec<usize> = range.collect();
     let batches: Vec<&[usize]> = indices.chunks(options.batch).collect();
     prefetch::for_each_batch(

@@ -332,7 +332,7 @@ pub fn tradeoff(
     let mut probs = Vec::with_capacity(n);
     for chunk in indices.chunks(options.batch) {
         let x = dataset.batch(chunk, &model.config, device)?;
-        probs.extend(model.agent.keep_probs(&x, false)?.to_vec2::<f32>()?);
+        probs.extend(model.keep_probs(&x, false)?.to_vec2::<f32>()?);
     }
     let mut scenarios = scenarios(&probs, model.num_blocks(), options);
     let learned_keep = policy_bits(&probs, options.threshold);
@@ -358,7 +358,7 @@ pub fn tradeoff(
         device,
         progress,
     )?;
-    let flops = BlockDropFlops::for_config(&model.config);
+    let flops = BlockDropFlops::of(model);
     let labels = &dataset.labels()[..n];
     let learned_correct = correct.last().cloned().unwrap_or_default();
     let adaptivity = Adaptivity::measure(
@@ -441,7 +441,7 @@ pub fn adaptivity_of_records(
             labels: &labels,
         },
         &static_runs(&scenarios, &correct, &keep),
-        &BlockDropFlops::for_config(&model.config),
+        &BlockDropFlops::of(model),
         subsets.from.clone(),
     ))
 }

@@ -1,5 +1,6 @@
 //! The pair the method is about: a policy network deciding, per image, which blocks of the
-//! base ResNet run.
+//! base ResNet run. A base network on its own (a pretrained ResNet before any policy is
+//! trained) is a model too: it has no policy network and keeps every block.
 
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
@@ -15,7 +16,8 @@ pub const DEFAULT_THRESHOLD: f32 = 0.5;
 #[derive(Debug, Clone)]
 pub struct BlockDrop {
     pub config: Config,
-    pub agent: PolicyNet,
+    /// The policy network; `None` for a base network alone, which keeps every block.
+    pub agent: Option<PolicyNet>,
     pub resnet: FlatResNet,
 }
 
@@ -24,7 +26,16 @@ impl BlockDrop {
     pub fn new(config: &Config, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             config: config.clone(),
-            agent: PolicyNet::new(config, vb.pp("agent"))?,
+            agent: Some(PolicyNet::new(config, vb.pp("agent"))?),
+            resnet: FlatResNet::new(&config.base, vb.pp("resnet"))?,
+        })
+    }
+
+    /// Builds a base network alone from `vb`'s `resnet.` tensors: no policy, every block kept.
+    pub fn base_only(config: &Config, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            config: config.clone(),
+            agent: None,
             resnet: FlatResNet::new(&config.base, vb.pp("resnet"))?,
         })
     }
@@ -33,24 +44,57 @@ impl BlockDrop {
         self.resnet.num_blocks()
     }
 
+    /// False for a base network alone.
+    pub fn has_policy(&self) -> bool {
+        self.agent.is_some()
+    }
+
+    /// The policy network, or an error saying this model has none (training a policy needs
+    /// one).
+    pub fn policy(&self) -> Result<&PolicyNet> {
+        self.agent.as_ref().ok_or_else(|| {
+            candle_core::Error::Msg("this model is a base network alone: it has no policy".into())
+        })
+    }
+
+    /// Keep probabilities `[N, K]`: the policy's, or all ones for a base network alone.
+    pub fn keep_probs(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match &self.agent {
+            Some(agent) => agent.keep_probs(x, train),
+            None => Tensor::ones(
+                (x.dim(0)?, self.num_blocks()),
+                candle_core::DType::F32,
+                x.device(),
+            ),
+        }
+    }
+
     /// Chooses the operators of both networks ([`Kernels::Fast`] needs f32 on the CPU).
     pub fn set_kernels(&mut self, kernels: Kernels) -> Result<()> {
-        self.agent.features.can_set_kernels(kernels)?;
+        if let Some(agent) = &self.agent {
+            agent.features.can_set_kernels(kernels)?;
+        }
         self.resnet.can_set_kernels(kernels)?;
-        self.agent.features.set_kernels(kernels)?;
+        if let Some(agent) = &mut self.agent {
+            agent.features.set_kernels(kernels)?;
+        }
         self.resnet.set_kernels(kernels)
     }
 
     /// Folds both networks for inference only and frees their unfolded weights
     /// ([`crate::model::resnet::FlatResNet::fold_for_inference`]).
     pub fn fold_for_inference(&mut self) -> Result<()> {
-        self.agent.features.fold_for_inference()?;
+        if let Some(agent) = &mut self.agent {
+            agent.features.fold_for_inference()?;
+        }
         self.resnet.fold_for_inference()
     }
 
     /// Folds BatchNorm into the convolutions of both networks, for inference only.
     pub fn fold_batchnorm(&mut self) -> Result<()> {
-        self.agent.features.fold_batchnorm()?;
+        if let Some(agent) = &mut self.agent {
+            agent.features.fold_batchnorm()?;
+        }
         self.resnet.fold_batchnorm()
     }
 }

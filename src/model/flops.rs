@@ -130,6 +130,15 @@ impl BlockDropFlops {
         }
     }
 
+    /// The FLOPs of `model`: a base network alone has no policy network to count.
+    pub fn of(model: &crate::model::BlockDrop) -> Self {
+        let mut flops = Self::for_config(&model.config);
+        if !model.has_policy() {
+            flops.policy = 0;
+        }
+        flops
+    }
+
     /// FLOPs for one image under `keep`: policy + executed base network (the reference's count).
     pub fn per_image(&self, keep: &[bool]) -> u64 {
         self.policy + self.base.with_policy(keep)

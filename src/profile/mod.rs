@@ -155,7 +155,7 @@ fn full_run(
     all: &[bool],
     hook: &mut dyn StageHook,
 ) -> candle_core::Result<Tensor> {
-    hook.run(Stage::Policy, &mut || model.agent.keep_probs(x, false))?;
+    hook.run(Stage::Policy, &mut || model.keep_probs(x, false))?;
     forward_skip_hooked(&model.resnet, x, all, hook)
 }
 
@@ -181,7 +181,7 @@ pub fn profile(
             ),
         ));
     }
-    let flops = BlockDropFlops::for_config(&model.config);
+    let flops = BlockDropFlops::of(model);
     let x = dataset.batch(
         &(0..options.batch).collect::<Vec<_>>(),
         &model.config,
@@ -304,7 +304,7 @@ fn image_latency(
     let all = vec![true; model.num_blocks()];
     let xi = dataset.batch(&[index], &model.config, device)?;
     let policy = || -> candle_core::Result<Vec<bool>> {
-        let probs = model.agent.keep_probs(&xi, false)?.to_vec2::<f32>()?;
+        let probs = model.keep_probs(&xi, false)?.to_vec2::<f32>()?;
         Ok(policy_bits(&probs, crate::model::DEFAULT_THRESHOLD).remove(0))
     };
     let keep = policy()?;

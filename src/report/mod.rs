@@ -160,7 +160,8 @@ pub fn collect_with_records<'a>(
     device: &Device,
     mut progress: impl FnMut(Phase, usize, usize),
 ) -> Result<ReportData<'a>> {
-    let tradeoff = if options.sweep {
+    // A base network alone has no policy to sweep or to weigh against static subsets.
+    let tradeoff = if options.sweep && model.has_policy() {
         let subsets = choose_subsets(model, selection, &options.tradeoff, device, |d, t| {
             progress(Phase::ChoosingSubsets, d, t)
         })?;
@@ -371,6 +372,9 @@ fn chart_figures(
     if let Some(p) = &data.profile {
         charts::latency(p, &figure("latency.png", format!("Median time per stage on {} with FLOPs overlaid; the profiler's overhead was {:+.1}%.", p.device, 100.0 * p.overhead())))?;
     }
+    if !data.model.has_policy() {
+        return Ok(());
+    }
     let blocks: Vec<u32> = records.iter().map(|r| r.blocks).collect();
     charts::usage_histogram(
         &blocks,
@@ -400,21 +404,24 @@ fn grid_figures(
     let records = &data.records;
     let names = data.model.config.class_set;
     let mut figure = |file: &str, caption: String| figures.add(file, caption);
-    grids::policy_heatmap(
-        records,
-        &figure(
-            "policy_heatmap.png",
-            "Every image's policy, images sorted by blocks used.".into(),
-        ),
-    )?;
-    grids::class_heatmap(
-        &analysis.classes,
-        names,
-        &figure(
-            "class_usage.png",
-            "Keep rate per class and block, with each class's accuracy and mean blocks.".into(),
-        ),
-    )?;
+    let policy = data.model.has_policy();
+    if policy {
+        grids::policy_heatmap(
+            records,
+            &figure(
+                "policy_heatmap.png",
+                "Every image's policy, images sorted by blocks used.".into(),
+            ),
+        )?;
+        grids::class_heatmap(
+            &analysis.classes,
+            names,
+            &figure(
+                "class_usage.png",
+                "Keep rate per class and block, with each class's accuracy and mean blocks.".into(),
+            ),
+        )?;
+    }
     let order = &analysis.easy_to_hard;
     let easy: Vec<&Record> = order
         .iter()
@@ -449,7 +456,7 @@ fn grid_figures(
             "The hardest images: most blocks used, least confident first.".into(),
         ),
     )?;
-    let clusters = &analysis.clusters;
+    let clusters = if policy { &analysis.clusters[..] } else { &[] };
     for (c, cluster) in clusters.iter().enumerate() {
         crate::cancel::check()?;
         let members = grids::cluster_members(cluster, records, options.gallery);
@@ -634,6 +641,13 @@ fn index_markdown(
         "# BlockDrop report: {}\n\n```\n{summary}\n```\n\n",
         data.title
     );
+    if !data.model.has_policy() {
+        index.push_str(
+            "This model is a base network alone: it has no policy network, so every image runs \
+             every block. The policy's figures (block usage, keep rates, policy and class heat \
+             maps, clusters, the trade-off and the adaptivity) are left out.\n\n",
+        );
+    }
     if let Some(p) = &data.profile {
         let latency = p.image_latency();
         let _ = writeln!(

@@ -110,7 +110,7 @@ pub fn train(
             policy: None,
         })
     };
-    let evaluate = |test: &[usize]| {
+    let evaluate = |_epoch: usize, test: &[usize]| {
         let accuracy = accuracy(&model.resnet, test_data, test, config, device)?;
         Ok(EpochEvaluation {
             test_accuracy: accuracy,

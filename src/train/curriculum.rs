@@ -59,7 +59,7 @@ pub fn step(
     draw: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>,
 ) -> Result<Step> {
     let k = model.num_blocks();
-    let probs = model.agent.keep_probs(x, true)?;
+    let probs = model.policy()?.keep_probs(x, true)?;
     let p_bounded = bounded(&probs, options.alpha)?;
     let (sampled, mask) = force_first(&draw(&p_bounded)?, trained)?;
     let (baseline, _) = force_first(&greedy(&probs)?, trained)?;
@@ -105,10 +105,18 @@ pub fn train(
     let mut base = trainer.model.resnet.clone();
     base.fold_batchnorm()?;
     let k = trainer.model.num_blocks();
-    trainer.run_epochs(setting, run, progress, |model, epoch, x, labels, rng| {
-        let trained = (options.cl_step.max(1) * (epoch + 1)).min(k);
-        step(model, &base, x, labels, trained, options, |p| {
-            sample(p, rng)
-        })
-    })
+    let trained_at = |epoch: usize| (options.cl_step.max(1) * (epoch + 1)).min(k);
+    let forced = |epoch: usize| k - trained_at(epoch);
+    trainer.run_epochs(
+        setting,
+        run,
+        progress,
+        forced,
+        |model, epoch, x, labels, rng| {
+            let trained = trained_at(epoch);
+            step(model, &base, x, labels, trained, options, |p| {
+                sample(p, rng)
+            })
+        },
+    )
 }

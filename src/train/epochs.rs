@@ -88,14 +88,14 @@ pub struct EpochLoop<'a, O> {
 impl<O: StageOptions> EpochLoop<'_, O> {
     /// Epochs `start..` of the run, `best` the best score so far: each batch through
     /// `batch(epoch, images, labels, rng)` (the rng draws policy samples), an optimiser step,
-    /// then `evaluate(test indices)` and the epoch's checkpoint.
+    /// then `evaluate(epoch, test indices)` and the epoch's checkpoint.
     pub fn run(
         mut self,
         run: &mut Run,
         (start, mut best): (usize, f64),
         progress: &mut dyn Progress,
         mut batch: impl FnMut(usize, &Tensor, &[u32], &mut Rng) -> Result<BatchOutcome>,
-        mut evaluate: impl FnMut(&[usize]) -> Result<EpochEvaluation>,
+        mut evaluate: impl FnMut(usize, &[usize]) -> Result<EpochEvaluation>,
     ) -> Result<()> {
         let Setting {
             config,
@@ -130,7 +130,7 @@ impl<O: StageOptions> EpochLoop<'_, O> {
                 progress.batch(epoch, running.seen, order.len(), &running.message());
             }
             let train_s = started.elapsed().as_secs_f64();
-            let eval = evaluate(&test)?;
+            let eval = evaluate(epoch, &test)?;
             let metrics = EpochMetrics {
                 epoch,
                 lr,

@@ -64,10 +64,16 @@ pub fn train(
     let trainer = Trainer::start(ModelStage::Finetuned, setting, run, &trained, |varmap| {
         load_model_file(varmap, &model_of(&options.init), false)
     })?;
-    trainer.run_epochs(setting, run, progress, |model, _, x, labels, rng| {
-        let y = Tensor::new(labels, device)?;
-        step(model, x, labels, &y, options, |p| sample(p, rng))
-    })
+    trainer.run_epochs(
+        setting,
+        run,
+        progress,
+        |_| 0,
+        |model, _, x, labels, rng| {
+            let y = Tensor::new(labels, device)?;
+            step(model, x, labels, &y, options, |p| sample(p, rng))
+        },
+    )
 }
 
 /// One finetuning batch: keep probabilities (agent in train mode), `draw`'s sample from the
@@ -82,7 +88,7 @@ pub fn step(
     options: &PolicyOptions,
     draw: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>,
 ) -> Result<Step> {
-    let probs = model.agent.keep_probs(x, true)?;
+    let probs = model.policy()?.keep_probs(x, true)?;
     let p_bounded = bounded(&probs, options.alpha)?;
     let sampled = draw(&p_bounded)?;
     let baseline = greedy(&probs)?;

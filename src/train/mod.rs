@@ -78,6 +78,10 @@ pub struct LoopOptions {
     pub images_per_epoch: Option<usize>,
     /// Evaluate on this many test images after each epoch (default: all).
     pub test_images: Option<usize>,
+    /// Hold this many training images out as the per-epoch evaluation set (model selection
+    /// then never sees the test split); see [`hold_out`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<usize>,
 }
 
 impl LoopOptions {
@@ -99,8 +103,11 @@ impl LoopOptions {
                 self.lr
             ));
         }
-        if self.images_per_epoch == Some(0) || self.test_images == Some(0) {
-            return Err("images_per_epoch and test_images must be at least 1".into());
+        if self.images_per_epoch == Some(0)
+            || self.test_images == Some(0)
+            || self.validation == Some(0)
+        {
+            return Err("images_per_epoch, test_images and validation must be at least 1".into());
         }
         if let Schedule::Step { every, ratio } = self.schedule {
             if every == 0 || !(ratio.is_finite() && ratio > 0.0) {
@@ -188,6 +195,26 @@ impl Progress for Quiet {
     fn batch(&mut self, _: usize, _: usize, _: usize, _: &str) {}
     fn epoch(&mut self, _: &EpochMetrics) {}
 }
+
+/// Splits `train` into the images trained on and `count` held out for validation, chosen by
+/// `seed` (the same split on every resume of a run). Both keep the dataset's order.
+pub fn hold_out(train: &Dataset, count: usize, seed: u64) -> Result<(Dataset, Dataset)> {
+    if count >= train.len() {
+        return Err(Error::BadUsage(format!(
+            "--validation {count} leaves no training images: the training split holds {}",
+            train.len()
+        )));
+    }
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    Rng::new(crate::rng::mix64(seed ^ HOLD_OUT_STREAM)).shuffle(&mut order);
+    let (held, kept) = order.split_at_mut(count);
+    held.sort_unstable();
+    kept.sort_unstable();
+    Ok((train.subset(kept)?, train.subset(held)?))
+}
+
+/// Mixed into the seed of [`hold_out`]'s draw, apart from the epochs' streams.
+const HOLD_OUT_STREAM: u64 = 0x7661_6c69_6461_7465;
 
 /// The images of one epoch, in order: a fresh permutation, cut to `images_per_epoch`.
 pub fn epoch_order(len: usize, options: &LoopOptions, epoch: usize) -> Vec<usize> {
@@ -277,8 +304,29 @@ pub fn load_model_file(varmap: &VarMap, path: &std::path::Path, base_only: bool)
             .collect();
         return load_under(varmap, &values, path, "resnet.");
     }
+    if parts.agent.is_none() {
+        return Err(no_policy(path));
+    }
     let (values, _) = crate::checkpoint::combine(path, parts, None)?;
     load_into(varmap, &values, path)
+}
+
+fn no_policy(path: &std::path::Path) -> Error {
+    Error::bad_input(
+        path,
+        "holds a base network and no policy network; train one first with \
+         `train curriculum --base FILE`",
+    )
+}
+
+/// Refuses a model file without a policy network (what `train finetune --from` needs),
+/// before any data is opened or run folder made.
+pub fn require_policy(path: &std::path::Path) -> Result<()> {
+    let bytes = crate::input::read_file(path)?;
+    match crate::checkpoint::read_parts(path, &bytes)?.agent {
+        Some(_) => Ok(()),
+        None => Err(no_policy(path)),
+    }
 }
 
 /// What a policy stage records per epoch on the test set, from the greedy policy.
@@ -290,13 +338,14 @@ pub struct PolicyEval {
     pub cost_share_mean: f64,
 }
 
-/// Evaluates `model` (a BatchNorm-folded copy of it) on `indices` of `test` at threshold 0.5.
+/// Evaluates `model` on `indices` of `test` at threshold 0.5, the first `forced_first`
+/// decisions kept whatever the policy says (the curriculum's test; 0: the policy as it is).
 pub fn evaluate_policy(
     model: &crate::model::BlockDrop,
     test: &Dataset,
     indices: &[usize],
-    cost: &cost::BlockCost,
-    penalty: f64,
+    (cost, penalty): (&cost::BlockCost, f64),
+    forced_first: usize,
     device: &Device,
 ) -> Result<PolicyEval> {
     let mut folded = model.clone();
@@ -304,6 +353,7 @@ pub fn evaluate_policy(
     let options = crate::eval::EvalOptions {
         limit: Some(indices.len()),
         batch: 250,
+        forced_first,
         ..crate::eval::EvalOptions::default()
     };
     let records = crate::eval::evaluate(&folded, test, &options, device, |_, _| {})?;

@@ -111,13 +111,18 @@ impl Trainer {
     }
 
     /// The run's remaining epochs: each batch through `step(model, epoch, images, labels,
-    /// rng)` (the rng draws the policy samples), then the greedy policy's evaluation, which
-    /// picks the best model by mean reward.
+    /// rng)` (the rng draws the policy samples), then the greedy policy's evaluation.
+    ///
+    /// `forced(epoch)` is how many leading decisions the epoch's reported test keeps whatever
+    /// the policy says (the curriculum's `test()`: `policy[:, :-cl_step] = 1`). The epoch line
+    /// and metrics.csv report that masked policy; the best model is chosen by the mean reward
+    /// of the policy as it is, the one a saved model runs (docs/method.md, "Curriculum").
     pub fn run_epochs(
         self,
         setting: &Setting<PolicyOptions>,
         run: &mut Run,
         progress: &mut dyn Progress,
+        forced: impl Fn(usize) -> usize,
         mut step: impl FnMut(&BlockDrop, usize, &Tensor, &[u32], &mut Rng) -> Result<Step>,
     ) -> Result<()> {
         let (model, options, device) = (&self.model, setting.options, setting.device);
@@ -137,16 +142,16 @@ impl Trainer {
                 policy: Some((reward, blocks)),
             })
         };
-        let evaluate = |test: &[usize]| {
-            let eval = evaluate_policy(
-                model,
-                setting.test_data,
-                test,
-                &options.cost,
-                options.penalty,
-                device,
-            )?;
-            let metadata = vec![
+        let evaluate = |epoch: usize, test: &[usize]| {
+            let reward = (&options.cost, options.penalty);
+            let forced_first = forced(epoch);
+            let eval =
+                evaluate_policy(model, setting.test_data, test, reward, forced_first, device)?;
+            let score = match forced_first {
+                0 => eval.reward,
+                _ => evaluate_policy(model, setting.test_data, test, reward, 0, device)?.reward,
+            };
+            let mut metadata = vec![
                 (
                     "block_usage".to_string(),
                     format!("{:.3}", eval.summary.block_usage_mean),
@@ -154,9 +159,15 @@ impl Trainer {
                 ("penalty".to_string(), options.penalty.to_string()),
                 ("reward_cost".to_string(), options.cost.kind().to_string()),
             ];
+            if forced_first > 0 {
+                metadata.push((
+                    "evaluation".to_string(),
+                    format!("curriculum test: first {forced_first} decisions forced to 1"),
+                ));
+            }
             Ok(EpochEvaluation {
                 test_accuracy: eval.summary.accuracy,
-                score: eval.reward,
+                score,
                 policy: Some(eval),
                 metadata,
             })

@@ -83,7 +83,7 @@ pub fn run(workbench: Workbench, start: Instant) -> Result<Duration> {
             data_path: dataset.path.display().to_string(),
             device: format!("{device:?}").to_lowercase(),
             untrained: m.untrained,
-            flops: BlockDropFlops::for_config(&m.model.config),
+            flops: BlockDropFlops::of(&m.model),
             classes: m.model.config.class_set,
         })
         .collect();
