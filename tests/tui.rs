@@ -31,6 +31,7 @@ fn app(export_dir: PathBuf) -> (App, Job) {
         data_path: "tests/fixtures/cifar-10-batches-bin".into(),
         device: "cpu".into(),
         untrained: false,
+        has_policy: true,
         flops: BlockDropFlops::for_config(&model.config),
         classes: model.config.class_set,
     };

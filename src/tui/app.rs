@@ -154,6 +154,8 @@ pub struct ModelInfo {
     pub data_path: String,
     pub device: String,
     pub untrained: bool,
+    /// False for a base network alone (no policy network: every block runs).
+    pub has_policy: bool,
     pub flops: BlockDropFlops,
     pub classes: crate::config::ClassSet,
 }

@@ -83,6 +83,7 @@ pub fn run(workbench: Workbench, start: Instant) -> Result<Duration> {
             data_path: dataset.path.display().to_string(),
             device: format!("{device:?}").to_lowercase(),
             untrained: m.untrained,
+            has_policy: m.model.has_policy(),
             flops: BlockDropFlops::of(&m.model),
             classes: m.model.config.class_set,
         })

@@ -36,6 +36,13 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         )));
         lines.push(Line::from(""));
     }
+    if !info.has_policy {
+        lines.push(Line::from(Span::styled(
+            "A base network alone: no policy network, every image runs every block.",
+            theme::title(),
+        )));
+        lines.push(Line::from(""));
+    }
     lines.push(Line::from(Span::styled(
         format!("threshold {:.2}", a.threshold),
         theme::dim(),
