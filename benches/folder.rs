@@ -81,7 +81,11 @@ fn args() -> anyhow::Result<Args> {
 fn write_folder(root: &Path, n: usize, classes: usize, (w, h): (u32, u32)) -> anyhow::Result<()> {
     let mut state = 0x2545_f491_4f6c_dd1du64;
     for i in 0..n {
-        let class = root.join("val").join(format!("n{:08}", i % classes));
+        // Folders named by ImageNet's synsets, so a subset of the classes keeps its labels.
+        let synsets = blockdrop::config::ClassSet::ImageNet.names();
+        let class = root
+            .join("val")
+            .join(synsets[i % classes.min(synsets.len())]);
         std::fs::create_dir_all(&class)?;
         let image = image::RgbImage::from_fn(w, h, |x, y| {
             state ^= state << 13;

@@ -773,3 +773,77 @@ fn a_cost_table_weighs_the_reward_and_stays_with_the_run() {
     let out = blockdrop(&["train", "finetune", "--resume", s(&run), "--cost", "flops"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn validation_images_are_held_out_of_training_and_stay_so_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_fmnist(tmp.path());
+    let run = tmp.path().join("val");
+    let out = ok(blockdrop(&[
+        "train",
+        "base",
+        "--config",
+        "R32_FMNIST",
+        "--data",
+        s(&data),
+        "--out",
+        s(&run),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--validation",
+        "16",
+    ]));
+    assert!(
+        out.contains("(48 training, 16 validation images held out of the training split)"),
+        "{out}"
+    );
+    assert!(out.contains("| val acc "), "{out}");
+    let config = std::fs::read_to_string(run.join("config.json")).unwrap();
+    assert!(config.contains("\"validation\": 16"), "{config}");
+    let resumed = ok(blockdrop(&[
+        "train",
+        "base",
+        "--resume",
+        s(&run),
+        "--epochs",
+        "2",
+    ]));
+    assert!(resumed.contains("48 training, 16 validation"), "{resumed}");
+    // Holding out every training image leaves nothing to train on.
+    let out = blockdrop(&[
+        "train",
+        "base",
+        "--config",
+        "R32_FMNIST",
+        "--data",
+        s(&data),
+        "--out",
+        s(&tmp.path().join("none")),
+        "--validation",
+        "64",
+    ]);
+    assert_exit_2(&out, "--validation 64 leaves no training images");
+    assert!(!tmp.path().join("none").exists());
+}
+
+#[test]
+fn hold_out_splits_the_images_in_two_by_seed() {
+    let data = cifar_bin();
+    let pixels = |d: &blockdrop::data::Dataset| -> Vec<Vec<u8>> {
+        (0..d.len()).map(|i| d.image(i).unwrap().pixels).collect()
+    };
+    let (kept, held) = blockdrop::train::hold_out(&data, 10, 3).unwrap();
+    assert_eq!((kept.len(), held.len()), (data.len() - 10, 10));
+    let mut union = pixels(&kept);
+    union.extend(pixels(&held));
+    let mut all = pixels(&data);
+    union.sort();
+    all.sort();
+    assert_eq!(union, all, "every image in exactly one part");
+    let (_, again) = blockdrop::train::hold_out(&data, 10, 3).unwrap();
+    assert_eq!(pixels(&again), pixels(&held), "the seed fixes the split");
+    let (_, other) = blockdrop::train::hold_out(&data, 10, 4).unwrap();
+    assert_ne!(pixels(&other), pixels(&held));
+}

@@ -40,6 +40,7 @@ fn evaluate_printed(
     )?;
     bar.finish_and_clear();
     out!("{}", Summary::of(&records));
+    opened.print_notes();
     Ok(records)
 }
 
@@ -151,6 +152,7 @@ pub fn profile(args: &ProfileArgs) -> anyhow::Result<()> {
         ..ProfileOptions::default()
     };
     let model = &opened.loaded.model;
+    opened.print_notes();
     out!(
         "profiling {} ({} runs per measurement)…",
         model.config.name,
@@ -244,6 +246,7 @@ fn write_export(
     bar.finish_and_clear();
     let figures = report::write_report(&data, options, out)?;
     out!("{}", Summary::of(&data.records));
+    opened.print_notes();
     out!(
         "report: {} ({} figures, index.md, summary.json, records.parquet, clusters.parquet{}) in {:.1} s",
         out.display(),

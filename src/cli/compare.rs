@@ -79,7 +79,9 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
         .find_map(|e| e.model.as_ref().ok().map(|m| &m.config))
     {
         let labelling = dataset.label_for(config)?;
-        super::open::note_labelling(labelling, &config.name);
+        if let Some(note) = super::open::labelling_note(labelling, &config.name) {
+            out!("note: {note}");
+        }
     }
     let other = open_other_split(&dataset);
     let selection = Selection::of(&dataset, &other)?;

@@ -19,9 +19,19 @@ pub struct Opened {
     pub name: String,
     /// The bundled default and sample, not files.
     pub bundled: bool,
+    /// What the user should know about the model or data, printed after the four summary
+    /// lines (which stay first, as the reference prints them).
+    pub notes: Vec<String>,
 }
 
 impl Opened {
+    /// Prints the notes, one `note:` line each.
+    pub fn print_notes(&self) {
+        for note in &self.notes {
+            out!("note: {note}");
+        }
+    }
+
     /// The split the best static subsets are chosen on (the one not reported), or why there
     /// is none.
     pub fn other_split(&self) -> Result<data::Dataset, String> {
@@ -77,7 +87,9 @@ pub fn open_with(args: &ModelArgs, model: Option<&std::path::Path>) -> anyhow::R
     }
     let mut dataset = data::Dataset::open(&args.data, args.split.into())?;
     let labelling = dataset.label_for(&loaded.model.config)?;
-    note_labelling(labelling, &loaded.model.config.name);
+    let mut notes: Vec<String> = labelling_note(labelling, &loaded.model.config.name)
+        .into_iter()
+        .collect();
     let name = model.map_or_else(
         || bundled::DEFAULT_MODEL_PATH.to_string(),
         |p| p.display().to_string(),
@@ -86,7 +98,10 @@ pub fn open_with(args: &ModelArgs, model: Option<&std::path::Path>) -> anyhow::R
         out!("note: {name} is an untrained model (random weights)");
     }
     if !loaded.model.has_policy() {
-        out!("note: {name} is a base network alone (no policy network): every block runs");
+        notes.insert(
+            0,
+            format!("{name} is a base network alone (no policy network): every block runs"),
+        );
     }
     Ok(Opened {
         device,
@@ -94,15 +109,17 @@ pub fn open_with(args: &ModelArgs, model: Option<&std::path::Path>) -> anyhow::R
         dataset,
         name,
         bundled: false,
+        notes,
     })
 }
 
-/// Says how class folders were labelled when not every class has its folder.
-pub fn note_labelling(labelling: Option<data::classes::Labelling>, config: &str) {
-    if let Some(data::classes::Labelling::ByName { present, classes }) = labelling {
-        if present < classes {
-            out!("note: labels follow config {config}'s class names ({present} of its {classes} classes have a folder)");
+/// How class folders were labelled, when not every class has its folder.
+pub fn labelling_note(labelling: Option<data::classes::Labelling>, config: &str) -> Option<String> {
+    match labelling {
+        Some(data::classes::Labelling::ByName { present, classes }) if present < classes => {
+            Some(format!("labels follow config {config}'s class names ({present} of its {classes} classes have a folder)"))
         }
+        _ => None,
     }
 }
 
@@ -119,5 +136,6 @@ pub fn open_bundled() -> anyhow::Result<Opened> {
         dataset,
         name: bundled::DEFAULT_MODEL_PATH.to_string(),
         bundled: true,
+        notes: Vec::new(),
     })
 }

@@ -188,6 +188,7 @@ pub fn evaluate_part(
     } else {
         out!("{}", Summary::of(&records));
     }
+    opened.print_notes();
     Ok(records)
 }
 
