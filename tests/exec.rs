@@ -61,7 +61,9 @@ fn every_executor_matches_running_each_image_alone() {
         ("auto", forward_batch(&model.resnet, &x, &keep).unwrap()),
     ];
     for (name, out) in outputs {
-        for (i, (got, want)) in rows(&out).iter().zip(&alone).enumerate() {
+        let got_rows = rows(&out);
+        assert_eq!(got_rows.len(), alone.len(), "{name}: one row per image");
+        for (i, (got, want)) in got_rows.iter().zip(&alone).enumerate() {
             let err = rel_err(got, want);
             assert!(
                 err < 1e-6,
@@ -179,4 +181,9 @@ fn folding_batchnorm_changes_logits_by_less_than_1e_5() {
         &flat(plain.resnet.forward_full(&x, true).unwrap()),
     );
     assert!(err < 1e-6, "train mode: {err:.2e}");
+}
+
+#[test]
+fn the_forced_instruction_set_path_is_the_one_in_use() {
+    assert_forced_isa();
 }

@@ -13,8 +13,39 @@ use common::rel_err;
 
 const CPU: Device = Device::Cpu;
 
+/// The seed of every test's inputs: `BLOCKDROP_TEST_SEED`, else a fixed one, so a failure
+/// replays (candle's own `randn` cannot be seeded on the CPU).
+fn seed() -> u64 {
+    std::env::var("BLOCKDROP_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed)
+}
+
+thread_local! {
+    /// One stream per test thread (libtest runs each test on a thread of its own), so a
+    /// test's inputs do not depend on which tests ran before it.
+    static RNG: std::cell::RefCell<blockdrop::rng::Rng> = {
+        let seed = seed();
+        println!("inputs drawn with BLOCKDROP_TEST_SEED={seed}");
+        std::cell::RefCell::new(blockdrop::rng::Rng::new(seed))
+    };
+}
+
+/// Standard normal values (Box-Muller over the project's seeded generator).
 fn randn(shape: &[usize]) -> Tensor {
-    Tensor::randn(0f32, 1.0, shape, &CPU).unwrap()
+    let n: usize = shape.iter().product();
+    let values: Vec<f32> = RNG.with(|rng| {
+        let mut rng = rng.borrow_mut();
+        (0..n)
+            .map(|_| {
+                let u1 = (rng.uniform() as f64).max(1e-12);
+                let u2 = rng.uniform() as f64;
+                ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+            })
+            .collect()
+    });
+    Tensor::from_vec(values, shape, &CPU).unwrap()
 }
 
 fn nchw_to_nhwc(x: &Tensor) -> Tensor {
@@ -249,12 +280,35 @@ fn on_each_pool(mut check: impl FnMut(&str) + Send) {
     one_thread.install(|| check("one thread"));
 }
 
+/// Paths `BLOCKDROP_REQUIRE_ISA` (comma-separated, as `.ci/run` sets it from
+/// /proc/cpuinfo) says this machine must test: skipping one of them fails the test.
+fn required(isa: Isa) -> bool {
+    std::env::var("BLOCKDROP_REQUIRE_ISA").is_ok_and(|list| {
+        list.split(',')
+            .any(|name| name.trim().eq_ignore_ascii_case(isa.name()))
+    })
+}
+
+/// Skips the `isa` path of a test, loudly: on stdout (shown with `--nocapture` and in
+/// the failure of a required path) and stderr; a path that is required fails instead.
+fn skip(isa: Isa, what: &str) {
+    assert!(
+        !required(isa),
+        "{what}: the {isa} path is required (BLOCKDROP_REQUIRE_ISA) but this CPU lacks it"
+    );
+    println!("SKIPPED {what}: this CPU lacks the {isa} path");
+    eprintln!("SKIPPED {what}: this CPU lacks the {isa} path");
+}
+
 /// The instruction-set paths with direct kernels that this CPU can run; the others are named
 /// on stderr as skipped, so a run never passes by silently taking another path.
 fn direct_paths() -> Vec<Isa> {
     let (have, lack): (Vec<Isa>, Vec<Isa>) = [Isa::Avx2, Isa::Avx512]
         .into_iter()
         .partition(|isa| isa.available());
+    for &isa in &lack {
+        skip(isa, "direct kernels");
+    }
     if !lack.is_empty() {
         let names: Vec<&str> = lack.iter().map(|isa| isa.name()).collect();
         eprintln!(
@@ -346,6 +400,7 @@ fn direct_and_gemm_paths_agree_on_narrow_layers_on_every_isa() {
         paths.is_empty() || compared > 0,
         "no layer compared on {paths:?}"
     );
+    println!("compared {compared} layers on {paths:?}");
 }
 
 /// Winograd F(2×2, 3×3) against the GEMM, forward (bias, residual and ReLU included) and
@@ -356,7 +411,7 @@ fn winograd_and_gemm_agree_on_3x3_stride_1_layers() {
     use blockdrop::kernels::conv::{self, Epilogue, Nhw};
     use blockdrop::kernels::winograd;
     if !Isa::Avx2.available() {
-        eprintln!("winograd: skipped, this CPU lacks the avx2 path");
+        skip(Isa::Avx2, "winograd");
         return;
     }
     let mut compared = 0;

@@ -1,5 +1,7 @@
 //! Model structure: what a dropped block does, and the model file's checks.
 
+mod common;
+
 use blockdrop::config::Config;
 use blockdrop::exec::forward_skip;
 use blockdrop::kernels::Kernels;
@@ -125,4 +127,9 @@ fn a_model_folded_for_inference_computes_the_same_and_refuses_training() {
             assert!(released.set_kernels(other).is_err());
         }
     }
+}
+
+#[test]
+fn the_forced_instruction_set_path_is_the_one_in_use() {
+    common::assert_forced_isa();
 }

@@ -238,9 +238,19 @@ fn export_into_a_users_folder_or_the_dataset_is_exit_2_and_keeps_every_file() {
     let mine = dir.path().join("mine");
     fs::create_dir(&mine).unwrap();
     fs::write(mine.join("notes.txt"), "keep").unwrap();
-    let data = fixture("fmnist-idx");
+    // A copy of the data, so that a regression writes into the temporary folder, never the
+    // checkout's fixtures.
+    let data = dir.path().join("fmnist-idx");
+    fs::create_dir(&data).unwrap();
+    for entry in fs::read_dir(fixture("fmnist-idx")).unwrap().flatten() {
+        fs::copy(entry.path(), data.join(entry.file_name())).unwrap();
+    }
+    let data_files = fs::read_dir(&data).unwrap().count();
     let into_data = data.join("report");
-    for out_dir in [&mine, &into_data] {
+    for (out_dir, why) in [
+        (&mine, "blockdrop did not write"),
+        (&into_data, "is inside"),
+    ] {
         let out = blockdrop_in(
             dir.path(),
             &[
@@ -255,8 +265,13 @@ fn export_into_a_users_folder_or_the_dataset_is_exit_2_and_keeps_every_file() {
         assert_eq!(out.status.code(), Some(2), "{out_dir:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(why),
+            "{out_dir:?}: {stderr} does not say {why:?}"
+        );
     }
     assert_eq!(read(mine.join("notes.txt")), "keep");
     assert_eq!(fs::read_dir(&mine).unwrap().count(), 1);
     assert!(!into_data.exists());
+    assert_eq!(fs::read_dir(&data).unwrap().count(), data_files);
 }

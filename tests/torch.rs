@@ -227,7 +227,7 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
 }
 
 #[test]
-fn truncated_files_and_non_pickles_are_errors_at_every_cut() {
+fn truncated_files_and_non_pickles_are_errors_at_cuts_every_7919_bytes_and_the_last() {
     for name in ["tiny_imagenet.pth", "tiny_imagenet_old_layout_legacy.pth"] {
         let bytes = std::fs::read(fixture(name)).unwrap();
         for cut in (1..bytes.len()).step_by(7919).chain([bytes.len() - 1]) {
@@ -426,7 +426,12 @@ fn storage_types_and_strided_views_read_the_same_from_both_formats() {
         parts("zip.pth").resnet.unwrap(),
         parts("legacy.pth").resnet.unwrap(),
     );
-    for ((name, a), (_, b)) in zip.iter().zip(&legacy) {
+    assert_eq!(zip.len(), legacy.len(), "the same tensors in both formats");
+    for ((name, a), (legacy_name, b)) in zip.iter().zip(&legacy) {
+        assert_eq!(
+            name, legacy_name,
+            "tensors in the same order under the same names"
+        );
         let (a, b) = (
             a.to_dtype(candle_core::DType::F64).unwrap(),
             b.to_dtype(candle_core::DType::F64).unwrap(),

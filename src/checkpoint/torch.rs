@@ -34,6 +34,17 @@ const MAX_DEPTH: usize = 32;
 /// A training flag's value is shown in at most this many characters.
 const MAX_FIELD_TEXT: usize = 200;
 
+/// A flag's name is shown in at most this many characters; at most this many flags are kept.
+const MAX_FIELD_NAME: usize = 64;
+const MAX_FIELDS: usize = 256;
+
+/// `c`, or its escape when it is a control character (a newline, an ANSI escape).
+pub(crate) fn escaped(c: char) -> impl Iterator<Item = char> {
+    let escape = c.is_control().then(|| c.escape_default());
+    let plain = escape.is_none().then_some(c);
+    escape.into_iter().flatten().chain(plain)
+}
+
 /// Tensors have at most this many dimensions (ours have four).
 const MAX_RANK: usize = 8;
 
@@ -462,19 +473,26 @@ impl<'a> Reader<'a> {
             },
             _ => return Err(self.bad("an argparse.Namespace whose state is not a dict")),
         };
-        let mut fields = Vec::with_capacity(items.len());
+        // Every field is checked; the first MAX_FIELDS are kept, names shortened and escaped.
+        let mut fields = Vec::with_capacity(items.len().min(MAX_FIELDS));
         for &(k, v) in items {
             self.spend_text(k)?;
             let name = text(p, k)
                 .ok_or_else(|| self.bad("an argparse.Namespace field whose name is not text"))?;
+            let name: String = name
+                .chars()
+                .take(MAX_FIELD_NAME)
+                .flat_map(escaped)
+                .collect();
             let mut shown = String::new();
             self.plain(v, 0, &mut shown).map_err(|what| {
                 self.bad(format!(
-                    "argparse.Namespace field '{}' holds {what}, not plain data: refusing it",
-                    name.chars().take(64).collect::<String>()
+                    "argparse.Namespace field '{name}' holds {what}, not plain data: refusing it"
                 ))
             })?;
-            fields.push((name, shown));
+            if fields.len() < MAX_FIELDS {
+                fields.push((name, shown));
+            }
         }
         Ok(Value::Namespace(fields))
     }
@@ -490,13 +508,17 @@ impl<'a> Reader<'a> {
             return Err("objects shared far more often than flags are".into());
         }
         self.visits_left.set(left - 1);
-        let full = out.len() >= MAX_FIELD_TEXT;
+        // At most MAX_FIELD_TEXT characters, control characters escaped (a value can neither
+        // forge a line of output nor grow without bound), then `…`.
         let push = |out: &mut String, s: &str| {
-            if out.len() < MAX_FIELD_TEXT {
-                out.extend(s.chars().take(MAX_FIELD_TEXT - out.len()));
+            for c in s.chars().flat_map(escaped) {
                 if out.len() >= MAX_FIELD_TEXT {
-                    out.push('…');
+                    if !out.ends_with('…') {
+                        out.push('…');
+                    }
+                    return;
                 }
+                out.push(c);
             }
         };
         let p = &self.pickle;
@@ -519,10 +541,23 @@ impl<'a> Reader<'a> {
             Obj::None => push(out, "None"),
             Obj::Bool(b) => push(out, if *b { "True" } else { "False" }),
             Obj::Int(v) => push(out, &v.to_string()),
-            Obj::Float(v) => push(out, &v.to_string()),
-            Obj::Str(_) | Obj::Bytes(_) if full => {}
-            Obj::Str(s) => push(out, &format!("'{s}'")),
-            Obj::Bytes(b) => push(out, &format!("'{}'", String::from_utf8_lossy(b))),
+            Obj::Float(v) => push(out, &format!("{v:?}")),
+            Obj::Str(_) | Obj::Bytes(_) => {
+                // Every reference to a string is charged, so a string shared by many fields
+                // cannot multiply the work; only its first characters are ever looked at.
+                self.spend_text(id)
+                    .map_err(|_| "strings copied far more often than flags are")?;
+                let head = match p.get(id) {
+                    Obj::Str(s) => s.chars().take(MAX_FIELD_TEXT + 1).collect(),
+                    Obj::Bytes(b) => {
+                        String::from_utf8_lossy(&b[..b.len().min(4 * MAX_FIELD_TEXT)]).into_owned()
+                    }
+                    _ => String::new(),
+                };
+                push(out, "'");
+                push(out, &head);
+                push(out, "'");
+            }
             Obj::Tuple(ids) => items(out, ids, "(", ")")?,
             Obj::List(ids) => items(out, ids, "[", "]")?,
             Obj::Dict(pairs) => {

@@ -115,10 +115,15 @@ pub fn open_with(args: &ModelArgs, model: Option<&std::path::Path>) -> anyhow::R
 
 /// How class folders were labelled, when not every class has its folder.
 pub fn labelling_note(labelling: Option<data::classes::Labelling>, config: &str) -> Option<String> {
+    use data::classes::Labelling;
     match labelling {
-        Some(data::classes::Labelling::ByName { present, classes }) if present < classes => {
+        Some(Labelling::ByName { present, classes }) if present < classes => {
             Some(format!("labels follow config {config}'s class names ({present} of its {classes} classes have a folder)"))
         }
+        Some(Labelling::ByNumber) => Some("labels follow the class folders' numbers".into()),
+        Some(Labelling::ByOrder) => Some(format!(
+            "the class folders are not named as config {config}'s classes: labels follow their sorted order"
+        )),
         _ => None,
     }
 }

@@ -204,13 +204,16 @@ fn open_training<O: Serialize>(
 ) -> anyhow::Result<(Training, Config)> {
     let device = DeviceKind::from(args.device).open()?;
     let train_data = Dataset::open_for(&plan.data, Split::Train, &plan.config)?;
-    let test_data = Dataset::open_for(&plan.data, Split::Test, &plan.config)?;
+    // With --validation the test split is never opened: nothing in training sees it.
     let (train_data, test_data, evaluated_on) = match options.validation {
         Some(count) => {
-            let (train, validation) = train::hold_out(&train_data, count, options.seed)?;
+            let (train, validation) = train::hold_out(&train_data, count)?;
             (train, validation, "val")
         }
-        None => (train_data, test_data, "test"),
+        None => {
+            let test_data = Dataset::open_for(&plan.data, Split::Test, &plan.config)?;
+            (train_data, test_data, "test")
+        }
     };
     for split in [&train_data, &test_data] {
         split.check_labels(&plan.config, split.len())?;

@@ -20,7 +20,10 @@ pub struct ClassFolders {
 pub enum Labelling {
     /// By the configuration's class names; `present` of its `classes` have a folder.
     ByName { present: usize, classes: usize },
-    /// By sorted folder order: the folder names are not the configuration's class names, and
+    /// By the number each folder is named (`0`, `1`, … `99`): a numbered subset keeps its
+    /// labels too.
+    ByNumber,
+    /// By sorted folder order: no folder is named as one of the configuration's classes, and
     /// there is one folder per class.
     ByOrder,
 }
@@ -41,23 +44,30 @@ fn short(name: &str) -> String {
     }
 }
 
+/// True when `labels` holds no label twice.
+fn distinct(labels: &[u32]) -> bool {
+    let mut seen = labels.to_vec();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.len() == labels.len()
+}
+
 /// The label of each of `folders` under `config`, or why none can be given.
 pub fn assign(folders: &[String], config: &Config) -> Result<(Vec<u32>, Labelling), String> {
     let known = config.class_set.names();
     let classes = config.classes();
     let known_norm: Vec<String> = known.iter().map(|n| normalised(n)).collect();
-    let by_name: Option<Vec<u32>> = folders
+    let named: Vec<Option<u32>> = folders
         .iter()
         .map(|f| {
             let n = normalised(f);
             known_norm.iter().position(|k| *k == n).map(|i| i as u32)
         })
         .collect();
-    if let Some(labels) = by_name.filter(|_| !known.is_empty()) {
-        let mut seen = labels.clone();
-        seen.sort_unstable();
-        seen.dedup();
-        if seen.len() == labels.len() {
+    let matched = named.iter().flatten().count();
+    if matched == folders.len() && matched > 0 {
+        let labels: Vec<u32> = named.into_iter().flatten().collect();
+        if distinct(&labels) {
             let present = labels.len();
             return Ok((labels, Labelling::ByName { present, classes }));
         }
@@ -66,6 +76,33 @@ pub fn assign(folders: &[String], config: &Config) -> Result<(Vec<u32>, Labellin
              and punctuation)",
             config.name
         ));
+    }
+    if matched > 0 {
+        // Some folders are named as classes and others not (`plane` beside `bird`): sorted
+        // order would give the named ones other labels than their names say.
+        let strays: Vec<String> = folders
+            .iter()
+            .zip(&named)
+            .filter(|(_, n)| n.is_none())
+            .take(3)
+            .map(|(f, _)| format!("'{}'", short(f)))
+            .collect();
+        return Err(format!(
+            "names {matched} of its {} class folders as config {}'s classes but not {}: \
+             rename them to the class names ({}{}) so that every label follows its name",
+            folders.len(),
+            config.name,
+            strays.join(", "),
+            known[..known.len().min(4)].join(", "),
+            if known.len() > 4 { ", …" } else { "" }
+        ));
+    }
+    let numbered: Option<Vec<u32>> = folders
+        .iter()
+        .map(|f| f.parse::<u32>().ok().filter(|&n| (n as usize) < classes))
+        .collect();
+    if let Some(labels) = numbered.filter(|l| !l.is_empty() && distinct(l)) {
+        return Ok((labels, Labelling::ByNumber));
     }
     if folders.len() == classes {
         return Ok(((0..classes as u32).collect(), Labelling::ByOrder));
@@ -160,6 +197,28 @@ mod tests {
         eleven.push("unsorted".into());
         let err = assign(&eleven, &c).unwrap_err();
         assert!(err.contains("'unsorted'"), "{err}");
+    }
+
+    #[test]
+    fn some_folders_named_as_classes_and_some_not_are_refused() {
+        let c = Config::by_name("R32_C10").unwrap();
+        // The PyTorch tutorial's short names: sorted order would shift 7 of 10 labels.
+        let tutorial = folders(&[
+            "bird", "car", "cat", "deer", "dog", "frog", "horse", "plane", "ship", "truck",
+        ]);
+        let err = assign(&tutorial, &c).unwrap_err();
+        assert!(err.contains("'car'") && err.contains("'plane'"), "{err}");
+    }
+
+    #[test]
+    fn numbered_folders_are_labelled_by_number() {
+        let c = Config::by_name("R32_C100").unwrap();
+        let (labels, how) = assign(&folders(&["10", "2", "99"]), &c).unwrap();
+        assert_eq!((labels, how), (vec![10, 2, 99], Labelling::ByNumber));
+        assert!(
+            assign(&folders(&["100"]), &c).is_err(),
+            "beyond the classes"
+        );
     }
 
     #[test]

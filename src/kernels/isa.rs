@@ -73,12 +73,20 @@ impl Isa {
         Ok(Some(isa))
     }
 
-    /// The path in use: the forced one, else the widest the CPU has. Fixed at first use; a
-    /// bad `BLOCKDROP_ISA` falls back to the detected path here (the binary refuses it at
-    /// start-up, see [`Isa::from_env`]).
+    /// The path in use: the forced one, else the widest the CPU has. Fixed at first use.
+    ///
+    /// # Panics
+    ///
+    /// When `BLOCKDROP_ISA` names no path or one this CPU lacks: a run must never silently
+    /// take another path than the one it was asked for. The binary checks the variable at
+    /// start-up and exits 2 instead ([`Isa::from_env`]), so only library users (the tests) can
+    /// reach the panic.
     pub fn active() -> Isa {
         static ACTIVE: OnceLock<Isa> = OnceLock::new();
-        *ACTIVE.get_or_init(|| Isa::from_env().ok().flatten().unwrap_or_else(Isa::detected))
+        *ACTIVE.get_or_init(|| match Isa::from_env() {
+            Ok(forced) => forced.unwrap_or_else(Isa::detected),
+            Err(problem) => panic!("{problem}"),
+        })
     }
 }
 

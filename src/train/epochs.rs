@@ -153,6 +153,12 @@ impl<O: StageOptions> EpochLoop<'_, O> {
                 ("epoch".to_string(), (epoch + 1).to_string()),
                 ("accuracy".to_string(), format!("{:.4}", eval.test_accuracy)),
             ]);
+            if let Some(held) = opts.validation {
+                metadata.insert(
+                    "accuracy_on".to_string(),
+                    format!("validation: {held} images held out of the training split"),
+                );
+            }
             metadata.extend(eval.metadata);
             run.finish_epoch(
                 &metrics,

@@ -196,9 +196,12 @@ impl Progress for Quiet {
     fn epoch(&mut self, _: &EpochMetrics) {}
 }
 
-/// Splits `train` into the images trained on and `count` held out for validation, chosen by
-/// `seed` (the same split on every resume of a run). Both keep the dataset's order.
-pub fn hold_out(train: &Dataset, count: usize, seed: u64) -> Result<(Dataset, Dataset)> {
+/// Splits `train` into the images trained on and `count` held out for validation. The draw
+/// depends on the number of images and `count` only, not on `--seed`: every stage of a
+/// pipeline (base, curriculum, finetuning runs with seeds of their own) holds out the same
+/// images, so none of them ever trained on another stage's validation images. Both keep the
+/// dataset's order.
+pub fn hold_out(train: &Dataset, count: usize) -> Result<(Dataset, Dataset)> {
     if count >= train.len() {
         return Err(Error::BadUsage(format!(
             "--validation {count} leaves no training images: the training split holds {}",
@@ -206,14 +209,14 @@ pub fn hold_out(train: &Dataset, count: usize, seed: u64) -> Result<(Dataset, Da
         )));
     }
     let mut order: Vec<usize> = (0..train.len()).collect();
-    Rng::new(crate::rng::mix64(seed ^ HOLD_OUT_STREAM)).shuffle(&mut order);
+    Rng::new(crate::rng::mix64(HOLD_OUT_STREAM)).shuffle(&mut order);
     let (held, kept) = order.split_at_mut(count);
     held.sort_unstable();
     kept.sort_unstable();
     Ok((train.subset(kept)?, train.subset(held)?))
 }
 
-/// Mixed into the seed of [`hold_out`]'s draw, apart from the epochs' streams.
+/// The seed of [`hold_out`]'s draw, apart from the epochs' streams.
 const HOLD_OUT_STREAM: u64 = 0x7661_6c69_6461_7465;
 
 /// The images of one epoch, in order: a fresh permutation, cut to `images_per_epoch`.

@@ -148,3 +148,18 @@ pub fn text(bytes: &[u8]) -> String {
 pub fn path_str(p: &std::path::Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
+
+/// With `BLOCKDROP_ISA` set (as `.ci/run` sets it to rerun tests on each path), the kernels
+/// must run on exactly that path: a test that took another would pass checking nothing new.
+pub fn assert_forced_isa() {
+    use blockdrop::kernels::isa::{Isa, ENV};
+    let active = Isa::active();
+    match std::env::var(ENV) {
+        Ok(forced) => assert!(
+            active.name().eq_ignore_ascii_case(forced.trim()),
+            "{ENV}={forced} but the kernels run on {active}"
+        ),
+        Err(_) => assert_eq!(active, Isa::detected()),
+    }
+    println!("kernels on the {active} path");
+}
