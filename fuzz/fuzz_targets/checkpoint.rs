@@ -4,11 +4,6 @@
 //! bytes justify.
 #![no_main]
 
-use std::path::Path;
-
-use candle_core::Device;
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let _ = blockdrop::checkpoint::load_model_bytes(Path::new("fuzz.pth"), data, None, &Device::Cpu);
-});
+fuzz_target!(|data: &[u8]| blockdrop_fuzz::checkpoint(data));
