@@ -164,6 +164,7 @@ fn an_interrupted_part_resumes_without_losing_or_repeating_an_image() {
     assert_eq!(per_image(&resumed), per_image(&finished));
     // A complete part resumes to itself.
     let again = eval(&["--resume"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
     assert!(text(&again.stdout).contains("200 of 200 images done (complete)"));
     // A part is never merged unfinished.
     write_part(&finished[..77], &part, &provenance, false).unwrap();
