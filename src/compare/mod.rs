@@ -257,7 +257,8 @@ pub fn compare(
                 full_flops: BlockDropFlops::of(&model).base.full() as f64,
                 records: state.records,
                 tradeoff,
-                adaptivity: options.adaptivity,
+                // A base network alone has no policy whose adaptivity could be measured.
+                adaptivity: options.adaptivity && model.has_policy(),
                 profile,
                 run: state.run,
                 segments: model.config.base.layers.clone(),

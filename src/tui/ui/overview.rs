@@ -74,6 +74,9 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     )));
     lines.push(Line::from(""));
     match &app.tradeoff {
+        // A base network alone has no policy to weigh against static subsets of its blocks
+        // (the Trade-off view still shows what those subsets reach).
+        _ if !info.has_policy => {}
         Some((threshold, t)) => lines.extend(adaptivity_lines(*threshold, &t.adaptivity, info)),
         None => lines.push(Line::from(Span::styled(
             "Adaptivity: measuring the static baselines and the oracle (Esc cancels; the Trade-off view (5) asks again)…",
