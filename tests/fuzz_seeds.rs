@@ -25,8 +25,11 @@ fn seeds(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
+/// A fuzz target's body: the bytes the fuzzer would give it.
+type Body = fn(&[u8]);
+
 /// Every target under `fuzz/fuzz_targets/` with its body.
-const TARGETS: [(&str, fn(&[u8])); 9] = [
+const TARGETS: [(&str, Body); 9] = [
     ("checkpoint", targets::checkpoint),
     ("cifar", targets::cifar),
     ("cost_table", targets::cost_table),
