@@ -521,6 +521,13 @@ fn curriculum_and_finetune_train_from_the_previous_stage() {
     // The curriculum freezes the base: its tensors are the base run's, bit for bit; joint
     // finetuning trains them.
     let base_tensors = resnet_tensors(&best_base);
+    let (all, _) = blockdrop::checkpoint::native::read(
+        &best_base,
+        &std::fs::read(&best_base).unwrap(),
+        &Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(all.len(), base_tensors.len(), "a base run's model holds no policy network");
     assert_eq!(
         base_tensors.len(),
         157,
