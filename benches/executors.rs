@@ -8,8 +8,9 @@
 //!   architecture, batch sizes and thread count (benches/engines.py), as ours/PyTorch.
 //!
 //! `cargo bench --bench executors` — R110_C10 with random weights and per-image policies
-//! keeping about 30% of the blocks, then the bundled default model on its own policies; three
-//! rounds of both, and a summary of the median over rounds.
+//! keeping about 30% of the blocks, then the bundled default model and the shipped CIFAR-10
+//! model (assets/cifar10.safetensors on assets/cifar10-sample) on their own policies; three
+//! rounds of each, and a summary of the median over rounds.
 
 #[path = "support/engines.rs"]
 mod engines;
@@ -132,6 +133,51 @@ fn report(
     Ok(full1)
 }
 
+/// A model on its own images: four at batch 1 and 64 at once, with the policies it chooses.
+struct OnItsImages {
+    model: BlockDrop,
+    x1: Vec<Tensor>,
+    keep1: Vec<Vec<bool>>,
+    x64: Tensor,
+    keep64: Vec<Vec<bool>>,
+}
+
+/// The shipped CIFAR-10 model (assets/cifar10.safetensors) on the bundled CIFAR-10 sample.
+fn shipped_cifar10(device: &Device) -> anyhow::Result<OnItsImages> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    let mut loaded = blockdrop::checkpoint::load_model(
+        &root.join("cifar10.safetensors"),
+        None,
+        None,
+        device,
+    )?;
+    loaded.model.fold_batchnorm()?;
+    let model = loaded.model;
+    let sample = blockdrop::data::Dataset::open_for(
+        &root.join("cifar10-sample"),
+        blockdrop::data::Split::Test,
+        &model.config,
+    )?;
+    // Images spread over the classes (the sample's folders are class by class).
+    let x1: Vec<Tensor> = (0..4)
+        .map(|i| sample.batch(&[i * 250], &model.config, device))
+        .collect::<blockdrop::Result<_>>()?;
+    let keep1 = x1
+        .iter()
+        .map(|x| Ok(policy_bits(&model.keep_probs(x, false)?.to_vec2::<f32>()?, 0.5).remove(0)))
+        .collect::<anyhow::Result<_>>()?;
+    let spread: Vec<usize> = (0..64).map(|i| i * 15).collect();
+    let x64 = sample.batch(&spread, &model.config, device)?;
+    let keep64 = policy_bits(&model.keep_probs(&x64, false)?.to_vec2::<f32>()?, 0.5);
+    Ok(OnItsImages {
+        model,
+        x1,
+        keep1,
+        x64,
+        keep64,
+    })
+}
+
 fn random_model(config: &str, device: &Device) -> anyhow::Result<BlockDrop> {
     let varmap = VarMap::new();
     let config = blockdrop::config::Config::by_name(config)?;
@@ -179,6 +225,7 @@ fn run() -> anyhow::Result<()> {
         &loaded.model.keep_probs(&bx64, false)?.to_vec2::<f32>()?,
         0.5,
     );
+    let cifar = shipped_cifar10(&device)?;
 
     // Rounds of both reports: shared machines drift over minutes, so each share is the median
     // over the rounds.
@@ -205,6 +252,16 @@ fn run() -> anyhow::Result<()> {
             &bkeep1,
             &bx64,
             &bkeep64,
+        )?;
+        let c = &cifar;
+        report(
+            &mut shares,
+            "shipped CIFAR-10",
+            &c.model,
+            &c.x1,
+            &c.keep1,
+            &c.x64,
+            &c.keep64,
         )?;
     }
     println!("\nmeasured speed-up / FLOP-predicted speed-up, median of {ROUNDS} rounds:");
