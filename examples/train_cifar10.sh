@@ -49,17 +49,25 @@ stage "$runs/c10-base" 16 base --config R32_C10 --data "$data" --validation 5000
 # batch 256 (the reference's 2048 gives too few updates on two cores' budget).
 stage "$runs/c10-curriculum" 12 curriculum --base "$runs/c10-base/best.safetensors" \
     --data "$data" --validation 5000 --batch-size 256 --cl-step 2 --images-per-epoch 30000 --seed 0
-# Joint finetuning (Adam 1e-4, batch 256) at two penalties side by side, one thread each:
-# γ -1.5 and γ -1 push the policy below 40% of the blocks, where the policy network's own
-# FLOPs still leave the whole under 60% of the full ResNet-32.
-RAYON_NUM_THREADS=1 stage "$runs/c10-finetune-g1.5" 8 finetune --from "$runs/c10-curriculum" \
-    --data "$data" --validation 5000 --penalty -1.5 --images-per-epoch 30000 --seed 0 &
+# Joint finetuning (Adam, batch 256, 8 epochs of 30,000 images, the learning rate ×0.3 after
+# 6), two penalties side by side, one thread each: γ -1 at lr 3e-4 and γ -0.5 at lr 5e-4 (the
+# reference's 1e-4 moves the policy too slowly for this budget).
 RAYON_NUM_THREADS=1 stage "$runs/c10-finetune-g1" 8 finetune --from "$runs/c10-curriculum" \
-    --data "$data" --validation 5000 --penalty -1 --images-per-epoch 30000 --seed 0 &
+    --data "$data" --validation 5000 --penalty -1 --lr 3e-4 --epoch-step 6 --lr-decay-ratio 0.3 \
+    --images-per-epoch 30000 --seed 0 &
+RAYON_NUM_THREADS=1 stage "$runs/c10-finetune-g0.5" 8 finetune --from "$runs/c10-curriculum" \
+    --data "$data" --validation 5000 --penalty -0.5 --lr 5e-4 --epoch-step 6 --lr-decay-ratio 0.3 \
+    --images-per-epoch 30000 --seed 0 &
 wait
-# The test split is only reported: the shipped model was chosen on the validation images.
-for run in c10-base c10-finetune-g1.5 c10-finetune-g1; do
-    echo "== $run (BlockDrop, then its own full network)"
-    "$bd" eval --model "$runs/$run/best.safetensors" --data "$data" --batch 64 --no-baselines
+# The shipped model was chosen on the validation images only, before any test figure: the run
+# with fewer blocks, as its validation accuracy is within 1.5 points of the other's (γ -0.5:
+# 0.826 at 8.81 blocks against γ -1: 0.838 at 10.84). Its best.safetensors is
+# assets/cifar10.safetensors. The test split is only reported:
+for run in c10-finetune-g0.5 c10-finetune-g1; do
+    echo "== $run: BlockDrop with its adaptivity line, then its own full network"
+    "$bd" eval --model "$runs/$run/best.safetensors" --data "$data" --batch 64 --baseline-images 10000
     "$bd" eval --model "$runs/$run/best.safetensors" --data "$data" --batch 64 --no-baselines --threshold 0
 done
+echo "== the base network, every block (runs written before this version keep an untrained policy"
+echo "   beside it: --threshold 0 keeps every block either way)"
+"$bd" eval --model "$runs/c10-base/best.safetensors" --data "$data" --batch 64 --no-baselines --threshold 0
