@@ -145,12 +145,8 @@ struct OnItsImages {
 /// The shipped CIFAR-10 model (assets/cifar10.safetensors) on the bundled CIFAR-10 sample.
 fn shipped_cifar10(device: &Device) -> anyhow::Result<OnItsImages> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
-    let mut loaded = blockdrop::checkpoint::load_model(
-        &root.join("cifar10.safetensors"),
-        None,
-        None,
-        device,
-    )?;
+    let mut loaded =
+        blockdrop::checkpoint::load_model(&root.join("cifar10.safetensors"), None, None, device)?;
     loaded.model.fold_batchnorm()?;
     let model = loaded.model;
     let sample = blockdrop::data::Dataset::open_for(

@@ -16,30 +16,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-runs}
 base=${1:-../shared/checkpoints/pk_E_164_A_0.923.t7}
-data=${2:-${CIFAR10_JPEG:-$runs/cifar10-jpeg}}
 if [ ! -f "$base" ]; then
     echo "no base network at $base: give the authors' pk_E_164_A_0.923.t7 as the first argument" >&2
     exit 2
 fi
-if [ ! -d "$data/train" ]; then
-    archive=../shared/data/cifar10-jpeg.tar.gz
-    [ -f "$archive" ] || { echo "no CIFAR-10 at $data: give the data folder as the second argument" >&2; exit 2; }
-    mkdir -p "$runs"
-    tar xzf "$archive" -C "$runs"
-    data=$runs/cifar10-jpeg
-fi
-cargo build --release
-bd=target/release/blockdrop
-
-stage() {
-    local dir=$1 epochs=$2
-    shift 2
-    if [ -e "$dir/config.json" ]; then
-        "$bd" train "$1" --resume "$dir" --epochs "$epochs"
-    else
-        "$bd" train "$@" --out "$dir" --epochs "$epochs"
-    fi
-}
+source examples/stages.sh
+data=$(cifar10_data "${2:-${CIFAR10_JPEG:-$runs/cifar10-jpeg}}" "$runs")
 
 echo "== the authors' base network alone, every block"
 "$bd" eval --model "$base" --data "$data" --batch 64 --no-baselines

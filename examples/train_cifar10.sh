@@ -14,30 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-runs}
-data=${1:-${CIFAR10_JPEG:-$runs/cifar10-jpeg}}
-if [ ! -d "$data/train" ] && [ ! -d "$data/cifar-10-batches-bin" ] && [ ! -d "$data/cifar-10-batches-py" ]; then
-    archive=../shared/data/cifar10-jpeg.tar.gz
-    if [ ! -f "$archive" ]; then
-        echo "no CIFAR-10 at $data and no $archive: give the data folder as the first argument" >&2
-        exit 2
-    fi
-    mkdir -p "$runs"
-    tar xzf "$archive" -C "$runs"
-    data=$runs/cifar10-jpeg
-fi
-cargo build --release
-bd=target/release/blockdrop
-
-# stage DIR EPOCHS ARGS…: start the run in DIR, or resume it when it exists.
-stage() {
-    local dir=$1 epochs=$2
-    shift 2
-    if [ -e "$dir/config.json" ]; then
-        "$bd" train "$1" --resume "$dir" --epochs "$epochs"
-    else
-        "$bd" train "$@" --out "$dir" --epochs "$epochs"
-    fi
-}
+source examples/stages.sh
+data=$(cifar10_data "${1:-${CIFAR10_JPEG:-$runs/cifar10-jpeg}}" "$runs")
 
 # Base: SGD momentum 0.9, weight decay 5e-4, lr 0.1 with a cosine schedule, batch 128,
 # crop+flip. (The shipped run was started for 20 epochs and resumed after its 10th with

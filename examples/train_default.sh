@@ -17,19 +17,7 @@ if [ ! -e "$data/train-images-idx3-ubyte.gz" ]; then
     echo "no Fashion-MNIST at $data: install dataset-fashion-mnist (or set FMNIST=DIR)" >&2
     exit 2
 fi
-cargo build --release
-bd=target/release/blockdrop
-
-# stage DIR EPOCHS ARGS…: start the run in DIR, or resume it when it exists.
-stage() {
-    local dir=$1 epochs=$2
-    shift 2
-    if [ -e "$dir/config.json" ]; then
-        "$bd" train "$1" --resume "$dir" --epochs "$epochs"
-    else
-        "$bd" train "$@" --out "$dir" --epochs "$epochs"
-    fi
-}
+source examples/stages.sh
 
 # Base: SGD momentum 0.9, weight decay 5e-4, lr 0.1 cosine over 20 epochs, batch 128, crop+flip.
 stage "$runs/fmnist-base" 20 base --config R32_FMNIST --data "$data" --seed 0

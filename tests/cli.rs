@@ -28,23 +28,6 @@ fn refused(dir: &Path, needle: &str, run: impl FnOnce() -> Output) -> Output {
     output
 }
 
-/// Every file under `dir` with its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<std::path::PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let path = entry.path();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(path);
-            } else {
-                out.insert(path.clone(), std::fs::read(&path).unwrap_or_default());
-            }
-        }
-    }
-    out
-}
-
 /// Exit code 2 and one `error:` line naming `needle`.
 fn assert_input_error(output: &Output, needle: &str) {
     let stderr = text(&output.stderr);

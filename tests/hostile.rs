@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,22 +18,6 @@ const MAX_CPU: Duration = Duration::from_secs(10);
 /// A case still running after this long is hung: it is killed (and then fails its CPU or exit
 /// check). Wall time is only this guard, never a pass criterion: two busy cores stretch it.
 const HANG_GUARD: Duration = Duration::from_secs(120);
-
-/// Every path under `dir`, relative to it.
-fn tree(dir: &Path) -> BTreeSet<PathBuf> {
-    let mut out = BTreeSet::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let path = entry.path();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(path.clone());
-            }
-            out.insert(path.strip_prefix(dir).unwrap().to_path_buf());
-        }
-    }
-    out
-}
 
 struct Finished {
     code: Option<i32>,
@@ -126,9 +109,9 @@ fn every_hostile_input_is_exit_2_one_line_bounded_and_leaves_nothing() {
                     )
             })
             .collect();
-        let before = tree(&dir);
+        let before = snapshot(&dir);
         let run = run_measured(&args, &dir);
-        let after = tree(&dir);
+        let after = snapshot(&dir);
         let lines: Vec<&str> = run
             .stderr
             .lines()
@@ -149,9 +132,14 @@ fn every_hostile_input_is_exit_2_one_line_bounded_and_leaves_nothing() {
             problems.push(format!("took {:.1} s of CPU", run.cpu.as_secs_f64()));
         }
         if before != after {
-            let left: Vec<_> = after.difference(&before).collect();
-            let lost: Vec<_> = before.difference(&after).collect();
-            problems.push(format!("left {left:?}, lost {lost:?}"));
+            let left: Vec<_> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+            let lost: Vec<_> = before.keys().filter(|k| !after.contains_key(*k)).collect();
+            let changed: Vec<_> = before
+                .iter()
+                .filter(|(k, v)| after.get(*k).is_some_and(|w| w != *v))
+                .map(|(k, _)| k)
+                .collect();
+            problems.push(format!("left {left:?}, lost {lost:?}, changed {changed:?}"));
         }
         eprintln!(
             "{name}: exit {:?}, {:.2} s, {} MiB: {}",

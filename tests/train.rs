@@ -527,7 +527,11 @@ fn curriculum_and_finetune_train_from_the_previous_stage() {
         &Device::Cpu,
     )
     .unwrap();
-    assert_eq!(all.len(), base_tensors.len(), "a base run's model holds no policy network");
+    assert_eq!(
+        all.len(),
+        base_tensors.len(),
+        "a base run's model holds no policy network"
+    );
     assert_eq!(
         base_tensors.len(),
         157,

@@ -91,8 +91,7 @@ pub fn train(
     // A base network alone: its model files hold no (untrained) policy network, so `eval`
     // runs them as base networks, every block kept. (Runs written before kept a random
     // agent in their state; resuming them ignores it.)
-    let model =
-        BlockDrop::base_only(config, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
+    let model = BlockDrop::base_only(config, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
     let kind = Kind::Sgd {
         momentum: options.momentum,
         weight_decay: options.weight_decay,

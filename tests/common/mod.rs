@@ -163,3 +163,26 @@ pub fn assert_forced_isa() {
     }
     println!("kernels on the {active} path");
 }
+
+/// Every regular file under `dir` (relative to it) with its bytes, and every folder, link,
+/// pipe or device with none (never read: a pipe would block, `/dev/zero` never ends): what a
+/// run must leave exactly as it was.
+pub fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<PathBuf, Option<Vec<u8>>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            let relative = path.strip_prefix(dir).unwrap().to_path_buf();
+            let kind = entry.file_type().unwrap();
+            let bytes = kind
+                .is_file()
+                .then(|| std::fs::read(&path).unwrap_or_default());
+            out.insert(relative, bytes);
+            if kind.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    out
+}
