@@ -71,3 +71,34 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `c`, or its escape when it is a control character (a newline, an ANSI escape): text a file
+/// brings in can neither forge a line of output nor drive the terminal.
+pub fn escaped(c: char) -> impl Iterator<Item = char> {
+    let escape = c.is_control().then(|| c.escape_default());
+    let plain = escape.is_none().then_some(c);
+    escape.into_iter().flatten().chain(plain)
+}
+
+/// At most `max` characters of `text` as a message or metadata shows it: control characters
+/// escaped, `…` when cut.
+pub fn shown(text: &str, max: usize) -> String {
+    let mut out: String = text.chars().flat_map(escaped).take(max + 1).collect();
+    if out.chars().count() > max {
+        out = out.chars().take(max).collect();
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod shown_tests {
+    use super::shown;
+
+    #[test]
+    fn text_from_a_file_is_escaped_and_cut() {
+        assert_eq!(shown("resnet32", 200), "resnet32");
+        assert_eq!(shown("a\nb\u{1b}[31m", 200), "a\\nb\\u{1b}[31m");
+        assert_eq!(shown("ééééé", 3), "ééé…");
+    }
+}

@@ -36,13 +36,7 @@ fn write_folder(root: &Path) {
 }
 
 fn eval(data: &Path, records: &Path, extra: &[&str]) -> std::process::Output {
-    let model = fixture("r32_c10.pth");
     let mut args = vec![
-        "eval",
-        "--model",
-        path_str(&model),
-        "--data",
-        path_str(data),
         "--batch",
         "64",
         "--no-baselines",
@@ -50,7 +44,7 @@ fn eval(data: &Path, records: &Path, extra: &[&str]) -> std::process::Output {
         path_str(records),
     ];
     args.extend_from_slice(extra);
-    blockdrop(&args)
+    eval_r32_c10(data, &args)
 }
 
 #[test]

@@ -232,20 +232,6 @@ fn class_folders(root: &Path, keep: impl Fn(u32) -> bool, name_of: impl Fn(u32) 
     }
 }
 
-/// `blockdrop eval` of the R32_C10 fixture model on `data`, with `extra` flags.
-fn eval_fixture_on(data: &Path, extra: &[&str]) -> std::process::Output {
-    let model = fixture("r32_c10.pth");
-    let mut args = vec![
-        "eval",
-        "--model",
-        path_str(&model),
-        "--data",
-        path_str(data),
-    ];
-    args.extend_from_slice(extra);
-    blockdrop(&args)
-}
-
 fn cifar_name(label: u32) -> String {
     ClassSet::Cifar10.names()[label as usize].to_string()
 }
@@ -277,7 +263,7 @@ fn folders_of_some_classes_keep_the_configurations_labels() {
         .filter(|r| present(r["label"].as_u64().unwrap() as u32))
         .collect();
     let correct = kept.iter().filter(|r| r["pred"] == r["label"]).count();
-    let out = eval_fixture_on(tmp.path(), &["--no-baselines"]);
+    let out = eval_r32_c10(tmp.path(), &["--no-baselines"]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let accuracy = format!("Accuracy: {:.3}", correct as f64 / kept.len() as f64);
@@ -293,7 +279,7 @@ fn folders_named_otherwise_need_one_per_class() {
     let tmp = tempfile::tempdir().unwrap();
     let unnamed = |label: u32| format!("class{label:02}");
     class_folders(tmp.path(), |l| l >= 2, unnamed);
-    let out = eval_fixture_on(tmp.path(), &[]);
+    let out = eval_r32_c10(tmp.path(), &[]);
     assert_exit_2(&out, "8 class folders");
     // Ten folders of unknown names: labelled in sorted order, as torchvision does.
     let ten = tempfile::tempdir().unwrap();
@@ -316,6 +302,6 @@ fn an_extra_folder_beside_the_class_names_is_refused() {
         .unwrap()
         .path();
     std::fs::copy(any, stray.join("x.png")).unwrap();
-    let out = eval_fixture_on(tmp.path(), &[]);
+    let out = eval_r32_c10(tmp.path(), &[]);
     assert_exit_2(&out, "'unsorted'");
 }

@@ -331,10 +331,8 @@ const TINY: [&str; 6] = [
     "32",
 ];
 
-/// A base run of `epochs` epochs on the tiny data set, in `dir`/base.
-fn train_base(dir: &Path, data: &Path, epochs: usize) -> PathBuf {
-    let base = dir.join("base");
-    let epochs = epochs.to_string();
+/// `train base --config R32_FMNIST --data DATA --out RUN EXTRA…`.
+fn new_base_run(data: &Path, run: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "train",
         "base",
@@ -343,12 +341,19 @@ fn train_base(dir: &Path, data: &Path, epochs: usize) -> PathBuf {
         "--data",
         s(data),
         "--out",
-        s(&base),
-        "--epochs",
-        &epochs,
+        s(run),
     ];
-    args.extend(TINY);
-    ok(blockdrop(&args));
+    args.extend_from_slice(extra);
+    blockdrop(&args)
+}
+
+/// A base run of `epochs` epochs on the tiny data set, in `dir`/base.
+fn train_base(dir: &Path, data: &Path, epochs: usize) -> PathBuf {
+    let base = dir.join("base");
+    let epochs = epochs.to_string();
+    let mut extra = vec!["--epochs", &epochs];
+    extra.extend(TINY);
+    ok(new_base_run(data, &base, &extra));
     base
 }
 
@@ -388,16 +393,7 @@ fn base_run_resumes_with_its_step_count_and_refuses_a_second_out() {
     assert!(!out.contains("epoch   1/3"), "{out}");
     assert_eq!(metrics_rows(&base), 3);
     assert_eq!(state_meta(&base, "optimizer_steps"), "9");
-    let again = blockdrop(&[
-        "train",
-        "base",
-        "--config",
-        "R32_FMNIST",
-        "--data",
-        s(&data),
-        "--out",
-        s(&base),
-    ]);
+    let again = new_base_run(&data, &base, &[]);
     assert_eq!(again.status.code(), Some(2));
 }
 
@@ -822,22 +818,11 @@ fn validation_images_are_held_out_of_training_and_stay_so_on_resume() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_fmnist(tmp.path());
     let run = tmp.path().join("val");
-    let out = ok(blockdrop(&[
-        "train",
-        "base",
-        "--config",
-        "R32_FMNIST",
-        "--data",
-        s(&data),
-        "--out",
-        s(&run),
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--validation",
-        "16",
-    ]));
+    let out = ok(new_base_run(
+        &data,
+        &run,
+        &["--epochs", "1", "--batch-size", "16", "--validation", "16"],
+    ));
     assert!(
         out.contains("(48 training, 16 validation images held out of the training split)"),
         "{out}"
@@ -855,18 +840,7 @@ fn validation_images_are_held_out_of_training_and_stay_so_on_resume() {
     ]));
     assert!(resumed.contains("48 training, 16 validation"), "{resumed}");
     // Holding out every training image leaves nothing to train on.
-    let out = blockdrop(&[
-        "train",
-        "base",
-        "--config",
-        "R32_FMNIST",
-        "--data",
-        s(&data),
-        "--out",
-        s(&tmp.path().join("none")),
-        "--validation",
-        "64",
-    ]);
+    let out = new_base_run(&data, &tmp.path().join("none"), &["--validation", "64"]);
     assert_exit_2(&out, "--validation 64 leaves no training images");
     assert!(!tmp.path().join("none").exists());
 }

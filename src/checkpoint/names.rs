@@ -135,29 +135,18 @@ pub const ARGS_KEY: &str = "args";
 const MAX_RECORDED: usize = 200;
 const MAX_ARGS: usize = 16 << 10;
 
-/// At most `max` characters of `text`, control characters escaped, `…` when cut.
-fn bounded(text: &str, max: usize) -> String {
-    let mut out: String = text
-        .chars()
-        .flat_map(crate::checkpoint::torch::escaped)
-        .take(max + 1)
-        .collect();
-    if out.chars().count() > max {
-        out = out.chars().take(max).collect();
-        out.push('…');
-    }
-    out
-}
-
 fn recorded(root: &Value, metadata: &mut BTreeMap<String, String>) {
     for (ours, theirs) in RECORDED {
         if let Some(v) = scalar(root.get(theirs)) {
-            metadata.insert(ours.to_string(), bounded(&v, MAX_RECORDED));
+            metadata.insert(ours.to_string(), crate::error::shown(&v, MAX_RECORDED));
         }
     }
     if let Some(Value::Namespace(fields)) = root.get("args") {
         let flags: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        metadata.insert(ARGS_KEY.to_string(), bounded(&flags.join(", "), MAX_ARGS));
+        metadata.insert(
+            ARGS_KEY.to_string(),
+            crate::error::shown(&flags.join(", "), MAX_ARGS),
+        );
     }
 }
 

@@ -38,13 +38,6 @@ const MAX_FIELD_TEXT: usize = 200;
 const MAX_FIELD_NAME: usize = 64;
 const MAX_FIELDS: usize = 256;
 
-/// `c`, or its escape when it is a control character (a newline, an ANSI escape).
-pub(crate) fn escaped(c: char) -> impl Iterator<Item = char> {
-    let escape = c.is_control().then(|| c.escape_default());
-    let plain = escape.is_none().then_some(c);
-    escape.into_iter().flatten().chain(plain)
-}
-
 /// Tensors have at most this many dimensions (ours have four).
 const MAX_RANK: usize = 8;
 
@@ -479,11 +472,7 @@ impl<'a> Reader<'a> {
             self.spend_text(k)?;
             let name = text(p, k)
                 .ok_or_else(|| self.bad("an argparse.Namespace field whose name is not text"))?;
-            let name: String = name
-                .chars()
-                .take(MAX_FIELD_NAME)
-                .flat_map(escaped)
-                .collect();
+            let name = crate::error::shown(&name, MAX_FIELD_NAME);
             let mut shown = String::new();
             self.plain(v, 0, &mut shown).map_err(|what| {
                 self.bad(format!(
@@ -511,7 +500,7 @@ impl<'a> Reader<'a> {
         // At most MAX_FIELD_TEXT characters, control characters escaped (a value can neither
         // forge a line of output nor grow without bound), then `…`.
         let push = |out: &mut String, s: &str| {
-            for c in s.chars().flat_map(escaped) {
+            for c in s.chars().flat_map(crate::error::escaped) {
                 if out.len() >= MAX_FIELD_TEXT {
                     if !out.ends_with('…') {
                         out.push('…');

@@ -36,14 +36,6 @@ fn normalised(name: &str) -> String {
         .collect()
 }
 
-/// At most 40 characters of a folder name, for a message.
-fn short(name: &str) -> String {
-    match name.char_indices().nth(40) {
-        Some((end, _)) => format!("{}…", &name[..end]),
-        None => name.to_string(),
-    }
-}
-
 /// True when `labels` holds no label twice.
 fn distinct(labels: &[u32]) -> bool {
     let mut seen = labels.to_vec();
@@ -85,7 +77,7 @@ pub fn assign(folders: &[String], config: &Config) -> Result<(Vec<u32>, Labellin
             .zip(&named)
             .filter(|(_, n)| n.is_none())
             .take(3)
-            .map(|(f, _)| format!("'{}'", short(f)))
+            .map(|(f, _)| format!("'{}'", crate::error::shown(f, 40)))
             .collect();
         return Err(format!(
             "names {matched} of its {} class folders as config {}'s classes but not {}: \
@@ -110,7 +102,7 @@ pub fn assign(folders: &[String], config: &Config) -> Result<(Vec<u32>, Labellin
     let stranger = folders
         .iter()
         .find(|f| !known_norm.contains(&normalised(f)))
-        .map_or_else(String::new, |f| format!("'{}'", short(f)));
+        .map_or_else(String::new, |f| format!("'{}'", crate::error::shown(f, 40)));
     let names = if known.is_empty() {
         format!("config {} has no known class names", config.name)
     } else {

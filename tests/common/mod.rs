@@ -186,3 +186,17 @@ pub fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<PathBuf, Op
     }
     out
 }
+
+/// `blockdrop eval` of the R32_C10 fixture model (`r32_c10.pth`) on `data`, with `extra` flags.
+pub fn eval_r32_c10(data: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let model = fixture("r32_c10.pth");
+    let mut args = vec![
+        "eval",
+        "--model",
+        path_str(&model),
+        "--data",
+        path_str(data),
+    ];
+    args.extend_from_slice(extra);
+    blockdrop(&args)
+}
