@@ -29,6 +29,19 @@ pub enum Error {
     #[error("cancelled")]
     Cancelled,
 
+    /// A training run stopped on a signal after saving where it stood (the binary's exit code
+    /// [`EXIT_STOPPED`]: a job script requeues the job, which continues with `--resume`).
+    #[error(
+        "stopped by a signal in epoch {epoch}, after {batches} of its batches; the state is saved: continue with `--resume {}`",
+        dir.display()
+    )]
+    Stopped {
+        dir: PathBuf,
+        /// 1-based, as the progress lines count.
+        epoch: usize,
+        batches: usize,
+    },
+
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 
@@ -65,10 +78,18 @@ impl Error {
                     | std::io::ErrorKind::UnexpectedEof
                     | std::io::ErrorKind::InvalidData
             ),
-            Error::Report(_) | Error::Cancelled | Error::Candle(_) | Error::Polars(_) => false,
+            Error::Report(_)
+            | Error::Cancelled
+            | Error::Stopped { .. }
+            | Error::Candle(_)
+            | Error::Polars(_) => false,
         }
     }
 }
+
+/// The exit code of a run that stopped on a signal and saved its state: sysexits'
+/// EX_TEMPFAIL, "try again later" (examples/slurm_train.sh requeues on it).
+pub const EXIT_STOPPED: u8 = 75;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

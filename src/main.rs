@@ -1,5 +1,6 @@
 //! The `blockdrop` binary: parses the command line and dispatches to `cli`, then turns the
-//! outcome into one line and an exit code (0 success, 1 runtime failure, 2 bad usage or input).
+//! outcome into one line and an exit code (0 success, 1 runtime failure, 2 bad usage or input,
+//! 75 a training run stopped by a signal with its state saved).
 
 mod cli;
 
@@ -63,13 +64,18 @@ fn one_line(message: &str) -> String {
     line
 }
 
-/// Exit code 2 for the user's input (bad flags, bad files), 1 for anything else.
+/// Exit code 2 for the user's input (bad flags, bad files), 75 for a training run stopped by a
+/// signal with its state saved, 1 for anything else.
 fn exit_code(error: &anyhow::Error) -> u8 {
-    let user_error = error
-        .chain()
-        .filter_map(|e| e.downcast_ref::<blockdrop::Error>())
-        .any(blockdrop::Error::is_user_error);
-    if user_error {
+    let ours = || {
+        error
+            .chain()
+            .filter_map(|e| e.downcast_ref::<blockdrop::Error>())
+    };
+    if ours().any(|e| matches!(e, blockdrop::Error::Stopped { .. })) {
+        return blockdrop::error::EXIT_STOPPED;
+    }
+    if ours().any(blockdrop::Error::is_user_error) {
         2
     } else {
         1

@@ -14,8 +14,14 @@ pub fn mix64(mut z: u64) -> u64 {
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator seeded `seed`, or continuing from a saved [`Rng::state`].
     pub fn new(seed: u64) -> Self {
         Self(seed)
+    }
+
+    /// The whole state: `Rng::new(rng.state())` continues where `rng` stands.
+    pub fn state(&self) -> u64 {
+        self.0
     }
 
     /// The generator for one purpose (`stream`) in one epoch of a run seeded `seed`.

@@ -42,6 +42,7 @@ fn policy_options(penalty: f64) -> PolicyOptions {
         masked: true,
         init: fixture("r32_c10.pth"),
         cost: BlockCost::Blocks,
+        finetune_beta: 0.0,
     }
 }
 
@@ -218,6 +219,42 @@ fn equal_block_costs_train_exactly_as_the_block_count() {
             "weight {c}"
         );
     }
+}
+
+/// `--finetune-beta β` subtracts β·Σ −p'·log p' (summed over the batch, like the policy
+/// term) from the reference's finetuning loss, and 0 leaves the loss bit for bit.
+#[test]
+fn the_finetune_entropy_bonus_adds_exactly_its_term() {
+    let case = &json("policy_loss_expected.json")["finetune"];
+    let (model, _) = trainable_r32();
+    let (x, labels) = fixed_batch(&model, 16);
+    let y = Tensor::new(labels.as_slice(), &Device::Cpu).unwrap();
+    let loss_with = |beta: f64| {
+        let mut options = policy_options(-10.0);
+        options.finetune_beta = beta;
+        let step =
+            finetune::step(&model, &x, &labels, &y, &options, |_| Ok(policy_of(case))).unwrap();
+        step.loss.to_scalar::<f32>().unwrap() as f64
+    };
+    let reference = loss_with(0.0);
+    assert_eq!(reference as f32, case["loss"].as_f64().unwrap() as f32, "β 0 is the reference");
+    let probs = model.policy().unwrap().keep_probs(&x, true).unwrap();
+    let p = probs.to_vec2::<f32>().unwrap();
+    let entropy: f64 = p
+        .iter()
+        .flatten()
+        .map(|&p| {
+            let b = (0.8 * p + 0.2 * (1.0 - p)) as f64;
+            -b * b.ln()
+        })
+        .sum();
+    assert!(entropy > 1.0, "the fixture's policy has entropy to reward ({entropy})");
+    let with = loss_with(0.5);
+    let expected = reference - 0.5 * entropy;
+    assert!(
+        (with - expected).abs() <= 1e-4 * expected.abs().max(1.0),
+        "loss with β 0.5: {with}, expected {expected}"
+    );
 }
 
 #[test]

@@ -111,6 +111,11 @@ pub struct PolicyArgs {
     #[arg(long, default_value_t = policy::DEFAULT_BETA, value_parser = non_negative)]
     pub beta: f64,
 
+    /// Finetuning: an entropy bonus β·Σ −p'·log p' in the loss, against policies collapsing to
+    /// a few (not the reference's: it has none, the default 0).
+    #[arg(long, value_name = "BETA", default_value_t = 0.0, value_parser = non_negative)]
+    pub finetune_beta: f64,
+
     /// γ, the reward of a wrong prediction (negative). Default: the stage's (see below).
     #[arg(long, allow_hyphen_values = true, value_parser = finite)]
     pub penalty: Option<f64>,

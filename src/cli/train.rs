@@ -291,6 +291,10 @@ fn run_stage<O: Serialize + Clone + StageOptions>(
 ) -> anyhow::Result<()> {
     let options = plan.options.clone();
     let (mut t, config) = open_training(args, what, plan, options.common())?;
+    // From here a SIGTERM (preemption), SIGUSR1 or Ctrl-C saves the run at the next batch
+    // boundary and exits 75 (docs/scale-out.md).
+    blockdrop::cancel::stop_on_signals()
+        .map_err(|e| anyhow::anyhow!("cannot install the stop-signal handlers: {e}"))?;
     train(
         &t.data.setting(&config, &options),
         &mut t.run,
@@ -345,6 +349,7 @@ fn train_policy(
                 masked: policy.masked,
                 init: stage.init.to_path_buf(),
                 cost,
+                finetune_beta: policy.finetune_beta,
             })
         },
     )?;

@@ -22,14 +22,11 @@ pub fn batch_stats(x: &Tensor) -> Result<(Vec<f32>, Vec<f32>)> {
     };
     let data = cpu_f32(cpu, layout, "fused BatchNorm")?;
     let rows = data.len() / channels.max(1);
-    let sums = channel_sums(
-        data.par_chunks(CHUNK_ROWS * channels),
-        channels,
-        |chunk, acc| {
-            let (sum, sq) = acc.split_at_mut(channels);
-            rows::sums(chunk, sum, sq)
-        },
-    );
+    let chunk = CHUNK_ROWS * channels;
+    let sums = channel_sums(data.len(), chunk, channels, |range, acc| {
+        let (sum, sq) = acc.split_at_mut(channels);
+        rows::sums(&data[range], sum, sq)
+    });
     let n = rows.max(1) as f64;
     let mean: Vec<f64> = sums[..channels].iter().map(|s| s / n).collect();
     let var = sums[channels..]
@@ -40,24 +37,21 @@ pub fn batch_stats(x: &Tensor) -> Result<(Vec<f32>, Vec<f32>)> {
     Ok((mean.into_iter().map(|m| m as f32).collect(), var))
 }
 
-/// Two sums per channel over the rows: each chunk accumulates in f32 (at most CHUNK_ROWS
-/// terms, so the loop vectorises), and chunks combine in f64.
-fn channel_sums<T, I, F>(chunks: I, channels: usize, accumulate: F) -> Vec<f64>
+/// Two sums per channel over the rows of an activation of `len` values, `chunk` values (whole
+/// rows) at a time: `accumulate(range, acc)` adds one chunk in f32 (at most CHUNK_ROWS terms,
+/// so the loop vectorises), and chunks combine in f64, in a fixed order.
+fn channel_sums<F>(len: usize, chunk: usize, channels: usize, accumulate: F) -> Vec<f64>
 where
-    I: ParallelIterator<Item = T>,
-    F: Fn(T, &mut [f32]) + Sync + Send,
+    F: Fn(std::ops::Range<usize>, &mut [f32]) + Sync + Send,
 {
-    let zeros = || vec![0.0f64; 2 * channels];
-    chunks
-        .fold(zeros, |mut total, chunk| {
-            let mut acc = vec![0.0f32; 2 * channels];
-            accumulate(chunk, &mut acc);
-            for (t, a) in total.iter_mut().zip(&acc) {
-                *t += *a as f64;
-            }
-            total
-        })
-        .reduce(zeros, super::summed)
+    let chunk = chunk.max(1);
+    super::ordered_sum(len.div_ceil(chunk), 2 * channels, |i, total: &mut [f64]| {
+        let mut acc = vec![0.0f32; 2 * channels];
+        accumulate(i * chunk..((i + 1) * chunk).min(len), &mut acc);
+        for (t, a) in total.iter_mut().zip(&acc) {
+            *t += *a as f64;
+        }
+    })
 }
 
 /// `act(γ·(x − mean)·invstd + β [+ residual])` with the batch's statistics fixed at
@@ -149,16 +143,11 @@ impl BatchNormAct {
         );
         let relu = self.relu;
         let chunk = CHUNK_ROWS * c;
-        let sums = channel_sums(
-            dv.par_chunks(chunk)
-                .zip(ov.par_chunks(chunk))
-                .zip(xv.par_chunks(chunk)),
-            c,
-            |((dc, oc), xc), acc| {
-                let (sum_g, sum_gx) = acc.split_at_mut(c);
-                rows::grad_sums(dc, oc, xc, &self.mean, &self.invstd, relu, sum_g, sum_gx)
-            },
-        );
+        let sums = channel_sums(dv.len(), chunk, c, |range, acc| {
+            let (sum_g, sum_gx) = acc.split_at_mut(c);
+            let (dc, oc, xc) = (&dv[range.clone()], &ov[range.clone()], &xv[range]);
+            rows::grad_sums(dc, oc, xc, &self.mean, &self.invstd, relu, sum_g, sum_gx)
+        });
         let rows = (xv.len() / c.max(1)).max(1) as f32;
         let dbeta: Vec<f32> = sums[..c].iter().map(|&s| s as f32).collect();
         let dgamma: Vec<f32> = sums[c..].iter().map(|&s| s as f32).collect();

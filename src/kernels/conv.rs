@@ -440,7 +440,7 @@ pub fn backward_weight(g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f
 }
 
 /// [`backward_weight`] on the GEMM path: `dW = Σ patchesᵀ · dy` over all output pixels,
-/// accumulated per worker and summed at the end.
+/// accumulated per group of tiles and summed in a fixed order.
 pub fn backward_weight_gemm(g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let plen = g.patch_len();
     let zeros = || vec![0.0f32; plen * g.cout];
@@ -449,46 +449,44 @@ pub fn backward_weight_gemm(g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> 
     };
     let rows = out_nhw.pixels();
     let tile = g.tile_rows(rows);
-    dy.par_chunks(tile * g.cout)
-        .enumerate()
-        .fold(zeros, |mut acc, (t, dy_tile)| {
-            let row0 = t * tile;
-            let n_rows = dy_tile.len() / g.cout;
-            if g.is_pointwise() {
-                let x_tile = &x[row0 * plen..(row0 + n_rows) * plen];
+    let tile_len = (tile * g.cout).max(1);
+    super::ordered_sum(dy.len().div_ceil(tile_len), plen * g.cout, |t, acc: &mut [f32]| {
+        let dy_tile = &dy[t * tile_len..((t + 1) * tile_len).min(dy.len())];
+        let row0 = t * tile;
+        let n_rows = dy_tile.len() / g.cout;
+        if g.is_pointwise() {
+            let x_tile = &x[row0 * plen..(row0 + n_rows) * plen];
+            matmul(
+                plen,
+                g.cout,
+                n_rows,
+                acc,
+                true,
+                x_tile,
+                (1, plen),
+                dy_tile,
+                (g.cout, 1),
+            );
+        } else {
+            PATCHES.with(|buf| {
+                let mut buf = buf.borrow_mut();
+                if buf.len() < n_rows * plen {
+                    buf.resize(n_rows * plen, 0.0);
+                }
+                let patches = &mut buf[..n_rows * plen];
+                gather_patches(g, input, out_nhw, x, row0, n_rows, patches);
                 matmul(
                     plen,
                     g.cout,
                     n_rows,
-                    &mut acc,
+                    acc,
                     true,
-                    x_tile,
+                    patches,
                     (1, plen),
                     dy_tile,
                     (g.cout, 1),
                 );
-            } else {
-                PATCHES.with(|buf| {
-                    let mut buf = buf.borrow_mut();
-                    if buf.len() < n_rows * plen {
-                        buf.resize(n_rows * plen, 0.0);
-                    }
-                    let patches = &mut buf[..n_rows * plen];
-                    gather_patches(g, input, out_nhw, x, row0, n_rows, patches);
-                    matmul(
-                        plen,
-                        g.cout,
-                        n_rows,
-                        &mut acc,
-                        true,
-                        patches,
-                        (1, plen),
-                        dy_tile,
-                        (g.cout, 1),
-                    );
-                });
-            }
-            acc
-        })
-        .reduce(zeros, super::summed)
+            });
+        }
+    })
 }

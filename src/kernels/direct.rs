@@ -299,17 +299,14 @@ pub fn backward_weight_on(isa: Isa, g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f
         x,
         dy,
     };
-    (0..input.n.div_ceil(images_per_task))
-        .into_par_iter()
-        .fold(zeros, |mut dw, task| {
-            let first = task * images_per_task;
-            let images = first..(first + images_per_task).min(input.n);
-            // SAFETY: the CPU has `isa` (asserted above); the operands' lengths are asserted
-            // above too.
-            unsafe { weight_grad_on(isa, &job, images, &mut dw) };
-            dw
-        })
-        .reduce(zeros, super::summed)
+    let tasks = input.n.div_ceil(images_per_task);
+    super::ordered_sum(tasks, g.patch_len() * g.cout, |task, dw: &mut [f32]| {
+        let first = task * images_per_task;
+        let images = first..(first + images_per_task).min(input.n);
+        // SAFETY: the CPU has `isa` (asserted above); the operands' lengths are asserted
+        // above too.
+        unsafe { weight_grad_on(isa, &job, images, dw) };
+    })
 }
 
 /// Adds the weight gradient of `images` to `dw` on `isa`, with input-channel blocks sized to

@@ -49,6 +49,7 @@ pub mod pool;
 pub mod rows;
 pub mod winograd;
 
+use rayon::prelude::*;
 use candle_core::{bail, CpuStorage, Device, DeviceLocation, Layout, Result};
 
 pub use conv::ConvGeom;
@@ -115,6 +116,35 @@ pub(crate) fn written_buffer(len: usize, write: impl FnOnce(&mut [f32])) -> Vec<
 
 /// `a + b` elementwise, in `a`'s buffer: how per-task partial sums (weight gradients,
 /// BatchNorm statistics) are combined after a parallel fold.
+/// The sum over `0..tasks` of what `task(i, acc)` adds into a buffer of `len` zeros, in
+/// parallel and in a fixed order: the tasks split into as many contiguous groups as rayon has
+/// threads, each group adds its tasks in order into its own buffer, and the buffers add up in
+/// group order. A reduction (a weight gradient, BatchNorm's sums) is then the same bit for bit
+/// on every run with the same thread count, which rayon's `fold` (grouping tasks by whichever
+/// thread took them) is not: a training run is reproducible from its seed (docs/method.md).
+pub(crate) fn ordered_sum<T, F>(tasks: usize, len: usize, task: F) -> Vec<T>
+where
+    T: Copy + Default + std::ops::AddAssign + Send,
+    F: Fn(usize, &mut [T]) + Sync,
+{
+    let groups = rayon::current_num_threads().clamp(1, tasks.max(1));
+    let per_group = tasks.div_ceil(groups);
+    let partials: Vec<Vec<T>> = (0..groups)
+        .into_par_iter()
+        .map(|group| {
+            let mut acc = vec![T::default(); len];
+            for i in group * per_group..((group + 1) * per_group).min(tasks) {
+                task(i, &mut acc);
+            }
+            acc
+        })
+        .collect();
+    partials
+        .into_iter()
+        .reduce(summed)
+        .unwrap_or_else(|| vec![T::default(); len])
+}
+
 pub(crate) fn summed<T: Copy + std::ops::AddAssign>(mut a: Vec<T>, b: Vec<T>) -> Vec<T> {
     for (a, &b) in a.iter_mut().zip(&b) {
         *a += b;

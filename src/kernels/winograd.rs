@@ -338,7 +338,6 @@ pub fn backward_weight_on(isa: Isa, g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f
         supported_on(g, isa) && isa.available(),
         "no Winograd kernel for {g:?} on {isa}"
     );
-    let zeros = || vec![0.0f32; transformed_len(g)];
     // No output pixels (the kernel does not fit, or an empty batch): no gradient.
     let Some(out) = g.output(input).filter(|out| out.pixels() > 0) else {
         return vec![0.0; g.patch_len() * g.cout];
@@ -351,22 +350,18 @@ pub fn backward_weight_on(isa: Isa, g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f
     let row_len = out.w * g.cout;
     let band_rows = 2 * band_tile_rows(g, out, out.w.div_ceil(2));
     let bands = out.h.div_ceil(band_rows);
-    let dv = (0..out.n * bands)
-        .into_par_iter()
-        .fold(zeros, |mut dv, task| {
-            let (img, oy0) = (task / bands, task % bands * band_rows);
-            let rows = band_rows.min(out.h - oy0);
-            BUFFERS.with(|cell| {
-                let buffers = &mut *cell.borrow_mut();
-                let (band, u, d) = prepare(g, input, out, x, (img, oy0, rows), buffers);
-                let dy_band = &dy[band.first_row * row_len..][..rows * row_len];
-                // SAFETY: the CPU has `isa` (asserted above); the buffers hold what `Band`
-                // says (`prepare`), `dy_band` the band's rows and `dv` every position.
-                unsafe { weight_band_on(isa, &band, dy_band, u, d, &mut dv) };
-            });
-            dv
-        })
-        .reduce(zeros, super::summed);
+    let dv = super::ordered_sum(out.n * bands, transformed_len(g), |task, dv: &mut [f32]| {
+        let (img, oy0) = (task / bands, task % bands * band_rows);
+        let rows = band_rows.min(out.h - oy0);
+        BUFFERS.with(|cell| {
+            let buffers = &mut *cell.borrow_mut();
+            let (band, u, d) = prepare(g, input, out, x, (img, oy0, rows), buffers);
+            let dy_band = &dy[band.first_row * row_len..][..rows * row_len];
+            // SAFETY: the CPU has `isa` (asserted above); the buffers hold what `Band`
+            // says (`prepare`), `dy_band` the band's rows and `dv` every position.
+            unsafe { weight_band_on(isa, &band, dy_band, u, d, dv) };
+        });
+    });
     untransform_weight_grad(g, &dv)
 }
 

@@ -3,7 +3,7 @@
 //! with a new data set needs one too.
 
 use candle_core::{DType, Device, Tensor, D};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::ModelStage;
@@ -12,9 +12,10 @@ use crate::data::Dataset;
 use crate::error::Result;
 use crate::model::{BlockDrop, FlatResNet};
 use crate::train::augment::CROP_PADDING;
-use crate::train::epochs::{BatchOutcome, EpochEvaluation, EpochLoop};
+use crate::train::epochs::{BatchOutcome, EpochEvaluation, EpochLoop, Start};
 use crate::train::optim::{params, Kind, Optimizer};
 use crate::train::run::Run;
+use crate::train::init;
 use crate::train::{labels, restore, LoopDefaults, LoopOptions, Progress, Setting};
 
 /// The stage's defaults: 30 epochs of batch 128 at lr 0.1 on a cosine schedule; SGD with
@@ -57,6 +58,7 @@ pub fn accuracy(
 ) -> Result<f64> {
     let mut correct = 0usize;
     for chunk in indices.chunks(250) {
+        crate::cancel::check()?;
         let x = data.batch(chunk, config, device)?;
         correct += count_correct(&net.forward_full(&x, false)?, &labels(data, chunk, device)?)?;
     }
@@ -91,13 +93,13 @@ pub fn train(
     // A base network alone: its model files hold no (untrained) policy network, so `eval`
     // runs them as base networks, every block kept. (Runs written before kept a random
     // agent in their state; resuming them ignores it.)
-    let model = BlockDrop::base_only(config, VarBuilder::from_varmap(&varmap, DType::F32, device))?;
+    let model = BlockDrop::base_only(config, init::seeded(&varmap, options.common.seed, device))?;
     let kind = Kind::Sgd {
         momentum: options.momentum,
         weight_decay: options.weight_decay,
     };
     let mut optimizer = Optimizer::new(kind, params(&varmap, &["resnet."]));
-    let position = restore(run, &varmap, &mut optimizer, device)?.unwrap_or((0, f64::NEG_INFINITY));
+    let start = restore(run, &varmap, &mut optimizer, device)?.unwrap_or_else(Start::fresh);
     let epochs = EpochLoop {
         stage: ModelStage::Base,
         setting,
@@ -122,5 +124,5 @@ pub fn train(
             metadata: Vec::new(),
         })
     };
-    epochs.run(run, position, progress, batch, evaluate)
+    epochs.run(run, start, progress, batch, evaluate)
 }

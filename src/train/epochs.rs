@@ -9,11 +9,11 @@ use candle_core::Tensor;
 use candle_nn::VarMap;
 
 use crate::checkpoint::ModelStage;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::train::augment::{crop_flip, CROP_PADDING};
 use crate::train::optim::Optimizer;
-use crate::train::run::{EpochMetrics, Run};
+use crate::train::run::{EpochMetrics, Partial, Position, Run};
 use crate::train::{epoch_order, tensors, test_indices, Progress, Setting, StageOptions};
 
 /// What one training batch computed.
@@ -35,6 +35,25 @@ pub struct EpochEvaluation {
     pub policy: Option<crate::train::PolicyEval>,
     /// Model-file metadata beyond the configuration, stage, epoch and accuracy.
     pub metadata: Vec<(String, String)>,
+}
+
+/// Where the loop starts: the first epoch to run, the best score so far and, when a stop
+/// signal saved the run inside that epoch, how far it had got.
+#[derive(Debug, Clone)]
+pub struct Start {
+    pub epoch: usize,
+    pub best: f64,
+    pub partial: Option<Partial>,
+}
+
+impl Start {
+    pub fn fresh() -> Self {
+        Self {
+            epoch: 0,
+            best: f64::NEG_INFINITY,
+            partial: None,
+        }
+    }
 }
 
 /// Running sums over an epoch's batches.
@@ -63,6 +82,15 @@ impl Running {
         sum / self.seen.max(1) as f64
     }
 
+    fn resumed(partial: &Partial) -> Self {
+        Self {
+            seen: partial.seen,
+            correct: partial.correct,
+            loss: partial.loss,
+            policy: partial.policy,
+        }
+    }
+
     /// The progress line's running figures.
     fn message(&self) -> String {
         let accuracy = self.per_image(self.correct as f64);
@@ -86,13 +114,16 @@ pub struct EpochLoop<'a, O> {
 }
 
 impl<O: StageOptions> EpochLoop<'_, O> {
-    /// Epochs `start..` of the run, `best` the best score so far: each batch through
-    /// `batch(epoch, images, labels, rng)` (the rng draws policy samples), an optimiser step,
-    /// then `evaluate(epoch, test indices)` and the epoch's checkpoint.
+    /// Epochs `start.epoch..` of the run, `start.best` the best score so far: each batch
+    /// through `batch(epoch, images, labels, rng)` (the rng draws policy samples), an optimiser
+    /// step, then `evaluate(epoch, test indices)` and the epoch's checkpoint. After a stop
+    /// signal ([`crate::cancel::stop_on_signals`]) it saves the position at the next batch
+    /// boundary, or the finished batches when the signal came during the evaluation, and
+    /// returns [`Error::Stopped`].
     pub fn run(
         mut self,
         run: &mut Run,
-        (start, mut best): (usize, f64),
+        start: Start,
         progress: &mut dyn Progress,
         mut batch: impl FnMut(usize, &Tensor, &[u32], &mut Rng) -> Result<BatchOutcome>,
         mut evaluate: impl FnMut(usize, &[usize]) -> Result<EpochEvaluation>,
@@ -106,15 +137,58 @@ impl<O: StageOptions> EpochLoop<'_, O> {
         } = self.setting;
         let opts = options.common();
         let test = test_indices(test_data, opts);
-        for epoch in start..opts.epochs {
+        let mut best = start.best;
+        let mut partial = start.partial;
+        for epoch in start.epoch..opts.epochs {
             let started = Instant::now();
             let lr = opts.schedule.lr(opts.lr, epoch);
             let order = epoch_order(train_data.len(), opts, epoch);
-            let mut augment_rng = Rng::for_epoch(opts.seed, epoch, 1);
-            let mut sample_rng = Rng::for_epoch(opts.seed, epoch, 2);
-            let mut running = Running::default();
+            let resumed = partial.take();
+            let (mut augment_rng, mut sample_rng, mut running, skip, before_s) = match &resumed {
+                Some(p) => (
+                    Rng::new(p.augment_rng),
+                    Rng::new(p.sample_rng),
+                    Running::resumed(p),
+                    p.batches_done,
+                    p.train_s,
+                ),
+                None => (
+                    Rng::for_epoch(opts.seed, epoch, 1),
+                    Rng::for_epoch(opts.seed, epoch, 2),
+                    Running::default(),
+                    0,
+                    0.0,
+                ),
+            };
+            let mut stop = |running: &Running, batches_done, rngs: (&Rng, &Rng), s: &mut Self| {
+                let partial = Partial {
+                    batches_done,
+                    augment_rng: rngs.0.state(),
+                    sample_rng: rngs.1.state(),
+                    seen: running.seen,
+                    correct: running.correct,
+                    loss: running.loss,
+                    policy: running.policy,
+                    train_s: before_s + started.elapsed().as_secs_f64(),
+                };
+                let position = Position {
+                    epochs_done: epoch,
+                    optimizer_steps: s.optimizer.steps,
+                    best,
+                };
+                run.save_partial(&tensors(s.varmap), s.optimizer.state(), &position, &partial)?;
+                Err(Error::Stopped {
+                    dir: run.dir.clone(),
+                    epoch: epoch + 1,
+                    batches: batches_done,
+                })
+            };
             // A last batch of one image cannot be batch-normalised: it is left out.
-            for chunk in order.chunks(opts.batch_size).filter(|c| c.len() > 1) {
+            let chunks: Vec<&[usize]> = order
+                .chunks(opts.batch_size)
+                .filter(|c| c.len() > 1)
+                .collect();
+            for (index, chunk) in chunks.iter().enumerate().skip(skip) {
                 let x = train_data.batch_with(chunk, config, device, |image| {
                     if options.augment() {
                         crop_flip(&image, CROP_PADDING, &mut augment_rng)
@@ -128,9 +202,18 @@ impl<O: StageOptions> EpochLoop<'_, O> {
                 let loss = outcome.loss.to_scalar::<f32>()? as f64;
                 running.add(chunk.len(), &outcome, loss);
                 progress.batch(epoch, running.seen, order.len(), &running.message());
+                if crate::cancel::signalled() {
+                    return stop(&running, index + 1, (&augment_rng, &sample_rng), &mut self);
+                }
             }
-            let train_s = started.elapsed().as_secs_f64();
-            let eval = evaluate(epoch, &test)?;
+            let train_s = before_s + started.elapsed().as_secs_f64();
+            let eval = match evaluate(epoch, &test) {
+                Err(Error::Cancelled) if crate::cancel::signalled() => {
+                    let rngs = (&augment_rng, &sample_rng);
+                    return stop(&running, chunks.len(), rngs, &mut self);
+                }
+                other => other?,
+            };
             let metrics = EpochMetrics {
                 epoch,
                 lr,

@@ -111,8 +111,14 @@ pub fn step(
         .zip(&baseline_reward)
         .map(|(s, b)| s - b)
         .collect();
+    let mut loss = joint_loss(&p_bounded, &sampled, &advantage, &logits, y)?;
+    if options.finetune_beta > 0.0 {
+        // Summed over images like the policy-gradient term, so β weighs the two as in the
+        // curriculum's loss.
+        loss = (loss - (reward::entropy_sum(&p_bounded)? * options.finetune_beta)?)?;
+    }
     Ok(Step {
-        loss: joint_loss(&p_bounded, &sampled, &advantage, &logits, y)?,
+        loss,
         sampled,
         correct,
         sampled_reward,

@@ -8,6 +8,7 @@ pub mod cost;
 pub mod curriculum;
 pub mod epochs;
 pub mod finetune;
+pub mod init;
 pub mod optim;
 pub mod policy;
 pub mod reward;
@@ -375,20 +376,25 @@ pub fn evaluate_policy(
     })
 }
 
-/// Restores a run's saved model and optimiser into `varmap` and `optimizer`; returns the epoch
-/// to continue at and the best test metric so far, or `None` for a fresh run.
+/// Restores a run's saved model and optimiser into `varmap` and `optimizer`; returns where
+/// the epoch loop continues (the epoch, the best score so far, a partial epoch), or `None`
+/// for a fresh run.
 pub fn restore(
     run: &mut run::Run,
     varmap: &VarMap,
     optimizer: &mut optim::Optimizer,
     device: &Device,
-) -> Result<Option<(usize, f64)>> {
+) -> Result<Option<epochs::Start>> {
     let Some(resumed) = run.resume(device)? else {
         return Ok(None);
     };
     load_into(varmap, &resumed.model, &run.dir)?;
     optimizer.load_state(&resumed.optimizer, resumed.optimizer_steps)?;
-    Ok(Some((resumed.epochs_done, resumed.best)))
+    Ok(Some(epochs::Start {
+        epoch: resumed.epochs_done,
+        best: resumed.best,
+        partial: resumed.partial,
+    }))
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use candle_core::{DType, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::Tensor;
+use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::ModelStage;
@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::model::BlockDrop;
 use crate::rng::Rng;
 use crate::train::cost::BlockCost;
-use crate::train::epochs::{BatchOutcome, EpochEvaluation, EpochLoop};
+use crate::train::epochs::{BatchOutcome, EpochEvaluation, EpochLoop, Start};
 use crate::train::optim::{params, Kind, Optimizer};
 use crate::train::run::Run;
 use crate::train::{evaluate_policy, restore, LoopOptions, Progress, Setting};
@@ -52,6 +52,10 @@ pub struct PolicyOptions {
     /// What a kept block costs in the reward (runs saved without it count blocks).
     #[serde(default)]
     pub cost: BlockCost,
+    /// Entropy bonus weight in finetuning; 0, the reference's, adds no term (an exploration
+    /// option against policies collapsing to a few, docs/method.md).
+    #[serde(default)]
+    pub finetune_beta: f64,
 }
 
 /// One batch's outcome under the sampled policies.
@@ -74,8 +78,8 @@ pub struct Trainer {
     pub varmap: VarMap,
     pub model: BlockDrop,
     optimizer: Optimizer,
-    /// The epoch to continue at and the best reward so far.
-    position: (usize, f64),
+    /// Where the run continues (the epoch, the best reward so far, a partial epoch).
+    start: Start,
 }
 
 impl Trainer {
@@ -90,15 +94,15 @@ impl Trainer {
     ) -> Result<Self> {
         let device = setting.device;
         let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let vb = crate::train::init::seeded(&varmap, setting.options.common.seed, device);
         let model = BlockDrop::new(setting.config, vb)?;
         let mut optimizer =
             Optimizer::new(Kind::Adam { weight_decay: 0.0 }, params(&varmap, trained));
-        let position = match restore(run, &varmap, &mut optimizer, device)? {
-            Some(position) => position,
+        let start = match restore(run, &varmap, &mut optimizer, device)? {
+            Some(start) => start,
             None => {
                 init(&varmap)?;
-                (0, f64::NEG_INFINITY)
+                Start::fresh()
             }
         };
         Ok(Self {
@@ -106,7 +110,7 @@ impl Trainer {
             varmap,
             model,
             optimizer,
-            position,
+            start,
         })
     }
 
@@ -172,6 +176,6 @@ impl Trainer {
                 metadata,
             })
         };
-        epochs.run(run, self.position, progress, batch, evaluate)
+        epochs.run(run, self.start, progress, batch, evaluate)
     }
 }

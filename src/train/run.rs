@@ -4,7 +4,8 @@
 //!   version;
 //! - `metrics.csv`: one row per finished epoch;
 //! - `last.safetensors` / `best.safetensors`: model files (any command's `--model` reads them);
-//! - `state.safetensors`: model, optimiser state and position, for `--resume`;
+//! - `state.safetensors`: model, optimiser state and position, for `--resume` (after a stop
+//!   signal, a position inside an epoch: [`Partial`]);
 //! - `cost.json`: the cost table the reward weighs blocks by (`--cost FILE.json` runs only).
 //!
 //! Every file is replaced atomically, so a kill at any moment leaves the last complete epoch
@@ -173,10 +174,111 @@ impl EpochMetrics {
     }
 }
 
+/// How far an epoch had got when a stop signal saved the run: its batches done, its random
+/// generators' states and its running sums, so the resumed epoch ends as an uninterrupted one
+/// would. Stored as `state.safetensors` metadata (docs/formats.md).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Partial {
+    pub batches_done: usize,
+    pub augment_rng: u64,
+    pub sample_rng: u64,
+    pub seen: usize,
+    pub correct: usize,
+    /// Summed per-image loss.
+    pub loss: f64,
+    /// Policy stages: summed reward and kept blocks.
+    pub policy: Option<(f64, f64)>,
+    /// Seconds spent training the epoch's batches so far.
+    pub train_s: f64,
+}
+
+/// The metadata keys of a [`Partial`] (f64 values print with Rust's shortest round trip, so
+/// they read back bit for bit).
+const PARTIAL_KEYS: [&str; 9] = [
+    "batches_done",
+    "augment_rng",
+    "sample_rng",
+    "seen",
+    "correct",
+    "loss",
+    "policy_reward",
+    "policy_blocks",
+    "train_s",
+];
+
+impl Partial {
+    fn metadata(&self) -> Vec<(String, String)> {
+        let (reward, blocks) = self
+            .policy
+            .map_or((String::new(), String::new()), |(r, b)| {
+                (r.to_string(), b.to_string())
+            });
+        let values = [
+            self.batches_done.to_string(),
+            self.augment_rng.to_string(),
+            self.sample_rng.to_string(),
+            self.seen.to_string(),
+            self.correct.to_string(),
+            self.loss.to_string(),
+            reward,
+            blocks,
+            self.train_s.to_string(),
+        ];
+        PARTIAL_KEYS
+            .iter()
+            .map(|k| k.to_string())
+            .zip(values)
+            .collect()
+    }
+
+    /// The partial epoch `metadata` describes; `None` when it holds none (an epoch boundary).
+    fn read(metadata: &BTreeMap<String, String>, path: &Path) -> Result<Option<Self>> {
+        if !metadata.contains_key(PARTIAL_KEYS[0]) {
+            return Ok(None);
+        }
+        let text = |key: &str| -> Result<&str> {
+            metadata
+                .get(key)
+                .map(String::as_str)
+                .ok_or_else(|| Error::bad_input(path, format!("metadata `{key}` missing")))
+        };
+        fn parsed<T: std::str::FromStr>(text: &str, key: &str, path: &Path) -> Result<T> {
+            text.parse().map_err(|_| {
+                let shown = crate::error::shown(text, 40);
+                Error::bad_input(path, format!("metadata `{key}` is `{shown}`, not a number"))
+            })
+        }
+        let float = |key: &str| -> Result<f64> {
+            let value: f64 = parsed(text(key)?, key, path)?;
+            if value.is_finite() {
+                Ok(value)
+            } else {
+                Err(Error::bad_input(path, format!("metadata `{key}` is not finite")))
+            }
+        };
+        let policy = match (text("policy_reward")?, text("policy_blocks")?) {
+            ("", "") => None,
+            _ => Some((float("policy_reward")?, float("policy_blocks")?)),
+        };
+        Ok(Some(Self {
+            batches_done: parsed(text("batches_done")?, "batches_done", path)?,
+            augment_rng: parsed(text("augment_rng")?, "augment_rng", path)?,
+            sample_rng: parsed(text("sample_rng")?, "sample_rng", path)?,
+            seen: parsed(text("seen")?, "seen", path)?,
+            correct: parsed(text("correct")?, "correct", path)?,
+            loss: float("loss")?,
+            policy,
+            train_s: float("train_s")?,
+        }))
+    }
+}
+
 /// Where a resumed run picks up.
 pub struct Resumed {
     /// Epochs finished.
     pub epochs_done: usize,
+    /// How far the next epoch had got, when a stop signal saved the run inside it.
+    pub partial: Option<Partial>,
     pub optimizer_steps: u64,
     /// The best test metric so far (what `best.safetensors` holds).
     pub best: f64,
@@ -281,7 +383,10 @@ impl Run {
                 .ok_or_else(|| Error::bad_input(&path, format!("metadata `{key}` missing")))
         };
         let epochs_done = number("epochs_done")?;
-        if !(1.0..=1e9).contains(&epochs_done) {
+        let partial = Partial::read(&metadata, &path)?;
+        // A run stopped inside its first epoch has finished none.
+        let least = if partial.is_some() { 0.0 } else { 1.0 };
+        if !(least..=1e9).contains(&epochs_done) || epochs_done.fract() != 0.0 {
             return Err(Error::bad_input(
                 &path,
                 format!("metadata `epochs_done` is {epochs_done}, not a number of epochs"),
@@ -299,6 +404,7 @@ impl Run {
         self.rows.truncate(epochs_done);
         Ok(Some(Resumed {
             epochs_done,
+            partial,
             optimizer_steps: number("optimizer_steps")? as u64,
             best: number("best")?,
             model,
@@ -332,6 +438,34 @@ impl Run {
         if is_best {
             native::write(&self.dir.join(BEST), model, model_metadata)?;
         }
+        let position = Position {
+            epochs_done: metrics.epoch + 1,
+            optimizer_steps,
+            best,
+        };
+        self.write_state(model, optimizer, &position, None)
+    }
+
+    /// Saves the state of a run stopped inside epoch `position.epochs_done` (0-based) after
+    /// `partial.batches_done` of its batches. Only `state.safetensors` changes: the metrics
+    /// and model files still describe the last finished epoch.
+    pub fn save_partial(
+        &mut self,
+        model: &BTreeMap<String, Tensor>,
+        optimizer: BTreeMap<String, Tensor>,
+        position: &Position,
+        partial: &Partial,
+    ) -> Result<()> {
+        self.write_state(model, optimizer, position, Some(partial))
+    }
+
+    fn write_state(
+        &self,
+        model: &BTreeMap<String, Tensor>,
+        optimizer: BTreeMap<String, Tensor>,
+        position: &Position,
+        partial: Option<&Partial>,
+    ) -> Result<()> {
         let mut state: BTreeMap<String, Tensor> = model
             .iter()
             .map(|(k, v)| (format!("model.{k}"), v.clone()))
@@ -341,11 +475,23 @@ impl Run {
                 .into_iter()
                 .map(|(k, v)| (format!("optim.{k}"), v)),
         );
-        let meta = BTreeMap::from([
-            ("epochs_done".to_string(), (metrics.epoch + 1).to_string()),
-            ("optimizer_steps".to_string(), optimizer_steps.to_string()),
-            ("best".to_string(), best.to_string()),
+        let mut meta = BTreeMap::from([
+            ("epochs_done".to_string(), position.epochs_done.to_string()),
+            (
+                "optimizer_steps".to_string(),
+                position.optimizer_steps.to_string(),
+            ),
+            ("best".to_string(), position.best.to_string()),
         ]);
+        meta.extend(partial.into_iter().flat_map(Partial::metadata));
         native::write(&self.dir.join(STATE), &state, &meta)
     }
+}
+
+/// The counters a resume state records beside the tensors.
+pub struct Position {
+    pub epochs_done: usize,
+    pub optimizer_steps: u64,
+    /// The best score so far (what `best.safetensors` holds; −∞ before any epoch).
+    pub best: f64,
 }
