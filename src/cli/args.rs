@@ -49,7 +49,7 @@ ResNet to run. This tool evaluates such models with dropped blocks truly skipped
 Run without a subcommand to explore the bundled default model on the bundled \
 Fashion-MNIST sample in the terminal (or, when output is not a terminal, to print its \
 evaluation).",
-    after_help = "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input."
+    after_help = "Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input, 75 a training run stopped by a signal with its state saved (continue it with --resume)."
 )]
 pub struct Cli {
     #[command(subcommand)]
