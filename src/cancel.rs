@@ -61,10 +61,10 @@ pub fn scope<R>(flag: &Arc<AtomicBool>, work: impl FnOnce() -> R) -> R {
 pub fn check() -> Result<()> {
     let cancelled = signalled()
         || FLAG.with(|f| {
-        f.borrow()
-            .as_ref()
-            .is_some_and(|flag| flag.load(Ordering::Relaxed))
-    });
+            f.borrow()
+                .as_ref()
+                .is_some_and(|flag| flag.load(Ordering::Relaxed))
+        });
     if cancelled {
         Err(Error::Cancelled)
     } else {

@@ -337,7 +337,37 @@ fn cifar_config(
     }
 }
 
+/// The model-file metadata key (and run `config.json` field) of a policy input pool other
+/// than the configuration's own ([`Config::with_policy_input_pool`]).
+pub const POLICY_INPUT_POOL_KEY: &str = "policy_input_pool";
+/// The largest policy input pool accepted: beyond it a CIFAR image is a few pixels.
+pub const MAX_POLICY_INPUT_POOL: usize = 4;
+
 impl Config {
+    /// This configuration with the policy network seeing the input average-pooled by `pool`
+    /// (ours, not the reference's for CIFAR and Fashion-MNIST: a cheaper policy; the
+    /// reference's ImageNet policy sees a half-size image). The base network is unchanged.
+    pub fn with_policy_input_pool(mut self, pool: usize) -> Result<Config> {
+        let (_, h, w) = self.input;
+        // The policy's stride-2 stages halve the image twice after the pool: the pooled size
+        // must stay even through them (Fashion-MNIST's 28 allows no pool).
+        let fits = |side: usize| side % pool == 0 && (side / pool) % 4 == 0;
+        if !(1..=MAX_POLICY_INPUT_POOL).contains(&pool) || !fits(h) || !fits(w) {
+            return Err(Error::BadUsage(format!(
+                "a policy input pool of {pool} does not fit {} ({h}x{w} images): 1 to {MAX_POLICY_INPUT_POOL}, leaving a side divisible by 4",
+                self.name
+            )));
+        }
+        self.policy_input_pool = pool;
+        Ok(self)
+    }
+
+    /// The policy input pool when it differs from the named configuration's own.
+    pub fn policy_input_pool_override(&self) -> Option<usize> {
+        let own = Config::by_name(&self.name).map_or(1, |c| c.policy_input_pool);
+        (self.policy_input_pool != own).then_some(self.policy_input_pool)
+    }
+
     /// Looks a configuration up by name (case-insensitive).
     pub fn by_name(name: &str) -> Result<Config> {
         let c10 = (3, 32, 32);

@@ -68,16 +68,19 @@ impl Error {
     pub fn is_user_error(&self) -> bool {
         match self {
             Error::BadInput { .. } | Error::BadUsage(_) => true,
-            // A path that does not exist or cannot be read is bad input too.
-            Error::Io { error, .. } => matches!(
-                error.kind(),
-                std::io::ErrorKind::NotFound
-                    | std::io::ErrorKind::IsADirectory
-                    | std::io::ErrorKind::NotADirectory
-                    | std::io::ErrorKind::PermissionDenied
-                    | std::io::ErrorKind::UnexpectedEof
-                    | std::io::ErrorKind::InvalidData
-            ),
+            // A path that does not exist or cannot be read is bad input too, and so is where
+            // the user pointed us: a link loop, a name too long, a read-only or full disk.
+            Error::Io { error, .. } => {
+                matches!(
+                    error.kind(),
+                    std::io::ErrorKind::NotFound
+                        | std::io::ErrorKind::IsADirectory
+                        | std::io::ErrorKind::NotADirectory
+                        | std::io::ErrorKind::PermissionDenied
+                        | std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::InvalidData
+                ) || error.raw_os_error().is_some_and(is_environment_errno)
+            }
             Error::Report(_)
             | Error::Cancelled
             | Error::Stopped { .. }
@@ -92,6 +95,22 @@ impl Error {
 pub const EXIT_STOPPED: u8 = 75;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// OS errors that describe the paths and disks the user gave rather than a fault of ours.
+fn is_environment_errno(code: i32) -> bool {
+    [
+        libc::ELOOP,
+        libc::ENAMETOOLONG,
+        libc::EROFS,
+        libc::ENOSPC,
+        libc::EDQUOT,
+        libc::ENOTDIR,
+        libc::EACCES,
+        libc::EPERM,
+        libc::EXDEV,
+    ]
+    .contains(&code)
+}
 
 /// `c`, or its escape when it is a control character (a newline, an ANSI escape): text a file
 /// brings in can neither forge a line of output nor drive the terminal.

@@ -45,6 +45,13 @@ impl FolderLock {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
+        // A pipe or a device planted under the lock's name cannot be locked or read back.
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(Error::bad_input(
+                &path,
+                "is not a regular file (a pipe or a device) where blockdrop keeps its lock; remove it",
+            ));
+        }
         // SAFETY: flock on a descriptor this function owns.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let mut owner = String::new();

@@ -6,12 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::train::run::{EpochMetrics, BEST, CONFIG, LAST, METRICS};
-
-/// `metrics.csv` larger than this is refused (a run writes ~100 bytes per epoch).
-const MAX_METRICS_BYTES: u64 = 64 << 20;
-/// `config.json` larger than this is refused.
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
+use crate::train::run::{
+    EpochMetrics, BEST, CONFIG, LAST, MAX_CONFIG_BYTES, MAX_METRICS_BYTES, METRICS,
+};
 
 /// A training run folder as read for display.
 #[derive(Debug, Clone)]
@@ -93,24 +90,7 @@ pub fn display_name(path: &Path) -> String {
 
 /// The text of `path` if it exists, refused above `max` bytes or when not UTF-8.
 fn read_bounded(path: &Path, max: u64) -> Result<Option<String>> {
-    let meta = match std::fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    if !meta.is_file() {
-        return Err(Error::bad_input(path, "is not a regular file"));
-    }
-    if meta.len() > max {
-        return Err(Error::bad_input(
-            path,
-            format!("is {} bytes, more than the {max} a run writes", meta.len()),
-        ));
-    }
-    let bytes = crate::input::read_file(path)?;
-    String::from_utf8(bytes)
-        .map(Some)
-        .map_err(|_| Error::bad_input(path, "is not UTF-8 text"))
+    crate::input::read_text_capped(path, max, "a run writes")
 }
 
 /// `metrics.csv` rows; a last line without its newline (being appended) is left out.

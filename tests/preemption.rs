@@ -89,7 +89,10 @@ fn stop_after(args: &[&str], run: &Path, rows: usize, signal: libc::c_int) -> us
             child.try_wait().unwrap().is_none(),
             "the run ended before epoch {rows}"
         );
-        assert!(Instant::now() < guard, "no epoch {rows} within {HANG_GUARD:?}");
+        assert!(
+            Instant::now() < guard,
+            "no epoch {rows} within {HANG_GUARD:?}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let delay = random_delay(200..900);
@@ -110,11 +113,17 @@ fn stop_after(args: &[&str], run: &Path, rows: usize, signal: libc::c_int) -> us
         "{stderr}"
     );
     // A bound against a stop that waits for the epoch's end, not a timing test.
-    assert!(took < Duration::from_secs(60), "stopped {took:?} after the signal");
+    assert!(
+        took < Duration::from_secs(60),
+        "stopped {took:?} after the signal"
+    );
     let meta = state_meta(run);
     assert_eq!(meta["epochs_done"], rows.to_string(), "{meta:?}");
     let batches: usize = meta["batches_done"].parse().unwrap();
-    eprintln!("signal {signal} {delay:?} into epoch {}: stopped after {batches} batches in {took:?}", rows + 1);
+    eprintln!(
+        "signal {signal} {delay:?} into epoch {}: stopped after {batches} batches in {took:?}",
+        rows + 1
+    );
     batches
 }
 
@@ -126,7 +135,14 @@ fn assert_stops_resume_exactly(new: &dyn Fn(&Path) -> Vec<String>, dir: &Path, s
     let epochs = "3";
     let first: Vec<String> = new(&interrupted);
     let first: Vec<&str> = first.iter().map(String::as_str).collect();
-    let resume = ["train", stage, "--resume", path_str(&interrupted), "--epochs", epochs];
+    let resume = [
+        "train",
+        stage,
+        "--resume",
+        path_str(&interrupted),
+        "--epochs",
+        epochs,
+    ];
     let mut stops = vec![stop_after(&first, &interrupted, 1, libc::SIGTERM)];
     stops.push(stop_after(&resume, &interrupted, 2, libc::SIGUSR1));
     let done = blockdrop(&resume);
@@ -147,10 +163,16 @@ fn assert_stops_resume_exactly(new: &dyn Fn(&Path) -> Vec<String>, dir: &Path, s
         "metrics after stops at {stops:?} batches"
     );
     for file in ["last.safetensors", "best.safetensors", "state.safetensors"] {
-        let (a, b) = (model_bits(&interrupted.join(file)), model_bits(&whole.join(file)));
+        let (a, b) = (
+            model_bits(&interrupted.join(file)),
+            model_bits(&whole.join(file)),
+        );
         assert_eq!(a.0.len(), b.0.len(), "{file}");
         for (name, bits) in &a.0 {
-            assert!(bits == &b.0[name], "{file}: {name} differs after stops at {stops:?}");
+            assert!(
+                bits == &b.0[name],
+                "{file}: {name} differs after stops at {stops:?}"
+            );
         }
         assert_eq!(a.1, b.1, "{file} metadata");
     }
@@ -168,8 +190,20 @@ fn a_base_run_stopped_by_signals_resumes_to_the_uninterrupted_result() {
     let data = sample();
     let new = |out: &Path| {
         owned(&[
-            "train", "base", "--config", "R32_C10", "--data", path_str(&data), "--out",
-            path_str(out), "--epochs", "3", "--batch-size", "24", "--test-images", "48",
+            "train",
+            "base",
+            "--config",
+            "R32_C10",
+            "--data",
+            path_str(&data),
+            "--out",
+            path_str(out),
+            "--epochs",
+            "3",
+            "--batch-size",
+            "24",
+            "--test-images",
+            "48",
         ])
     };
     assert_stops_resume_exactly(&new, tmp.path(), "base");
@@ -182,9 +216,26 @@ fn a_finetuning_run_stopped_by_signals_resumes_to_the_uninterrupted_result() {
     let model = asset("cifar10.safetensors");
     let new = |out: &Path| {
         owned(&[
-            "train", "finetune", "--from", path_str(&model), "--data", path_str(&data),
-            "--out", path_str(out), "--epochs", "3", "--batch-size", "24", "--test-images",
-            "48", "--images-per-epoch", "240", "--penalty", "-0.5", "--finetune-beta", "0.1",
+            "train",
+            "finetune",
+            "--from",
+            path_str(&model),
+            "--data",
+            path_str(&data),
+            "--out",
+            path_str(out),
+            "--epochs",
+            "3",
+            "--batch-size",
+            "24",
+            "--test-images",
+            "48",
+            "--images-per-epoch",
+            "240",
+            "--penalty",
+            "-0.5",
+            "--finetune-beta",
+            "0.1",
         ])
     };
     assert_stops_resume_exactly(&new, tmp.path(), "finetune");

@@ -221,8 +221,8 @@ fn equal_block_costs_train_exactly_as_the_block_count() {
     }
 }
 
-/// `--finetune-beta β` subtracts β·Σ −p'·log p' (summed over the batch, like the policy
-/// term) from the reference's finetuning loss, and 0 leaves the loss bit for bit.
+/// `--finetune-beta β` subtracts β·Σ H(p') (the Bernoulli entropy, summed over the batch like
+/// the policy term) from the reference's finetuning loss, and 0 leaves the reference's loss.
 #[test]
 fn the_finetune_entropy_bonus_adds_exactly_its_term() {
     let case = &json("policy_loss_expected.json")["finetune"];
@@ -237,7 +237,11 @@ fn the_finetune_entropy_bonus_adds_exactly_its_term() {
         step.loss.to_scalar::<f32>().unwrap() as f64
     };
     let reference = loss_with(0.0);
-    assert_eq!(reference as f32, case["loss"].as_f64().unwrap() as f32, "β 0 is the reference");
+    assert_close(
+        &[reference as f32],
+        &[case["loss"].as_f64().unwrap() as f32],
+        "β 0: the reference's loss",
+    );
     let probs = model.policy().unwrap().keep_probs(&x, true).unwrap();
     let p = probs.to_vec2::<f32>().unwrap();
     let entropy: f64 = p
@@ -245,10 +249,13 @@ fn the_finetune_entropy_bonus_adds_exactly_its_term() {
         .flatten()
         .map(|&p| {
             let b = (0.8 * p + 0.2 * (1.0 - p)) as f64;
-            -b * b.ln()
+            -b * b.ln() - (1.0 - b) * (1.0 - b).ln()
         })
         .sum();
-    assert!(entropy > 1.0, "the fixture's policy has entropy to reward ({entropy})");
+    assert!(
+        entropy > 1.0,
+        "the fixture's policy has entropy to reward ({entropy})"
+    );
     let with = loss_with(0.5);
     let expected = reference - 0.5 * entropy;
     assert!(
@@ -471,6 +478,142 @@ fn a_killed_base_run_keeps_its_last_epoch_loadable_and_resumes() {
         &(epochs_done + 1).to_string(),
     ]));
     assert_eq!(metrics_rows(&base), epochs_done + 1);
+}
+
+/// `train curriculum --policy-input-pool 2` gives the policy a half-size image: the run and its
+/// model files record it, finetuning keeps it, and every loader runs the policy on the pooled
+/// image (the probabilities equal the unpooled network's on an image pooled by hand), at a
+/// quarter of the policy's FLOPs. A file recording an impossible pool is refused.
+#[test]
+fn a_half_size_policy_input_is_recorded_and_kept_by_every_stage() {
+    use blockdrop::config::Config;
+    use blockdrop::model::BlockDropFlops;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = asset("cifar10-sample");
+    let base = tmp.path().join("base");
+    let mut args = vec![
+        "train",
+        "base",
+        "--config",
+        "R32_C10",
+        "--data",
+        s(&data),
+        "--out",
+        s(&base),
+        "--epochs",
+        "1",
+    ];
+    args.extend(TINY);
+    ok(blockdrop(&args));
+    // Fashion-MNIST's 28x28 halves to 14, which the policy's stages cannot halve twice.
+    let refused = blockdrop(&[
+        "train",
+        "curriculum",
+        "--base",
+        s(&base.join("best.safetensors")),
+        "--data",
+        s(&data),
+        "--out",
+        s(&tmp.path().join("refused")),
+        "--config",
+        "R32_FMNIST",
+        "--policy-input-pool",
+        "2",
+    ]);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let cl = tmp.path().join("curriculum");
+    let best_base = base.join("best.safetensors");
+    let mut args = vec![
+        "train",
+        "curriculum",
+        "--base",
+        s(&best_base),
+        "--data",
+        s(&data),
+        "--out",
+        s(&cl),
+        "--epochs",
+        "1",
+        "--policy-input-pool",
+        "2",
+    ];
+    args.extend(TINY);
+    ok(blockdrop(&args));
+    let config = std::fs::read_to_string(cl.join("config.json")).unwrap();
+    assert!(config.contains("\"policy_input_pool\": 2"), "{config}");
+    let ft = tmp.path().join("finetune");
+    let mut args = vec![
+        "train",
+        "finetune",
+        "--from",
+        s(&cl),
+        "--data",
+        s(&data),
+        "--out",
+        s(&ft),
+        "--epochs",
+        "1",
+        "--config",
+        "R32_C10",
+    ];
+    args.extend(TINY);
+    ok(blockdrop(&args));
+    let model_file = ft.join("last.safetensors");
+    let loaded = blockdrop::checkpoint::load_model(&model_file, None, None, &Device::Cpu).unwrap();
+    assert_eq!(loaded.metadata["policy_input_pool"], "2");
+    assert_eq!(loaded.model.config.policy_input_pool, 2);
+    let agent = loaded.model.policy().unwrap();
+    assert_eq!(agent.input_pool, 2);
+    let x = Tensor::randn(0f32, 1.0, (4, 3, 32, 32), &Device::Cpu).unwrap();
+    let pooled = agent.keep_probs(&x, false).unwrap();
+    let mut unpooled_net = agent.clone();
+    unpooled_net.input_pool = 1;
+    let by_hand = unpooled_net
+        .keep_probs(&x.avg_pool2d(2).unwrap(), false)
+        .unwrap();
+    assert_close(
+        &pooled.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        &by_hand.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        "policy on the pooled image",
+    );
+    let own = BlockDropFlops::for_config(&Config::by_name("R32_C10").unwrap()).policy;
+    let half = BlockDropFlops::of(&loaded.model).policy;
+    assert!(half * 3 < own, "policy FLOPs {half} against {own}");
+    ok(blockdrop(&[
+        "eval",
+        "--model",
+        s(&model_file),
+        "--data",
+        s(&data),
+    ]));
+
+    // A pool the configuration cannot take, recorded in a file: exit 2 naming it.
+    let (tensors, mut meta) = blockdrop::checkpoint::native::read(
+        &model_file,
+        &std::fs::read(&model_file).unwrap(),
+        &Device::Cpu,
+    )
+    .unwrap();
+    meta.insert("policy_input_pool".to_string(), "3".to_string());
+    let forged = tmp.path().join("forged.safetensors");
+    let tensors: std::collections::BTreeMap<String, Tensor> = tensors.into_iter().collect();
+    let meta: std::collections::BTreeMap<String, String> = meta
+        .into_iter()
+        .filter(|(k, _)| k != "written_by")
+        .collect();
+    blockdrop::checkpoint::native::write(&forged, &tensors, &meta).unwrap();
+    let out = blockdrop(&["eval", "--model", s(&forged), "--data", s(&data)]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("forged.safetensors") && stderr.contains("policy_input_pool"),
+        "{stderr}"
+    );
 }
 
 #[test]

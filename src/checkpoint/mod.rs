@@ -278,23 +278,48 @@ pub fn resolve_config(
     metadata: &BTreeMap<String, String>,
     config_name: Option<&str>,
 ) -> Result<Config> {
-    if let (None, Some(name)) = (config_name, metadata.get("config")) {
-        return Config::by_name(name).map_err(|e| {
+    let config = if let (None, Some(name)) = (config_name, metadata.get("config")) {
+        Config::by_name(name).map_err(|e| {
             Error::bad_input(path, format!("its metadata names a configuration: {e}"))
-        });
-    }
-    match config_name {
-        Some(name) => Config::by_name(name),
-        None => infer_config(tensors).ok_or_else(|| {
-            Error::bad_input(
-                path,
-                format!(
-                    "cannot tell the model's configuration; pass --config (one of {})",
-                    NAMES.join(", ")
-                ),
-            )
-        }),
-    }
+        })?
+    } else {
+        match config_name {
+            Some(name) => Config::by_name(name)?,
+            None => infer_config(tensors).ok_or_else(|| {
+                Error::bad_input(
+                    path,
+                    format!(
+                        "cannot tell the model's configuration; pass --config (one of {})",
+                        NAMES.join(", ")
+                    ),
+                )
+            })?,
+        }
+    };
+    with_recorded_pool(path, config, metadata)
+}
+
+/// `config` with the policy input pool a model file records (`train curriculum
+/// --policy-input-pool`), which the policy's weights were trained with whatever `--config`
+/// says: the weights alone cannot tell.
+fn with_recorded_pool(
+    path: &Path,
+    config: Config,
+    metadata: &BTreeMap<String, String>,
+) -> Result<Config> {
+    let Some(text) = metadata.get(crate::config::POLICY_INPUT_POOL_KEY) else {
+        return Ok(config);
+    };
+    let shown = crate::error::shown(text, 20);
+    let pool = text.parse::<usize>().map_err(|_| {
+        Error::bad_input(
+            path,
+            format!("metadata `policy_input_pool` is `{shown}`, not a number"),
+        )
+    })?;
+    config
+        .with_policy_input_pool(pool)
+        .map_err(|e| Error::bad_input(path, format!("metadata `policy_input_pool`: {e}")))
 }
 
 /// Builds the model, checking every tensor's name and shape against the configuration.
@@ -384,6 +409,13 @@ fn summarise(problems: &[String]) -> String {
 
 /// The configuration a model file names in its metadata, else the one its base network fits
 /// (for commands that need the configuration before they build a model, e.g. training).
+/// The policy input pool a model file records, if any (see [`resolve_config`]).
+pub fn recorded_policy_input_pool(path: &Path, config: Config) -> Result<Config> {
+    let bytes = crate::input::read_file(path)?;
+    let parts = read_parts(path, &bytes)?;
+    with_recorded_pool(path, config, &parts.metadata)
+}
+
 pub fn config_of_file(path: &Path) -> Result<Config> {
     let bytes = crate::input::read_file(path)?;
     let parts = read_parts(path, &bytes)?;

@@ -46,7 +46,7 @@ pub fn read(
 
 /// Whether `path` is a safetensors file blockdrop wrote (its tag in the header's metadata).
 pub fn is_ours(path: &Path) -> bool {
-    std::fs::read(path).ok().is_some_and(|bytes| {
+    crate::input::read_file(path).ok().is_some_and(|bytes| {
         SafeTensors::read_metadata(&bytes).is_ok_and(|(_, header)| {
             header.metadata().as_ref().is_some_and(|m| {
                 m.get(crate::output::WRITER_KEY).map(String::as_str) == Some(crate::output::WRITER)

@@ -111,8 +111,9 @@ pub struct PolicyArgs {
     #[arg(long, default_value_t = policy::DEFAULT_BETA, value_parser = non_negative)]
     pub beta: f64,
 
-    /// Finetuning: an entropy bonus β·Σ −p'·log p' in the loss, against policies collapsing to
-    /// a few (not the reference's: it has none, the default 0).
+    /// Finetuning: an entropy bonus β·Σ H(p') in the loss, H the Bernoulli entropy (highest
+    /// at p' = ½), against policies collapsing to a few (not the reference's: it has none, the
+    /// default 0).
     #[arg(long, value_name = "BETA", default_value_t = 0.0, value_parser = non_negative)]
     pub finetune_beta: f64,
 
@@ -155,6 +156,13 @@ pub struct TrainCurriculumArgs {
     /// reference checkpoint holding one).
     #[arg(long, value_name = "FILE", required_unless_present = "resume")]
     pub base: Option<PathBuf>,
+
+    /// The policy network sees the image average-pooled by N (2: a 16x16 CIFAR image, a
+    /// quarter of the policy's FLOPs). Ours, for CIFAR and Fashion-MNIST; the reference's
+    /// ImageNet policy already sees a half-size image. Recorded in the model files, which
+    /// every command then runs the same way.
+    #[arg(long, value_name = "N", conflicts_with = "resume", value_parser = count)]
+    pub policy_input_pool: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -140,7 +140,12 @@ fn plan<O: Serialize + DeserializeOwned + Clone + StageOptions>(
             .common()
             .validate()
             .map_err(|e| bad(format!("options: {e}")))?;
-        let config = Config::by_name(&saved.config).map_err(|e| bad(e.to_string()))?;
+        let mut config = Config::by_name(&saved.config).map_err(|e| bad(e.to_string()))?;
+        if let Some(pool) = saved.policy_input_pool {
+            config = config
+                .with_policy_input_pool(pool)
+                .map_err(|e| bad(e.to_string()))?;
+        }
         return Ok(Plan {
             folder: RunFolder::Existing(run),
             config,
@@ -315,6 +320,8 @@ struct PolicyStage<'a> {
     defaults: LoopDefaults,
     penalty: f64,
     train: StageFn,
+    /// `--policy-input-pool` (the curriculum, which makes the policy network).
+    policy_input_pool: Option<usize>,
 }
 
 fn train_policy(
@@ -329,9 +336,19 @@ fn train_policy(
     let mut plan = plan(
         run_args,
         stage.stage,
-        || match &run_args.config {
-            Some(name) => Ok(Config::by_name(name)?),
-            None => Ok(checkpoint::config_of_file(&stage.model_file)?),
+        || {
+            let config = match &run_args.config {
+                // The policy the file holds was trained on the input it records.
+                Some(name) => checkpoint::recorded_policy_input_pool(
+                    &stage.model_file,
+                    Config::by_name(name)?,
+                )?,
+                None => checkpoint::config_of_file(&stage.model_file)?,
+            };
+            Ok(match stage.policy_input_pool {
+                Some(pool) => config.with_policy_input_pool(pool)?,
+                None => config,
+            })
         },
         |config| {
             let cost = match (&policy.cost, &table) {
@@ -386,6 +403,7 @@ pub fn curriculum(args: &TrainCurriculumArgs) -> anyhow::Result<()> {
         defaults: curriculum::defaults(blocks, args.policy.cl_step),
         penalty: curriculum::DEFAULT_PENALTY,
         train: curriculum::train,
+        policy_input_pool: args.policy_input_pool,
     };
     train_policy(&args.run, &args.policy, stage)
 }
@@ -403,6 +421,7 @@ pub fn finetune(args: &TrainFinetuneArgs) -> anyhow::Result<()> {
         defaults: finetune::DEFAULTS,
         penalty: finetune::DEFAULT_PENALTY,
         train: finetune::train,
+        policy_input_pool: None,
     };
     train_policy(&args.run, &args.policy, stage)
 }

@@ -450,43 +450,47 @@ pub fn backward_weight_gemm(g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> 
     let rows = out_nhw.pixels();
     let tile = g.tile_rows(rows);
     let tile_len = (tile * g.cout).max(1);
-    super::ordered_sum(dy.len().div_ceil(tile_len), plen * g.cout, |t, acc: &mut [f32]| {
-        let dy_tile = &dy[t * tile_len..((t + 1) * tile_len).min(dy.len())];
-        let row0 = t * tile;
-        let n_rows = dy_tile.len() / g.cout;
-        if g.is_pointwise() {
-            let x_tile = &x[row0 * plen..(row0 + n_rows) * plen];
-            matmul(
-                plen,
-                g.cout,
-                n_rows,
-                acc,
-                true,
-                x_tile,
-                (1, plen),
-                dy_tile,
-                (g.cout, 1),
-            );
-        } else {
-            PATCHES.with(|buf| {
-                let mut buf = buf.borrow_mut();
-                if buf.len() < n_rows * plen {
-                    buf.resize(n_rows * plen, 0.0);
-                }
-                let patches = &mut buf[..n_rows * plen];
-                gather_patches(g, input, out_nhw, x, row0, n_rows, patches);
+    super::ordered_sum(
+        dy.len().div_ceil(tile_len),
+        plen * g.cout,
+        |t, acc: &mut [f32]| {
+            let dy_tile = &dy[t * tile_len..((t + 1) * tile_len).min(dy.len())];
+            let row0 = t * tile;
+            let n_rows = dy_tile.len() / g.cout;
+            if g.is_pointwise() {
+                let x_tile = &x[row0 * plen..(row0 + n_rows) * plen];
                 matmul(
                     plen,
                     g.cout,
                     n_rows,
                     acc,
                     true,
-                    patches,
+                    x_tile,
                     (1, plen),
                     dy_tile,
                     (g.cout, 1),
                 );
-            });
-        }
-    })
+            } else {
+                PATCHES.with(|buf| {
+                    let mut buf = buf.borrow_mut();
+                    if buf.len() < n_rows * plen {
+                        buf.resize(n_rows * plen, 0.0);
+                    }
+                    let patches = &mut buf[..n_rows * plen];
+                    gather_patches(g, input, out_nhw, x, row0, n_rows, patches);
+                    matmul(
+                        plen,
+                        g.cout,
+                        n_rows,
+                        acc,
+                        true,
+                        patches,
+                        (1, plen),
+                        dy_tile,
+                        (g.cout, 1),
+                    );
+                });
+            }
+        },
+    )
 }

@@ -49,8 +49,8 @@ pub mod pool;
 pub mod rows;
 pub mod winograd;
 
-use rayon::prelude::*;
 use candle_core::{bail, CpuStorage, Device, DeviceLocation, Layout, Result};
+use rayon::prelude::*;
 
 pub use conv::ConvGeom;
 

@@ -17,7 +17,7 @@ pub fn is_parquet(path: &Path) -> bool {
 
 /// Whether a Parquet file carries blockdrop's tag in its key-value metadata.
 fn tagged_parquet(path: &Path) -> bool {
-    let Ok(file) = std::fs::File::open(path) else {
+    let Ok((file, _)) = crate::input::open_regular(path) else {
         return false;
     };
     // The footer only: the rows are never loaded. A footer polars panics on is not ours.
@@ -77,7 +77,7 @@ pub fn write_frame_with(
 
 /// A Parquet file's key-value metadata (its footer only).
 pub fn parquet_metadata(path: &Path) -> Result<std::collections::BTreeMap<String, String>> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let (file, _) = crate::input::open_regular(path)?;
     // polars' footer parser panics on some corrupt footers: caught, as bad input.
     let metadata = std::panic::catch_unwind(|| ParquetReader::new(file).get_metadata().cloned())
         .map_err(|_| Error::bad_input(path, "not a readable Parquet file (corrupt footer)"))?
@@ -92,7 +92,7 @@ pub fn parquet_metadata(path: &Path) -> Result<std::collections::BTreeMap<String
 
 /// Reads a Parquet file into a frame.
 pub fn read_parquet(path: &Path) -> Result<DataFrame> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let (file, _) = crate::input::open_regular(path)?;
     // polars' readers panic on some corrupt files: caught, as bad input.
     std::panic::catch_unwind(|| ParquetReader::new(file).finish())
         .map_err(|_| Error::bad_input(path, "not a readable Parquet file (corrupt)"))?

@@ -27,7 +27,7 @@ fn refuse(path: &Path, problem: impl Into<String>) -> Error {
 /// Whether the JSON file at `path` carries blockdrop's tag (`"written_by": "blockdrop"`):
 /// the `is_ours` of [`check_replaceable`] for JSON outputs.
 pub fn json_is_ours(path: &Path) -> bool {
-    fs::read(path)
+    crate::input::read_file(path)
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .is_some_and(|old| old[WRITER_KEY] == WRITER)

@@ -9,7 +9,9 @@
 //! lists *and that are still as blockdrop wrote them* (same size and hash): a file the user
 //! edited, or put under a report file's name, stops the export before anything is replaced.
 //! Leftovers of a killed run are recognised by their name and [`PARTIAL`] marker and cleaned
-//! up by the next run.
+//! up by the next run. "From its first moment" holds because the hidden folder is made under
+//! another name ([`INIT_TAG`]), given its marker there, and only then renamed: a kill in between
+//! leaves a folder whose name alone says it is blockdrop's and holds at most the empty marker.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
@@ -27,6 +29,11 @@ pub const MARKER: &str = ".blockdrop-report";
 pub const PARTIAL: &str = ".blockdrop-partial";
 /// Middle of a report-in-progress's folder name: `.{name}.blockdrop-tmp-{pid}`.
 const TEMP_TAG: &str = ".blockdrop-tmp-";
+/// Middle of the name a report-in-progress's folder is made under, before it holds
+/// [`PARTIAL`]: `.{name}.blockdrop-init-{pid}`.
+const INIT_TAG: &str = ".blockdrop-init-";
+/// A marker lists a report's files, a short line each: far below this.
+const MAX_MARKER_BYTES: u64 = 16 << 20;
 
 /// What a marker records of a file: its size and the FNV-1a hash of its contents.
 type Fingerprint = (u64, u64);
@@ -57,7 +64,7 @@ fn fingerprint(path: &Path) -> Option<Fingerprint> {
     if !meta.is_file() {
         return None;
     }
-    let mut file = fs::File::open(path).ok()?;
+    let (mut file, _) = crate::input::open_regular(path).ok()?;
     let mut hash = crate::fingerprint::Fnv::default();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -80,7 +87,8 @@ fn marker_text(files: &BTreeMap<String, Fingerprint>) -> String {
 /// Reads a folder's marker.
 fn read_marker(dir: &Path) -> Result<BTreeMap<String, Fingerprint>> {
     let path = dir.join(MARKER);
-    let text = fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let text = crate::input::read_text_capped(&path, MAX_MARKER_BYTES, "a report's marker holds")?
+        .ok_or_else(|| Error::bad_input(dir, "lost its marker"))?;
     let mut files = BTreeMap::new();
     for line in text.lines() {
         let entry = match line.split('\t').collect::<Vec<_>>().as_slice() {
@@ -148,10 +156,23 @@ fn parent_and_name(out: &Path) -> Result<(PathBuf, OsString)> {
 }
 
 fn temp_prefix(name: &OsStr) -> OsString {
+    tagged_prefix(name, TEMP_TAG)
+}
+
+fn tagged_prefix(name: &OsStr, tag: &str) -> OsString {
     let mut prefix = OsString::from(".");
     prefix.push(name);
-    prefix.push(TEMP_TAG);
+    prefix.push(tag);
     prefix
+}
+
+/// The process id in `file_name` after `prefix`, if it is a name of that form.
+fn pid_after(file_name: &OsStr, prefix: &OsStr) -> Option<u32> {
+    file_name
+        .as_encoded_bytes()
+        .strip_prefix(prefix.as_encoded_bytes())
+        .and_then(|pid| std::str::from_utf8(pid).ok())
+        .and_then(|pid| pid.parse::<u32>().ok())
 }
 
 /// Removes a folder blockdrop built: its regular files, then the folder. Only called on
@@ -167,26 +188,35 @@ fn remove_built(dir: &Path) {
     let _ = fs::remove_dir(dir);
 }
 
-/// Removes reports-in-progress for `out` left by killed runs.
+/// Removes reports-in-progress for `out` left by killed runs: built folders carrying
+/// [`PARTIAL`], and folders killed while being made (their empty marker, then themselves;
+/// one that holds anything else is left alone).
 fn clean_leftovers(parent: &Path, name: &OsStr) {
-    let prefix = temp_prefix(name);
+    let (temp, init) = (temp_prefix(name), tagged_prefix(name, INIT_TAG));
     let Ok(entries) = fs::read_dir(parent) else {
         return;
     };
     for entry in entries.flatten() {
         let file_name = entry.file_name();
-        let Some(pid) = file_name
-            .as_encoded_bytes()
-            .strip_prefix(prefix.as_encoded_bytes())
-            .and_then(|pid| std::str::from_utf8(pid).ok())
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
         let path = entry.path();
-        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if is_dir && !crate::lock::alive(pid) && path.join(PARTIAL).is_file() {
-            remove_built(&path);
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if let Some(pid) = pid_after(&file_name, &temp) {
+            if !crate::lock::alive(pid) && path.join(PARTIAL).is_file() {
+                remove_built(&path);
+            }
+        } else if let Some(pid) = pid_after(&file_name, &init) {
+            let marker = path.join(PARTIAL);
+            let empty_marker =
+                fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file() && m.len() == 0);
+            if !crate::lock::alive(pid) {
+                if empty_marker {
+                    let _ = fs::remove_file(&marker);
+                }
+                // Fails, and keeps the folder, when anything else is inside.
+                let _ = fs::remove_dir(&path);
+            }
         }
     }
 }
@@ -214,20 +244,29 @@ impl Staging {
             fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
         }
         clean_leftovers(&parent, &name);
+        let pid = std::process::id().to_string();
+        let mut init_name = tagged_prefix(&name, INIT_TAG);
+        init_name.push(&pid);
         let mut temp_name = temp_prefix(&name);
-        temp_name.push(std::process::id().to_string());
-        let dir = parent.join(temp_name);
+        temp_name.push(&pid);
+        let (init, dir) = (parent.join(init_name), parent.join(temp_name));
         // create_dir fails on anything already there: a planted folder or link is never used.
-        fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
-        let staging = Staging {
+        fs::create_dir(&init).map_err(|e| Error::io(&init, e))?;
+        let marked = fs::write(init.join(PARTIAL), b"")
+            .map_err(|e| Error::io(init.join(PARTIAL), e))
+            .and_then(|()| rename_no_replace(&init, &dir));
+        if let Err(e) = marked {
+            let _ = fs::remove_file(init.join(PARTIAL));
+            let _ = fs::remove_dir(&init);
+            return Err(e);
+        }
+        Ok(Staging {
             out: out.to_path_buf(),
             parent,
             dir,
             target,
             published: false,
-        };
-        write_bytes_atomic(&staging.dir.join(PARTIAL), b"")?;
-        Ok(staging)
+        })
     }
 
     /// The files written so far (everything but the markers) and their fingerprints.
@@ -338,6 +377,49 @@ impl Drop for Staging {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a run killed at each step of `begin` and of the build leaves, cleaned by the next
+    /// run; a folder under one of the names that holds a user's file is left alone.
+    #[test]
+    fn a_run_killed_at_any_step_leaves_what_the_next_one_cleans() {
+        let parent = tempfile::tempdir().unwrap();
+        let out = parent.path().join("report");
+        let dead = u32::MAX; // no process has it
+        let named = |tag: &str| parent.path().join(format!(".report{tag}{dead}"));
+        // Killed after create_dir: an empty folder under the init name.
+        fs::create_dir(named(INIT_TAG)).unwrap();
+        let staging = Staging::begin(&out).unwrap();
+        assert!(!named(INIT_TAG).exists());
+        drop(staging);
+        // Killed after the marker was written, before the rename.
+        fs::create_dir(named(INIT_TAG)).unwrap();
+        fs::write(named(INIT_TAG).join(PARTIAL), b"").unwrap();
+        // Killed mid-build: a marked folder with some files.
+        fs::create_dir(named(TEMP_TAG)).unwrap();
+        fs::write(named(TEMP_TAG).join(PARTIAL), b"").unwrap();
+        fs::write(named(TEMP_TAG).join("half.png"), b"\x89PNG").unwrap();
+        let staging = Staging::begin(&out).unwrap();
+        assert!(!named(INIT_TAG).exists() && !named(TEMP_TAG).exists());
+        assert!(
+            staging.dir.join(PARTIAL).is_file(),
+            "marked from its first moment"
+        );
+        drop(staging);
+        // A user's file in a folder under the init name: kept, with the folder.
+        fs::create_dir(named(INIT_TAG)).unwrap();
+        fs::write(named(INIT_TAG).join("notes.txt"), b"mine").unwrap();
+        drop(Staging::begin(&out).unwrap());
+        assert_eq!(
+            fs::read(named(INIT_TAG).join("notes.txt")).unwrap(),
+            b"mine"
+        );
+        let left: Vec<_> = fs::read_dir(parent.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+    }
 
     #[test]
     fn marker_names_cannot_climb_out_or_hide() {

@@ -1,5 +1,34 @@
 //! Plain tables: aligned columns for a terminal, Markdown and CSV.
 
+/// A terminal cell longer than this keeps its start and end around a `…` (a model path of
+/// thousands of characters would otherwise set every row's width).
+const MAX_CELL_CHARS: usize = 160;
+
+/// `cell` as a terminal column shows it: control characters escaped, the middle elided past
+/// [`MAX_CELL_CHARS`] (the end of a path, its file name, stays).
+fn fitted(cell: &str) -> String {
+    let chars: Vec<char> = cell.chars().flat_map(crate::error::escaped).collect();
+    if chars.len() <= MAX_CELL_CHARS {
+        return chars.into_iter().collect();
+    }
+    let head = MAX_CELL_CHARS / 4;
+    let tail = MAX_CELL_CHARS - head - 1;
+    let mut out: String = chars[..head].iter().collect();
+    out.push('…');
+    out.extend(&chars[chars.len() - tail..]);
+    out
+}
+
+/// `cell` padded with spaces to `width` characters (no format width: those stop at 65,535).
+fn padded(cell: &str, width: usize) -> String {
+    let mut out = cell.to_string();
+    out.extend(std::iter::repeat_n(
+        ' ',
+        width.saturating_sub(cell.chars().count()),
+    ));
+    out
+}
+
 /// Columns padded to their widest cell, two spaces apart. A row for which `runs_on` holds is
 /// printed as its first two cells only, the second running on past the columns (a failure's
 /// reason), and does not widen them.
@@ -8,6 +37,10 @@ pub fn aligned(
     rows: &[Vec<String>],
     runs_on: impl Fn(&[String]) -> bool,
 ) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| fitted(cell)).collect())
+        .collect();
     let widths: Vec<usize> = (0..header.len())
         .map(|c| {
             rows.iter()
@@ -22,7 +55,7 @@ pub fn aligned(
         cells
             .iter()
             .zip(&widths)
-            .map(|(c, &w)| format!("{c:<w$}"))
+            .map(|(c, &w)| padded(c, w))
             .collect::<Vec<_>>()
             .join("  ")
             .trim_end()
@@ -30,11 +63,11 @@ pub fn aligned(
     };
     let header: Vec<String> = header.iter().map(|c| c.to_string()).collect();
     let mut text = line(&header);
-    for row in rows {
+    for row in &rows {
         text.push('\n');
         if runs_on(row) {
             let rest = row.get(1).map_or("", String::as_str);
-            text.push_str(&format!("{:<w$}  {rest}", row[0], w = widths[0]));
+            text.push_str(&format!("{}  {rest}", padded(&row[0], widths[0])));
         } else {
             text.push_str(&line(row));
         }
@@ -78,6 +111,24 @@ pub fn csv(header: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cell_of_a_hundred_thousand_characters_is_elided_not_a_panic() {
+        let path = format!("/{}/model.safetensors", "d".repeat(100_000));
+        let rows = vec![
+            vec![path, "0.9".to_string()],
+            vec!["b\nforged".to_string(), "1".to_string()],
+        ];
+        let text = aligned(&["model", "acc"], &rows, |_| false);
+        let widest = text.lines().map(|l| l.chars().count()).max().unwrap();
+        assert!(widest < MAX_CELL_CHARS + 10, "{widest}");
+        assert!(
+            text.contains("…") && text.contains("model.safetensors"),
+            "{text}"
+        );
+        assert!(text.contains("b\\nforged"), "{text}");
+        assert_eq!(text.lines().count(), 3);
+    }
 
     #[test]
     fn columns_align_and_a_failure_runs_on() {

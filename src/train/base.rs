@@ -13,9 +13,9 @@ use crate::error::Result;
 use crate::model::{BlockDrop, FlatResNet};
 use crate::train::augment::CROP_PADDING;
 use crate::train::epochs::{BatchOutcome, EpochEvaluation, EpochLoop, Start};
+use crate::train::init;
 use crate::train::optim::{params, Kind, Optimizer};
 use crate::train::run::Run;
-use crate::train::init;
 use crate::train::{labels, restore, LoopDefaults, LoopOptions, Progress, Setting};
 
 /// The stage's defaults: 30 epochs of batch 128 at lr 0.1 on a cosine schedule; SGD with

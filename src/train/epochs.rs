@@ -236,6 +236,10 @@ impl<O: StageOptions> EpochLoop<'_, O> {
                 ("epoch".to_string(), (epoch + 1).to_string()),
                 ("accuracy".to_string(), format!("{:.4}", eval.test_accuracy)),
             ]);
+            if let Some(pool) = config.policy_input_pool_override() {
+                let key = crate::config::POLICY_INPUT_POOL_KEY.to_string();
+                metadata.insert(key, pool.to_string());
+            }
             if let Some(held) = opts.validation {
                 metadata.insert(
                     "accuracy_on".to_string(),

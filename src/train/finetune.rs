@@ -114,8 +114,9 @@ pub fn step(
     let mut loss = joint_loss(&p_bounded, &sampled, &advantage, &logits, y)?;
     if options.finetune_beta > 0.0 {
         // Summed over images like the policy-gradient term, so β weighs the two as in the
-        // curriculum's loss.
-        loss = (loss - (reward::entropy_sum(&p_bounded)? * options.finetune_beta)?)?;
+        // curriculum's loss; the Bernoulli entropy, which does not favour dropping blocks.
+        let entropy = reward::bernoulli_entropy_sum(&p_bounded)?;
+        loss = (loss - (entropy * options.finetune_beta)?)?;
     }
     Ok(Step {
         loss,

@@ -105,7 +105,12 @@ impl SimpleBackend for SeededVars {
         Ok(tensor)
     }
 
-    fn get_unchecked(&self, name: &str, dtype: DType, device: &Device) -> candle_core::Result<Tensor> {
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
         SimpleBackend::get_unchecked(&self.varmap, name, dtype, device)
     }
 
@@ -123,17 +128,27 @@ mod tests {
         let weights = |seed: u64| {
             let varmap = VarMap::new();
             let vb = seeded(&varmap, seed, &Device::Cpu);
-            let conv = candle_nn::conv2d_no_bias(16, 32, 3, Default::default(), vb.pp("conv"))
+            let conv =
+                candle_nn::conv2d_no_bias(16, 32, 3, Default::default(), vb.pp("conv")).unwrap();
+            let uniform = vb
+                .get_with_hints(
+                    (32, 16, 3, 3),
+                    "u",
+                    candle_nn::init::DEFAULT_KAIMING_UNIFORM,
+                )
                 .unwrap();
-            conv.weight().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+            let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            (values(conv.weight()), values(&uniform))
         };
         let (a, b, c) = (weights(7), weights(7), weights(8));
         assert_eq!(a, b);
-        assert_ne!(a, c);
-        // candle's Kaiming uniform for a 16·3·3 fan-in: bound √6/√144 = 0.204.
+        assert_ne!(a.0, c.0);
+        // candle's Kaiming for a 16·3·3 fan-in and ReLU: std √2/12; uniform bound √6/12.
+        let std = (a.0.iter().map(|w| w * w).sum::<f32>() / a.0.len() as f32).sqrt();
+        assert!((std / (2f32.sqrt() / 12.0) - 1.0).abs() < 0.05, "std {std}");
         let bound = 6f32.sqrt() / 12.0;
-        assert!(a.iter().all(|w| w.abs() <= bound));
-        let mean_abs = a.iter().map(|w| w.abs()).sum::<f32>() / a.len() as f32;
+        assert!(a.1.iter().all(|w| w.abs() <= bound));
+        let mean_abs = a.1.iter().map(|w| w.abs()).sum::<f32>() / a.1.len() as f32;
         assert!((mean_abs - bound / 2.0).abs() < 0.01, "mean |w| {mean_abs}");
     }
 

@@ -52,8 +52,8 @@ pub struct PolicyOptions {
     /// What a kept block costs in the reward (runs saved without it count blocks).
     #[serde(default)]
     pub cost: BlockCost,
-    /// Entropy bonus weight in finetuning; 0, the reference's, adds no term (an exploration
-    /// option against policies collapsing to a few, docs/method.md).
+    /// Weight of a Bernoulli entropy bonus in finetuning; 0, the reference's, adds no term (an
+    /// exploration option against policies collapsing to a few, docs/method.md).
     #[serde(default)]
     pub finetune_beta: f64,
 }

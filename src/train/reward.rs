@@ -93,6 +93,15 @@ pub fn entropy_sum(bounded_probs: &Tensor) -> Result<Tensor> {
     (&p * p.log()?)?.neg()?.sum_all()
 }
 
+/// The Bernoulli entropy `Σ −p'·log p' − (1 − p')·log(1 − p')` over every decision: highest
+/// at p' = ½, so it rewards undecided blocks whichever way they lean (the reference's
+/// [`entropy_sum`] peaks at p' = 1/e and so also pushes blocks towards being dropped).
+pub fn bernoulli_entropy_sum(bounded_probs: &Tensor) -> Result<Tensor> {
+    let p = bounded_probs.clamp(1e-15, 1.0 - 1e-15)?;
+    let q = p.affine(-1.0, 1.0)?;
+    ((&p * p.log()?)? + (&q * q.log()?)?)?.neg()?.sum_all()
+}
+
 /// Correct predictions of `[N, classes]` logits against labels.
 pub fn correct(logits: &Tensor, labels: &[u32]) -> Result<Vec<bool>> {
     let pred = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;

@@ -32,6 +32,10 @@ pub const BEST: &str = "best.safetensors";
 pub const STATE: &str = "state.safetensors";
 /// The cost table a `--cost FILE.json` run's reward was computed from (a copy).
 pub const COST_TABLE: &str = "cost.json";
+/// Bounds on what `--resume` reads back: a run writes about 100 bytes of metrics per epoch
+/// and a few kilobytes of configuration.
+pub const MAX_METRICS_BYTES: u64 = 64 << 20;
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// Paths in `config.json`: a JSON string when the path is UTF-8, else `{"bytes": [...]}`
 /// (Unix paths are bytes; a run folder must reproduce itself whatever its names).
@@ -99,6 +103,9 @@ pub struct RunConfig<O> {
     pub data: PathBuf,
     /// The version of blockdrop that started the run.
     pub version: String,
+    /// The policy input pool when it is not the configuration's own (`--policy-input-pool`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_input_pool: Option<usize>,
     /// The stage's options (its flags, defaults filled in).
     pub options: O,
 }
@@ -110,6 +117,7 @@ impl<O> RunConfig<O> {
             config: config.name.clone(),
             data: data.to_path_buf(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            policy_input_pool: config.policy_input_pool_override(),
             options,
         }
     }
@@ -253,7 +261,10 @@ impl Partial {
             if value.is_finite() {
                 Ok(value)
             } else {
-                Err(Error::bad_input(path, format!("metadata `{key}` is not finite")))
+                Err(Error::bad_input(
+                    path,
+                    format!("metadata `{key}` is not finite"),
+                ))
             }
         };
         let policy = match (text("policy_reward")?, text("policy_blocks")?) {
@@ -338,24 +349,28 @@ impl Run {
                 format!("is not a training run folder (no {CONFIG})"),
             ));
         }
-        let lock = FolderLock::acquire(dir)?;
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        // Read before the lock is taken, so that a folder whose files cannot be read gains no
+        // lock file either. Nothing changes them meanwhile unless another process holds the
+        // lock, and then taking it fails.
+        let text = crate::input::read_text_capped(&path, MAX_CONFIG_BYTES, "a run writes")?
+            .ok_or_else(|| Error::bad_input(dir, format!("lost its {CONFIG}")))?;
         let config = serde_json::from_str(&text)
             .map_err(|e| Error::bad_input(&path, format!("not a run's config.json: {e}")))?;
         let metrics = dir.join(METRICS);
-        let rows = match std::fs::read_to_string(&metrics) {
-            Ok(text) => {
-                // Rows of the previous format gain the new last column, empty.
-                let old = text.lines().next().map(str::trim_end) == Some(METRICS_HEADER_V1);
-                let pad = if old { "," } else { "" };
-                text.lines()
-                    .skip(1)
-                    .map(|row| format!("{row}{pad}"))
-                    .collect()
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(Error::io(&metrics, e)),
-        };
+        let rows =
+            match crate::input::read_text_capped(&metrics, MAX_METRICS_BYTES, "a run writes")? {
+                Some(text) => {
+                    // Rows of the previous format gain the new last column, empty.
+                    let old = text.lines().next().map(str::trim_end) == Some(METRICS_HEADER_V1);
+                    let pad = if old { "," } else { "" };
+                    text.lines()
+                        .skip(1)
+                        .map(|row| format!("{row}{pad}"))
+                        .collect()
+                }
+                None => Vec::new(),
+            };
+        let lock = FolderLock::acquire(dir)?;
         Ok((
             Self {
                 dir: dir.to_path_buf(),

@@ -164,10 +164,12 @@ pub fn assert_forced_isa() {
     println!("kernels on the {active} path");
 }
 
-/// Every regular file under `dir` (relative to it) with its bytes, and every folder, link,
-/// pipe or device with none (never read: a pipe would block, `/dev/zero` never ends): what a
-/// run must leave exactly as it was.
-pub fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<PathBuf, Option<Vec<u8>>> {
+/// Every regular file under `dir` (relative to it) with its length and a hash of its bytes
+/// (streamed, so a large file costs no memory here: the hostile test measures the memory of
+/// the processes this one starts, which begin with this one's), and every folder, link, pipe
+/// or device with none (never read: a pipe would block, `/dev/zero` never ends): what a run
+/// must leave exactly as it was.
+pub fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<PathBuf, Option<(u64, u64)>> {
     let mut out = std::collections::BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -175,16 +177,33 @@ pub fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<PathBuf, Op
             let path = entry.path();
             let relative = path.strip_prefix(dir).unwrap().to_path_buf();
             let kind = entry.file_type().unwrap();
-            let bytes = kind
-                .is_file()
-                .then(|| std::fs::read(&path).unwrap_or_default());
-            out.insert(relative, bytes);
+            out.insert(relative, kind.is_file().then(|| content_hash(&path)));
             if kind.is_dir() {
                 stack.push(path);
             }
         }
     }
     out
+}
+
+/// A file's length and 64-bit FNV-1a hash, read in blocks.
+fn content_hash(path: &std::path::Path) -> (u64, u64) {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return (u64::MAX, 0);
+    };
+    let (mut len, mut hash) = (0u64, 0xcbf2_9ce4_8422_2325u64);
+    let mut block = vec![0u8; 1 << 16];
+    while let Ok(n) = file.read(&mut block) {
+        if n == 0 {
+            break;
+        }
+        len += n as u64;
+        for &b in &block[..n] {
+            hash = (hash ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    (len, hash)
 }
 
 /// `blockdrop eval` of the R32_C10 fixture model (`r32_c10.pth`) on `data`, with `extra` flags.
