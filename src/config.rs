@@ -351,7 +351,7 @@ impl Config {
         let (_, h, w) = self.input;
         // The policy's stride-2 stages halve the image twice after the pool: the pooled size
         // must stay even through them (Fashion-MNIST's 28 allows no pool).
-        let fits = |side: usize| side % pool == 0 && (side / pool) % 4 == 0;
+        let fits = |side: usize| side.is_multiple_of(pool) && (side / pool).is_multiple_of(4);
         if !(1..=MAX_POLICY_INPUT_POOL).contains(&pool) || !fits(h) || !fits(w) {
             return Err(Error::BadUsage(format!(
                 "a policy input pool of {pool} does not fit {} ({h}x{w} images): 1 to {MAX_POLICY_INPUT_POOL}, leaving a side divisible by 4",
