@@ -99,7 +99,8 @@ fn create_temp(path: &Path) -> Result<(PathBuf, File)> {
         match OpenOptions::new().write(true).create_new(true).open(&temp) {
             Ok(file) => return Ok((temp, file)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(Error::io(&temp, e)),
+            // A read-only or full disk: the user's fix is about the file they named.
+            Err(e) => return Err(Error::io(path, e)),
         }
     }
     Err(Error::bad_input(
@@ -130,11 +131,12 @@ where
     let result = (|| {
         let mut writer = BufWriter::new(file);
         write(&mut writer)?;
-        writer.flush().map_err(|e| Error::io(&temp, e))?;
+        // Errors name the file the user asked for; the temporary file is removed below.
+        writer.flush().map_err(|e| Error::io(path, e))?;
         let file = writer
             .into_inner()
-            .map_err(|e| Error::io(&temp, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&temp, e))?;
+            .map_err(|e| Error::io(path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(path, e))?;
         match std::fs::symlink_metadata(path) {
             Ok(old) => {
                 // Replacing (the caller checked it may): keep the old file's permissions.

@@ -158,3 +158,78 @@ fn every_hostile_input_is_exit_2_one_line_bounded_and_leaves_nothing() {
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
+
+/// Unmounts a test's tmpfs however the test ends.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A report to a full disk and to a read-only one: exit 2, one line naming the folder the user
+/// asked for (not the hidden one it is built in) and the problem, and nothing left on the disk.
+/// Mounting a small tmpfs needs root: skipped, with the reason printed, otherwise.
+#[test]
+fn a_full_or_read_only_disk_is_exit_2_naming_the_report_folder() {
+    // SAFETY: geteuid reads the process's user id; it cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: mounting a tmpfs needs root");
+        return;
+    }
+    let sample = asset("fashion-mnist-sample");
+    for (options, problem) in [("size=300k", "No space left"), ("size=1m,ro", "Read-only")] {
+        let disk = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(disk.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("SKIPPED: this machine refuses to mount a tmpfs ({options})");
+            return;
+        }
+        let guard = Mounted(disk.path().to_path_buf());
+        let (report, records) = (disk.path().join("report"), disk.path().join("r.parquet"));
+        let export = [
+            "export",
+            "--data",
+            path_str(&sample),
+            "--out",
+            path_str(&report),
+            "--no-profile",
+            "--no-tradeoff",
+        ];
+        let eval = [
+            "eval",
+            "--data",
+            path_str(&sample),
+            "--records",
+            path_str(&records),
+            "--no-baselines",
+        ];
+        // A full disk fills during the report's figures; the records are too small to.
+        let mut runs = vec![(blockdrop(&export), &report)];
+        if options.contains("ro") {
+            runs.push((blockdrop(&eval), &records));
+        }
+        let left: Vec<_> = std::fs::read_dir(disk.path()).unwrap().flatten().collect();
+        drop(guard);
+        for (run, out) in runs {
+            let stderr = text(&run.stderr);
+            let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+            assert_eq!(run.status.code(), Some(2), "{options}: {stderr}");
+            assert_eq!(lines.len(), 1, "{options}: {stderr}");
+            assert!(
+                lines[0].contains(path_str(out)) && lines[0].contains(problem),
+                "{options}: {stderr}"
+            );
+            assert!(
+                !lines[0].contains(".blockdrop-") && !lines[0].contains(".tmp-"),
+                "{options}: names a hidden file: {stderr}"
+            );
+        }
+        assert!(left.is_empty(), "{options}: left {left:?}");
+    }
+}

@@ -251,7 +251,8 @@ impl Staging {
         temp_name.push(&pid);
         let (init, dir) = (parent.join(init_name), parent.join(temp_name));
         // create_dir fails on anything already there: a planted folder or link is never used.
-        fs::create_dir(&init).map_err(|e| Error::io(&init, e))?;
+        // A failure (a read-only disk) names the folder the user asked for.
+        fs::create_dir(&init).map_err(|e| Error::io(out, e))?;
         let marked = fs::write(init.join(PARTIAL), b"")
             .map_err(|e| Error::io(init.join(PARTIAL), e))
             .and_then(|()| rename_no_replace(&init, &dir));
@@ -267,6 +268,38 @@ impl Staging {
             target,
             published: false,
         })
+    }
+
+    /// Builds a report in a staging folder with `write(folder)` and publishes it to `out`. An
+    /// error names the file under `out` the user asked for, not the hidden folder.
+    pub fn build<T>(out: &Path, write: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
+        let staging = Staging::begin(out)?;
+        let written = write(&staging.dir).map_err(|e| staging.for_user(e))?;
+        staging.publish()?;
+        Ok(written)
+    }
+
+    /// `error` with a path inside the staging folder replaced by the same path under `out`.
+    fn for_user(&self, error: Error) -> Error {
+        let shown = |path: PathBuf| match path.strip_prefix(&self.dir) {
+            Ok(rest) => self.out.join(rest),
+            Err(_) => path,
+        };
+        match error {
+            Error::Io { path, error } => Error::Io {
+                path: shown(path),
+                error,
+            },
+            Error::BadInput { path, problem } => Error::BadInput {
+                path: shown(path),
+                problem,
+            },
+            Error::Report(text) => {
+                let staged = self.dir.to_string_lossy().into_owned();
+                Error::Report(text.replace(&staged, &self.out.to_string_lossy()))
+            }
+            other => other,
+        }
     }
 
     /// The files written so far (everything but the markers) and their fingerprints.

@@ -713,8 +713,5 @@ fn index_markdown(
 /// hidden sibling folder, then moved in; a folder blockdrop did not write is refused, and in
 /// one it did, only its own files are replaced.
 pub fn write_report(data: &ReportData, options: &ExportOptions, out: &Path) -> Result<Vec<Figure>> {
-    let staging = crate::output::Staging::begin(out)?;
-    let figures = write_files(data, options, &staging.dir)?;
-    staging.publish()?;
-    Ok(figures)
+    crate::output::Staging::build(out, |dir| write_files(data, options, dir))
 }

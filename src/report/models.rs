@@ -299,8 +299,5 @@ pub fn write_files(title: &str, comparison: &Comparison, dir: &Path) -> Result<V
 
 /// Writes the comparison under the output rule ([`crate::output`]), as `export` does.
 pub fn write_report(title: &str, comparison: &Comparison, out: &Path) -> Result<Vec<Figure>> {
-    let staging = crate::output::Staging::begin(out)?;
-    let figures = write_files(title, comparison, &staging.dir)?;
-    staging.publish()?;
-    Ok(figures)
+    crate::output::Staging::build(out, |dir| write_files(title, comparison, dir))
 }

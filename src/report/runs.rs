@@ -54,13 +54,12 @@ pub fn summary_markdown(runs: &[RunFolder]) -> String {
 
 /// `training.png` and `index.md` into `out`, under the output rule ([`crate::output`]).
 pub fn write_report(runs: &[RunFolder], out: &Path) -> Result<()> {
-    let staging = crate::output::Staging::begin(out)?;
-    curves::training_curves(runs, &staging.dir.join("training.png"))?;
-    let index = format!(
-        "# Training runs\n\n{}\n![training.png](training.png)\n\nTest accuracy, reward and mean blocks (greedy policy, test images) and learning rate per epoch, one line per run.\n",
-        summary_markdown(runs)
-    );
-    crate::atomic::write_bytes_atomic(&staging.dir.join("index.md"), index.as_bytes())?;
-    staging.publish()?;
-    Ok(())
+    crate::output::Staging::build(out, |dir| {
+        curves::training_curves(runs, &dir.join("training.png"))?;
+        let index = format!(
+            "# Training runs\n\n{}\n![training.png](training.png)\n\nTest accuracy, reward and mean blocks (greedy policy, test images) and learning rate per epoch, one line per run.\n",
+            summary_markdown(runs)
+        );
+        crate::atomic::write_bytes_atomic(&dir.join("index.md"), index.as_bytes())
+    })
 }
