@@ -21,20 +21,22 @@
 set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: $0 MODEL DATA OUT_DIR [PARTS]" >&2; exit 2; }
 model=$(realpath "$1") data=$(realpath "$2") out=$(realpath -m "$3") parts=${4:-16}
-bd=${BLOCKDROP:-blockdrop}
 cpus=${CPUS:-8}
 tasks=${TASKS:-1-$parts}
 mkdir -p "$out"
+# Quoted for the job scripts below, whatever the paths hold.
+bd=$(printf %q "${BLOCKDROP:-blockdrop}") qmodel=$(printf %q "$model") qdata=$(printf %q "$data")
+qout=$(printf %q "$out") qmerged=$(printf %q "$out/records.parquet")
 
 array=$(sbatch --parsable --array="$tasks" --requeue --job-name=blockdrop-eval \
     --cpus-per-task="$cpus" --export=ALL,RAYON_NUM_THREADS="$cpus" \
     --output="$out/part-%a.out" --open-mode=append --wrap="
-    $bd eval --model '$model' --data '$data' --no-baselines \\
-        --shard \$SLURM_ARRAY_TASK_ID/$parts --records '$out'/part-\$SLURM_ARRAY_TASK_ID.parquet --resume")
+    $bd eval --model $qmodel --data $qdata --no-baselines \\
+        --shard \$SLURM_ARRAY_TASK_ID/$parts --records $qout/part-\$SLURM_ARRAY_TASK_ID.parquet --resume")
 
 # afterok: the merge runs once every task succeeded, and is dropped if one fails for good.
 merge=$(sbatch --parsable --dependency="afterok:$array" --kill-on-invalid-dep=yes \
     --job-name=blockdrop-merge --output="$out/merge.out" \
-    --wrap="$bd merge --records '$out/records.parquet' '$out'/part-*.parquet")
+    --wrap="$bd merge --records $qmerged $qout/part-*.parquet")
 echo "submitted array job $array (tasks $tasks of $parts parts) and merge job $merge; results in $out"
 echo "array $array merge $merge"

@@ -15,11 +15,14 @@
 # --partition=gpu") are passed on. Prints the job id on its last line.
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 RUN_DIR STAGE [FLAGS…]" >&2; exit 2; }
-run=$(realpath -m "$1") stage=$2
+run=$(realpath -m "$1") stage=$(printf %q "$2")
 shift 2
-bd=${BLOCKDROP:-blockdrop}
+bd=$(printf %q "${BLOCKDROP:-blockdrop}")
 cpus=${CPUS:-8}
-flags=$(printf ' %q' "$@")
+flags=""
+[ $# -eq 0 ] || flags=$(printf ' %q' "$@")
+# Quoted for the batch script below, whatever the path holds.
+qrun=$(printf %q "$run") qconfig=$(printf %q "$run/config.json")
 mkdir -p "$(dirname "$run")"
 
 # The batch script runs blockdrop in the background so that its trap can pass the time-limit
@@ -31,10 +34,10 @@ job=$(sbatch --parsable --requeue --open-mode=append --output="$run.slurm.out" \
     --job-name="blockdrop-train-$stage" --cpus-per-task="$cpus" --signal=B:USR1@120 \
     --export=ALL,RAYON_NUM_THREADS="$cpus" ${SBATCH_FLAGS:-} <<SCRIPT
 #!/usr/bin/env bash
-if [ -e '$run/config.json' ]; then
-    '$bd' train $stage --resume '$run' &
+if [ -e $qconfig ]; then
+    $bd train $stage --resume $qrun &
 else
-    '$bd' train $stage$flags --out '$run' &
+    $bd train $stage$flags --out $qrun &
 fi
 pid=\$!
 trap 'kill -USR1 \$pid 2>/dev/null' USR1

@@ -12,14 +12,25 @@ use crate::error::{Error, Result};
 
 /// The regular file at `path` (links followed), opened for reading, and its length.
 pub fn open_regular(path: &Path) -> Result<(File, u64)> {
-    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer. It changes
-    // nothing for a regular file's reads.
+    // The type is checked before the open (opening some devices has effects: a tape rewinds)
+    // and again on the opened descriptor (the path may have been swapped meanwhile).
+    check_regular(
+        path,
+        &std::fs::metadata(path).map_err(|e| Error::io(path, e))?,
+    )?;
+    // O_NONBLOCK: opening a FIFO swapped in would otherwise wait for a writer; O_NOCTTY: a
+    // terminal never becomes ours. Neither changes a regular file's reads.
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(|e| Error::io(path, e))?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    check_regular(path, &meta)?;
+    Ok((file, meta.len()))
+}
+
+fn check_regular(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
     if meta.is_dir() {
         return Err(Error::bad_input(path, "is a folder, not a file"));
     }
@@ -29,7 +40,7 @@ pub fn open_regular(path: &Path) -> Result<(File, u64)> {
             "is not a regular file (a pipe, a device or a socket); blockdrop reads files only",
         ));
     }
-    Ok((file, meta.len()))
+    Ok(())
 }
 
 /// The bytes of the regular file at `path` (links followed), read whole once: memory is its

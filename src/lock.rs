@@ -54,8 +54,9 @@ impl FolderLock {
         }
         // SAFETY: flock on a descriptor this function owns.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            // A process id, a few bytes: a planted huge file is not read whole.
             let mut owner = String::new();
-            let _ = file.read_to_string(&mut owner);
+            let _ = (&mut file).take(64).read_to_string(&mut owner);
             let owner = owner.trim();
             let owner = if owner.is_empty() { "?" } else { owner };
             return Err(Error::bad_input(

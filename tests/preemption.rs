@@ -240,3 +240,49 @@ fn a_finetuning_run_stopped_by_signals_resumes_to_the_uninterrupted_result() {
     };
     assert_stops_resume_exactly(&new, tmp.path(), "finetune");
 }
+
+/// A state file whose partial epoch cannot belong to the run (more batches than an epoch has,
+/// or images that do not add up) is refused with exit 2 naming it, never resumed.
+#[test]
+fn a_forged_partial_epoch_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let data = sample();
+    let args = owned(&[
+        "train",
+        "base",
+        "--config",
+        "R32_C10",
+        "--data",
+        path_str(&data),
+        "--out",
+        path_str(&run),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "24",
+        "--test-images",
+        "48",
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    stop_after(&args, &run, 1, libc::SIGTERM);
+    let state = run.join("state.safetensors");
+    let bytes = std::fs::read(&state).unwrap();
+    let (tensors, meta) =
+        blockdrop::checkpoint::native::read(&state, &bytes, &Device::Cpu).unwrap();
+    let tensors: BTreeMap<String, candle_core::Tensor> = tensors.into_iter().collect();
+    for (key, value) in [("batches_done", "999"), ("seen", "7")] {
+        let mut forged: BTreeMap<String, String> =
+            meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        forged.remove("written_by");
+        forged.insert(key.to_string(), value.to_string());
+        blockdrop::checkpoint::native::write(&state, &tensors, &forged).unwrap();
+        let out = blockdrop(&["train", "base", "--resume", path_str(&run)]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{key}={value}: {stderr}");
+        assert!(
+            stderr.contains("state.safetensors") && stderr.contains("batches"),
+            "{stderr}"
+        );
+    }
+}

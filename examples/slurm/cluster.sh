@@ -130,7 +130,19 @@ up() {
 }
 
 down() {
-    local d pid stopped=0
+    local d pid stopped=0 jobs
+    # The cluster's jobs first, so that none outlives it (a slurmstepd and its blockdrop).
+    if running_pid slurmctld > /dev/null; then
+        jobs=$(SLURM_CONF=$conf squeue -h -o %A 2> /dev/null | sort -u | tr '\n' ' ' || true)
+        if [ -n "${jobs// /}" ]; then
+            # shellcheck disable=SC2086
+            SLURM_CONF=$conf scancel $jobs 2> /dev/null || true
+            for _ in $(seq 1 60); do
+                [ -z "$(SLURM_CONF=$conf squeue -h 2> /dev/null)" ] && ! pgrep -x slurmstepd > /dev/null && break
+                sleep 0.5
+            done
+        fi
+    fi
     for d in slurmd slurmctld munged; do
         pid=$(running_pid "$d") || { rm -f "$dir/run/$d.pid"; continue; }
         kill -TERM "$pid" 2> /dev/null || true

@@ -294,12 +294,13 @@ fn run_stage<O: Serialize + Clone + StageOptions>(
     train: fn(&Setting<O>, &mut Run, &mut dyn train::Progress) -> blockdrop::Result<()>,
     done: &str,
 ) -> anyhow::Result<()> {
-    let options = plan.options.clone();
-    let (mut t, config) = open_training(args, what, plan, options.common())?;
-    // From here a SIGTERM (preemption), SIGUSR1 or Ctrl-C saves the run at the next batch
-    // boundary and exits 75 (docs/scale-out.md).
+    // From here a SIGTERM (preemption), SIGUSR1 or Ctrl-C saves the run at its first or next
+    // batch boundary and exits 75 (docs/scale-out.md), also one that comes while the data
+    // load: a job's early time-limit warning must not kill it.
     blockdrop::cancel::stop_on_signals()
         .map_err(|e| anyhow::anyhow!("cannot install the stop-signal handlers: {e}"))?;
+    let options = plan.options.clone();
+    let (mut t, config) = open_training(args, what, plan, options.common())?;
     train(
         &t.data.setting(&config, &options),
         &mut t.run,

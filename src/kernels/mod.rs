@@ -117,18 +117,18 @@ pub(crate) fn written_buffer(len: usize, write: impl FnOnce(&mut [f32])) -> Vec<
 /// `a + b` elementwise, in `a`'s buffer: how per-task partial sums (weight gradients,
 /// BatchNorm statistics) are combined after a parallel fold.
 /// The sum over `0..tasks` of what `task(i, acc)` adds into a buffer of `len` zeros, in
-/// parallel and in a fixed order: the tasks split into as many contiguous groups as rayon has
-/// threads, each group adds its tasks in order into its own buffer, and the buffers add up in
-/// group order. A reduction (a weight gradient, BatchNorm's sums) is then the same bit for bit
+/// parallel and in a fixed order: the tasks split into at most as many contiguous groups as
+/// rayon has threads, each group adds its tasks in order into its own buffer, and the buffers
+/// add up element by element in group order (in parallel over slices of the result). A reduction (a weight gradient, BatchNorm's sums) is then the same bit for bit
 /// on every run with the same thread count, which rayon's `fold` (grouping tasks by whichever
 /// thread took them) is not: a training run is reproducible from its seed (docs/method.md).
 pub(crate) fn ordered_sum<T, F>(tasks: usize, len: usize, task: F) -> Vec<T>
 where
-    T: Copy + Default + std::ops::AddAssign + Send,
+    T: Copy + Default + std::ops::AddAssign + Send + Sync,
     F: Fn(usize, &mut [T]) + Sync,
 {
-    let groups = rayon::current_num_threads().clamp(1, tasks.max(1));
-    let per_group = tasks.div_ceil(groups);
+    let per_group = tasks.div_ceil(rayon::current_num_threads().max(1)).max(1);
+    let groups = tasks.div_ceil(per_group);
     let partials: Vec<Vec<T>> = (0..groups)
         .into_par_iter()
         .map(|group| {
@@ -139,17 +139,21 @@ where
             acc
         })
         .collect();
-    partials
-        .into_iter()
-        .reduce(summed)
-        .unwrap_or_else(|| vec![T::default(); len])
-}
-
-pub(crate) fn summed<T: Copy + std::ops::AddAssign>(mut a: Vec<T>, b: Vec<T>) -> Vec<T> {
-    for (a, &b) in a.iter_mut().zip(&b) {
-        *a += b;
-    }
-    a
+    // The buffers add up in parallel over slices of the output, each element in group order.
+    const SLICE: usize = 4096;
+    let mut total = vec![T::default(); len];
+    total
+        .par_chunks_mut(SLICE)
+        .enumerate()
+        .for_each(|(slice, out)| {
+            for partial in &partials {
+                let part = &partial[slice * SLICE..][..out.len()];
+                for (o, &p) in out.iter_mut().zip(part) {
+                    *o += p;
+                }
+            }
+        });
+    total
 }
 
 /// The f32 elements of a contiguous CPU operand of a custom op; `op` names it in the error.

@@ -188,6 +188,25 @@ fn remove_built(dir: &Path) {
     let _ = fs::remove_dir(dir);
 }
 
+/// The staging folders this process is building now. A leftover named with this process's
+/// id is a killed run's all the same when it is not among them: in a container every run may
+/// get the same id (the first process is 1).
+static BUILDING: std::sync::Mutex<BTreeSet<PathBuf>> = std::sync::Mutex::new(BTreeSet::new());
+
+fn building() -> std::sync::MutexGuard<'static, BTreeSet<PathBuf>> {
+    BUILDING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Whether the run that named a folder with `pid` is gone.
+fn gone(pid: u32, folder: &Path) -> bool {
+    if pid == std::process::id() {
+        return !building().contains(folder);
+    }
+    !crate::lock::alive(pid)
+}
+
 /// Removes reports-in-progress for `out` left by killed runs: built folders carrying
 /// [`PARTIAL`], and folders killed while being made (their empty marker, then themselves;
 /// one that holds anything else is left alone).
@@ -203,14 +222,14 @@ fn clean_leftovers(parent: &Path, name: &OsStr) {
             continue;
         }
         if let Some(pid) = pid_after(&file_name, &temp) {
-            if !crate::lock::alive(pid) && path.join(PARTIAL).is_file() {
+            if gone(pid, &path) && path.join(PARTIAL).is_file() {
                 remove_built(&path);
             }
         } else if let Some(pid) = pid_after(&file_name, &init) {
             let marker = path.join(PARTIAL);
             let empty_marker =
                 fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file() && m.len() == 0);
-            if !crate::lock::alive(pid) {
+            if gone(pid, &path) {
                 if empty_marker {
                     let _ = fs::remove_file(&marker);
                 }
@@ -250,15 +269,30 @@ impl Staging {
         let mut temp_name = temp_prefix(&name);
         temp_name.push(&pid);
         let (init, dir) = (parent.join(init_name), parent.join(temp_name));
+        // Registered before it exists, so that no export in this process takes it for a
+        // leftover; unregistered when the staging is dropped.
+        building().insert(init.clone());
+        building().insert(dir.clone());
+        let registered = [init.clone(), dir.clone()];
+        let unregister = move || {
+            for folder in &registered {
+                building().remove(folder);
+            }
+        };
         // create_dir fails on anything already there: a planted folder or link is never used.
         // A failure (a read-only disk) names the folder the user asked for.
-        fs::create_dir(&init).map_err(|e| Error::io(out, e))?;
+        fs::create_dir(&init).map_err(|e| {
+            unregister();
+            Error::io(out, e)
+        })?;
         let marked = fs::write(init.join(PARTIAL), b"")
             .map_err(|e| Error::io(init.join(PARTIAL), e))
             .and_then(|()| rename_no_replace(&init, &dir));
+        building().remove(&init);
         if let Err(e) = marked {
             let _ = fs::remove_file(init.join(PARTIAL));
             let _ = fs::remove_dir(&init);
+            unregister();
             return Err(e);
         }
         Ok(Staging {
@@ -404,6 +438,7 @@ impl Drop for Staging {
         if !self.published {
             remove_built(&self.dir);
         }
+        building().remove(&self.dir);
     }
 }
 
@@ -436,6 +471,25 @@ mod tests {
         assert!(
             staging.dir.join(PARTIAL).is_file(),
             "marked from its first moment"
+        );
+        drop(staging);
+        // A leftover under this process's own id (a container's runs may all get the same one)
+        // is a killed run's too, unless this process is building it.
+        let own = parent
+            .path()
+            .join(format!(".report{TEMP_TAG}{}", std::process::id()));
+        fs::create_dir(&own).unwrap();
+        fs::write(own.join(PARTIAL), b"").unwrap();
+        let staging = Staging::begin(&out).unwrap();
+        assert_eq!(
+            staging.dir, own,
+            "the leftover was cleaned and its name taken again"
+        );
+        // A second export to the same place in this process fails; the first one's folder stays.
+        assert!(Staging::begin(&out).is_err());
+        assert!(
+            staging.dir.join(PARTIAL).is_file(),
+            "a folder being built stays"
         );
         drop(staging);
         // A user's file in a folder under the init name: kept, with the folder.

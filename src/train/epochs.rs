@@ -188,6 +188,21 @@ impl<O: StageOptions> EpochLoop<'_, O> {
                 .chunks(opts.batch_size)
                 .filter(|c| c.len() > 1)
                 .collect();
+            if let Some(p) = &resumed {
+                let seen: usize = chunks.iter().take(p.batches_done).map(|c| c.len()).sum();
+                if p.batches_done > chunks.len() || p.seen != seen {
+                    return Err(Error::bad_input(
+                        run.dir.join(crate::train::run::STATE),
+                        format!(
+                            "says {} batches ({} images) of epoch {} were done, which this run's epoch of {} batches cannot have",
+                            p.batches_done,
+                            p.seen,
+                            epoch + 1,
+                            chunks.len()
+                        ),
+                    ));
+                }
+            }
             for (index, chunk) in chunks.iter().enumerate().skip(skip) {
                 let x = train_data.batch_with(chunk, config, device, |image| {
                     if options.augment() {
@@ -225,7 +240,7 @@ impl<O: StageOptions> EpochLoop<'_, O> {
                 block_usage_std: eval.policy.as_ref().map(|p| p.summary.block_usage_std),
                 unique_policies: eval.policy.as_ref().map(|p| p.summary.unique_policies),
                 images_per_s: running.seen as f64 / train_s,
-                wall_s: started.elapsed().as_secs_f64(),
+                wall_s: before_s + started.elapsed().as_secs_f64(),
                 cost_share_mean: eval.policy.as_ref().map(|p| p.cost_share_mean),
             };
             let is_best = eval.score > best;

@@ -256,17 +256,8 @@ impl Partial {
                 Error::bad_input(path, format!("metadata `{key}` is `{shown}`, not a number"))
             })
         }
-        let float = |key: &str| -> Result<f64> {
-            let value: f64 = parsed(text(key)?, key, path)?;
-            if value.is_finite() {
-                Ok(value)
-            } else {
-                Err(Error::bad_input(
-                    path,
-                    format!("metadata `{key}` is not finite"),
-                ))
-            }
-        };
+        // A diverged run's sums are NaN or infinite: what it wrote, kept as it was.
+        let float = |key: &str| -> Result<f64> { parsed(text(key)?, key, path) };
         let policy = match (text("policy_reward")?, text("policy_blocks")?) {
             ("", "") => None,
             _ => Some((float("policy_reward")?, float("policy_blocks")?)),
@@ -349,28 +340,31 @@ impl Run {
                 format!("is not a training run folder (no {CONFIG})"),
             ));
         }
-        // Read before the lock is taken, so that a folder whose files cannot be read gains no
-        // lock file either. Nothing changes them meanwhile unless another process holds the
-        // lock, and then taking it fails.
+        // Read before the lock is taken, so that a folder whose configuration cannot be read
+        // gains no lock file; a run never rewrites it.
         let text = crate::input::read_text_capped(&path, MAX_CONFIG_BYTES, "a run writes")?
             .ok_or_else(|| Error::bad_input(dir, format!("lost its {CONFIG}")))?;
         let config = serde_json::from_str(&text)
             .map_err(|e| Error::bad_input(&path, format!("not a run's config.json: {e}")))?;
         let metrics = dir.join(METRICS);
-        let rows =
-            match crate::input::read_text_capped(&metrics, MAX_METRICS_BYTES, "a run writes")? {
-                Some(text) => {
-                    // Rows of the previous format gain the new last column, empty.
-                    let old = text.lines().next().map(str::trim_end) == Some(METRICS_HEADER_V1);
-                    let pad = if old { "," } else { "" };
-                    text.lines()
-                        .skip(1)
-                        .map(|row| format!("{row}{pad}"))
-                        .collect()
-                }
-                None => Vec::new(),
-            };
+        let read_metrics =
+            || crate::input::read_text_capped(&metrics, MAX_METRICS_BYTES, "a run writes");
+        // Checked before the lock (a pipe or an oversized file is refused with no lock file
+        // made), read under it: another process may finish an epoch until then.
+        read_metrics()?;
         let lock = FolderLock::acquire(dir)?;
+        let rows = match read_metrics()? {
+            Some(text) => {
+                // Rows of the previous format gain the new last column, empty.
+                let old = text.lines().next().map(str::trim_end) == Some(METRICS_HEADER_V1);
+                let pad = if old { "," } else { "" };
+                text.lines()
+                    .skip(1)
+                    .map(|row| format!("{row}{pad}"))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
         Ok((
             Self {
                 dir: dir.to_path_buf(),
