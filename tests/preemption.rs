@@ -184,59 +184,49 @@ fn owned(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| a.to_string()).collect()
 }
 
+/// `train STAGE_ARGS… --data SAMPLE --out OUT --epochs EPOCHS` in small batches: 13 of them an
+/// epoch on the sample's 300 training images.
+fn small_run(stage_args: &[&str], out: &Path, epochs: &str) -> Vec<String> {
+    let data = sample();
+    let mut args = owned(&["train"]);
+    args.extend(owned(stage_args));
+    args.extend(owned(&[
+        "--data",
+        path_str(&data),
+        "--out",
+        path_str(out),
+        "--epochs",
+        epochs,
+        "--batch-size",
+        "24",
+        "--test-images",
+        "48",
+    ]));
+    args
+}
+
 #[test]
 fn a_base_run_stopped_by_signals_resumes_to_the_uninterrupted_result() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = sample();
-    let new = |out: &Path| {
-        owned(&[
-            "train",
-            "base",
-            "--config",
-            "R32_C10",
-            "--data",
-            path_str(&data),
-            "--out",
-            path_str(out),
-            "--epochs",
-            "3",
-            "--batch-size",
-            "24",
-            "--test-images",
-            "48",
-        ])
-    };
+    let new = |out: &Path| small_run(&["base", "--config", "R32_C10"], out, "3");
     assert_stops_resume_exactly(&new, tmp.path(), "base");
 }
 
 #[test]
 fn a_finetuning_run_stopped_by_signals_resumes_to_the_uninterrupted_result() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = sample();
     let model = asset("cifar10.safetensors");
     let new = |out: &Path| {
-        owned(&[
-            "train",
+        let stage = [
             "finetune",
             "--from",
             path_str(&model),
-            "--data",
-            path_str(&data),
-            "--out",
-            path_str(out),
-            "--epochs",
-            "3",
-            "--batch-size",
-            "24",
-            "--test-images",
-            "48",
             "--images-per-epoch",
             "240",
-            "--penalty",
-            "-0.5",
-            "--finetune-beta",
-            "0.1",
-        ])
+        ];
+        let mut args = small_run(&stage, out, "3");
+        args.extend(owned(&["--penalty", "-0.5", "--finetune-beta", "0.1"]));
+        args
     };
     assert_stops_resume_exactly(&new, tmp.path(), "finetune");
 }
@@ -247,23 +237,7 @@ fn a_finetuning_run_stopped_by_signals_resumes_to_the_uninterrupted_result() {
 fn a_forged_partial_epoch_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    let data = sample();
-    let args = owned(&[
-        "train",
-        "base",
-        "--config",
-        "R32_C10",
-        "--data",
-        path_str(&data),
-        "--out",
-        path_str(&run),
-        "--epochs",
-        "2",
-        "--batch-size",
-        "24",
-        "--test-images",
-        "48",
-    ]);
+    let args = small_run(&["base", "--config", "R32_C10"], &run, "2");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     stop_after(&args, &run, 1, libc::SIGTERM);
     let state = run.join("state.safetensors");
