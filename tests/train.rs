@@ -401,6 +401,26 @@ fn train_base(dir: &Path, data: &Path, epochs: usize) -> PathBuf {
     base
 }
 
+/// `train curriculum` from `base`'s best model into `out`, on the tiny settings plus `extra`.
+fn train_curriculum(base: &Path, data: &Path, out: &Path, epochs: &str, extra: &[&str]) -> String {
+    let best = base.join("best.safetensors");
+    let mut args = vec![
+        "train",
+        "curriculum",
+        "--base",
+        s(&best),
+        "--data",
+        s(data),
+        "--out",
+        s(out),
+        "--epochs",
+        epochs,
+    ];
+    args.extend_from_slice(extra);
+    args.extend(TINY);
+    ok(blockdrop(&args))
+}
+
 /// `eval` loads the run's last model.
 fn assert_last_model_loads(run: &Path, data: &Path) {
     ok(blockdrop(&[
@@ -527,23 +547,7 @@ fn a_half_size_policy_input_is_recorded_and_kept_by_every_stage() {
         String::from_utf8_lossy(&refused.stderr)
     );
     let cl = tmp.path().join("curriculum");
-    let best_base = base.join("best.safetensors");
-    let mut args = vec![
-        "train",
-        "curriculum",
-        "--base",
-        s(&best_base),
-        "--data",
-        s(&data),
-        "--out",
-        s(&cl),
-        "--epochs",
-        "1",
-        "--policy-input-pool",
-        "2",
-    ];
-    args.extend(TINY);
-    ok(blockdrop(&args));
+    train_curriculum(&base, &data, &cl, "1", &["--policy-input-pool", "2"]);
     let config = std::fs::read_to_string(cl.join("config.json")).unwrap();
     assert!(config.contains("\"policy_input_pool\": 2"), "{config}");
     let ft = tmp.path().join("finetune");
@@ -622,21 +626,7 @@ fn curriculum_and_finetune_train_from_the_previous_stage() {
     let data = tiny_fmnist(tmp.path());
     let base = train_base(tmp.path(), &data, 1);
     let cl = tmp.path().join("curriculum");
-    let best_base = base.join("best.safetensors");
-    let mut args = vec![
-        "train",
-        "curriculum",
-        "--base",
-        s(&best_base),
-        "--data",
-        s(&data),
-        "--out",
-        s(&cl),
-        "--epochs",
-        "2",
-    ];
-    args.extend(TINY);
-    ok(blockdrop(&args));
+    train_curriculum(&base, &data, &cl, "2", &[]);
     assert_eq!(metrics_rows(&cl), 2);
     // The epoch lines report the reference's curriculum test: epoch e keeps the first
     // K − (e + 1) decisions whatever the policy says (15 blocks: at least 14, then 13).
@@ -696,6 +686,7 @@ fn curriculum_and_finetune_train_from_the_previous_stage() {
     assert_eq!(meta["penalty"], "-5");
     // The curriculum freezes the base: its tensors are the base run's, bit for bit; joint
     // finetuning trains them.
+    let best_base = base.join("best.safetensors");
     let base_tensors = resnet_tensors(&best_base);
     let (all, _) = blockdrop::checkpoint::native::read(
         &best_base,
