@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::train::run::{
-    EpochMetrics, BEST, CONFIG, LAST, MAX_CONFIG_BYTES, MAX_METRICS_BYTES, METRICS,
+    EpochMetrics, BEST, CONFIG, LAST, MAX_CONFIG_BYTES, MAX_METRICS_BYTES, METRICS, RUN_WRITES,
 };
 
 /// A training run folder as read for display.
@@ -38,16 +38,17 @@ impl RunFolder {
             ));
         }
         let config_path = dir.join(CONFIG);
-        let text = read_bounded(&config_path, MAX_CONFIG_BYTES)?
+        let text = crate::input::read_text_capped(&config_path, MAX_CONFIG_BYTES, RUN_WRITES)?
             .ok_or_else(|| Error::bad_input(&config_path, "disappeared while being read"))?;
         let config: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| Error::bad_input(&config_path, format!("not a run's config.json: {e}")))?;
         let field = |name: &str| config[name].as_str().unwrap_or("?").to_string();
         let metrics_path = dir.join(METRICS);
-        let epochs = match read_bounded(&metrics_path, MAX_METRICS_BYTES)? {
-            Some(text) => parse_metrics(&metrics_path, &text)?,
-            None => Vec::new(),
-        };
+        let epochs =
+            match crate::input::read_text_capped(&metrics_path, MAX_METRICS_BYTES, RUN_WRITES)? {
+                Some(text) => parse_metrics(&metrics_path, &text)?,
+                None => Vec::new(),
+            };
         Ok(RunFolder {
             dir: dir.to_path_buf(),
             name: display_name(dir),
@@ -86,11 +87,6 @@ pub fn display_name(path: &Path) -> String {
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     )
-}
-
-/// The text of `path` if it exists, refused above `max` bytes or when not UTF-8.
-fn read_bounded(path: &Path, max: u64) -> Result<Option<String>> {
-    crate::input::read_text_capped(path, max, "a run writes")
 }
 
 /// `metrics.csv` rows; a last line without its newline (being appended) is left out.

@@ -407,15 +407,16 @@ fn summarise(problems: &[String]) -> String {
     text
 }
 
-/// The configuration a model file names in its metadata, else the one its base network fits
-/// (for commands that need the configuration before they build a model, e.g. training).
-/// The policy input pool a model file records, if any (see [`resolve_config`]).
-pub fn recorded_policy_input_pool(path: &Path, config: Config) -> Result<Config> {
+/// `config` with the policy input pool the model file at `path` records, if any (see
+/// [`resolve_config`]): for a configuration named by `--config` beside a model file.
+pub fn config_with_recorded_pool(path: &Path, config: Config) -> Result<Config> {
     let bytes = crate::input::read_file(path)?;
     let parts = read_parts(path, &bytes)?;
     with_recorded_pool(path, config, &parts.metadata)
 }
 
+/// The configuration a model file names in its metadata, else the one its base network fits
+/// (for commands that need the configuration before they build a model, e.g. training).
 pub fn config_of_file(path: &Path) -> Result<Config> {
     let bytes = crate::input::read_file(path)?;
     let parts = read_parts(path, &bytes)?;

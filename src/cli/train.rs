@@ -340,7 +340,7 @@ fn train_policy(
         || {
             let config = match &run_args.config {
                 // The policy the file holds was trained on the input it records.
-                Some(name) => checkpoint::recorded_policy_input_pool(
+                Some(name) => checkpoint::config_with_recorded_pool(
                     &stage.model_file,
                     Config::by_name(name)?,
                 )?,

@@ -36,6 +36,8 @@ pub const COST_TABLE: &str = "cost.json";
 /// and a few kilobytes of configuration.
 pub const MAX_METRICS_BYTES: u64 = 64 << 20;
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// Whose limit those caps are, as a refusal says it.
+pub const RUN_WRITES: &str = "a run writes";
 
 /// Paths in `config.json`: a JSON string when the path is UTF-8, else `{"bytes": [...]}`
 /// (Unix paths are bytes; a run folder must reproduce itself whatever its names).
@@ -342,13 +344,13 @@ impl Run {
         }
         // Read before the lock is taken, so that a folder whose configuration cannot be read
         // gains no lock file; a run never rewrites it.
-        let text = crate::input::read_text_capped(&path, MAX_CONFIG_BYTES, "a run writes")?
+        let text = crate::input::read_text_capped(&path, MAX_CONFIG_BYTES, RUN_WRITES)?
             .ok_or_else(|| Error::bad_input(dir, format!("lost its {CONFIG}")))?;
         let config = serde_json::from_str(&text)
             .map_err(|e| Error::bad_input(&path, format!("not a run's config.json: {e}")))?;
         let metrics = dir.join(METRICS);
         let read_metrics =
-            || crate::input::read_text_capped(&metrics, MAX_METRICS_BYTES, "a run writes");
+            || crate::input::read_text_capped(&metrics, MAX_METRICS_BYTES, RUN_WRITES);
         // Checked before the lock (a pipe or an oversized file is refused with no lock file
         // made), read under it: another process may finish an epoch until then.
         read_metrics()?;
