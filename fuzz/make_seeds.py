@@ -1,15 +1,25 @@
-"""Writes the small seed corpora of the fuzz targets from the test fixtures (Python standard
-library only). Run from the repository root: python3 fuzz/make_seeds.py"""
+"""Writes the small seed corpora of the fuzz targets from the test fixtures and the shipped
+runs (Python standard library only), byte for byte as committed; .ci/run writes them into a
+temporary folder and compares. Run from the repository root:
+
+    python3 fuzz/make_seeds.py [OUT]    # OUT defaults to fuzz/seeds
+
+The `checkpoint` seeds are the exception: tests/fixtures/make_fixtures.py writes those with
+PyTorch (legacy files, whose storage keys change with every run)."""
 
 import gzip
+import json
 import os
 import pickletools
+import shutil
 import struct
+import sys
 import zipfile
 import zlib
 
 FIX = "tests/fixtures"
-OUT = "fuzz/seeds"
+RUNS = "assets/training"
+OUT = sys.argv[1] if len(sys.argv) > 1 else "fuzz/seeds"
 
 
 def write(target, name, data):
@@ -75,6 +85,29 @@ def main():
     # image: small PNGs, colour and grey.
     write("image", "rgb.png", png(12, 9, True))
     write("image", "grey.png", png(7, 5, False))
+    # metrics: three shipped runs' metrics.csv (a base run with empty policy columns, a
+    # finetuning run, a latency run with the cost column).
+    for name, run in [("base", "fmnist-base"), ("g5", "fmnist-finetune-g5"),
+                      ("latency", "fmnist-latency-g12")]:
+        with open(os.path.join(RUNS, run, "metrics.csv"), "rb") as f:
+            write("metrics", name + ".csv", f.read())
+    # cost_table: a measured table (a shipped latency run's) and a small made-up one.
+    os.makedirs(os.path.join(OUT, "cost_table"), exist_ok=True)
+    shutil.copyfile(os.path.join(RUNS, "fmnist-latency", "cost.json"),
+                    os.path.join(OUT, "cost_table", "measured.json"))
+    entry = lambda us, flops: {"us": us, "flops": flops}
+    hand = {"version": 1, "config": "R32_C10", "device": "phone", "kernels": "npu", "threads": 4,
+            "batch": 8, "policy": entry(100, 1e6), "stem": entry(5, 1), "head": entry(1, 1),
+            "blocks": [entry(us, 1e6) for us in range(1, 16)]}
+    write("cost_table", "hand.json", json.dumps(hand).encode())
+    # provenance: a shard's metadata, one `key=value` per line (the target adds the prefix).
+    part = {"model": "0123456789abcdef", "model_name": "m", "config": "R32_FMNIST",
+            "data": "IDX:test:1000:0011", "data_path": "/d", "threshold": "0.5",
+            "images": "1000", "complete": "false", "shard": "2/3"}
+    write("provenance", "part.txt", "".join(f"{k}={v}\n" for k, v in part.items()).encode())
+    # records: `policy blocks label` per line; one width, then mixed widths.
+    write("records", "three", b"0101 2 0\n0111 3 1\n1111 4 2\n")
+    write("records", "widths", b"01 1 0\n011 2 0\n")
 
 
 if __name__ == "__main__":

@@ -79,8 +79,21 @@ pub fn resized_size(w: u32, h: u32, short: u32, crop: u32) -> Result<(u32, u32),
     Ok((nw as u32, nh as u32))
 }
 
+/// Where torchvision's `CenterCrop` starts a `crop` inside `size`: `round((size − crop) / 2)`
+/// with Python's rounding, half to even (125 → 62, 127 → 64), not half away from zero.
+fn centre_offset(size: u32, crop: u32) -> u32 {
+    let excess = size.saturating_sub(crop);
+    let half = excess / 2;
+    if excess % 2 == 1 && half % 2 == 1 {
+        half + 1
+    } else {
+        half
+    }
+}
+
 /// torchvision's `Resize(short)` then `CenterCrop(crop)`: the short side becomes `short`, the
-/// long side `int(short · long / short_side)`; the crop's offset is `round((size − crop) / 2)`.
+/// long side `int(short · long / short_side)`; the crop's offset is
+/// `centre_offset`'s.
 fn resize_and_crop(image: &Image, short: u32, crop: u32) -> Result<Image, String> {
     // The ImageNet-style resize applies to colour images only.
     if image.channels != 3 {
@@ -94,8 +107,7 @@ fn resize_and_crop(image: &Image, short: u32, crop: u32) -> Result<Image, String
     let rgb = image.to_rgb_image();
     // A triangle filter widened by the scale factor is PIL's antialiased bilinear resampling.
     let resized = image::imageops::resize(&rgb, nw, nh, FilterType::Triangle);
-    let left = ((nw.saturating_sub(crop)) as f64 / 2.0).round() as u32;
-    let top = ((nh.saturating_sub(crop)) as f64 / 2.0).round() as u32;
+    let (left, top) = (centre_offset(nw, crop), centre_offset(nh, crop));
     let cropped =
         image::imageops::crop_imm(&resized, left, top, crop.min(nw), crop.min(nh)).to_image();
     Ok(Image::from_rgb(&cropped))
@@ -125,6 +137,16 @@ pub fn apply(image: &Image, transform: &Transform) -> Result<Transformed, String
 #[cfg(test)]
 mod tests {
     use super::resized_size;
+
+    #[test]
+    fn the_centre_crop_rounds_half_to_even_as_python_does() {
+        // torchvision: int(round((size - crop) / 2.0)).
+        let offsets: Vec<u32> = [224, 225, 349, 351, 295, 100]
+            .iter()
+            .map(|&size| super::centre_offset(size, 224))
+            .collect();
+        assert_eq!(offsets, [0, 0, 62, 64, 36, 0]);
+    }
 
     #[test]
     fn extreme_shapes_are_refused_before_any_resize() {
