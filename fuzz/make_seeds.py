@@ -105,6 +105,23 @@ def main():
             "data": "IDX:test:1000:0011", "data_path": "/d", "threshold": "0.5",
             "images": "1000", "complete": "false", "shard": "2/3"}
     write("provenance", "part.txt", "".join(f"{k}={v}\n" for k, v in part.items()).encode())
+    # parquet: the one-column file the hostile corpus forges from (valid as written here), and
+    # the same with a Snappy page declaring 2 GiB.
+    sys.path.insert(0, FIX)
+    sys.dont_write_bytecode = True
+    from make_hostile import parquet_forged
+    os.makedirs(os.path.join(OUT, "parquet"), exist_ok=True)
+    parquet_forged(os.path.join(OUT, "parquet", "valid.parquet"))
+    parquet_forged(os.path.join(OUT, "parquet", "page_2gib.parquet"), page_size=(1 << 31) - 1)
+    # run_folder: [u16 length] config.json [u16 length] metrics.csv, then state.safetensors
+    # (none here: a run whose first epoch has not finished).
+    for run in ["fmnist-base", "fmnist-finetune-g5"]:
+        parts = []
+        for name in ["config.json", "metrics.csv"]:
+            with open(os.path.join(RUNS, run, name), "rb") as f:
+                body = f.read()
+            parts.append(struct.pack("<H", len(body)) + body)
+        write("run_folder", run, b"".join(parts))
     # records: `policy blocks label` per line; one width, then mixed widths.
     write("records", "three", b"0101 2 0\n0111 3 1\n1111 4 2\n")
     write("records", "widths", b"01 1 0\n011 2 0\n")

@@ -29,16 +29,18 @@ fn seeds(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 type Body = fn(&[u8]);
 
 /// Every target under `fuzz/fuzz_targets/` with its body.
-const TARGETS: [(&str, Body); 9] = [
+const TARGETS: [(&str, Body); 11] = [
     ("checkpoint", targets::checkpoint),
     ("cifar", targets::cifar),
     ("cost_table", targets::cost_table),
     ("idx", targets::idx),
     ("image", targets::image),
     ("metrics", targets::metrics),
+    ("parquet", targets::parquet),
     ("pickle", targets::pickle),
     ("provenance", targets::provenance),
     ("records", targets::records),
+    ("run_folder", targets::run_folder),
 ];
 
 #[test]

@@ -196,3 +196,63 @@ pub fn records(data: &[u8]) {
         assert_eq!(analysis.easy_to_hard.len(), records.len());
     }
 }
+
+/// Any bytes as a Parquet records file (`export --records`, `merge`, `eval --resume`): the
+/// footer and page checks blockdrop makes before polars reads a file, then, when they pass,
+/// polars' read and the records schema, as `output::frame::read_parquet` does. Never a
+/// panic outside polars' (caught there too), an abort or an allocation beyond the checks'
+/// budget (run with `-rss_limit_mb=2048`).
+pub fn parquet(data: &[u8]) {
+    let mut cursor = std::io::Cursor::new(data);
+    let len = data.len() as u64;
+    let footer_ok = blockdrop::output::parquet_bounds::check_footer(&mut cursor, len).is_ok();
+    if blockdrop::output::parquet_bounds::check_file(&mut cursor, len).is_err() {
+        return;
+    }
+    assert!(
+        footer_ok,
+        "a file whose pages pass has a footer that passes"
+    );
+    let read = std::panic::catch_unwind(|| {
+        ParquetReader::new(std::io::Cursor::new(data.to_vec())).finish()
+    });
+    if let Ok(Ok(df)) = read {
+        let _ = from_frame(&df, Path::new("records.parquet"));
+    }
+}
+
+/// Any bytes as a training run folder `train … --resume` opens: the first two bytes give the
+/// length of `config.json`, the next two that of `metrics.csv`, and the rest is
+/// `state.safetensors` (absent when empty). The folder is opened, its configuration read as
+/// each stage's, and its state resumed: a run or an error naming the file, never a panic.
+pub fn run_folder(data: &[u8]) {
+    use blockdrop::train::run::{Run, RunConfig};
+    use blockdrop::train::{base::BaseOptions, policy::PolicyOptions, TrainStage};
+    let take = |data: &[u8]| -> (Vec<u8>, usize) {
+        let n = data
+            .get(..2)
+            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]) as usize);
+        let body = data.get(2..).unwrap_or_default();
+        (body[..n.min(body.len())].to_vec(), 2 + n.min(body.len()))
+    };
+    let (config, used) = take(data);
+    let rest = data.get(used..).unwrap_or_default();
+    let (metrics, used) = take(rest);
+    let state = rest.get(used..).unwrap_or_default();
+    let Ok(dir) = tempfile::tempdir() else {
+        return;
+    };
+    let write = |name: &str, bytes: &[u8]| std::fs::write(dir.path().join(name), bytes);
+    if write("config.json", &config).is_err()
+        || write("metrics.csv", &metrics).is_err()
+        || (!state.is_empty() && write("state.safetensors", state).is_err())
+    {
+        return;
+    }
+    let Ok((mut run, saved)) = Run::open(dir.path()) else {
+        return;
+    };
+    let _ = RunConfig::<BaseOptions>::from_saved(saved.clone(), dir.path(), TrainStage::Base);
+    let _ = RunConfig::<PolicyOptions>::from_saved(saved, dir.path(), TrainStage::Finetune);
+    let _ = run.resume(&Device::Cpu);
+}

@@ -61,6 +61,10 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         ..EvalOptions::default()
     };
     let part = args.shard.is_some() || args.resume;
+    // A target blockdrop may not replace is refused before the work, not after it.
+    if let Some(path) = args.records.as_ref().filter(|_| !part) {
+        blockdrop::output::frame::check_frame_target(path)?;
+    }
     let records = if part {
         super::parts::evaluate_part(&opened, &options, args)?
     } else {

@@ -17,7 +17,7 @@ pub fn is_parquet(path: &Path) -> bool {
 
 /// Whether a Parquet file carries blockdrop's tag in its key-value metadata.
 fn tagged_parquet(path: &Path) -> bool {
-    let Ok((file, _)) = crate::input::open_regular(path) else {
+    let Ok(file) = open_checked(path, Checks::Footer) else {
         return false;
     };
     // The footer only: the rows are never loaded. A footer polars panics on is not ours.
@@ -77,7 +77,7 @@ pub fn write_frame_with(
 
 /// A Parquet file's key-value metadata (its footer only).
 pub fn parquet_metadata(path: &Path) -> Result<std::collections::BTreeMap<String, String>> {
-    let (file, _) = crate::input::open_regular(path)?;
+    let file = open_checked(path, Checks::Footer)?;
     // polars' footer parser panics on some corrupt footers: caught, as bad input.
     let metadata = std::panic::catch_unwind(|| ParquetReader::new(file).get_metadata().cloned())
         .map_err(|_| Error::bad_input(path, "not a readable Parquet file (corrupt footer)"))?
@@ -92,9 +92,36 @@ pub fn parquet_metadata(path: &Path) -> Result<std::collections::BTreeMap<String
 
 /// Reads a Parquet file into a frame.
 pub fn read_parquet(path: &Path) -> Result<DataFrame> {
-    let (file, _) = crate::input::open_regular(path)?;
+    let file = open_checked(path, Checks::WholeFile)?;
     // polars' readers panic on some corrupt files: caught, as bad input.
     std::panic::catch_unwind(|| ParquetReader::new(file).finish())
         .map_err(|_| Error::bad_input(path, "not a readable Parquet file (corrupt)"))?
         .map_err(|e| Error::bad_input(path, format!("not a readable Parquet file: {e}")))
+}
+
+/// How much of a Parquet file [`open_checked`] checks before polars reads it.
+#[derive(Clone, Copy)]
+enum Checks {
+    /// The footer: before polars parses the footer alone.
+    Footer,
+    /// The footer and every page header: before polars reads the rows.
+    WholeFile,
+}
+
+/// Opens a regular file and checks what its Parquet footer (and pages) declare against its
+/// length and a memory budget (`parquet_bounds`), so polars is never handed sizes that cannot
+/// be true; the file is returned at its start.
+fn open_checked(path: &Path, checks: Checks) -> Result<std::fs::File> {
+    use std::io::{Seek, SeekFrom};
+    let (mut file, len) = crate::input::open_regular(path)?;
+    match checks {
+        Checks::Footer => super::parquet_bounds::check_footer(&mut file, len),
+        Checks::WholeFile => super::parquet_bounds::check_file(&mut file, len),
+    }
+    .map_err(|problem| {
+        Error::bad_input(path, format!("not a readable Parquet file: it {problem}"))
+    })?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io(path, e))?;
+    Ok(file)
 }

@@ -3,7 +3,9 @@
 //! folders carry a marker ([`report_dir`]); nothing is written inside an input's folder.
 
 pub mod frame;
+pub mod parquet_bounds;
 pub mod report_dir;
+pub mod thrift_compact;
 
 use std::fs;
 use std::path::{Path, PathBuf};
