@@ -286,6 +286,61 @@ fn parts_that_do_not_make_one_evaluation_are_refused() {
         "need --records PART.parquet",
     );
     refused(&["eval", "--data", s(&data), "--shard", "4/3"], "1 ≤ K ≤ N");
+
+    // Rows that disagree with the configuration their provenance names, written back with
+    // that provenance: refused naming the file and the row, by merge and export --records.
+    // (A policy wider than the configuration's is forged on every row: one row wider than
+    // the others is refused by the reader already.)
+    let (records, provenance, complete) = read_part(&p2).unwrap();
+    let wider: fn(&mut Record) = |r| {
+        r.keep.push(true);
+        r.blocks += 1;
+        r.probs.push(0.5);
+    };
+    let forged: [(fn(&mut Record), std::ops::Range<usize>, &str); 4] = [
+        (
+            |r| r.label = 10,
+            7..8,
+            "row 7 (image 37) has label 10, beyond the 10 classes",
+        ),
+        (
+            |r| r.flops = f64::INFINITY,
+            7..8,
+            "row 7 (image 37) has FLOPs inf",
+        ),
+        (
+            |r| r.correct = !r.correct,
+            7..8,
+            "row 7 (image 37) says `correct` where",
+        ),
+        (
+            wider,
+            0..30,
+            "row 0 (image 30) has a policy of 16 decisions where the configuration has 15",
+        ),
+    ];
+    for (n, (forge, rows, needle)) in forged.into_iter().enumerate() {
+        let mut bad = records.clone();
+        bad[rows].iter_mut().for_each(forge);
+        let file = dir.path().join(format!("forged{n}.parquet"));
+        write_part(&bad, &file, &provenance, complete).unwrap();
+        refused(&["merge", s(&p1), s(&file), s(&p3)], needle);
+        let report = dir.path().join("report");
+        refused(
+            &[
+                "export",
+                "--data",
+                s(&data),
+                "--records",
+                s(&p1),
+                s(&file),
+                s(&p3),
+                "--out",
+                s(&report),
+            ],
+            needle,
+        );
+    }
 }
 
 /// `export --records PARTS…`: the report of a sharded evaluation without evaluating again; its

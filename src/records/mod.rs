@@ -3,6 +3,7 @@
 //! ([`schema`]: the columns, written and read in one place). The summary's lines are in
 //! docs/method.md, "The summary".
 
+pub mod consistency;
 pub mod format;
 pub mod provenance;
 pub mod schema;

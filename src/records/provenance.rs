@@ -174,7 +174,17 @@ pub fn write_part(
 /// first images of its range, in order (as `eval` writes them), with no index twice.
 pub fn read_part(path: &Path) -> Result<(Vec<Record>, Provenance, bool)> {
     let (provenance, complete) = Provenance::from_entries(&parquet_metadata(path)?, path)?;
+    let config = crate::config::Config::by_name(&provenance.config).map_err(|_| {
+        Error::bad_input(
+            path,
+            format!(
+                "names configuration {:?}, which this blockdrop does not know",
+                provenance.config
+            ),
+        )
+    })?;
     let records = crate::records::load(&[path])?;
+    crate::records::consistency::check_rows(&records, &config, path)?;
     let range = provenance.range();
     if let Some((i, r)) = records
         .iter()
