@@ -297,7 +297,8 @@ fn parts_that_do_not_make_one_evaluation_are_refused() {
         r.blocks += 1;
         r.probs.push(0.5);
     };
-    let forged: [(fn(&mut Record), std::ops::Range<usize>, &str); 4] = [
+    type Forge = (fn(&mut Record), std::ops::Range<usize>, &'static str);
+    let forged: [Forge; 4] = [
         (
             |r| r.label = 10,
             7..8,

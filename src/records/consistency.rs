@@ -83,11 +83,14 @@ mod tests {
         }
     }
 
+    /// A change to a valid row, and what the error must then say.
+    type Forge = (fn(&mut Record), &'static str);
+
     #[test]
     fn rows_that_disagree_with_the_configuration_are_named() {
         let config = Config::by_name("R32_C10").unwrap();
         check_rows(&[record()], &config, Path::new("p.parquet")).unwrap();
-        let cases: [(fn(&mut Record), &str); 8] = [
+        let cases: [Forge; 8] = [
             (|r| r.keep.truncate(4), "policy of 4 decisions"),
             (|r| r.probs.push(0.5), "16 keep probabilities"),
             (|r| r.label = 10, "label 10, beyond the 10 classes"),
