@@ -3,6 +3,7 @@
 
 pub mod cifar;
 pub mod classes;
+pub mod decode_budget;
 pub mod folder;
 pub mod idx;
 pub mod prefetch;
@@ -93,18 +94,29 @@ const KNOWN_SUBFOLDERS: [&str; 5] = [
 
 /// Images may have at most this many pixels (ImageNet's largest have about 12 million),
 /// checked from the header before decoding; each copy on the way to the transform (decoded,
-/// RGB, planar) is then at most 120 MB. Decoders may allocate at most `MAX_IMAGE_BYTES`.
+/// RGB, planar) is then at most 120 MB. Decoders may allocate at most `MAX_IMAGE_BYTES`, and
+/// all decoder threads together hold at most `decode_budget::TOTAL_BYTES`.
 const MAX_IMAGE_PIXELS: u64 = 40_000_000;
 const MAX_IMAGE_BYTES: u64 = 256 << 20;
 
-/// Decodes one image file within the limits above.
-fn decode_image(path: &Path) -> Result<Image> {
+/// Decodes one image file within the limits above, with its share of the decoders' budget.
+fn decode_image_held(path: &Path) -> Result<(Image, decode_budget::Reservation)> {
     let bytes = crate::input::read_file(path)?;
-    decode_image_bytes(path, &bytes)
+    decode_image_bytes_held(path, &bytes)
 }
 
 /// Decodes an image file's bytes within the limits above; `path` names it in errors.
 pub fn decode_image_bytes(path: &Path, bytes: &[u8]) -> Result<Image> {
+    decode_image_bytes_held(path, bytes).map(|(image, _)| image)
+}
+
+/// [`decode_image_bytes`], returning the decode's reservation of the budget all decoders share
+/// (`decode_budget`): held until the image has been transformed, it bounds what every decoder
+/// thread together holds, not each one.
+fn decode_image_bytes_held(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(Image, decode_budget::Reservation)> {
     let bad = |e: &dyn fmt::Display| Error::bad_input(path, format!("cannot decode image: {e}"));
     let reader = || {
         image::ImageReader::new(std::io::Cursor::new(bytes))
@@ -120,6 +132,7 @@ pub fn decode_image_bytes(path: &Path, bytes: &[u8]) -> Result<Image> {
             "the image is {w}x{h} pixels, more than the {MAX_IMAGE_PIXELS} blockdrop reads"
         )));
     }
+    let reservation = decode_budget::reserve(w, h);
     let mut reader = reader()?;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_IMAGE_BYTES);
@@ -134,7 +147,7 @@ pub fn decode_image_bytes(path: &Path, bytes: &[u8]) -> Result<Image> {
             )),
             e => bad(&e),
         })?;
-    Ok(Image::from_rgb(&decoded.into_rgb8()))
+    Ok((Image::from_rgb(&decoded.into_rgb8()), reservation))
 }
 
 const EXPECTED: &str = "expected IDX files (t10k-images-idx3-ubyte[.gz], …), a CIFAR folder \
@@ -331,6 +344,12 @@ impl Dataset {
 
     /// Image `i` as decoded 8-bit pixels.
     pub fn image(&self, i: usize) -> Result<Image> {
+        self.image_held(i).map(|(image, _)| image)
+    }
+
+    /// [`Dataset::image`], with the decode's share of the decoders' budget for a file (none
+    /// for an image already in memory): hold it while the image is in use.
+    fn image_held(&self, i: usize) -> Result<(Image, Option<decode_budget::Reservation>)> {
         match &self.store {
             Store::InMemory { pixels, shape, .. } => {
                 let (c, h, w) = *shape;
@@ -344,15 +363,16 @@ impl Dataset {
                         format!("no image {i}: the dataset holds {}", self.len()),
                     ));
                 }
-                Ok(Image {
+                let image = Image {
                     channels: c,
                     height: h,
                     width: w,
                     pixels: pixels[i * size..(i + 1) * size].to_vec(),
-                })
+                };
+                Ok((image, None))
             }
             Store::Files { files, .. } => match files.get(i) {
-                Some(file) => decode_image(file),
+                Some(file) => decode_image_held(file).map(|(image, held)| (image, Some(held))),
                 None => Err(Error::bad_input(
                     &self.path,
                     format!("no image {i}: the dataset holds {}", files.len()),
@@ -436,7 +456,9 @@ impl Dataset {
             )
         };
         for &i in indices {
-            let image = edit(self.image(i)?);
+            // The decode's reservation is held until the image is transformed and dropped.
+            let (image, _held) = self.image_held(i)?;
+            let image = edit(image);
             // Without a resize the shape is known now: refuse before any conversion.
             let shape = (image.channels, image.height, image.width);
             if config.transform.resize_crop.is_none() && shape != config.input {
