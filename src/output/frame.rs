@@ -15,6 +15,9 @@ pub fn is_parquet(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
 }
 
+/// The key-value entry in which Arrow writers embed their schema.
+const ARROW_SCHEMA_KEY: &str = "ARROW:schema";
+
 /// Whether a Parquet file carries blockdrop's tag in its key-value metadata.
 fn tagged_parquet(path: &Path) -> bool {
     let Ok(file) = open_checked(path, Checks::Footer) else {
@@ -94,9 +97,20 @@ pub fn parquet_metadata(path: &Path) -> Result<std::collections::BTreeMap<String
 pub fn read_parquet(path: &Path) -> Result<DataFrame> {
     let file = open_checked(path, Checks::WholeFile)?;
     // polars' readers panic on some corrupt files: caught, as bad input.
-    std::panic::catch_unwind(|| ParquetReader::new(file).finish())
-        .map_err(|_| Error::bad_input(path, "not a readable Parquet file (corrupt)"))?
-        .map_err(|e| Error::bad_input(path, format!("not a readable Parquet file: {e}")))
+    std::panic::catch_unwind(|| {
+        let mut reader = ParquetReader::new(file);
+        // The Arrow schema a writer may embed is decoded by polars without bounds (its
+        // nesting and list widths come from the file): the Parquet schema, checked by
+        // `parquet_bounds`, gives records files the same columns.
+        let mut metadata = reader.get_metadata()?.as_ref().clone();
+        if let Some(pairs) = metadata.key_value_metadata.as_mut() {
+            pairs.retain(|pair| pair.key != ARROW_SCHEMA_KEY);
+        }
+        reader.set_metadata(std::sync::Arc::new(metadata));
+        reader.finish()
+    })
+    .map_err(|_| Error::bad_input(path, "not a readable Parquet file (corrupt)"))?
+    .map_err(|e| Error::bad_input(path, format!("not a readable Parquet file: {e}")))
 }
 
 /// How much of a Parquet file [`open_checked`] checks before polars reads it.

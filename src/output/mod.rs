@@ -4,6 +4,7 @@
 
 pub mod frame;
 pub mod parquet_bounds;
+mod parquet_thrift;
 pub mod report_dir;
 pub mod thrift_compact;
 

@@ -2,20 +2,23 @@
 //! memory budget before polars reads it. polars sizes its buffers from what the file declares
 //! (list counts in the footer, each page's uncompressed size, each column's value count), so a
 //! forged file of a few hundred bytes could ask for gigabytes, and an allocation that fails
-//! aborts the process. Here every declared size is read with bounds, compared with what the
-//! file can hold and with the budget, and refused with a short reason when it cannot be true.
-//! (docs/formats.md, "Records files".)
+//! aborts the process. Here every footer and page header is first checked against the field
+//! types polars decodes (`parquet_thrift`: so both read the same fields), then every declared
+//! size is compared with what the file can hold and with the budget, and refused with a short
+//! reason when it cannot be true. (docs/formats.md, "Per-image records".)
 
 use std::io::{Read, Seek, SeekFrom};
 
+use super::parquet_thrift::{FILE_META_DATA, PAGE_HEADER};
 use super::thrift_compact::{expect_integer, kind, Reader, Result};
 
 /// The largest footer read (records files have footers of a few KiB).
 const MAX_FOOTER_BYTES: u64 = 8 << 20;
 /// The most rows a file may declare: ImageNet's training split is 1.28 million.
-pub const MAX_ROWS: u64 = 1 << 24;
+pub const MAX_ROWS: u64 = 1 << 21;
 /// The most decoded bytes (the sum of the column chunks' uncompressed sizes) and values (the
-/// sum of their value counts) a file may declare: what polars may be asked to hold.
+/// sum of their value counts, dictionaries' entries included) a file may declare: what polars
+/// may be asked to hold.
 const MAX_DECODED_BYTES: u64 = 512 << 20;
 const MAX_VALUES: u64 = 64 << 20;
 /// Caps on the footer's lists: schema elements, row groups, columns per row group, key-value
@@ -24,6 +27,11 @@ const MAX_SCHEMA_ELEMENTS: usize = 1024;
 const MAX_ROW_GROUPS: usize = 1 << 16;
 const MAX_COLUMNS: usize = 1024;
 const MAX_KEY_VALUES: usize = 4096;
+/// Nesting of the schema: a records file's lists are three levels deep (root, list, element).
+const MAX_SCHEMA_DEPTH: usize = 4;
+/// Physical types polars would materialise at a size the file declares: INT96 and
+/// FIXED_LEN_BYTE_ARRAY (records files have neither).
+const REFUSED_PHYSICAL_TYPES: [i64; 2] = [3, 7];
 /// A page header is read from a window of this many bytes (headers are a few dozen bytes;
 /// their optional statistics hold one minimum and one maximum).
 const PAGE_HEADER_WINDOW: u64 = 64 << 10;
@@ -58,10 +66,17 @@ pub fn check_footer(file: &mut (impl Read + Seek), len: u64) -> Result<()> {
 /// reads the whole file.
 pub fn check_file(file: &mut (impl Read + Seek), len: u64) -> Result<()> {
     let (footer, data_end) = read_and_check_footer(file, len)?;
+    let mut dictionary_entries = 0u64;
     for (_, chunks) in &footer.row_groups {
         for chunk in chunks {
-            check_pages(file, chunk, data_end)?;
+            dictionary_entries =
+                dictionary_entries.saturating_add(check_pages(file, chunk, data_end)?);
         }
+    }
+    if dictionary_entries > MAX_VALUES {
+        return Err(format!(
+            "declares dictionaries of {dictionary_entries} entries (at most {MAX_VALUES})"
+        ));
     }
     file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
     Ok(())
@@ -89,7 +104,10 @@ fn read_and_check_footer(file: &mut (impl Read + Seek), len: u64) -> Result<(Foo
     let data_end = len - 8 - footer_len;
     let mut bytes = vec![0u8; footer_len as usize];
     read_at(file, data_end, &mut bytes)?;
-    let footer = parse_footer(&bytes).map_err(|e| format!("has a footer that {e}"))?;
+    let footer = Reader::new(&bytes)
+        .check_struct(FILE_META_DATA)
+        .and_then(|()| parse_footer(&bytes))
+        .map_err(|e| format!("has a footer that {e}"))?;
     check_declared(&footer, data_end)?;
     Ok((footer, data_end))
 }
@@ -100,16 +118,20 @@ fn read_at(file: &mut (impl Read + Seek), at: u64, into: &mut [u8]) -> Result<()
         .map_err(|e| format!("cannot be read at byte {at}: {e}"))
 }
 
-/// FileMetaData: 2 schema, 3 num_rows, 4 row_groups, 5 key_value_metadata.
+/// FileMetaData: 2 schema, 3 num_rows, 4 row_groups, 5 key_value_metadata (the types were
+/// checked by `check_struct`).
 fn parse_footer(bytes: &[u8]) -> Result<Footer> {
     let mut r = Reader::new(bytes);
     let mut footer = Footer::default();
     r.fields(|r, id, kind| match id {
-        2 => r
-            .list(kind::STRUCT, MAX_SCHEMA_ELEMENTS, |r| {
-                r.skip(kind::STRUCT, true)
-            })
-            .map(drop),
+        2 => {
+            let mut schema = Vec::new();
+            r.list(kind::STRUCT, MAX_SCHEMA_ELEMENTS, |r| {
+                schema.push(parse_schema_element(r)?);
+                Ok(())
+            })?;
+            check_schema(&schema)
+        }
         3 => expect_integer(r, kind, kind::I64, "num_rows").map(|v| footer.rows = v),
         4 => r
             .list(kind::STRUCT, MAX_ROW_GROUPS, |r| {
@@ -123,6 +145,56 @@ fn parse_footer(bytes: &[u8]) -> Result<Footer> {
         _ => r.skip(kind, false),
     })?;
     Ok(footer)
+}
+
+/// SchemaElement: `(physical type, number of children)` (fields 1 and 5).
+fn parse_schema_element(r: &mut Reader) -> Result<(Option<i64>, i64)> {
+    let (mut physical, mut children) = (None, 0);
+    r.structure(|r, id, k| match id {
+        1 => expect_integer(r, k, kind::I32, "a physical type").map(|v| physical = Some(v)),
+        5 => expect_integer(r, k, kind::I32, "num_children").map(|v| children = v),
+        _ => r.skip(k, false),
+    })?;
+    Ok((physical, children))
+}
+
+/// The schema tree (flattened depth first, each group followed by its children) nests at most
+/// `MAX_SCHEMA_DEPTH` deep, every element belongs to it, and no column has a physical type
+/// whose values take a size the file declares.
+fn check_schema(schema: &[(Option<i64>, i64)]) -> Result<()> {
+    // The children still expected by each open group, innermost last.
+    let mut open: Vec<i64> = Vec::new();
+    for (i, &(physical, children)) in schema.iter().enumerate() {
+        if i > 0 {
+            while open.last() == Some(&0) {
+                open.pop();
+            }
+            let Some(slot) = open.last_mut() else {
+                return Err(format!(
+                    "has schema element {i} outside its root's children"
+                ));
+            };
+            *slot -= 1;
+        }
+        if children < 0 {
+            return Err(format!("has a schema element with {children} children"));
+        }
+        if children > 0 {
+            open.push(children);
+            if open.len() > MAX_SCHEMA_DEPTH {
+                return Err(format!(
+                    "nests its schema deeper than {MAX_SCHEMA_DEPTH} levels"
+                ));
+            }
+        }
+        if physical.is_some_and(|t| REFUSED_PHYSICAL_TYPES.contains(&t)) {
+            return Err("has an INT96 or fixed-length byte array column".into());
+        }
+    }
+    if open.iter().any(|&left| left > 0) {
+        return Err("declares more schema children than it holds".into());
+    }
+    Ok(())
 }
 
 /// RowGroup: 1 columns, 3 num_rows.
@@ -150,9 +222,6 @@ fn parse_column_chunk(r: &mut Reader) -> Result<Chunk> {
         if id != 3 {
             return r.skip(k, false);
         }
-        if k != kind::STRUCT {
-            return Err(format!("has column metadata of type {k}"));
-        }
         has_metadata = true;
         r.structure(|r, id, k| {
             let i64_field = |r: &mut Reader, what| expect_integer(r, k, kind::I64, what);
@@ -170,11 +239,8 @@ fn parse_column_chunk(r: &mut Reader) -> Result<Chunk> {
     if !has_metadata {
         return Err("has a column chunk without metadata".into());
     }
-    // Some writers record an absent dictionary as offset 0.
-    chunk.start = match chunk.dictionary_offset {
-        Some(d) if d > 0 => d.min(chunk.data_offset),
-        _ => chunk.data_offset,
-    };
+    // polars starts reading at the dictionary page when there is one (`byte_range`).
+    chunk.start = chunk.dictionary_offset.unwrap_or(chunk.data_offset);
     Ok(chunk)
 }
 
@@ -208,6 +274,12 @@ fn check_declared(footer: &Footer, data_end: u64) -> Result<()> {
             let [Ok(start), Ok(compressed), Ok(uncompressed), Ok(count)] = sizes else {
                 return Err("declares a negative size, offset or count in a column chunk".into());
             };
+            if chunk.start > chunk.data_offset {
+                return Err(format!(
+                    "declares a dictionary page at byte {start}, after its data pages at {}",
+                    chunk.data_offset
+                ));
+            }
             let end = start.checked_add(compressed);
             if start < MAGIC.len() as u64 || end.is_none_or(|end| end > data_end) {
                 return Err(format!(
@@ -234,84 +306,115 @@ fn check_declared(footer: &Footer, data_end: u64) -> Result<()> {
     Ok(())
 }
 
-/// What a page header declares (PageHeader: 2 uncompressed_page_size, 3 compressed_page_size,
-/// 5 data_page_header, 7 dictionary_page_header, 8 data_page_header_v2; each of the three
-/// headers has num_values as its field 1).
+/// What a page header declares (PageHeader: 1 type, 2 uncompressed_page_size,
+/// 3 compressed_page_size; 5 data_page_header, 7 dictionary_page_header, 8
+/// data_page_header_v2, each with num_values as its field 1).
 #[derive(Debug, Default)]
 struct Page {
     header_len: u64,
-    uncompressed: i64,
-    compressed: i64,
-    values: i64,
+    uncompressed: u64,
+    compressed: u64,
+    values: u64,
     dictionary: bool,
 }
 
+/// Page types polars reads, and the sub-header each must carry (field id).
+const DATA_PAGE: (i64, i16) = (0, 5);
+const DICTIONARY_PAGE: (i64, i16) = (2, 7);
+const DATA_PAGE_V2: (i64, i16) = (3, 8);
+
 fn parse_page_header(bytes: &[u8]) -> Result<Page> {
     let mut r = Reader::new(bytes);
-    let mut page = Page::default();
+    r.check_struct(PAGE_HEADER)?;
+    let mut r = Reader::new(bytes);
+    let (mut page_type, mut sizes, mut headers) = (None, [None, None], Vec::new());
+    let non_negative_i32 = |r: &mut Reader, k, what: &str| -> Result<u64> {
+        let v = expect_integer(r, k, kind::I32, what)?;
+        i32::try_from(v)
+            .ok()
+            .and_then(|v| u64::try_from(v).ok())
+            .ok_or_else(|| format!("has {what} {v}, not a size or count"))
+    };
+    let mut values = 0;
     r.fields(|r, id, k| match id {
-        2 => {
-            expect_integer(r, k, kind::I32, "uncompressed_page_size").map(|v| page.uncompressed = v)
-        }
-        3 => expect_integer(r, k, kind::I32, "compressed_page_size").map(|v| page.compressed = v),
-        5 | 7 | 8 if k == kind::STRUCT => {
-            page.dictionary = id == 7;
-            r.structure(|r, id, k| match id {
-                1 => {
-                    expect_integer(r, k, kind::I32, "a page's num_values").map(|v| page.values = v)
-                }
+        1 => expect_integer(r, k, kind::I32, "a page type").map(|v| page_type = Some(v)),
+        2 => non_negative_i32(r, k, "uncompressed_page_size").map(|v| sizes[0] = Some(v)),
+        3 => non_negative_i32(r, k, "compressed_page_size").map(|v| sizes[1] = Some(v)),
+        5 | 7 | 8 => {
+            headers.push(id);
+            r.structure(|r, sub, k| match sub {
+                1 => non_negative_i32(r, k, "a page's num_values").map(|v| values = v),
                 _ => r.skip(k, false),
             })
         }
         _ => r.skip(k, false),
     })?;
-    page.header_len = r.position() as u64;
-    Ok(page)
+    let kind = [DATA_PAGE, DICTIONARY_PAGE, DATA_PAGE_V2]
+        .into_iter()
+        .find(|&(t, _)| page_type == Some(t))
+        .ok_or_else(|| format!("has page type {page_type:?}, not one a records file holds"))?;
+    if headers != [kind.1] {
+        return Err(format!(
+            "has page type {} with the sub-headers {headers:?} (exactly field {} belongs)",
+            kind.0, kind.1
+        ));
+    }
+    let [Some(uncompressed), Some(compressed)] = sizes else {
+        return Err("has a page header without its sizes".into());
+    };
+    Ok(Page {
+        header_len: r.position() as u64,
+        uncompressed,
+        compressed,
+        values,
+        dictionary: kind == DICTIONARY_PAGE,
+    })
 }
 
 /// Walks a column chunk's pages: each must fit in the chunk, their uncompressed sizes must sum
 /// within the chunk's declared total (which the budget has bounded), and their value counts
-/// within the chunk's.
-fn check_pages(file: &mut (impl Read + Seek), chunk: &Chunk, data_end: u64) -> Result<()> {
+/// within the chunk's. Returns the entries its dictionary page declares (the caller budgets
+/// them: polars reserves one value per entry).
+fn check_pages(file: &mut (impl Read + Seek), chunk: &Chunk, data_end: u64) -> Result<u64> {
     // Checked non-negative and within the data region by `check_declared`.
     let (start, end) = (chunk.start as u64, (chunk.start + chunk.compressed) as u64);
-    let (mut at, mut uncompressed, mut values) = (start, 0u64, 0u64);
-    let mut window = Vec::new();
+    let (mut at, mut uncompressed, mut values, mut dictionary) = (start, 0u64, 0u64, 0u64);
+    // The bytes from `window_at`: page headers are parsed from it while they lie inside it.
+    let (mut window, mut window_at) = (Vec::new(), 0u64);
     while at < end {
-        let take = (end - at).min(PAGE_HEADER_WINDOW).min(data_end - at);
-        window.resize(take as usize, 0);
-        read_at(file, at, &mut window)?;
-        let page = parse_page_header(&window)
+        let in_window = at >= window_at && at - window_at < window.len() as u64;
+        let window_end = window_at + window.len() as u64;
+        let reaches_end = window_end >= end.min(data_end);
+        if !in_window || (window_end - at < PAGE_HEADER_WINDOW / 2 && !reaches_end) {
+            let take = (end - at).min(PAGE_HEADER_WINDOW).min(data_end - at);
+            window.resize(take as usize, 0);
+            read_at(file, at, &mut window)?;
+            window_at = at;
+        }
+        let page = parse_page_header(&window[(at - window_at) as usize..])
             .map_err(|e| format!("has a page header at byte {at} that {e}"))?;
-        let (Ok(page_uncompressed), Ok(page_compressed), Ok(page_values)) = (
-            u64::try_from(page.uncompressed),
-            u64::try_from(page.compressed),
-            u64::try_from(page.values),
-        ) else {
-            return Err(format!(
-                "has a page at byte {at} with a negative size or count"
-            ));
-        };
         let next = at + page.header_len;
-        if page_compressed > end - next {
+        if page.compressed > end - next {
             return Err(format!(
-                "has a page at byte {at} of {page_compressed} bytes that runs past its column \
-                 chunk's end at {end}"
+                "has a page at byte {at} of {} bytes that runs past its column chunk's end at \
+                 {end}",
+                page.compressed
             ));
         }
-        uncompressed += page_uncompressed;
+        uncompressed = uncompressed.saturating_add(page.uncompressed);
         if page.dictionary {
             // A dictionary's entries take one byte or more each.
-            if page_values > page_uncompressed {
+            if page.values > page.uncompressed {
                 return Err(format!(
-                    "has a dictionary page at byte {at} of {page_values} entries in \
-                     {page_uncompressed} bytes"
+                    "has a dictionary page at byte {at} of {} entries in {} bytes",
+                    page.values, page.uncompressed
                 ));
             }
+            dictionary = dictionary.saturating_add(page.values);
         } else {
-            values += page_values;
+            values = values.saturating_add(page.values);
         }
-        at = next + page_compressed;
+        at = next + page.compressed;
     }
     if uncompressed > chunk.uncompressed as u64 || values > chunk.values as u64 {
         return Err(format!(
@@ -320,7 +423,7 @@ fn check_pages(file: &mut (impl Read + Seek), chunk: &Chunk, data_end: u64) -> R
             chunk.uncompressed, chunk.values
         ));
     }
-    Ok(())
+    Ok(dictionary)
 }
 
 #[cfg(test)]
@@ -341,6 +444,16 @@ mod tests {
         chunk_uncompressed: Option<i64>,
         page_uncompressed: Option<i32>,
         schema_elements: u64,
+        /// FileMetaData's `version` written as a byte string (polars decodes field 1 as an
+        /// i32 whatever its declared type).
+        version_as_binary: bool,
+        /// `num_rows` written twice.
+        repeated_rows: bool,
+        /// The page's type (0 is a data page, whose sub-header field 5 is written).
+        page_type: i64,
+        /// The `index` column's physical type (1 is INT32).
+        physical_type: i64,
+        dictionary_offset: Option<i64>,
     }
 
     const VALID: Forge = Forge {
@@ -351,6 +464,11 @@ mod tests {
         chunk_uncompressed: None,
         page_uncompressed: None,
         schema_elements: 2,
+        version_as_binary: false,
+        repeated_rows: false,
+        page_type: 0,
+        physical_type: 1,
+        dictionary_offset: None,
     };
 
     /// A one-column (INT32 `index`), one-page, uncompressed PLAIN file of two rows, as a
@@ -359,7 +477,7 @@ mod tests {
         let data = [7i32.to_le_bytes(), 9i32.to_le_bytes()].concat();
         let mut page = Writer::default();
         page.begin();
-        page.int_field(1, kind::I32, 0); // DATA_PAGE
+        page.int_field(1, kind::I32, forge.page_type);
         let declared = forge.page_uncompressed.unwrap_or(data.len() as i32);
         page.int_field(2, kind::I32, i64::from(declared));
         page.int_field(3, kind::I32, data.len() as i64);
@@ -378,7 +496,11 @@ mod tests {
 
         let mut f = Writer::default();
         f.begin();
-        f.int_field(1, kind::I32, 2);
+        if forge.version_as_binary {
+            f.binary_field(1, &[0x16, 0x04]);
+        } else {
+            f.int_field(1, kind::I32, 2);
+        }
         f.field(2, kind::LIST);
         f.list_header(forge.schema_elements, kind::STRUCT);
         for i in 0..forge.schema_elements.min(2) {
@@ -387,13 +509,17 @@ mod tests {
                 f.binary_field(4, b"schema");
                 f.int_field(5, kind::I32, 1);
             } else {
-                f.int_field(1, kind::I32, 1); // INT32
+                f.int_field(1, kind::I32, forge.physical_type);
                 f.int_field(3, kind::I32, 0); // REQUIRED
                 f.binary_field(4, b"index");
             }
             f.end();
         }
         f.int_field(3, kind::I64, forge.file_rows);
+        if forge.repeated_rows {
+            // Written in full form (a delta of 0 has none).
+            f.int_field(3, kind::I64, forge.file_rows);
+        }
         f.field(4, kind::LIST);
         f.list_header(1, kind::STRUCT);
         f.begin();
@@ -416,6 +542,9 @@ mod tests {
         f.int_field(6, kind::I64, forge.chunk_uncompressed.unwrap_or(chunk_len));
         f.int_field(7, kind::I64, chunk_len);
         f.int_field(9, kind::I64, 4);
+        if let Some(offset) = forge.dictionary_offset {
+            f.int_field(11, kind::I64, offset);
+        }
         f.end();
         f.end();
         f.int_field(2, kind::I64, chunk_len);
@@ -525,7 +654,49 @@ mod tests {
                     page_uncompressed: Some(-1),
                     ..VALID
                 },
-                "negative",
+                "not a size or count",
+            ),
+            (
+                Forge {
+                    version_as_binary: true,
+                    ..VALID
+                },
+                "has field 1 of type 8",
+            ),
+            (
+                Forge {
+                    repeated_rows: true,
+                    ..VALID
+                },
+                "repeats field 3",
+            ),
+            (
+                Forge {
+                    page_type: 2,
+                    ..VALID
+                },
+                "sub-headers [5]",
+            ),
+            (
+                Forge {
+                    page_type: 1,
+                    ..VALID
+                },
+                "page type Some(1)",
+            ),
+            (
+                Forge {
+                    physical_type: 7,
+                    ..VALID
+                },
+                "fixed-length byte array",
+            ),
+            (
+                Forge {
+                    dictionary_offset: Some(5),
+                    ..VALID
+                },
+                "after its data pages",
             ),
         ];
         for (forge, needle) in cases {

@@ -212,6 +212,78 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// What a known field holds, as the reader that comes after this one (polars) decodes it: it
+/// decodes a field by its id alone, whatever type the file declares, so a field of the wrong
+/// type would be read differently there than here.
+#[derive(Debug)]
+pub enum Ty {
+    Bool,
+    I8,
+    I16,
+    I32,
+    I64,
+    Binary,
+    List(&'static Ty),
+    Struct(&'static [(i16, Ty)]),
+}
+
+impl Ty {
+    fn accepts(&self, kind: u8) -> bool {
+        match self {
+            Ty::Bool => kind == kind::TRUE || kind == kind::FALSE,
+            Ty::I8 => kind == kind::BYTE,
+            Ty::I16 => kind == kind::I16,
+            Ty::I32 => kind == kind::I32,
+            Ty::I64 => kind == kind::I64,
+            Ty::Binary => kind == kind::BINARY,
+            Ty::List(_) => kind == kind::LIST || kind == kind::SET,
+            Ty::Struct(_) => kind == kind::STRUCT,
+        }
+    }
+}
+
+impl Reader<'_> {
+    /// Reads past a struct whose known fields (`fields`: id and type) must have their types
+    /// and appear once; unknown fields are skipped by their declared type, as polars skips
+    /// them. So this reader and polars see the same fields at the same places.
+    pub fn check_struct(&mut self, fields: &'static [(i16, Ty)]) -> Result<()> {
+        self.nested(|r| {
+            let mut seen: Vec<i16> = Vec::new();
+            r.fields(|r, id, kind| {
+                if seen.contains(&id) {
+                    return Err(format!("repeats field {id}"));
+                }
+                seen.push(id);
+                match fields.iter().find(|(known, _)| *known == id) {
+                    Some((_, ty)) => r.check_value(ty, kind, false, id),
+                    None => r.skip(kind, false),
+                }
+            })
+        })
+    }
+
+    fn check_value(&mut self, ty: &'static Ty, kind: u8, in_list: bool, id: i16) -> Result<()> {
+        if !ty.accepts(kind) {
+            return Err(format!(
+                "has field {id} of type {kind} where {ty:?} belongs"
+            ));
+        }
+        match ty {
+            Ty::Struct(fields) => self.check_struct(fields),
+            Ty::List(element) => self.nested(|r| {
+                let (count, kind) = r.list_header()?;
+                if count > 0 && !element.accepts(kind) {
+                    return Err(format!(
+                        "has field {id}, a list of type {kind} where {element:?} belongs"
+                    ));
+                }
+                (0..count).try_for_each(|_| r.check_value(element, kind, true, id))
+            }),
+            _ => self.skip(kind, in_list),
+        }
+    }
+}
+
 /// Reads an integer field of type `want` (an I32 or I64), refusing any other type.
 pub fn expect_integer(r: &mut Reader, kind: u8, want: u8, what: &str) -> Result<i64> {
     if kind != want {

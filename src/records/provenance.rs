@@ -185,6 +185,16 @@ pub fn read_part(path: &Path) -> Result<(Vec<Record>, Provenance, bool)> {
     })?;
     let records = crate::records::load(&[path])?;
     crate::records::consistency::check_rows(&records, &config, path)?;
+    if !records.is_empty() && records.iter().all(|r| r.logits.is_some()) != provenance.logits {
+        return Err(Error::bad_input(
+            path,
+            format!(
+                "says `blockdrop.logits` is {}, but its rows {} logits",
+                provenance.logits,
+                if provenance.logits { "lack" } else { "hold" }
+            ),
+        ));
+    }
     let range = provenance.range();
     if let Some((i, r)) = records
         .iter()

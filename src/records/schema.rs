@@ -177,8 +177,17 @@ pub fn from_frame(df: &DataFrame, source: &Path) -> Result<Vec<Record>> {
         .collect()
 }
 
+/// The most decisions a policy string may hold (ResNet-152 has 50 blocks): a longer one is
+/// refused before its bits are collected, row after row.
+const MAX_POLICY_WIDTH: usize = 1024;
+
 /// A policy string's keep bits: only '0' and '1', `width` of them, `blocks` of them '1'.
 fn parse_policy(text: &str, blocks: u32, width: &usize) -> Result<Vec<bool>, String> {
+    if *width > MAX_POLICY_WIDTH {
+        return Err(format!(
+            "its policy has {width} decisions (at most {MAX_POLICY_WIDTH})"
+        ));
+    }
     if text.len() != *width {
         return Err(format!(
             "its policy has {} blocks, the first row's {width}",
