@@ -17,6 +17,7 @@ pub mod error;
 pub mod eval;
 pub mod exec;
 pub mod fingerprint;
+pub mod foreign_panic;
 pub mod input;
 pub mod kernels;
 pub mod lock;

@@ -90,6 +90,8 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     process::tune();
+    // A reader's panic on a corrupt file is that file's one-line error, not a trace.
+    blockdrop::foreign_panic::install_hook();
     cli::started();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -275,3 +275,24 @@ fn export_into_a_users_folder_or_the_dataset_is_exit_2_and_keeps_every_file() {
     assert!(!into_data.exists());
     assert_eq!(fs::read_dir(&data).unwrap().count(), data_files);
 }
+
+/// Parquet files the `parquet` fuzz target found: one that passes the footer and page checks
+/// but on which polars' decoder panics, and one whose `index` column has nulls (the records
+/// reader indexed past its values). Each is that file's error: exit 2, one line.
+#[test]
+fn a_file_polars_panics_on_is_one_line_and_exit_2() {
+    let err = blockdrop::output::frame::read_parquet(&fixture("parquet_polars_panics.parquet"))
+        .unwrap_err();
+    assert!(err.is_user_error(), "{err}");
+    let nulls = fixture("parquet_nulls_in_index.parquet");
+    let frame = blockdrop::output::frame::read_parquet(&nulls).unwrap();
+    let err = blockdrop::records::schema::from_frame(&frame, &nulls).unwrap_err();
+    assert!(err.to_string().contains("missing values"), "{err}");
+    let out = blockdrop(&[
+        "merge",
+        path_str(&fixture("parquet_polars_panics.parquet")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

@@ -138,7 +138,7 @@ fn decode_image_bytes_held(
     limits.max_alloc = Some(MAX_IMAGE_BYTES);
     reader.limits(limits);
     // Decoders of malformed files have panicked in the past; a panic is this file's error.
-    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.decode()))
+    let decoded = crate::foreign_panic::catch(std::panic::AssertUnwindSafe(|| reader.decode()))
         .map_err(|_| bad(&"the decoder panicked on this file"))?
         .map_err(|e| match e {
             image::ImageError::Limits(_) => bad(&format!(

@@ -24,7 +24,7 @@ fn tagged_parquet(path: &Path) -> bool {
         return false;
     };
     // The footer only: the rows are never loaded. A footer polars panics on is not ours.
-    std::panic::catch_unwind(|| {
+    crate::foreign_panic::catch(|| {
         let Ok(metadata) = ParquetReader::new(file).get_metadata().cloned() else {
             return false;
         };
@@ -82,7 +82,7 @@ pub fn write_frame_with(
 pub fn parquet_metadata(path: &Path) -> Result<std::collections::BTreeMap<String, String>> {
     let file = open_checked(path, Checks::Footer)?;
     // polars' footer parser panics on some corrupt footers: caught, as bad input.
-    let metadata = std::panic::catch_unwind(|| ParquetReader::new(file).get_metadata().cloned())
+    let metadata = crate::foreign_panic::catch(|| ParquetReader::new(file).get_metadata().cloned())
         .map_err(|_| Error::bad_input(path, "not a readable Parquet file (corrupt footer)"))?
         .map_err(|e| Error::bad_input(path, format!("not a readable Parquet file: {e}")))?;
     Ok(metadata
@@ -97,7 +97,7 @@ pub fn parquet_metadata(path: &Path) -> Result<std::collections::BTreeMap<String
 pub fn read_parquet(path: &Path) -> Result<DataFrame> {
     let file = open_checked(path, Checks::WholeFile)?;
     // polars' readers panic on some corrupt files: caught, as bad input.
-    std::panic::catch_unwind(|| {
+    crate::foreign_panic::catch(|| {
         let mut reader = ParquetReader::new(file);
         // The Arrow schema a writer may embed is decoded by polars without bounds (its
         // nesting and list widths come from the file): the Parquet schema, checked by

@@ -127,12 +127,21 @@ pub fn from_frame(df: &DataFrame, source: &Path) -> Result<Vec<Record>> {
         df.column(name)
             .map_err(|_| bad(&format!("no '{name}' column")))
     };
+    let height = df.height();
+    // Every row has every value: a null (or a column shorter than the frame) is refused here,
+    // before any row is indexed.
+    let complete = |name: &str, nulls: usize, len: usize| -> Result<()> {
+        if nulls > 0 || len != height {
+            return Err(bad(&format!("'{name}' has {nulls} missing values of {height}")));
+        }
+        Ok(())
+    };
     let u32s = |name: &str| -> Result<Vec<u32>> {
-        Ok(column(name)?
+        let values = column(name)?
             .u32()
-            .map_err(|_| bad(&format!("'{name}' is not u32")))?
-            .into_no_null_iter()
-            .collect())
+            .map_err(|_| bad(&format!("'{name}' is not u32")))?;
+        complete(name, values.null_count(), values.len())?;
+        Ok(values.into_no_null_iter().collect())
     };
     let (index, label, pred, blocks) = (
         u32s(column::INDEX)?,
@@ -143,11 +152,11 @@ pub fn from_frame(df: &DataFrame, source: &Path) -> Result<Vec<Record>> {
     let correct = column(column::CORRECT)?
         .bool()
         .map_err(|_| bad("'correct' is not bool"))?;
-    let flops: Vec<f64> = column(column::FLOPS)?
+    let flops = column(column::FLOPS)?
         .f64()
-        .map_err(|_| bad("'flops' is not f64"))?
-        .into_no_null_iter()
-        .collect();
+        .map_err(|_| bad("'flops' is not f64"))?;
+    complete(column::FLOPS, flops.null_count(), flops.len())?;
+    let flops: Vec<f64> = flops.into_no_null_iter().collect();
     let policy = column(column::POLICY)?
         .str()
         .map_err(|_| bad("'policy' is not a string"))?;
@@ -155,7 +164,7 @@ pub fn from_frame(df: &DataFrame, source: &Path) -> Result<Vec<Record>> {
     let logits = df.column(column::LOGITS).ok();
     // Every policy as long as the first.
     let mut width: Option<usize> = None;
-    (0..df.height())
+    (0..height)
         .map(|row| {
             Ok(Record {
                 index: index[row],
