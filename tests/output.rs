@@ -277,17 +277,19 @@ fn export_into_a_users_folder_or_the_dataset_is_exit_2_and_keeps_every_file() {
 }
 
 /// Parquet files the `parquet` fuzz target found: one that passes the footer and page checks
-/// but on which polars' decoder panics, and one whose `index` column has nulls (the records
-/// reader indexed past its values). Each is that file's error: exit 2, one line.
+/// but on which polars' decoder panics, one whose `index` column has nulls and one whose
+/// `policy` column is shorter than the frame (the records reader indexed past their values). Each is that file's error: exit 2, one line.
 #[test]
 fn a_file_polars_panics_on_is_one_line_and_exit_2() {
     let err = blockdrop::output::frame::read_parquet(&fixture("parquet_polars_panics.parquet"))
         .unwrap_err();
     assert!(err.is_user_error(), "{err}");
-    let nulls = fixture("parquet_nulls_in_index.parquet");
-    let frame = blockdrop::output::frame::read_parquet(&nulls).unwrap();
-    let err = blockdrop::records::schema::from_frame(&frame, &nulls).unwrap_err();
-    assert!(err.to_string().contains("missing values"), "{err}");
+    for name in ["parquet_nulls_in_index.parquet", "parquet_short_policy_column.parquet"] {
+        let path = fixture(name);
+        let frame = blockdrop::output::frame::read_parquet(&path).unwrap();
+        let err = blockdrop::records::schema::from_frame(&frame, &path).unwrap_err();
+        assert!(err.to_string().contains("missing values"), "{name}: {err}");
+    }
     let out = blockdrop(&[
         "merge",
         path_str(&fixture("parquet_polars_panics.parquet")),

@@ -152,6 +152,7 @@ pub fn from_frame(df: &DataFrame, source: &Path) -> Result<Vec<Record>> {
     let correct = column(column::CORRECT)?
         .bool()
         .map_err(|_| bad("'correct' is not bool"))?;
+    complete(column::CORRECT, correct.null_count(), correct.len())?;
     let flops = column(column::FLOPS)?
         .f64()
         .map_err(|_| bad("'flops' is not f64"))?;
@@ -160,8 +161,13 @@ pub fn from_frame(df: &DataFrame, source: &Path) -> Result<Vec<Record>> {
     let policy = column(column::POLICY)?
         .str()
         .map_err(|_| bad("'policy' is not a string"))?;
+    complete(column::POLICY, policy.null_count(), policy.len())?;
     let probs = column(column::PROBS)?;
+    complete(column::PROBS, probs.null_count(), probs.len())?;
     let logits = df.column(column::LOGITS).ok();
+    if let Some(logits) = logits {
+        complete(column::LOGITS, logits.null_count(), logits.len())?;
+    }
     // Every policy as long as the first.
     let mut width: Option<usize> = None;
     (0..height)
