@@ -284,16 +284,16 @@ fn a_file_polars_panics_on_is_one_line_and_exit_2() {
     let err = blockdrop::output::frame::read_parquet(&fixture("parquet_polars_panics.parquet"))
         .unwrap_err();
     assert!(err.is_user_error(), "{err}");
-    for name in ["parquet_nulls_in_index.parquet", "parquet_short_policy_column.parquet"] {
+    for name in [
+        "parquet_nulls_in_index.parquet",
+        "parquet_short_policy_column.parquet",
+    ] {
         let path = fixture(name);
         let frame = blockdrop::output::frame::read_parquet(&path).unwrap();
         let err = blockdrop::records::schema::from_frame(&frame, &path).unwrap_err();
         assert!(err.to_string().contains("missing values"), "{name}: {err}");
     }
-    let out = blockdrop(&[
-        "merge",
-        path_str(&fixture("parquet_polars_panics.parquet")),
-    ]);
+    let out = blockdrop(&["merge", path_str(&fixture("parquet_polars_panics.parquet"))]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");

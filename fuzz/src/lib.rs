@@ -211,7 +211,10 @@ pub fn parquet(data: &[u8]) {
     let len = data.len() as u64;
     let footer_ok = blockdrop::output::parquet_bounds::check_footer(&mut cursor, len).is_ok();
     let file_ok = blockdrop::output::parquet_bounds::check_file(&mut cursor, len).is_ok();
-    assert!(footer_ok || !file_ok, "a file whose pages pass has a footer that passes");
+    assert!(
+        footer_ok || !file_ok,
+        "a file whose pages pass has a footer that passes"
+    );
     let Ok(dir) = tempfile::tempdir() else {
         return;
     };

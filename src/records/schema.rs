@@ -132,7 +132,9 @@ pub fn from_frame(df: &DataFrame, source: &Path) -> Result<Vec<Record>> {
     // before any row is indexed.
     let complete = |name: &str, nulls: usize, len: usize| -> Result<()> {
         if nulls > 0 || len != height {
-            return Err(bad(&format!("'{name}' has {nulls} missing values of {height}")));
+            return Err(bad(&format!(
+                "'{name}' has {nulls} missing values of {height}"
+            )));
         }
         Ok(())
     };
