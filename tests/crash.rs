@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -149,10 +149,6 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
-fn out_in(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
-}
-
 fn records_are_whole(path: &Path, images: usize) -> bool {
     blockdrop::records::load(&[path]).is_ok_and(|r| r.len() == images)
 }
@@ -161,7 +157,7 @@ fn records_are_whole(path: &Path, images: usize) -> bool {
 fn eval_records_merge_and_profile_files_are_whole_or_absent_after_any_kill() {
     let dir = tempfile::tempdir().unwrap();
     let data = asset("fashion-mnist-sample");
-    let records = out_in(dir.path(), "records.parquet");
+    let records = dir.path().join("records.parquet");
     kill_repeatedly(
         dir.path(),
         "records.parquet",
@@ -177,7 +173,7 @@ fn eval_records_merge_and_profile_files_are_whole_or_absent_after_any_kill() {
         ]),
         |p| records_are_whole(p, 200),
     );
-    let part = out_in(dir.path(), "part.parquet");
+    let part = dir.path().join("part.parquet");
     complete(&strings(&[
         "eval",
         "--data",
@@ -189,14 +185,14 @@ fn eval_records_merge_and_profile_files_are_whole_or_absent_after_any_kill() {
         "--records",
         path_str(&part),
     ]));
-    let merged = out_in(dir.path(), "merged.parquet");
+    let merged = dir.path().join("merged.parquet");
     kill_repeatedly(
         dir.path(),
         "merged.parquet",
         &strings(&["merge", "--records", path_str(&merged), path_str(&part)]),
         |p| records_are_whole(p, 200),
     );
-    let profile = out_in(dir.path(), "profile.json");
+    let profile = dir.path().join("profile.json");
     kill_repeatedly(
         dir.path(),
         "profile.json",
@@ -226,7 +222,7 @@ fn eval_records_merge_and_profile_files_are_whole_or_absent_after_any_kill() {
 #[test]
 fn import_and_report_folders_are_whole_or_absent_after_any_kill() {
     let dir = tempfile::tempdir().unwrap();
-    let model = out_in(dir.path(), "imported.safetensors");
+    let model = dir.path().join("imported.safetensors");
     kill_repeatedly(
         dir.path(),
         "imported.safetensors",
@@ -239,7 +235,7 @@ fn import_and_report_folders_are_whole_or_absent_after_any_kill() {
         ]),
         |p| blockdrop::checkpoint::load_model(p, None, None, &candle_core::Device::Cpu).is_ok(),
     );
-    let runs = out_in(dir.path(), "curves");
+    let runs = dir.path().join("curves");
     let run = asset("training/fmnist-base");
     kill_repeatedly(
         dir.path(),

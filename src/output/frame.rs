@@ -18,22 +18,11 @@ pub fn is_parquet(path: &Path) -> bool {
 /// The key-value entry in which Arrow writers embed their schema.
 const ARROW_SCHEMA_KEY: &str = "ARROW:schema";
 
-/// Whether a Parquet file carries blockdrop's tag in its key-value metadata.
+/// Whether a Parquet file carries blockdrop's tag in its key-value metadata (its footer only;
+/// a footer that cannot be read is not ours).
 fn tagged_parquet(path: &Path) -> bool {
-    let Ok(file) = open_checked(path, Checks::Footer) else {
-        return false;
-    };
-    // The footer only: the rows are never loaded. A footer polars panics on is not ours.
-    crate::foreign_panic::catch(|| {
-        let Ok(metadata) = ParquetReader::new(file).get_metadata().cloned() else {
-            return false;
-        };
-        metadata.key_value_metadata.as_ref().is_some_and(|kv| {
-            kv.iter()
-                .any(|entry| entry.key == WRITER_KEY && entry.value.as_deref() == Some(WRITER))
-        })
-    })
-    .unwrap_or(false)
+    parquet_metadata(path)
+        .is_ok_and(|pairs| pairs.get(WRITER_KEY).map(String::as_str) == Some(WRITER))
 }
 
 /// Whether [`write_frame`] may write `path` (nothing there, or a Parquet file blockdrop
