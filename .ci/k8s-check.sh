@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Kubernetes manifests in examples/ validated against the API schemas of every Kubernetes
 # version kubernetes-validate bundles, strictly (unknown fields are errors). Validated only:
-# no cluster runs them here (README, "Scale-out").
+# no cluster runs them here (docs/scale-out.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=$(bash .ci/ci-venv.sh | tail -1)

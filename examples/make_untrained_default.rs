@@ -5,7 +5,7 @@
 //!
 //! Run: `cargo run --release --example make_untrained_default [OUT [CONFIG]]`: CONFIG (default
 //! R32_FMNIST) writes an untrained model of another configuration, e.g. an R101_ImgNet to
-//! measure evaluation speed and memory on an image folder (README, "Sharded evaluation").
+//! measure evaluation speed and memory on an image folder (docs/scale-out.md, "Sharded evaluation").
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -5,7 +5,7 @@
 # last/best.safetensors); rerunning the script resumes an interrupted stage where it stopped
 # and skips finished ones.
 #
-#   examples/train_default.sh            # about 1.5 hours on 2 cores with this build (see README)
+#   examples/train_default.sh            # about 1.5 hours on 2 cores with this build (see docs/training.md)
 #
 # Needs the Debian/Ubuntu package dataset-fashion-mnist (.ci/run installs it):
 #   sudo apt-get install dataset-fashion-mnist

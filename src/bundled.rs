@@ -45,7 +45,8 @@ pub fn default_model(device: &Device) -> Result<LoadedModel> {
     load_model_bytes(Path::new(DEFAULT_MODEL_PATH), DEFAULT_MODEL, None, device)
 }
 
-/// Every shipped model, the default first, with its path in the source tree.
+/// Every shipped model, the default first, with its path in the source tree, folded for
+/// inference.
 pub fn shipped_models(device: &Device) -> Vec<(&'static str, Result<LoadedModel>)> {
     std::iter::once((DEFAULT_MODEL_PATH, default_model(device)))
         .chain(
@@ -53,6 +54,7 @@ pub fn shipped_models(device: &Device) -> Vec<(&'static str, Result<LoadedModel>
                 (path, load_model_bytes(Path::new(path), bytes, None, device))
             }),
         )
+        .map(|(path, loaded)| (path, loaded.and_then(LoadedModel::folded)))
         .collect()
 }
 

@@ -31,6 +31,7 @@ pub mod report;
 pub mod rng;
 pub mod runs;
 pub mod stats;
+pub mod study;
 pub mod train;
 pub mod tui;
 

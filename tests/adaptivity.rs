@@ -3,10 +3,11 @@
 
 use blockdrop::bundled;
 use blockdrop::data::{Dataset, Split};
-use blockdrop::eval::baselines::{best_subsets, open_other_split, Selection};
+use blockdrop::eval::baselines::{best_subsets, Selection};
 use blockdrop::eval::tradeoff::{choose_subsets, tradeoff, Method, TradeoffOptions};
 use blockdrop::model::blockdrop::policy_string;
 use blockdrop::model::BlockDrop;
+use blockdrop::study::selection_split;
 use candle_core::{Device, Tensor};
 
 /// The default's second most common policy (25% of test images, 7 blocks).
@@ -128,7 +129,7 @@ fn the_best_subsets_are_chosen_on_the_other_split_only() {
     assert!(err.to_string().contains("another split"), "{err}");
 
     // The path the commands take: the other split of the reported data.
-    let other = open_other_split(&test);
+    let other = selection_split(&test, false);
     let selection = Selection::of(&test, &other).unwrap();
     let options = options(40, 40);
     let chosen = choose_subsets(&model, &selection, &options, &Device::Cpu, |_, _| {}).unwrap();
@@ -154,7 +155,7 @@ fn the_best_subsets_are_chosen_on_the_other_split_only() {
         std::fs::copy(dir.path().join(name), only_test.path().join(name)).unwrap();
     }
     let test_only = Dataset::open(only_test.path(), Split::Test).unwrap();
-    let other = open_other_split(&test_only);
+    let other = selection_split(&test_only, false);
     let chosen = choose_subsets(
         &model,
         &Selection::of(&test_only, &other).unwrap(),

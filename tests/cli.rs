@@ -346,15 +346,18 @@ fn model_defaults_to_the_bundled_one() {
 }
 
 #[test]
-fn eval_prints_the_adaptivity_gain_after_the_four_lines_and_never_changes_them() {
+fn eval_prints_the_adaptivity_gain_when_asked_after_the_four_lines_and_never_changes_them() {
     let sample = asset("fashion-mnist-sample");
     let model = asset("default.safetensors");
     let with = eval(
         &model,
         &sample,
-        &["--limit", "120", "--selection-images", "24"],
+        &["--limit", "120", "--selection-images", "24", "--adaptivity"],
     );
-    let without = eval(&model, &sample, &["--limit", "120", "--no-baselines"]);
+    let without = eval(&model, &sample, &["--limit", "120"]);
+    // The flag of the days when the line was the default changes nothing.
+    let explicit = eval(&model, &sample, &["--limit", "120", "--no-baselines"]);
+    assert_eq!(text(&explicit.stdout), text(&without.stdout));
     assert!(with.status.success(), "{}", text(&with.stderr));
     let (with, without) = (text(&with.stdout), text(&without.stdout));
     let (with, without): (Vec<&str>, Vec<&str>) =

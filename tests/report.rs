@@ -10,8 +10,9 @@ use blockdrop::exec::forward_skip;
 use blockdrop::model::BlockDropFlops;
 use blockdrop::records::load as load_records;
 use blockdrop::records::Summary;
-use blockdrop::report::{collect, write_report, ExportOptions};
+use blockdrop::report::{write_report, ReportData};
 use blockdrop::stats::argmax;
+use blockdrop::study::{self, Options};
 use candle_core::Device;
 use common::*;
 
@@ -121,9 +122,9 @@ fn no_split() -> Selection<'static> {
 fn collect_fixture<'a>(
     model: &'a blockdrop::model::BlockDrop,
     data: &'a blockdrop::data::Dataset,
-    options: &ExportOptions,
-) -> blockdrop::report::ReportData<'a> {
-    collect(
+    options: &Options,
+) -> ReportData<'a> {
+    let study = study::run(
         model,
         data,
         &no_split(),
@@ -131,7 +132,11 @@ fn collect_fixture<'a>(
         &Device::Cpu,
         |_, _, _| {},
     )
-    .unwrap()
+    .unwrap();
+    ReportData {
+        study,
+        models: None,
+    }
 }
 
 fn png_variance(path: &std::path::Path) -> (u32, u32, f64) {
@@ -147,7 +152,7 @@ fn png_variance(path: &std::path::Path) -> (u32, u32, f64) {
 #[test]
 fn an_export_writes_every_linked_file_and_agrees_with_eval() {
     let (model, data) = (r32_model(), cifar_bin());
-    let mut options = ExportOptions::default();
+    let mut options = Options::default();
     options.tradeoff.thresholds = vec![0.3, 0.5, 0.7];
     options.profile = Some(blockdrop::profile::ProfileOptions {
         images: 2,
@@ -218,7 +223,7 @@ fn an_export_writes_every_linked_file_and_agrees_with_eval() {
     assert_eq!(lines, summary_lines(&json("r32_c10_expected.json")));
     assert_eq!(
         load_records(&[out.join("records.parquet")]).unwrap(),
-        report.records
+        report.study.records
     );
     let tradeoff_csv = std::fs::read_to_string(out.join("tradeoff.csv")).unwrap();
     assert!(
@@ -226,7 +231,15 @@ fn an_export_writes_every_linked_file_and_agrees_with_eval() {
         "{tradeoff_csv}"
     );
     // The model's own policies run fixed, with their policy strings; the oracle bound.
-    let used = report.tradeoff.as_ref().unwrap().adaptivity.statics.len() - 1;
+    let used = report
+        .study
+        .tradeoff
+        .as_ref()
+        .unwrap()
+        .adaptivity
+        .statics
+        .len()
+        - 1;
     assert_eq!(tradeoff_csv.matches("\nUsedPolicy,").count(), used.min(8));
     for row in ["\nFull,15.0,111111111111111,", "\nOracle,"] {
         assert!(
@@ -250,9 +263,9 @@ fn an_export_writes_every_linked_file_and_agrees_with_eval() {
 #[test]
 fn export_into_a_missing_parent_fails_without_writing() {
     let (model, data) = (r32_model(), cifar_bin());
-    let mut options = ExportOptions {
+    let mut options = Options {
         profile: None,
-        ..ExportOptions::default()
+        ..Options::default()
     };
     options.tradeoff.thresholds = vec![0.5];
     let report = collect_fixture(&model, &data, &options);
@@ -289,15 +302,16 @@ fn a_cost_table_predicts_the_latency_the_report_shows() {
         // Block k costs k + 1 µs: a prediction that ignored which blocks run would show.
         blocks: (0..15).map(|k| stage(k as f64 + 1.0)).collect(),
     };
-    let mut options = ExportOptions {
+    let mut options = Options {
         profile: None,
         cost: Some(table.clone()),
         latency_axis: true,
-        ..ExportOptions::default()
+        ..Options::default()
     };
     options.tradeoff.thresholds = vec![0.3, 0.5, 0.7];
     let report = collect_fixture(&model, &data, &options);
     let by_hand: f64 = report
+        .study
         .records
         .iter()
         .map(|r| {
@@ -310,14 +324,14 @@ fn a_cost_table_predicts_the_latency_the_report_shows() {
                     .sum::<f64>()
         })
         .sum::<f64>()
-        / report.records.len() as f64;
-    let predicted = report.predicted.as_ref().unwrap();
+        / report.study.records.len() as f64;
+    let predicted = report.study.predicted.as_ref().unwrap();
     assert!(
         (predicted.path_us - by_hand).abs() < 1e-9,
         "{predicted:?} vs {by_hand}"
     );
     assert_eq!(predicted.full_us, 6.0 + 120.0);
-    for point in &report.tradeoff.as_ref().unwrap().points {
+    for point in &report.study.tradeoff.as_ref().unwrap().points {
         let us = point.predicted_us(&table);
         match point.method {
             Method::Oracle => assert_eq!(us, None),

@@ -95,7 +95,7 @@ fn ready_app() -> App {
 fn loading_shows_a_progress_gauge() {
     let (mut app, _) = app(PathBuf::from("unused"));
     app.update(Update::Progress {
-        task: Task::Evaluating,
+        task: Task::Work(blockdrop::study::Phase::Evaluating),
         done: 16,
         total: 48,
     });
@@ -113,7 +113,7 @@ fn loading_shows_a_progress_gauge() {
 fn the_loading_view_renders_exactly() {
     let (mut app, _) = app(PathBuf::from("unused"));
     app.update(Update::Progress {
-        task: Task::Evaluating,
+        task: Task::Work(blockdrop::study::Phase::Evaluating),
         done: 16,
         total: 48,
     });
@@ -307,7 +307,10 @@ fn busy_work_is_not_queued_twice() {
     let (mut app, _) = app(PathBuf::from("unused"));
     // A new app is busy with its first request: evaluating at the default threshold.
     assert_eq!(app.initial_request(), Request::Evaluate { threshold: 0.5 });
-    assert_eq!(app.busy, Some((Task::Evaluating, 0, 1)));
+    assert_eq!(
+        app.busy,
+        Some((Task::Work(blockdrop::study::Phase::Evaluating), 0, 1))
+    );
     // Still evaluating: profile and export wait.
     assert_eq!(app.apply(Action::Profile), None);
     assert!(app
@@ -318,7 +321,10 @@ fn busy_work_is_not_queued_twice() {
     // Opening the Trade-off view does not start the sweep meanwhile either.
     assert_eq!(app.apply(Action::Tab(4)), None);
     assert_eq!(app.tab, Tab::Tradeoff);
-    assert_eq!(app.busy, Some((Task::Evaluating, 0, 1)));
+    assert_eq!(
+        app.busy,
+        Some((Task::Work(blockdrop::study::Phase::Evaluating), 0, 1))
+    );
 }
 
 #[test]

@@ -74,6 +74,12 @@ impl LoadedModel {
     pub fn is_untrained(&self) -> bool {
         self.stage() == Some(ModelStage::Untrained)
     }
+
+    /// The model with BatchNorm folded into its convolutions, for inference only.
+    pub fn folded(mut self) -> Result<LoadedModel> {
+        self.model.fold_for_inference()?;
+        Ok(self)
+    }
 }
 
 /// Which kind of file a model path holds.
@@ -258,6 +264,23 @@ pub fn load_model(
     let (parts, base_parts) = read_with_base(path, base)?;
     let (tensors, metadata) = combine(path, parts, base.zip(base_parts))?;
     build(path, tensors, metadata, config_name, device)
+}
+
+/// [`load_model`], BatchNorm folded into the convolutions for inference unless `fold` is false
+/// (`--no-fold`): how every command that runs a model opens its file.
+pub fn open_model(
+    path: &Path,
+    base: Option<&Path>,
+    config_name: Option<&str>,
+    fold: bool,
+    device: &Device,
+) -> Result<LoadedModel> {
+    let loaded = load_model(path, base, config_name, device)?;
+    if fold {
+        loaded.folded()
+    } else {
+        Ok(loaded)
+    }
 }
 
 /// [`load_model`] for a complete model file already in memory; `path` names it in messages.

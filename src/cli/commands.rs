@@ -12,16 +12,17 @@ use super::started;
 use blockdrop::data::prefetch::Prefetch;
 use blockdrop::eval::adaptivity::Adaptivity;
 use blockdrop::eval::baselines::Selection;
-use blockdrop::eval::tradeoff::{adaptivity_of_records, choose_subsets, TradeoffOptions};
+use blockdrop::eval::tradeoff::TradeoffOptions;
 use blockdrop::eval::{evaluate, EvalOptions};
 use blockdrop::profile::cost::{CostTable, PredictedLatency};
 use blockdrop::profile::ProfileOptions;
 use blockdrop::records::provenance::write_part;
 use blockdrop::records::{self, Summary};
-use blockdrop::report::ExportOptions;
+use blockdrop::report::ReportData;
 use blockdrop::runs::RunFolder;
+use blockdrop::study::{self, Options};
 use blockdrop::tui::{LoadedModel, Workbench};
-use blockdrop::{checkpoint, output, process, report};
+use blockdrop::{checkpoint, compare, output, process, report};
 use std::path::PathBuf;
 
 /// Evaluates `opened` with `options`, with a progress bar; prints the four summary lines.
@@ -71,7 +72,7 @@ pub fn eval(args: &EvalArgs) -> anyhow::Result<()> {
         evaluate_printed(&opened, &options)?
     };
     // A base network alone has no policy to compare with static subsets of its blocks.
-    if !args.no_baselines && !part && opened.loaded.model.has_policy() {
+    if args.adaptivity && opened.loaded.model.has_policy() {
         let mut tradeoff = TradeoffOptions {
             limit: Some(args.baseline_images),
             threshold: args.threshold,
@@ -122,29 +123,27 @@ fn adaptivity_printed(
     records: &[records::Record],
     options: &TradeoffOptions,
 ) -> anyhow::Result<Adaptivity> {
-    let model = &opened.loaded.model;
     let other = opened.other_split();
     let selection = Selection::of(&opened.dataset, &other)?;
     let bar = progress_bar(1);
-    let show = |phase: &str, done: usize, total: usize| {
-        bar.set_message(phase.to_string());
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    };
-    let subsets = choose_subsets(model, &selection, options, &opened.device, |d, t| {
-        show("choosing static subsets", d, t)
-    })?;
-    let adaptivity = adaptivity_of_records(
-        model,
+    let adaptivity = study::adaptivity(
+        &opened.loaded.model,
         &opened.dataset,
         records,
-        &subsets,
+        &selection,
         options,
         &opened.device,
-        |d, t| show("static baselines", d, t),
+        |phase, done, total| show_phase(&bar, phase, done, total),
     )?;
     bar.finish_and_clear();
     Ok(adaptivity)
+}
+
+/// A study's progress on one bar: the phase as its message.
+fn show_phase(bar: &indicatif::ProgressBar, phase: study::Phase, done: usize, total: usize) {
+    bar.set_message(phase.to_string());
+    bar.set_length(total as u64);
+    bar.set_position(done as u64);
 }
 
 pub fn profile(args: &ProfileArgs) -> anyhow::Result<()> {
@@ -176,8 +175,8 @@ pub fn profile(args: &ProfileArgs) -> anyhow::Result<()> {
 }
 
 /// The report preset with the flags' changes.
-fn export_options(args: &ReportArgs, opened: &Opened) -> anyhow::Result<ExportOptions> {
-    let mut options = ExportOptions::default();
+fn export_options(args: &ReportArgs, opened: &Opened) -> anyhow::Result<Options> {
+    let mut options = Options::default();
     let config = &opened.loaded.model.config;
     options.cost = args
         .cost
@@ -206,7 +205,7 @@ fn export_options(args: &ReportArgs, opened: &Opened) -> anyhow::Result<ExportOp
 /// With `shipped_models`, the report adds the Models section (the bundled default's).
 fn write_export(
     opened: &Opened,
-    options: &ExportOptions,
+    options: &Options,
     out: &Path,
     shipped_models: bool,
     records: Option<Vec<records::Record>>,
@@ -216,46 +215,30 @@ fn write_export(
     let model = &opened.loaded.model;
     let other = opened.other_split();
     let selection = Selection::of(&opened.dataset, &other)?;
-    let show = |phase: report::Phase, done: usize, total: usize| {
-        bar.set_message(phase.to_string());
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
+    let show =
+        |phase: study::Phase, done: usize, total: usize| show_phase(&bar, phase, done, total);
+    let (dataset, device) = (&opened.dataset, &opened.device);
+    let study = match records {
+        Some(records) => {
+            study::run_on_records(model, dataset, records, &selection, options, device, show)?
+        }
+        None => study::run(model, dataset, &selection, options, device, show)?,
     };
-    let mut data = match records {
-        Some(records) => report::collect_with_records(
-            model,
-            &opened.dataset,
-            records,
-            &selection,
-            options,
-            &opened.device,
-            show,
-        )?,
-        None => report::collect(
-            model,
-            &opened.dataset,
-            &selection,
-            options,
-            &opened.device,
-            show,
-        )?,
+    let models = if shipped_models {
+        Some(compare::shipped_models(dataset, device, show)?)
+    } else {
+        None
     };
-    if shipped_models {
-        data.models = Some(report::shipped_models_comparison(
-            &opened.dataset,
-            &opened.device,
-            show,
-        )?);
-    }
+    let data = ReportData { study, models };
     bar.finish_and_clear();
     let figures = report::write_report(&data, options, out)?;
-    out!("{}", Summary::of(&data.records));
+    out!("{}", Summary::of(&data.study.records));
     opened.print_notes();
     out!(
         "report: {} ({} figures, index.md, summary.json, records.parquet, clusters.parquet{}) in {:.1} s",
         out.display(),
         figures.len(),
-        if data.tradeoff.is_some() { ", tradeoff.csv" } else { "" },
+        if data.study.tradeoff.is_some() { ", tradeoff.csv" } else { "" },
         start.elapsed().as_secs_f64()
     );
     Ok(())
@@ -275,7 +258,7 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
             )
             .into());
         }
-        let (records, provenance) = super::parts::load_merged(&args.records, None)?;
+        let (records, provenance) = blockdrop::records::merge::load_merged(&args.records, None)?;
         super::parts::check_records_of(&opened, &args.model, &provenance, &args.records[0])?;
         // The report describes the records at the threshold they were evaluated at, and the
         // sweep's operating point is that threshold too.
@@ -307,7 +290,7 @@ pub fn export_default(out: &Path) -> anyhow::Result<()> {
     if opened.loaded.is_untrained() {
         out!("The bundled model is UNTRAINED (random weights): the report shows its structure, not a trained policy.");
     }
-    write_export(&opened, &ExportOptions::default(), out, true, None)
+    write_export(&opened, &Options::default(), out, true, None)
 }
 
 pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
@@ -387,8 +370,7 @@ fn shipped_others(device: &candle_core::Device) -> anyhow::Result<Vec<LoadedMode
         .into_iter()
         .skip(1)
         .map(|(path, loaded)| {
-            let mut loaded = loaded?;
-            loaded.model.fold_for_inference()?;
+            let loaded = loaded?;
             Ok(LoadedModel {
                 name: path.to_string(),
                 untrained: loaded.is_untrained(),

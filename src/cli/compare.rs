@@ -6,7 +6,7 @@ use super::args::{CompareArgs, RunsArgs};
 use super::open::progress_bar;
 use blockdrop::compare::{compare as compare_models, CompareOptions, Entry};
 use blockdrop::device::DeviceKind;
-use blockdrop::eval::baselines::{open_other_split, Selection};
+use blockdrop::eval::baselines::Selection;
 use blockdrop::runs::{display_name, RunFolder};
 use blockdrop::{checkpoint, data, output, report, Error};
 
@@ -26,8 +26,7 @@ pub fn load(
     device: &candle_core::Device,
 ) -> blockdrop::Result<(blockdrop::model::BlockDrop, Option<RunFolder>)> {
     let (file, run) = model_file(path)?;
-    let mut loaded = checkpoint::load_model(&file, None, None, device)?;
-    loaded.model.fold_for_inference()?;
+    let loaded = checkpoint::open_model(&file, None, None, true, device)?;
     Ok((loaded.model, run))
 }
 
@@ -58,6 +57,49 @@ fn model_path(path: &Path) -> PathBuf {
     }
 }
 
+/// Refuses a cost table that describes none of the models compared.
+fn check_cost_table(
+    path: &Path,
+    table: &blockdrop::profile::cost::CostTable,
+    entries: &[Entry],
+) -> anyhow::Result<()> {
+    let matches = entries
+        .iter()
+        .any(|e| e.model.as_ref().is_ok_and(|m| table.describes(&m.config)));
+    if !matches {
+        return Err(Error::bad_input(
+            path,
+            format!(
+                "is a cost table of {} with {} blocks; none of the models compared is",
+                table.config,
+                table.blocks.len()
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The comparison preset with the flags' changes.
+fn compare_options(
+    args: &CompareArgs,
+    cost: Option<blockdrop::profile::cost::CostTable>,
+) -> CompareOptions {
+    let mut options = CompareOptions::default();
+    options.eval.limit = args.limit;
+    options.eval.threshold = args.threshold;
+    options.tradeoff.limit = Some(args.tradeoff_images);
+    args.selection.apply(&mut options.tradeoff);
+    if let Some(profile) = &mut options.profile {
+        profile.images = args.profile_images;
+    }
+    if args.no_profile {
+        options.profile = None;
+    }
+    options.cost = cost;
+    options
+}
+
 pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.out {
         for model in &args.models {
@@ -83,36 +125,12 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
             out!("note: {note}");
         }
     }
-    let other = open_other_split(&dataset);
+    let other = blockdrop::study::selection_split(&dataset, false);
     let selection = Selection::of(&dataset, &other)?;
     if let (Some(path), Some(table)) = (&args.cost, &cost) {
-        let matches = entries
-            .iter()
-            .any(|e| e.model.as_ref().is_ok_and(|m| table.describes(&m.config)));
-        if !matches {
-            return Err(Error::bad_input(
-                path,
-                format!(
-                    "is a cost table of {} with {} blocks; none of the models compared is",
-                    table.config,
-                    table.blocks.len()
-                ),
-            )
-            .into());
-        }
+        check_cost_table(path, table, &entries)?;
     }
-    let mut options = CompareOptions::default();
-    options.eval.limit = args.limit;
-    options.eval.threshold = args.threshold;
-    options.tradeoff.limit = Some(args.tradeoff_images);
-    args.selection.apply(&mut options.tradeoff);
-    if let Some(profile) = &mut options.profile {
-        profile.images = args.profile_images;
-    }
-    if args.no_profile {
-        options.profile = None;
-    }
-    options.cost = cost;
+    let options = compare_options(args, cost);
     let start = std::time::Instant::now();
     let bar = progress_bar(1);
     let comparison = compare_models(

@@ -16,6 +16,7 @@ pub(crate) mod compare;
 mod open;
 mod parts;
 mod train;
+mod train_args;
 mod values;
 
 use args::{Cli, Command, TrainCommand};

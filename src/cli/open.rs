@@ -35,11 +35,7 @@ impl Opened {
     /// The split the best static subsets are chosen on (the one not reported), or why there
     /// is none.
     pub fn other_split(&self) -> Result<data::Dataset, String> {
-        if self.bundled {
-            bundled::sample_train_dataset().map_err(|e| e.to_string())
-        } else {
-            blockdrop::eval::baselines::open_other_split(&self.dataset)
-        }
+        blockdrop::study::selection_split(&self.dataset, self.bundled)
     }
 }
 
@@ -83,7 +79,7 @@ pub fn open_with(args: &ModelArgs, model: Option<&std::path::Path>) -> anyhow::R
         }
     }
     if !args.no_fold {
-        loaded.model.fold_for_inference()?;
+        loaded = loaded.folded()?;
     }
     let mut dataset = data::Dataset::open(&args.data, args.split.into())?;
     let labelling = dataset.label_for(&loaded.model.config)?;
@@ -131,9 +127,9 @@ pub fn labelling_note(labelling: Option<data::classes::Labelling>, config: &str)
 /// The bundled default model (BatchNorm folded) and sample, on the CPU.
 pub fn open_bundled() -> anyhow::Result<Opened> {
     let device = candle_core::Device::Cpu;
-    let mut loaded =
-        bundled::default_model(&device).context("loading the bundled default model")?;
-    loaded.model.fold_for_inference()?;
+    let loaded = bundled::default_model(&device)
+        .and_then(checkpoint::LoadedModel::folded)
+        .context("loading the bundled default model")?;
     let dataset = bundled::sample_dataset().context("loading the bundled Fashion-MNIST sample")?;
     Ok(Opened {
         device,

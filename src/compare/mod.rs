@@ -14,15 +14,16 @@ use crate::config::Transform;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::eval::baselines::Selection;
-use crate::eval::tradeoff::{choose_subsets, tradeoff, Tradeoff, TradeoffOptions};
+use crate::eval::tradeoff::{Tradeoff, TradeoffOptions};
 use crate::eval::{evaluate_batch, EvalOptions};
 use crate::exec::forward_batch;
 use crate::model::{BlockDrop, BlockDropFlops};
 use crate::profile::cost::{CostTable, PredictedLatency};
-use crate::profile::{profile, ImageLatencySummary, ProfileOptions, ProfileReport};
+use crate::profile::{ImageLatencySummary, ProfileOptions, ProfileReport};
 use crate::records::{Record, Summary};
 use crate::runs::RunFolder;
 use crate::stats::argmax;
+use crate::study::{self, Phase};
 
 pub use agreement::{agreement, Agreement};
 
@@ -66,12 +67,7 @@ impl Default for CompareOptions {
                 ..TradeoffOptions::default()
             },
             adaptivity: true,
-            profile: Some(ProfileOptions {
-                images: crate::report::PROFILE_IMAGES,
-                batch: 1,
-                repeat: crate::report::PROFILE_REPEATS,
-                warmup: 1,
-            }),
+            profile: Some(study::REPORT_PROFILE),
             cost: None,
         }
     }
@@ -149,24 +145,6 @@ pub struct Failed {
     pub error: String,
 }
 
-/// The parts of a comparison, as progress names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Every model on each decoded batch.
-    Evaluating,
-    /// The model at this position: static subsets, sweep, profile.
-    Sweeping(usize),
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Phase::Evaluating => f.write_str("evaluating every model"),
-            Phase::Sweeping(m) => write!(f, "model {}: baselines, sweep, profile", m + 1),
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Comparison {
     pub rows: Vec<std::result::Result<Compared, Failed>>,
@@ -180,7 +158,8 @@ impl Comparison {
 }
 
 /// Compares `entries` on `dataset`; a model that fails keeps its row with the reason, and
-/// the others go on. `progress(phase, done, total)`.
+/// the others go on. `progress(phase, done, total)`, with [`Phase::EvaluatingModels`], then
+/// [`Phase::Model`] for each model.
 pub fn compare(
     entries: Vec<Entry>,
     dataset: &Dataset,
@@ -221,7 +200,7 @@ pub fn compare(
         total,
         &options.eval,
         device,
-        |d, t| progress(Phase::Evaluating, d, t),
+        |d, t| progress(Phase::EvaluatingModels, d, t),
     )?;
     let mut rows = Vec::with_capacity(states.len());
     for (m, state) in states.into_iter().enumerate() {
@@ -242,7 +221,7 @@ pub fn compare(
             selection,
             options,
             device,
-            |d, t| progress(Phase::Sweeping(m), d, t),
+            |d, t| progress(Phase::Model(m), d, t),
         )
         .and_then(|(tradeoff, profile)| {
             let keep_rates = crate::analysis::keep_rates(&state.records)?;
@@ -377,23 +356,55 @@ fn finish(
         tradeoff_options.used_policies = 0;
         &skipped
     };
-    let subsets = choose_subsets(model, selection, &tradeoff_options, device, &mut progress)?;
-    let sweep = tradeoff(
+    // The model's own phases are reported as its position in the comparison.
+    let sweep = study::sweep(
         model,
         dataset,
-        &subsets,
+        selection,
         &tradeoff_options,
         device,
-        &mut progress,
+        |_, d, t| progress(d, t),
     )?;
     // A profile that fails leaves the row without latency, not without its results.
     let profile = match &options.profile {
-        Some(p) if !records.is_empty() => match profile(model, dataset, p, device) {
-            Ok(report) => Some(report),
-            Err(Error::Cancelled) => return Err(Error::Cancelled),
-            Err(_) => None,
-        },
+        Some(p) if !records.is_empty() => {
+            match crate::profile::profile(model, dataset, p, device) {
+                Ok(report) => Some(report),
+                Err(Error::Cancelled) => return Err(Error::Cancelled),
+                Err(_) => None,
+            }
+        }
         _ => None,
     };
     Ok((sweep, profile))
+}
+
+/// The shipped models (the default and the other finetuned ones, from the binary) compared
+/// on `dataset`: evaluation, full network, threshold sweep and latency; their adaptivity is
+/// left to `blockdrop compare`, to keep `--export` quick.
+pub fn shipped_models(
+    dataset: &Dataset,
+    device: &Device,
+    mut progress: impl FnMut(Phase, usize, usize),
+) -> Result<Comparison> {
+    let entries = crate::bundled::shipped_models(device)
+        .into_iter()
+        .map(|(path, loaded)| Entry {
+            name: crate::runs::display_name(std::path::Path::new(path)),
+            model: loaded.map(|l| Arc::new(l.model)).map_err(|e| e.to_string()),
+            run: None,
+        })
+        .collect();
+    let options = CompareOptions {
+        adaptivity: false,
+        ..CompareOptions::default()
+    };
+    compare(
+        entries,
+        dataset,
+        &Selection::Unavailable("not measured".into()),
+        &options,
+        device,
+        |_, d, t| progress(Phase::ShippedModels, d, t),
+    )
 }

@@ -48,19 +48,13 @@ impl<'a> Selection<'a> {
 }
 
 impl<'a> Selection<'a> {
-    /// The selection for `reported` from [`open_other_split`]'s answer.
+    /// The selection for `reported` from `crate::study::selection_split`'s answer.
     pub fn of(reported: &Dataset, other: &'a std::result::Result<Dataset, String>) -> Result<Self> {
         match other {
             Ok(data) => Selection::new(reported, data),
             Err(why) => Ok(Selection::Unavailable(why.clone())),
         }
     }
-}
-
-/// The split of `reported`'s data that is not reported (train for test, test for train), or
-/// why it cannot be opened.
-pub fn open_other_split(reported: &Dataset) -> std::result::Result<Dataset, String> {
-    reported.open_other().map_err(|e| e.to_string())
 }
 
 /// The `max` most frequent policies in `keep`, with how many images use each; ties go to

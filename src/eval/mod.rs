@@ -4,7 +4,7 @@
 
 pub mod adaptivity;
 pub mod baselines;
-pub mod shard;
+pub mod part;
 pub mod tradeoff;
 
 use candle_core::Device;

@@ -5,8 +5,10 @@
 
 pub mod consistency;
 pub mod format;
+pub mod merge;
 pub mod provenance;
 pub mod schema;
+pub mod shard;
 
 use std::collections::HashSet;
 use std::fmt;

@@ -7,9 +7,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::eval::shard::Shard;
+use crate::fingerprint::Fnv;
 use crate::output::frame::{is_parquet, parquet_metadata};
+use crate::records::shard::Shard;
 use crate::records::Record;
 
 /// Key prefix of the provenance entries.
@@ -120,6 +122,40 @@ impl Provenance {
         self.shard.map_or(0..self.images, |s| s.range(self.images))
     }
 
+    /// Whether records with this provenance (read from `path`) are of `current`'s model,
+    /// configuration and data (`export --records`); `dataset` is the data `current` is of.
+    pub fn check_source(&self, current: &Provenance, dataset: &Dataset, path: &Path) -> Result<()> {
+        if self.images > dataset.len() {
+            return Err(Error::bad_input(
+                path,
+                format!(
+                    "covers {} images, the {} split of --data holds {}",
+                    self.images,
+                    dataset.split,
+                    dataset.len()
+                ),
+            ));
+        }
+        let differs = if self.model != current.model {
+            Some(format!("the model {}", self.model_name))
+        } else if self.config != current.config {
+            Some(format!("configuration {}", self.config))
+        } else if self.data != current.data {
+            Some(format!("the data {}", self.data_path))
+        } else {
+            None
+        };
+        match differs {
+            Some(what) => Err(Error::bad_input(
+                path,
+                format!(
+                    "holds records of {what}, not of --model and --data as given: pass the model and data they were evaluated with"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The first way `other` is not part of the same evaluation as `self` (the shard aside),
     /// as `what: ours vs theirs`.
     pub fn mismatch(&self, other: &Provenance) -> Option<String> {
@@ -138,6 +174,66 @@ impl Provenance {
         (self.images != other.images)
             .then(|| format!("images: {} vs {}", self.images, other.images))
     }
+}
+
+/// A model's fingerprint: FNV-1a over its file's bytes, then its base file's, if any.
+pub fn model_fingerprint(files: &[&[u8]]) -> String {
+    let mut hash = Fnv::default();
+    for bytes in files {
+        hash.update(bytes);
+    }
+    format!("{:016x}", hash.finish())
+}
+
+/// The data's fingerprint: format, split, size and labels (a path may differ between the
+/// machines of one cluster).
+pub fn data_fingerprint(dataset: &Dataset) -> String {
+    let mut hash = Fnv::default();
+    for label in dataset.labels() {
+        hash.update(&label.to_le_bytes());
+    }
+    format!(
+        "{}:{}:{}:{:016x}",
+        dataset.format,
+        dataset.split,
+        dataset.len(),
+        hash.finish()
+    )
+}
+
+/// What a part file at `path` already holds when an evaluation resumes it.
+pub struct Resumed {
+    pub records: Vec<Record>,
+    /// Images of the part's range.
+    pub images: usize,
+    pub complete: bool,
+}
+
+/// The records a part file holds when `provenance`'s evaluation resumes it; refused when the
+/// file is of another evaluation or another part of it.
+pub fn resume_part(path: &Path, provenance: &Provenance) -> Result<Resumed> {
+    let (records, theirs, complete) = read_part(path)?;
+    let differs = provenance.mismatch(&theirs).or_else(|| {
+        (theirs.shard != provenance.shard).then(|| {
+            let part =
+                |s: Option<Shard>| s.map_or("the whole".to_string(), |s| format!("part {s}"));
+            format!("{} vs {}", part(provenance.shard), part(theirs.shard))
+        })
+    });
+    if let Some(what) = differs {
+        return Err(Error::bad_input(
+            path,
+            format!(
+                "holds records of another evaluation ({what}): resume with the flags it \
+                 was started with, or write to another --records"
+            ),
+        ));
+    }
+    Ok(Resumed {
+        records,
+        images: theirs.range().len(),
+        complete,
+    })
 }
 
 /// Whether `path` may take a records file with provenance (Parquet, and writable under the

@@ -9,12 +9,15 @@ use candle_core::Tensor;
 use candle_nn::VarMap;
 
 use crate::checkpoint::ModelStage;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::train::augment::{crop_flip, CROP_PADDING};
 use crate::train::optim::Optimizer;
 use crate::train::run::{EpochMetrics, Partial, Position, Run};
-use crate::train::{epoch_order, tensors, test_indices, Progress, Setting, StageOptions};
+use crate::train::{
+    epoch_order, tensors, test_indices, LoopOptions, Progress, Setting, StageOptions,
+};
 
 /// What one training batch computed.
 pub struct BatchOutcome {
@@ -133,7 +136,7 @@ impl<O: StageOptions> EpochLoop<'_, O> {
             train_data,
             test_data,
             options,
-            device,
+            ..
         } = self.setting;
         let opts = options.common();
         let test = test_indices(test_data, opts);
@@ -144,22 +147,16 @@ impl<O: StageOptions> EpochLoop<'_, O> {
             let lr = opts.schedule.lr(opts.lr, epoch);
             let order = epoch_order(train_data.len(), opts, epoch);
             let resumed = partial.take();
-            let (mut augment_rng, mut sample_rng, mut running, skip, before_s) = match &resumed {
-                Some(p) => (
-                    Rng::new(p.augment_rng),
-                    Rng::new(p.sample_rng),
-                    Running::resumed(p),
-                    p.batches_done,
-                    p.train_s,
-                ),
-                None => (
-                    Rng::for_epoch(opts.seed, epoch, 1),
-                    Rng::for_epoch(opts.seed, epoch, 2),
-                    Running::default(),
-                    0,
-                    0.0,
-                ),
-            };
+            let (mut augment_rng, mut sample_rng, mut running, skip, before_s) =
+                epoch_start(resumed.as_ref(), opts.seed, epoch);
+            // A last batch of one image cannot be batch-normalised: it is left out.
+            let chunks: Vec<&[usize]> = order
+                .chunks(opts.batch_size)
+                .filter(|c| c.len() > 1)
+                .collect();
+            if let Some(p) = &resumed {
+                check_resumed(p, &chunks, run, epoch)?;
+            }
             let mut stop = |running: &Running, batches_done, rngs: (&Rng, &Rng), s: &mut Self| {
                 let partial = Partial {
                     batches_done,
@@ -183,35 +180,8 @@ impl<O: StageOptions> EpochLoop<'_, O> {
                     batches: batches_done,
                 })
             };
-            // A last batch of one image cannot be batch-normalised: it is left out.
-            let chunks: Vec<&[usize]> = order
-                .chunks(opts.batch_size)
-                .filter(|c| c.len() > 1)
-                .collect();
-            if let Some(p) = &resumed {
-                let seen: usize = chunks.iter().take(p.batches_done).map(|c| c.len()).sum();
-                if p.batches_done > chunks.len() || p.seen != seen {
-                    return Err(Error::bad_input(
-                        run.dir.join(crate::train::run::STATE),
-                        format!(
-                            "says {} batches ({} images) of epoch {} were done, which this run's epoch of {} batches cannot have",
-                            p.batches_done,
-                            p.seen,
-                            epoch + 1,
-                            chunks.len()
-                        ),
-                    ));
-                }
-            }
             for (index, chunk) in chunks.iter().enumerate().skip(skip) {
-                let x = train_data.batch_with(chunk, config, device, |image| {
-                    if options.augment() {
-                        crop_flip(&image, CROP_PADDING, &mut augment_rng)
-                    } else {
-                        image
-                    }
-                })?;
-                let labels: Vec<u32> = chunk.iter().map(|&i| train_data.labels()[i]).collect();
+                let (x, labels) = training_batch(self.setting, chunk, &mut augment_rng)?;
                 let outcome = batch(epoch, &x, &labels, &mut sample_rng)?;
                 self.optimizer.step(&outcome.loss.backward()?, lr)?;
                 let loss = outcome.loss.to_scalar::<f32>()? as f64;
@@ -229,38 +199,11 @@ impl<O: StageOptions> EpochLoop<'_, O> {
                 }
                 other => other?,
             };
-            let metrics = EpochMetrics {
-                epoch,
-                lr,
-                train_loss: running.per_image(running.loss),
-                train_accuracy: running.per_image(running.correct as f64),
-                test_accuracy: eval.test_accuracy,
-                reward: eval.policy.as_ref().map(|p| p.reward),
-                block_usage_mean: eval.policy.as_ref().map(|p| p.summary.block_usage_mean),
-                block_usage_std: eval.policy.as_ref().map(|p| p.summary.block_usage_std),
-                unique_policies: eval.policy.as_ref().map(|p| p.summary.unique_policies),
-                images_per_s: running.seen as f64 / train_s,
-                wall_s: before_s + started.elapsed().as_secs_f64(),
-                cost_share_mean: eval.policy.as_ref().map(|p| p.cost_share_mean),
-            };
+            let wall_s = before_s + started.elapsed().as_secs_f64();
+            let metrics = epoch_metrics(epoch, lr, &running, &eval, train_s, wall_s);
             let is_best = eval.score > best;
             best = best.max(eval.score);
-            let mut metadata = BTreeMap::from([
-                ("config".to_string(), config.name.clone()),
-                (ModelStage::KEY.to_string(), self.stage.name().to_string()),
-                ("epoch".to_string(), (epoch + 1).to_string()),
-                ("accuracy".to_string(), format!("{:.4}", eval.test_accuracy)),
-            ]);
-            if let Some(pool) = config.policy_input_pool_override() {
-                let key = crate::config::POLICY_INPUT_POOL_KEY.to_string();
-                metadata.insert(key, pool.to_string());
-            }
-            if let Some(held) = opts.validation {
-                metadata.insert(
-                    "accuracy_on".to_string(),
-                    format!("validation: {held} images held out of the training split"),
-                );
-            }
+            let mut metadata = epoch_metadata(config, self.stage, epoch, eval.test_accuracy, opts);
             metadata.extend(eval.metadata);
             run.finish_epoch(
                 &metrics,
@@ -275,4 +218,119 @@ impl<O: StageOptions> EpochLoop<'_, O> {
         }
         Ok(())
     }
+}
+
+/// The training images `chunk`, augmented unless the stage turns it off, and their labels.
+fn training_batch<O: StageOptions>(
+    setting: &Setting<O>,
+    chunk: &[usize],
+    augment_rng: &mut Rng,
+) -> Result<(Tensor, Vec<u32>)> {
+    let data = setting.train_data;
+    let x = data.batch_with(chunk, setting.config, setting.device, |image| {
+        if setting.options.augment() {
+            crop_flip(&image, CROP_PADDING, augment_rng)
+        } else {
+            image
+        }
+    })?;
+    let labels = chunk.iter().map(|&i| data.labels()[i]).collect();
+    Ok((x, labels))
+}
+
+/// How epoch `epoch` starts: its augmentation and sampling generators, its running totals,
+/// the batches already done and their training seconds (all zero unless `resumed`).
+fn epoch_start(
+    resumed: Option<&Partial>,
+    seed: u64,
+    epoch: usize,
+) -> (Rng, Rng, Running, usize, f64) {
+    match resumed {
+        Some(p) => (
+            Rng::new(p.augment_rng),
+            Rng::new(p.sample_rng),
+            Running::resumed(p),
+            p.batches_done,
+            p.train_s,
+        ),
+        None => (
+            Rng::for_epoch(seed, epoch, 1),
+            Rng::for_epoch(seed, epoch, 2),
+            Running::default(),
+            0,
+            0.0,
+        ),
+    }
+}
+
+/// Whether a saved position inside epoch `epoch` fits the epoch's `chunks` (its batches).
+fn check_resumed(p: &Partial, chunks: &[&[usize]], run: &Run, epoch: usize) -> Result<()> {
+    let seen: usize = chunks.iter().take(p.batches_done).map(|c| c.len()).sum();
+    if p.batches_done > chunks.len() || p.seen != seen {
+        return Err(Error::bad_input(
+            run.dir.join(crate::train::run::STATE),
+            format!(
+                "says {} batches ({} images) of epoch {} were done, which this run's epoch of {} batches cannot have",
+                p.batches_done,
+                p.seen,
+                epoch + 1,
+                chunks.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The row `metrics.csv` gets for an epoch.
+fn epoch_metrics(
+    epoch: usize,
+    lr: f64,
+    running: &Running,
+    eval: &EpochEvaluation,
+    train_s: f64,
+    wall_s: f64,
+) -> EpochMetrics {
+    let policy = eval.policy.as_ref();
+    EpochMetrics {
+        epoch,
+        lr,
+        train_loss: running.per_image(running.loss),
+        train_accuracy: running.per_image(running.correct as f64),
+        test_accuracy: eval.test_accuracy,
+        reward: policy.map(|p| p.reward),
+        block_usage_mean: policy.map(|p| p.summary.block_usage_mean),
+        block_usage_std: policy.map(|p| p.summary.block_usage_std),
+        unique_policies: policy.map(|p| p.summary.unique_policies),
+        images_per_s: running.seen as f64 / train_s,
+        wall_s,
+        cost_share_mean: policy.map(|p| p.cost_share_mean),
+    }
+}
+
+/// The metadata an epoch's model files carry: configuration, stage, epoch, accuracy (and on
+/// what it was measured), the policy input pool when it is not the configuration's own.
+fn epoch_metadata(
+    config: &Config,
+    stage: ModelStage,
+    epoch: usize,
+    accuracy: f64,
+    opts: &LoopOptions,
+) -> BTreeMap<String, String> {
+    let mut metadata = BTreeMap::from([
+        ("config".to_string(), config.name.clone()),
+        (ModelStage::KEY.to_string(), stage.name().to_string()),
+        ("epoch".to_string(), (epoch + 1).to_string()),
+        ("accuracy".to_string(), format!("{accuracy:.4}")),
+    ]);
+    if let Some(pool) = config.policy_input_pool_override() {
+        let key = crate::config::POLICY_INPUT_POOL_KEY.to_string();
+        metadata.insert(key, pool.to_string());
+    }
+    if let Some(held) = opts.validation {
+        metadata.insert(
+            "accuracy_on".to_string(),
+            format!("validation: {held} images held out of the training split"),
+        );
+    }
+    metadata
 }

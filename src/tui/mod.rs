@@ -4,6 +4,7 @@
 pub mod app;
 pub mod event;
 pub mod ui;
+pub mod views;
 pub mod worker;
 
 use std::path::PathBuf;

@@ -11,11 +11,12 @@ use candle_core::Device;
 
 use crate::data::Dataset;
 use crate::eval::baselines::Selection;
-use crate::eval::tradeoff::{choose_subsets, tradeoff, Tradeoff};
-use crate::eval::{evaluate, EvalOptions};
+use crate::eval::tradeoff::Tradeoff;
+use crate::eval::EvalOptions;
 use crate::model::BlockDrop;
-use crate::profile::{profile, ProfileReport};
-use crate::report::{collect, write_report, ExportOptions, Phase};
+use crate::profile::ProfileReport;
+use crate::report::{write_report, ReportData};
+use crate::study::{self, Phase};
 use crate::tui::app::Analysis;
 
 /// Work the interface asks for.
@@ -41,25 +42,27 @@ pub enum Request {
     Export(PathBuf),
 }
 
-/// What the worker is busy with, as the status line names it.
+/// What the worker is busy with, as the status line names it: a step of the pipeline, on its
+/// own or as part of an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Task {
-    Evaluating,
-    ChoosingSubsets,
-    TradeoffSweep,
-    Profiling,
-    Comparing,
+    Work(Phase),
     Export(Phase),
+}
+
+impl Task {
+    /// The step under way.
+    pub fn phase(self) -> Phase {
+        match self {
+            Task::Work(phase) | Task::Export(phase) => phase,
+        }
+    }
 }
 
 impl std::fmt::Display for Task {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Task::Evaluating => f.write_str("evaluating"),
-            Task::ChoosingSubsets => f.write_str("choosing static subsets"),
-            Task::TradeoffSweep => f.write_str("trade-off sweep"),
-            Task::Profiling => f.write_str("profiling"),
-            Task::Comparing => f.write_str("comparing the models"),
+            Task::Work(phase) => write!(f, "{phase}"),
             Task::Export(phase) => write!(f, "export: {phase}"),
         }
     }
@@ -69,10 +72,10 @@ impl Request {
     /// The task a request starts with.
     pub fn task(&self) -> Task {
         match self {
-            Request::Evaluate { .. } | Request::Select { .. } => Task::Evaluating,
-            Request::Compare { .. } => Task::Comparing,
-            Request::Tradeoff { .. } => Task::ChoosingSubsets,
-            Request::Profile => Task::Profiling,
+            Request::Evaluate { .. } | Request::Select { .. } => Task::Work(Phase::Evaluating),
+            Request::Compare { .. } => Task::Work(Phase::EvaluatingModels),
+            Request::Tradeoff { .. } => Task::Work(Phase::ChoosingSubsets),
+            Request::Profile => Task::Work(Phase::Profiling),
             Request::Export(_) => Task::Export(Phase::Evaluating),
         }
     }
@@ -143,52 +146,54 @@ pub fn handle(job: &Job, request: &Request, send: &mut dyn FnMut(Update)) {
     let Some((_, model)) = job.models.get(current) else {
         return send(Update::Failed("no model loaded".into()));
     };
-    let (model, dataset, device) = (&**model, &*job.dataset, &job.device);
-    let result = match request {
+    let export = matches!(request, Request::Export(_));
+    let mut progress = |phase: Phase, done: usize, total: usize| {
+        let task = if export {
+            Task::Export(phase)
+        } else {
+            Task::Work(phase)
+        };
+        send(Update::Progress { task, done, total })
+    };
+    let result = run(job, model, request, &mut progress);
+    send(match result {
+        Ok(update) => update,
+        Err(crate::error::Error::Cancelled) => Update::Cancelled,
+        Err(e) => Update::Failed(e.to_string()),
+    });
+}
+
+/// One request's work on `model`, through the study's steps and presets.
+fn run(
+    job: &Job,
+    model: &BlockDrop,
+    request: &Request,
+    progress: &mut dyn FnMut(Phase, usize, usize),
+) -> crate::error::Result<Update> {
+    let (dataset, device) = (&*job.dataset, &job.device);
+    let preset = study::Options::default();
+    match request {
         Request::Evaluate { threshold } | Request::Select { threshold, .. } => {
             let options = EvalOptions {
                 threshold: *threshold,
-                keep_logits: true,
-                ..EvalOptions::default()
+                ..preset.eval
             };
-            evaluate(model, dataset, &options, device, |done, total| {
-                send(Update::Progress {
-                    task: Task::Evaluating,
-                    done,
-                    total,
-                })
-            })
-            .and_then(|records| Analysis::new(*threshold, records))
-            .map(|analysis| Update::Analysed(Box::new(analysis)))
+            let records = study::evaluate(model, dataset, &options, device, progress)?;
+            Ok(Update::Analysed(Box::new(Analysis::new(
+                *threshold, records,
+            )?)))
         }
         Request::Tradeoff { threshold } => {
             let options = crate::eval::tradeoff::TradeoffOptions {
                 threshold: *threshold,
-                ..ExportOptions::default().tradeoff
+                ..preset.tradeoff
             };
-            Selection::of(dataset, &job.selection)
-                .and_then(|selection| {
-                    choose_subsets(model, &selection, &options, device, |done, total| {
-                        send(Update::Progress {
-                            task: Task::ChoosingSubsets,
-                            done,
-                            total,
-                        })
-                    })
-                })
-                .and_then(|subsets| {
-                    tradeoff(model, dataset, &subsets, &options, device, |done, total| {
-                        send(Update::Progress {
-                            task: Task::TradeoffSweep,
-                            done,
-                            total,
-                        })
-                    })
-                })
-                .map(|t| Update::Tradeoff {
-                    threshold: *threshold,
-                    tradeoff: Box::new(t),
-                })
+            let selection = Selection::of(dataset, &job.selection)?;
+            let tradeoff = study::sweep(model, dataset, &selection, &options, device, progress)?;
+            Ok(Update::Tradeoff {
+                threshold: *threshold,
+                tradeoff: Box::new(tradeoff),
+            })
         }
         Request::Compare { threshold } => {
             let entries = job
@@ -200,70 +205,37 @@ pub fn handle(job: &Job, request: &Request, send: &mut dyn FnMut(Update)) {
                     run: None,
                 })
                 .collect();
-            Selection::of(dataset, &job.selection)
-                .and_then(|selection| {
-                    crate::compare::compare(
-                        entries,
-                        dataset,
-                        &selection,
-                        &crate::compare::CompareOptions {
-                            eval: EvalOptions {
-                                threshold: *threshold,
-                                ..crate::compare::CompareOptions::default().eval
-                            },
-                            ..crate::compare::CompareOptions::default()
-                        },
-                        device,
-                        |_, done, total| {
-                            send(Update::Progress {
-                                task: Task::Comparing,
-                                done,
-                                total,
-                            })
-                        },
-                    )
-                })
-                .map(|c| Update::Compared(Box::new(c)))
+            let selection = Selection::of(dataset, &job.selection)?;
+            let defaults = crate::compare::CompareOptions::default();
+            let options = crate::compare::CompareOptions {
+                eval: EvalOptions {
+                    threshold: *threshold,
+                    ..defaults.eval.clone()
+                },
+                ..defaults
+            };
+            let comparison =
+                crate::compare::compare(entries, dataset, &selection, &options, device, progress)?;
+            Ok(Update::Compared(Box::new(comparison)))
         }
         Request::Profile => {
-            send(Update::Progress {
-                task: Task::Profiling,
-                done: 0,
-                total: 1,
-            });
-            let options = ExportOptions::default().profile.unwrap_or_default();
-            profile(model, dataset, &options, device).map(|p| Update::Profile(Box::new(p)))
+            let options = preset.profile.clone().unwrap_or_default();
+            let report = study::profile(model, dataset, &options, device, progress)?;
+            Ok(Update::Profile(Box::new(report)))
         }
         Request::Export(dir) => {
-            let options = ExportOptions::default();
             // The folder is checked before the work, and again when the report moves in.
-            crate::output::check_report_target(dir)
-                .and_then(|_| Selection::of(dataset, &job.selection))
-                .and_then(|selection| {
-                    collect(
-                        model,
-                        dataset,
-                        &selection,
-                        &options,
-                        device,
-                        |phase, done, total| {
-                            send(Update::Progress {
-                                task: Task::Export(phase),
-                                done,
-                                total,
-                            })
-                        },
-                    )
-                })
-                .and_then(|data| write_report(&data, &options, dir))
-                .map(|_| Update::Exported(dir.clone()))
+            crate::output::check_report_target(dir)?;
+            let selection = Selection::of(dataset, &job.selection)?;
+            let study = study::run(model, dataset, &selection, &preset, device, progress)?;
+            let data = ReportData {
+                study,
+                models: None,
+            };
+            write_report(&data, &preset, dir)?;
+            Ok(Update::Exported(dir.clone()))
         }
-    };
-    send(match result {
-        Ok(update) => update,
-        Err(crate::error::Error::Cancelled) => Update::Cancelled,
-        Err(e) => Update::Failed(e.to_string()),
-    });
+    }
 }
 
 /// The text of a caught panic.

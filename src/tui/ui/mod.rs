@@ -96,7 +96,9 @@ fn draw_loading(frame: &mut Frame, app: &App, area: Rect) {
         Constraint::Min(0),
     ])
     .areas(area);
-    let (task, done, total) = app.busy.unwrap_or((Task::Evaluating, 0, 1));
+    let (task, done, total) =
+        app.busy
+            .unwrap_or((Task::Work(crate::study::Phase::Evaluating), 0, 1));
     frame.render_widget(
         Gauge::default()
             .block(

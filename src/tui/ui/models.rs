@@ -12,7 +12,6 @@ use ratatui::Frame;
 use crate::report::models::model_series;
 use crate::tui::app::App;
 use crate::tui::ui::theme;
-use crate::tui::worker::Task;
 
 const COLOURS: [ratatui::style::Color; 6] = [
     theme::KEPT,
@@ -65,7 +64,7 @@ fn draw_table(frame: &mut Frame, app: &App, area: Rect) {
             }
             // The reason replaces the name, where there is room for it.
             Some(Err(f)) => cells[1] = format!("{}: failed: {}", info.model_path, f.error),
-            None if app.busy.is_some_and(|(t, _, _)| t == Task::Comparing) => {
+            None if app.busy.is_some_and(|(t, _, _)| t.phase().is_comparison()) => {
                 cells.push("comparing…".into())
             }
             None => cells.push("waiting for the worker…".into()),

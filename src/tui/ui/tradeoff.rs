@@ -152,7 +152,7 @@ fn draw_chart(frame: &mut Frame, series: &Series, area: Rect) {
     let chart = Chart::new(series.datasets())
         .block(Block::default().borders(Borders::ALL).title(format!(
             " accuracy vs MFLOPs per image (first {} images) ",
-            crate::report::TRADEOFF_IMAGES
+            crate::study::TRADEOFF_IMAGES
         )))
         .x_axis(x_axis)
         .y_axis(y_axis);
