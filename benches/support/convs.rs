@@ -185,7 +185,7 @@ pub fn fma_peak_gflops() -> Option<f64> {
     {
         use rayon::prelude::*;
         let isa = Isa::active();
-        if isa == Isa::Scalar {
+        if !matches!(isa, Isa::Avx2 | Isa::Avx512) {
             return None;
         }
         const ITERS: usize = 20_000_000;

@@ -12,52 +12,10 @@ use std::cell::RefCell;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+pub use super::geometry::{ConvGeom, Epilogue, Nhw};
 use super::isa::Isa;
 
-/// Shape of one convolution: square kernel, same stride and zero padding on both axes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConvGeom {
-    pub kernel: usize,
-    pub stride: usize,
-    pub pad: usize,
-    pub cin: usize,
-    pub cout: usize,
-}
-
-/// An NHWC activation's batch and spatial size (its channels are the geometry's `cin`/`cout`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Nhw {
-    pub n: usize,
-    pub h: usize,
-    pub w: usize,
-}
-
-impl Nhw {
-    pub fn pixels(&self) -> usize {
-        self.n * self.h * self.w
-    }
-}
-
 impl ConvGeom {
-    /// Rows of the weight matrix: `kh·kw·cin`.
-    pub fn patch_len(&self) -> usize {
-        self.kernel * self.kernel * self.cin
-    }
-
-    /// Output size for an input of `input`, or `None` when the kernel does not fit.
-    pub fn output(&self, input: Nhw) -> Option<Nhw> {
-        let side = |s: usize| {
-            (s + 2 * self.pad)
-                .checked_sub(self.kernel)
-                .map(|r| r / self.stride + 1)
-        };
-        Some(Nhw {
-            n: input.n,
-            h: side(input.h)?,
-            w: side(input.w)?,
-        })
-    }
-
     /// A 1x1 stride-1 unpadded convolution reads its input rows as they are: no gather needed.
     fn is_pointwise(&self) -> bool {
         self.kernel == 1 && self.stride == 1 && self.pad == 0
@@ -70,16 +28,6 @@ impl ConvGeom {
         let by_threads = rows.div_ceil(2 * rayon::current_num_threads()).max(16);
         by_cache.min(by_threads)
     }
-}
-
-/// What the forward epilogue does to each output tile after the GEMM.
-#[derive(Clone, Copy, Default)]
-pub struct Epilogue<'a> {
-    /// Per output channel, `[cout]`.
-    pub bias: Option<&'a [f32]>,
-    /// Added elementwise; the same NHWC shape as the output.
-    pub residual: Option<&'a [f32]>,
-    pub relu: bool,
 }
 
 thread_local! {

@@ -1,9 +1,9 @@
 //! Which instruction set the CPU kernels use: the widest the CPU has, or the one the
-//! `BLOCKDROP_ISA` environment variable forces (`scalar`, `avx2`, `avx512`), so that a machine
-//! with AVX-512 can test and benchmark the AVX2 path too.
+//! `BLOCKDROP_ISA` environment variable forces (`scalar`, `neon`, `avx2`, `avx512`), so that a
+//! machine with AVX-512 can test and benchmark the AVX2 path too.
 //!
-//! The path decides the direct and Winograd convolutions ([`super::direct`],
-//! [`super::winograd`]) and the elementwise loops ([`wide_fn!`](super)). The tiled GEMM is
+//! The path decides the direct and Winograd convolutions through the one dispatch table
+//! ([`super::paths::of`]) and the elementwise loops ([`wide_fn!`](super)). The tiled GEMM is
 //! the `gemm` crate's, which picks its own kernels from the CPU (AVX-512, AVX2+FMA or NEON)
 //! whatever is forced here. `scalar` means no direct or Winograd kernels, and loops built
 //! for the baseline target (SSE2 on x86-64).
@@ -16,8 +16,10 @@ pub const ENV: &str = "BLOCKDROP_ISA";
 /// An instruction-set path, narrowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Isa {
-    /// The baseline target only (and on aarch64, where gemm brings its own NEON kernels).
+    /// The baseline target only.
     Scalar,
+    /// aarch64's NEON: for now the GEMM's own NEON kernels and baseline loops (`neon.rs`).
+    Neon,
     /// AVX2 with FMA: 8-wide vectors, 16 registers.
     Avx2,
     /// AVX-512F: 16-wide vectors, 32 registers.
@@ -25,11 +27,12 @@ pub enum Isa {
 }
 
 impl Isa {
-    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+    pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Neon, Isa::Avx2, Isa::Avx512];
 
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
+            Isa::Neon => "neon",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
         }
@@ -39,6 +42,7 @@ impl Isa {
     pub fn available(self) -> bool {
         match self {
             Isa::Scalar => true,
+            Isa::Neon => cfg!(target_arch = "aarch64"),
             Isa::Avx2 => has_avx2_fma(),
             Isa::Avx512 => has_avx512(),
         }
@@ -62,7 +66,9 @@ impl Isa {
         let isa = Isa::ALL
             .into_iter()
             .find(|isa| isa.name().eq_ignore_ascii_case(value.trim()))
-            .ok_or_else(|| format!("{ENV}={value:?} is not a path; use scalar, avx2 or avx512"))?;
+            .ok_or_else(|| {
+                format!("{ENV}={value:?} is not a path; use scalar, neon, avx2 or avx512")
+            })?;
         if !isa.available() {
             return Err(format!(
                 "{ENV}={}: this CPU lacks it (it has {})",

@@ -19,11 +19,21 @@ macro_rules! wide_fn {
             {
                 #[target_feature(enable = "avx512f")]
                 #[allow(clippy::too_many_arguments)]
+                /// The body built for AVX-512.
+                ///
+                /// # Safety
+                ///
+                /// The CPU has AVX-512F.
                 unsafe fn avx512($($arg: $ty),*) {
                     body($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
+                /// The body built for AVX2 with FMA.
+                ///
+                /// # Safety
+                ///
+                /// The CPU has AVX2 and FMA.
                 unsafe fn avx2($($arg: $ty),*) {
                     body($($arg),*)
                 }
@@ -32,7 +42,7 @@ macro_rules! wide_fn {
                     $crate::kernels::isa::Isa::Avx512 => return unsafe { avx512($($arg),*) },
                     // SAFETY: as above.
                     $crate::kernels::isa::Isa::Avx2 => return unsafe { avx2($($arg),*) },
-                    $crate::kernels::isa::Isa::Scalar => {}
+                    $crate::kernels::isa::Isa::Scalar | $crate::kernels::isa::Isa::Neon => {}
                 }
             }
             body($($arg),*)
@@ -40,13 +50,24 @@ macro_rules! wide_fn {
     };
 }
 
+// The x86 kernel templates, before the paths that stamp them out.
+#[cfg(target_arch = "x86_64")]
+#[macro_use]
+mod x86;
+
+mod avx2;
+mod avx512;
 pub mod batchnorm;
 pub mod conv;
 pub mod direct;
+pub mod geometry;
 pub mod isa;
+mod neon;
 pub mod ops;
+mod paths;
 pub mod pool;
 pub mod rows;
+mod scalar;
 pub mod winograd;
 
 use candle_core::{bail, CpuStorage, Device, DeviceLocation, Layout, Result};

@@ -37,19 +37,24 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::conv::{ConvGeom, Epilogue, Nhw};
+use super::geometry::{band_window, ConvGeom, Epilogue, Nhw};
 use super::isa::Isa;
+use super::paths::{self, WinogradKernels};
 
 /// Positions of a transformed tile (4×4).
 pub const POSITIONS: usize = 16;
 
-/// Whether [`forward_on`] has a kernel for `g` on `isa`: 3×3 stride-1 layers whose input
-/// channels come in vectors of 8 and output channels in groups of 16, at most 64 of each (so
-/// that one position's weights, `cin·cout` floats, stay in L1), on the AVX2 path. AVX-512
-/// keeps its direct kernels: no AVX-512 machine has compared the two yet.
+/// Whether [`forward_on`] has a kernel for `g` on `isa` ([`fits`], on the paths whose table
+/// has Winograd kernels: AVX2; AVX-512 keeps its direct kernels).
 pub fn supported_on(g: &ConvGeom, isa: Isa) -> bool {
-    isa == Isa::Avx2
-        && g.kernel == 3
+    paths::of(isa).winograd.is_some_and(|k| (k.supports)(g))
+}
+
+/// The layers any Winograd kernel here can run: 3×3 stride-1 layers whose input channels
+/// come in vectors of 8 and output channels in groups of 16, at most 64 of each (so that one
+/// position's weights, `cin·cout` floats, stay in L1). A path's table narrows it further.
+pub fn fits(g: &ConvGeom) -> bool {
+    g.kernel == 3
         && g.stride == 1
         && g.pad <= 2
         && matches!(g.cin, 8..=64)
@@ -76,7 +81,7 @@ const G: [[f32; 3]; 4] = [
 ];
 
 /// Output channels per register block of the products (two AVX2 vectors).
-const GROUP: usize = 16;
+pub(in crate::kernels) const GROUP: usize = 16;
 
 /// Length of [`transform_weights`]' result for `g`.
 pub fn transformed_len(g: &ConvGeom) -> usize {
@@ -169,10 +174,7 @@ pub fn forward_on(
     epilogue: Epilogue,
     out: &mut [f32],
 ) {
-    assert!(
-        supported_on(g, isa) && isa.available(),
-        "no Winograd kernel for {g:?} on {isa}"
-    );
+    let kernels = kernels_on(g, isa);
     // The kernels read through raw pointers: the operands must hold what the shapes say.
     assert!(
         v.len() >= transformed_len(g)
@@ -207,7 +209,7 @@ pub fn forward_on(
                 let (band, u, m) = prepare(g, input, out_nhw, x, (img, oy0, rows), buffers);
                 // SAFETY: the CPU has `isa` (asserted above); the buffers hold what `Band`
                 // says (`prepare`), and `dst` holds the band's rows.
-                unsafe { forward_band_on(isa, &band, v, u, m, epilogue, dst) };
+                unsafe { (kernels.forward_band)(&band, v, u, m, epilogue, dst) };
             })
         });
 }
@@ -231,7 +233,7 @@ fn prepare<'a>(
         h: 2 * tile_rows,
         w: 2 * tiles_wide,
     };
-    let width = super::direct::band_window(
+    let width = band_window(
         g,
         input,
         tiled,
@@ -256,6 +258,15 @@ fn prepare<'a>(
     (band, &mut buffers.u, &mut buffers.m)
 }
 
+/// The Winograd kernels of `isa` for `g`; panics when the CPU lacks `isa` or `isa` has no
+/// kernel for `g` (a caller's error: they ask [`supported_on`] first).
+fn kernels_on(g: &ConvGeom, isa: Isa) -> WinogradKernels {
+    match paths::of(isa).winograd {
+        Some(k) if (k.supports)(g) && isa.available() => k,
+        _ => panic!("no Winograd kernel for {g:?} on {isa}"),
+    }
+}
+
 /// Tile rows per task: as many as keep `U` and `M` within about 192 KiB of L2, but no more
 /// than leave 4 tasks per thread.
 fn band_tile_rows(g: &ConvGeom, out: Nhw, tiles_wide: usize) -> usize {
@@ -271,7 +282,7 @@ fn band_tile_rows(g: &ConvGeom, out: Nhw, tiles_wide: usize) -> usize {
 /// cache line more than the block, so that the 16 blocks' rows do not fall on addresses 4 KiB
 /// apart (which the CPU mistakes for one another between stores and loads; measured: up to
 /// 30% slower on some bands).
-fn position_stride(tiles: usize, channels: usize) -> usize {
+pub(in crate::kernels) fn position_stride(tiles: usize, channels: usize) -> usize {
     tiles * channels + 16
 }
 
@@ -282,44 +293,20 @@ fn grow(buffer: &mut Vec<f32>, len: usize) {
 }
 
 /// One task's band of tiles.
-struct Band<'a> {
-    g: &'a ConvGeom,
+pub(in crate::kernels) struct Band<'a> {
+    pub(in crate::kernels) g: &'a ConvGeom,
     /// Zero-padded input rows `[2·tile_rows + 2][width][cin]`: tile `(r, t)` reads rows
     /// `2r .. 2r + 4`, columns `2t .. 2t + 4`.
-    window: &'a [f32],
-    width: usize,
-    tiles_wide: usize,
-    tiles: usize,
+    pub(in crate::kernels) window: &'a [f32],
+    pub(in crate::kernels) width: usize,
+    pub(in crate::kernels) tiles_wide: usize,
+    pub(in crate::kernels) tiles: usize,
     /// The output's width (the last tile column is half outside it when odd).
-    out_w: usize,
+    pub(in crate::kernels) out_w: usize,
     /// The band's output rows (its last tile row is half outside them when odd).
-    rows: usize,
+    pub(in crate::kernels) rows: usize,
     /// The band's first output row, counted over the whole batch (for the residual).
-    first_row: usize,
-}
-
-/// One band of the forward pass on `isa`.
-#[allow(unused_variables)]
-unsafe fn forward_band_on(
-    isa: Isa,
-    band: &Band,
-    v: &[f32],
-    u: &mut [f32],
-    m: &mut [f32],
-    epilogue: Epilogue,
-    dst: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    match isa {
-        Isa::Avx2 => {
-            avx2::transform_input(band, u);
-            avx2::products(band, u, v, m);
-            avx2::transform_output(band, m, epilogue, dst);
-        }
-        _ => unreachable!("no Winograd kernel on {isa}"),
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("Winograd convolution needs x86-64 ({isa})");
+    pub(in crate::kernels) first_row: usize,
 }
 
 /// Gradient with respect to the weights, `[9·cin, cout]`, as
@@ -334,10 +321,7 @@ pub fn backward_weight(g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f
 /// gradient, and the weights' is `Gᵀ dV G`: the products run over tiles rather than over
 /// output pixels × taps, 2.25× fewer multiplications again.
 pub fn backward_weight_on(isa: Isa, g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    assert!(
-        supported_on(g, isa) && isa.available(),
-        "no Winograd kernel for {g:?} on {isa}"
-    );
+    let kernels = kernels_on(g, isa);
     // No output pixels (the kernel does not fit, or an empty batch): no gradient.
     let Some(out) = g.output(input).filter(|out| out.pixels() > 0) else {
         return vec![0.0; g.patch_len() * g.cout];
@@ -359,33 +343,10 @@ pub fn backward_weight_on(isa: Isa, g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f
             let dy_band = &dy[band.first_row * row_len..][..rows * row_len];
             // SAFETY: the CPU has `isa` (asserted above); the buffers hold what `Band`
             // says (`prepare`), `dy_band` the band's rows and `dv` every position.
-            unsafe { weight_band_on(isa, &band, dy_band, u, d, dv) };
+            unsafe { (kernels.weight_band)(&band, dy_band, u, d, dv) };
         });
     });
     untransform_weight_grad(g, &dv)
-}
-
-/// One band's `dV += Uᵀ D` on `isa`.
-#[allow(unused_variables)]
-unsafe fn weight_band_on(
-    isa: Isa,
-    band: &Band,
-    dy: &[f32],
-    u: &mut [f32],
-    d: &mut [f32],
-    dv: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    match isa {
-        Isa::Avx2 => {
-            avx2::transform_input(band, u);
-            avx2::transform_output_grad(band, dy, d);
-            avx2::weight_products(band, u, d, dv);
-        }
-        _ => unreachable!("no Winograd kernel on {isa}"),
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("Winograd convolution needs x86-64 ({isa})");
 }
 
 /// `dW[(ky·3 + kx)·cin + ci][co] = (Gᵀ dV[ci][co] G)[ky][kx]`.
@@ -426,272 +387,4 @@ fn untransform_weight_grad(g: &ConvGeom, dv: &[f32]) -> Vec<f32> {
         }
     }
     dw
-}
-
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
-    use super::{Band, Epilogue, GROUP, POSITIONS};
-
-    /// `U[ξ][tile] = (Bᵀ d B)[ξ]` for every tile of the band, 8 channels at a time.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn transform_input(band: &Band, u: &mut [f32]) {
-        let cin = band.g.cin;
-        let window = band.window.as_ptr();
-        let u = u.as_mut_ptr();
-        let stride = super::position_stride(band.tiles, cin);
-        for tile in 0..band.tiles {
-            let (r, t) = (tile / band.tiles_wide, tile % band.tiles_wide);
-            let corner = window.add((2 * r * band.width + 2 * t) * cin);
-            for c0 in (0..cin).step_by(8) {
-                let mut d = [[_mm256_setzero_ps(); 4]; 4];
-                for (i, row) in d.iter_mut().enumerate() {
-                    for (j, dij) in row.iter_mut().enumerate() {
-                        *dij = _mm256_loadu_ps(corner.add((i * band.width + j) * cin + c0));
-                    }
-                }
-                // Bᵀ d, column by column.
-                let mut bd = [[_mm256_setzero_ps(); 4]; 4];
-                for j in 0..4 {
-                    bd[0][j] = _mm256_sub_ps(d[0][j], d[2][j]);
-                    bd[1][j] = _mm256_add_ps(d[1][j], d[2][j]);
-                    bd[2][j] = _mm256_sub_ps(d[2][j], d[1][j]);
-                    bd[3][j] = _mm256_sub_ps(d[1][j], d[3][j]);
-                }
-                // (Bᵀ d) B, row by row.
-                let at = u.add(tile * cin + c0);
-                for (i, row) in bd.iter().enumerate() {
-                    let out = [
-                        _mm256_sub_ps(row[0], row[2]),
-                        _mm256_add_ps(row[1], row[2]),
-                        _mm256_sub_ps(row[2], row[1]),
-                        _mm256_sub_ps(row[1], row[3]),
-                    ];
-                    for (j, value) in out.into_iter().enumerate() {
-                        _mm256_storeu_ps(at.add((i * 4 + j) * stride), value);
-                    }
-                }
-            }
-        }
-    }
-
-    /// `M[ξ] = U[ξ] · V[ξ]` for the 16 positions: blocks of 6 tiles × 16 output channels in
-    /// registers, the direct kernel's inner loop over the input channels.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn products(band: &Band, u: &[f32], v: &[f32], m: &mut [f32]) {
-        let (cin, cout, tiles) = (band.g.cin, band.g.cout, band.tiles);
-        for xi in 0..POSITIONS {
-            let u = u.as_ptr().add(xi * super::position_stride(tiles, cin));
-            let v = v.as_ptr().add(xi * cin * cout);
-            let m = m.as_mut_ptr().add(xi * super::position_stride(tiles, cout));
-            for co0 in (0..cout).step_by(GROUP) {
-                let v = v.add(co0 * cin);
-                let mut tile = 0;
-                while tile + 6 <= tiles {
-                    block::<6>(u.add(tile * cin), v, m.add(tile * cout + co0), cin, cout);
-                    tile += 6;
-                }
-                let (u, m) = (u.add(tile * cin), m.add(tile * cout + co0));
-                match tiles - tile {
-                    5 => block::<5>(u, v, m, cin, cout),
-                    4 => block::<4>(u, v, m, cin, cout),
-                    3 => block::<3>(u, v, m, cin, cout),
-                    2 => block::<2>(u, v, m, cin, cout),
-                    1 => block::<1>(u, v, m, cin, cout),
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    /// `R` tiles' 16 output channels: `m[r] = Σ_c u[r·cin + c] · v[16·c ..]`.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn block<const R: usize>(
-        u: *const f32,
-        v: *const f32,
-        m: *mut f32,
-        cin: usize,
-        cout: usize,
-    ) {
-        let mut acc = [[_mm256_setzero_ps(); 2]; R];
-        super::super::direct::avx2_fma_run::<2, R>(&mut acc, u, v, cin, cin, GROUP);
-        for (r, a) in acc.iter().enumerate() {
-            _mm256_storeu_ps(m.add(r * cout), a[0]);
-            _mm256_storeu_ps(m.add(r * cout + 8), a[1]);
-        }
-    }
-
-    /// The band's output rows from `M`: `Y = Aᵀ m A` per tile, 8 channels at a time, then the
-    /// bias, the residual and ReLU; pixels of a tile outside the output are dropped.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn transform_output(band: &Band, m: &[f32], epilogue: Epilogue, dst: &mut [f32]) {
-        let cout = band.g.cout;
-        let row_len = band.out_w * cout;
-        let rows = dst.len() / row_len;
-        let stride = super::position_stride(band.tiles, cout);
-        let m = m.as_ptr();
-        let zero = _mm256_setzero_ps();
-        for tile in 0..band.tiles {
-            let (r, t) = (tile / band.tiles_wide, tile % band.tiles_wide);
-            for co0 in (0..cout).step_by(8) {
-                let at = m.add(tile * cout + co0);
-                let mut mv = [[zero; 4]; 4];
-                for (i, row) in mv.iter_mut().enumerate() {
-                    for (j, mij) in row.iter_mut().enumerate() {
-                        *mij = _mm256_loadu_ps(at.add((i * 4 + j) * stride));
-                    }
-                }
-                // Aᵀ m, column by column, then (Aᵀ m) A.
-                let mut s = [[zero; 4]; 2];
-                for j in 0..4 {
-                    s[0][j] = _mm256_add_ps(_mm256_add_ps(mv[0][j], mv[1][j]), mv[2][j]);
-                    s[1][j] = _mm256_sub_ps(_mm256_sub_ps(mv[1][j], mv[2][j]), mv[3][j]);
-                }
-                let bias = match epilogue.bias {
-                    Some(b) => _mm256_loadu_ps(b.as_ptr().add(co0)),
-                    None => zero,
-                };
-                for (a, row) in s.iter().enumerate() {
-                    let oy = 2 * r + a;
-                    if oy >= rows {
-                        continue;
-                    }
-                    let y = [
-                        _mm256_add_ps(_mm256_add_ps(row[0], row[1]), row[2]),
-                        _mm256_sub_ps(_mm256_sub_ps(row[1], row[2]), row[3]),
-                    ];
-                    for (b, mut value) in y.into_iter().enumerate() {
-                        let ox = 2 * t + b;
-                        if ox >= band.out_w {
-                            continue;
-                        }
-                        let offset = oy * row_len + ox * cout + co0;
-                        value = _mm256_add_ps(value, bias);
-                        if let Some(res) = epilogue.residual {
-                            let global = band.first_row * row_len + offset;
-                            value = _mm256_add_ps(value, _mm256_loadu_ps(res.as_ptr().add(global)));
-                        }
-                        if epilogue.relu {
-                            value = _mm256_max_ps(value, zero);
-                        }
-                        _mm256_storeu_ps(dst.as_mut_ptr().add(offset), value);
-                    }
-                }
-            }
-        }
-    }
-
-    /// `D[ξ][tile] = (A dY Aᵀ)[ξ]` for every tile of the band (`dy` holds the band's rows),
-    /// 8 channels at a time; pixels outside the output count as zero.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn transform_output_grad(band: &Band, dy: &[f32], d: &mut [f32]) {
-        let cout = band.g.cout;
-        let row_len = band.out_w * cout;
-        let stride = super::position_stride(band.tiles, cout);
-        let (dy, d) = (dy.as_ptr(), d.as_mut_ptr());
-        let zero = _mm256_setzero_ps();
-        for tile in 0..band.tiles {
-            let (r, t) = (tile / band.tiles_wide, tile % band.tiles_wide);
-            for co0 in (0..cout).step_by(8) {
-                let mut g = [[zero; 2]; 2];
-                for (a, row) in g.iter_mut().enumerate() {
-                    for (b, gab) in row.iter_mut().enumerate() {
-                        let (oy, ox) = (2 * r + a, 2 * t + b);
-                        if oy < band.rows && ox < band.out_w {
-                            *gab = _mm256_loadu_ps(dy.add(oy * row_len + ox * cout + co0));
-                        }
-                    }
-                }
-                // A g, column by column: rows g0, g0 + g1, g0 − g1, −g1.
-                let mut e = [[zero; 2]; 4];
-                for b in 0..2 {
-                    e[0][b] = g[0][b];
-                    e[1][b] = _mm256_add_ps(g[0][b], g[1][b]);
-                    e[2][b] = _mm256_sub_ps(g[0][b], g[1][b]);
-                    e[3][b] = _mm256_sub_ps(zero, g[1][b]);
-                }
-                // (A g) Aᵀ, row by row.
-                let at = d.add(tile * cout + co0);
-                for (i, row) in e.iter().enumerate() {
-                    let out = [
-                        row[0],
-                        _mm256_add_ps(row[0], row[1]),
-                        _mm256_sub_ps(row[0], row[1]),
-                        _mm256_sub_ps(zero, row[1]),
-                    ];
-                    for (j, value) in out.into_iter().enumerate() {
-                        _mm256_storeu_ps(at.add((i * 4 + j) * stride), value);
-                    }
-                }
-            }
-        }
-    }
-
-    /// `dV[ξ] += U[ξ]ᵀ · D[ξ]` for the 16 positions: blocks of 6 input channels × 16 output
-    /// channels in registers, summed over the band's tiles.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn weight_products(band: &Band, u: &[f32], d: &[f32], dv: &mut [f32]) {
-        let (cin, cout, tiles) = (band.g.cin, band.g.cout, band.tiles);
-        for xi in 0..POSITIONS {
-            let u = u.as_ptr().add(xi * super::position_stride(tiles, cin));
-            let d = d.as_ptr().add(xi * super::position_stride(tiles, cout));
-            let dv = dv.as_mut_ptr().add(xi * cin * cout);
-            for co0 in (0..cout).step_by(16) {
-                let mut ci = 0;
-                while ci + 6 <= cin {
-                    outer::<6>(
-                        u.add(ci),
-                        d.add(co0),
-                        dv.add(ci * cout + co0),
-                        tiles,
-                        cin,
-                        cout,
-                    );
-                    ci += 6;
-                }
-                let (u, dv) = (u.add(ci), dv.add(ci * cout + co0));
-                match cin - ci {
-                    5 => outer::<5>(u, d.add(co0), dv, tiles, cin, cout),
-                    4 => outer::<4>(u, d.add(co0), dv, tiles, cin, cout),
-                    3 => outer::<3>(u, d.add(co0), dv, tiles, cin, cout),
-                    2 => outer::<2>(u, d.add(co0), dv, tiles, cin, cout),
-                    1 => outer::<1>(u, d.add(co0), dv, tiles, cin, cout),
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    /// `dv[c][..16] += Σ_t u[t·cin + c] · d[t·cout ..][..16]` for `C` input channels.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn outer<const C: usize>(
-        u: *const f32,
-        d: *const f32,
-        dv: *mut f32,
-        tiles: usize,
-        cin: usize,
-        cout: usize,
-    ) {
-        let mut acc = [[_mm256_setzero_ps(); 2]; C];
-        for t in 0..tiles {
-            let dt = [
-                _mm256_loadu_ps(d.add(t * cout)),
-                _mm256_loadu_ps(d.add(t * cout + 8)),
-            ];
-            for (c, a) in acc.iter_mut().enumerate() {
-                let uv = _mm256_broadcast_ss(&*u.add(t * cin + c));
-                a[0] = _mm256_fmadd_ps(uv, dt[0], a[0]);
-                a[1] = _mm256_fmadd_ps(uv, dt[1], a[1]);
-            }
-        }
-        for (c, a) in acc.iter().enumerate() {
-            for (v, &value) in a.iter().enumerate() {
-                let at = dv.add(c * cout + 8 * v);
-                _mm256_storeu_ps(at, _mm256_add_ps(_mm256_loadu_ps(at), value));
-            }
-        }
-    }
 }

@@ -1,0 +1,122 @@
+//! The AVX2 path (AVX2 with FMA: 8-wide vectors, 16 registers): Winograd F(2×2, 3×3) for the
+//! 3×3 stride-1 layers of up to 64 channels, direct kernels for the other narrow layers (the
+//! stems and the strided layers), each task reading a band of padded input rows of its own.
+//! Everything else takes the `gemm` crate's AVX2 GEMM.
+
+#[cfg(target_arch = "x86_64")]
+mod direct;
+#[cfg(target_arch = "x86_64")]
+mod winograd;
+
+use super::paths::PathKernels;
+
+/// This path's entry in the dispatch table.
+#[cfg(target_arch = "x86_64")]
+pub const KERNELS: PathKernels = PathKernels {
+    direct: Some(super::paths::DirectKernels {
+        forward: kernels::forward,
+        weight_grad: kernels::weight_grad,
+        group: kernels::group,
+        whole_padded_input: false,
+        row: kernels::row,
+        weight: kernels::weight,
+    }),
+    winograd: Some(super::paths::WinogradKernels {
+        supports: crate::kernels::winograd::fits,
+        forward_band: kernels::forward_band,
+        weight_band: kernels::weight_band,
+    }),
+};
+
+/// Off x86-64 the path cannot be selected ([`super::isa::Isa::available`]).
+#[cfg(not(target_arch = "x86_64"))]
+pub const KERNELS: PathKernels = PathKernels::GEMM_ONLY;
+
+#[cfg(target_arch = "x86_64")]
+mod kernels {
+    use std::ops::Range;
+
+    use super::{direct, winograd};
+    use crate::kernels::direct::{RowJob, WeightJob};
+    use crate::kernels::geometry::{ConvGeom, Epilogue};
+    use crate::kernels::winograd::Band;
+
+    /// 16 or 32 output channels (in groups of 16); at 64 the GEMM is as fast or faster
+    /// (measured with `cargo bench --bench kernels -- convs`, and with the two paths
+    /// interleaved call by call, which on a shared machine is the fairer comparison). The 3×3
+    /// stride-1 layers take Winograd first.
+    pub fn forward(g: &ConvGeom) -> bool {
+        matches!(g.cout, 16 | 32)
+    }
+
+    /// The weight gradient beats the GEMM at 16 output channels.
+    pub fn weight_grad(g: &ConvGeom) -> bool {
+        g.cout == 16
+    }
+
+    /// Groups of 16 output channels (two vectors).
+    pub fn group(_cout: usize) -> usize {
+        16
+    }
+
+    /// One output row's channel group: 12 of the 16 registers accumulate 6 pixels of 16
+    /// channels (two vectors), leaving room for the two weight vectors and the broadcast
+    /// input.
+    ///
+    /// # Safety
+    ///
+    /// As [`crate::kernels::paths::DirectKernels::row`].
+    pub unsafe fn row(_group: usize, job: &RowJob, dst: &mut [f32]) {
+        direct::row::<2, 6>(job, dst)
+    }
+
+    /// The weight gradient: 16 output channels (two vectors) by blocks of 6, 4 or 3 input
+    /// channels, 8 to 12 accumulators of the 16 registers.
+    ///
+    /// # Safety
+    ///
+    /// As [`crate::kernels::paths::DirectKernels::weight`].
+    pub unsafe fn weight(job: &WeightJob, images: Range<usize>, dw: &mut [f32]) {
+        match job.g.cin {
+            c if c % 6 == 0 => direct::weight_grad::<2, 6>(job, images, dw),
+            c if c % 4 == 0 => direct::weight_grad::<2, 4>(job, images, dw),
+            3 => direct::weight_grad::<2, 3>(job, images, dw),
+            _ => direct::weight_grad::<2, 1>(job, images, dw),
+        }
+    }
+
+    /// One Winograd band forward: input transform, products, output transform.
+    ///
+    /// # Safety
+    ///
+    /// As [`crate::kernels::paths::WinogradKernels::forward_band`].
+    pub unsafe fn forward_band(
+        band: &Band,
+        v: &[f32],
+        u: &mut [f32],
+        m: &mut [f32],
+        epilogue: Epilogue,
+        dst: &mut [f32],
+    ) {
+        winograd::transform_input(band, u);
+        winograd::products(band, u, v, m);
+        winograd::transform_output(band, m, epilogue, dst);
+    }
+
+    /// One Winograd band's weight gradient: `dV += Uᵀ D`.
+    ///
+    /// # Safety
+    ///
+    /// As [`crate::kernels::paths::WinogradKernels::weight_band`].
+    pub unsafe fn weight_band(
+        band: &Band,
+        dy: &[f32],
+        u: &mut [f32],
+        d: &mut [f32],
+        dv: &mut [f32],
+    ) {
+        winograd::transform_input(band, u);
+        winograd::transform_output_grad(band, dy, d);
+        winograd::weight_products(band, u, d, dv);
+    }
+}

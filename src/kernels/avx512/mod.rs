@@ -1,0 +1,89 @@
+//! The AVX-512 path (AVX-512F: 16-wide vectors, 32 registers): direct convolution kernels for
+//! the narrow layers, reading a zero-padded copy of the whole input; no Winograd kernels yet
+//! (the direct ones run these layers at 384–533 GFLOP/s on the development machine, see
+//! docs/performance.md). Everything else takes the `gemm` crate's AVX-512 GEMM.
+
+#[cfg(target_arch = "x86_64")]
+mod direct;
+
+use super::paths::PathKernels;
+
+/// This path's entry in the dispatch table.
+#[cfg(target_arch = "x86_64")]
+pub const KERNELS: PathKernels = PathKernels {
+    direct: Some(super::paths::DirectKernels {
+        forward: kernels::forward,
+        weight_grad: kernels::weight_grad,
+        group: kernels::group,
+        whole_padded_input: true,
+        row: kernels::row,
+        weight: kernels::weight,
+    }),
+    winograd: None,
+};
+
+/// Off x86-64 the path cannot be selected ([`super::isa::Isa::available`]).
+#[cfg(not(target_arch = "x86_64"))]
+pub const KERNELS: PathKernels = PathKernels::GEMM_ONLY;
+
+#[cfg(target_arch = "x86_64")]
+mod kernels {
+    use std::ops::Range;
+
+    use super::direct;
+    use crate::kernels::direct::{RowJob, WeightJob};
+    use crate::kernels::geometry::ConvGeom;
+
+    /// 16 or 32 output channels, or 64 (as two groups of 32) at stride 1; wider or strided
+    /// 64-channel layers do better on the GEMM here (measured with `cargo bench --bench
+    /// kernels -- convs`).
+    pub fn forward(g: &ConvGeom) -> bool {
+        matches!(g.cout, 16 | 32) || (g.cout == 64 && g.stride == 1)
+    }
+
+    /// The weight gradient beats the GEMM up to 32 output channels.
+    pub fn weight_grad(g: &ConvGeom) -> bool {
+        matches!(g.cout, 16 | 32)
+    }
+
+    /// Groups of 16 output channels (one vector) for a 16-wide layer, else of 32 (two).
+    pub fn group(cout: usize) -> usize {
+        if cout == 16 {
+            16
+        } else {
+            32
+        }
+    }
+
+    /// One output row's channel group: 16 or 14 pixels (32-, 28-wide rows) of one vector,
+    /// 8 or 7 (16-, 14-, 8- and 7-wide) of two: at most 16 of the 32 registers accumulate.
+    ///
+    /// # Safety
+    ///
+    /// As [`crate::kernels::paths::DirectKernels::row`].
+    pub unsafe fn row(group: usize, job: &RowJob, dst: &mut [f32]) {
+        let width = dst.len() / job.g.cout;
+        match (group, width) {
+            (16, w) if w % 16 == 0 => direct::row::<1, 16>(job, dst),
+            (16, _) => direct::row::<1, 14>(job, dst),
+            (_, w) if w % 8 == 0 => direct::row::<2, 8>(job, dst),
+            _ => direct::row::<2, 7>(job, dst),
+        }
+    }
+
+    /// The weight gradient in input-channel blocks of 16 (8 when the output is 32 wide: 16
+    /// accumulators either way), or 1 for the stem's 1 or 3 channels.
+    ///
+    /// # Safety
+    ///
+    /// As [`crate::kernels::paths::DirectKernels::weight`].
+    pub unsafe fn weight(job: &WeightJob, images: Range<usize>, dw: &mut [f32]) {
+        match (job.g.cout, job.g.cin) {
+            (16, c) if c % 16 == 0 => direct::weight_grad::<1, 16>(job, images, dw),
+            (16, c) if c % 8 == 0 => direct::weight_grad::<1, 8>(job, images, dw),
+            (16, _) => direct::weight_grad::<1, 1>(job, images, dw),
+            (_, c) if c % 8 == 0 => direct::weight_grad::<2, 8>(job, images, dw),
+            _ => direct::weight_grad::<2, 1>(job, images, dw),
+        }
+    }
+}
