@@ -33,16 +33,15 @@ fn model_fingerprint_of(args: &ModelArgs) -> anyhow::Result<String> {
     Ok(model_fingerprint(&files))
 }
 
-/// What `eval` of `opened` from `model` evaluates, as its records file records it.
-fn provenance_of(
+/// What `eval` with these flags evaluates, as its records file records it.
+pub fn provenance(
     opened: &Opened,
-    model: &ModelArgs,
     options: &EvalOptions,
-    shard: Option<blockdrop::records::shard::Shard>,
+    args: &EvalArgs,
 ) -> anyhow::Result<Provenance> {
     let dataset = &opened.dataset;
     Ok(Provenance {
-        model: model_fingerprint_of(model)?,
+        model: model_fingerprint_of(&args.model)?,
         model_name: opened.name.clone(),
         config: opened.loaded.model.config.name.clone(),
         data: data_fingerprint(dataset),
@@ -52,17 +51,8 @@ fn provenance_of(
             .limit
             .map_or(dataset.len(), |l| l.min(dataset.len())),
         logits: options.keep_logits,
-        shard,
+        shard: args.shard,
     })
-}
-
-/// What `eval` with these flags evaluates, as its records file records it.
-pub fn provenance(
-    opened: &Opened,
-    options: &EvalOptions,
-    args: &EvalArgs,
-) -> anyhow::Result<Provenance> {
-    provenance_of(opened, &args.model, options, args.shard)
 }
 
 /// Whether records with `provenance` (read from `path`) are of the model and data `opened`
@@ -73,9 +63,9 @@ pub fn check_records_of(
     provenance: &Provenance,
     path: &Path,
 ) -> anyhow::Result<()> {
-    let options = EvalOptions::default();
-    let current = provenance_of(opened, args, &options, None)?;
-    Ok(provenance.check_source(&current, &opened.dataset, path)?)
+    let config = &opened.loaded.model.config.name;
+    let model = model_fingerprint_of(args)?;
+    Ok(provenance.check_source(&model, config, &opened.dataset, path)?)
 }
 
 /// `eval --shard K/N` or `--resume`: evaluates this part's images not yet in its records

@@ -122,9 +122,16 @@ impl Provenance {
         self.shard.map_or(0..self.images, |s| s.range(self.images))
     }
 
-    /// Whether records with this provenance (read from `path`) are of `current`'s model,
-    /// configuration and data (`export --records`); `dataset` is the data `current` is of.
-    pub fn check_source(&self, current: &Provenance, dataset: &Dataset, path: &Path) -> Result<()> {
+    /// Whether records with this provenance (read from `path`) are of the model with
+    /// fingerprint `model` ([`model_fingerprint`]), of configuration `config`, and of
+    /// `dataset` (`export --records`).
+    pub fn check_source(
+        &self,
+        model: &str,
+        config: &str,
+        dataset: &Dataset,
+        path: &Path,
+    ) -> Result<()> {
         if self.images > dataset.len() {
             return Err(Error::bad_input(
                 path,
@@ -136,11 +143,11 @@ impl Provenance {
                 ),
             ));
         }
-        let differs = if self.model != current.model {
+        let differs = if self.model != model {
             Some(format!("the model {}", self.model_name))
-        } else if self.config != current.config {
+        } else if self.config != config {
             Some(format!("configuration {}", self.config))
-        } else if self.data != current.data {
+        } else if self.data != data_fingerprint(dataset) {
             Some(format!("the data {}", self.data_path))
         } else {
             None

@@ -35,22 +35,27 @@ use super::geometry::{band_rows, band_window, padded, ConvGeom, Epilogue, Nhw};
 use super::isa::Isa;
 use super::paths::{self, DirectKernels};
 
-/// Whether [`forward_on`] has a kernel for `g` on `isa`. AVX-512: 16 or 32 output channels,
-/// or 64 (as two groups of 32) at stride 1; wider or strided 64-channel layers do better on
-/// the GEMM there. AVX2: 16 or 32 output channels (in groups of 16); at 64 the GEMM is as
-/// fast or faster (measured with `cargo bench --bench kernels -- convs`, and with the two
-/// paths interleaved call by call, which on a shared machine is the fairer comparison). On
-/// AVX2 the 3×3 stride-1 layers take [`super::winograd`] first, so this kernel runs the stems
-/// and the strided layers there.
+/// Whether [`forward_on`] has a kernel for `g` on `isa`: the path's table entry says which
+/// layers its kernel beats the GEMM on (`kernels/avx2`, `kernels/avx512`). On AVX2 the 3×3
+/// stride-1 layers take [`super::winograd`] first, so this kernel runs the stems and the
+/// strided layers there.
 pub fn supported_on(g: &ConvGeom, isa: Isa) -> bool {
-    paths::of(isa).direct.is_some_and(|k| (k.forward)(g))
+    kernels_with(isa, g, |k| k.forward).is_some()
 }
 
-/// Whether [`backward_weight_on`] has a kernel for `g` on `isa`: where it beats the GEMM
-/// (on AVX-512 up to 32 output channels, on AVX2 16; measured with `cargo bench --bench
-/// kernels -- convs`).
+/// Whether [`backward_weight_on`] has a kernel for `g` on `isa` (where it beats the GEMM,
+/// as the path's table entry says).
 pub fn supports_weight_grad_on(g: &ConvGeom, isa: Isa) -> bool {
-    paths::of(isa).direct.is_some_and(|k| (k.weight_grad)(g))
+    kernels_with(isa, g, |k| k.weight_grad).is_some()
+}
+
+/// The direct kernels of `isa` when the layers that `runs` names for them include `g`.
+fn kernels_with(
+    isa: Isa,
+    g: &ConvGeom,
+    runs: fn(&DirectKernels) -> fn(&ConvGeom) -> bool,
+) -> Option<DirectKernels> {
+    paths::of(isa).direct.filter(|k| runs(k)(g))
 }
 
 /// [`supported_on`] the active path.
@@ -86,10 +91,9 @@ pub fn forward_on(
     epilogue: Epilogue,
     out: &mut [f32],
 ) {
-    let kernels = match paths::of(isa).direct {
-        Some(k) if (k.forward)(g) && isa.available() => k,
-        _ => panic!("no direct kernel for {g:?} on {isa}"),
-    };
+    let kernels = kernels_with(isa, g, |k| k.forward)
+        .filter(|_| isa.available())
+        .unwrap_or_else(|| panic!("no direct kernel for {g:?} on {isa}"));
     // The kernels read the weights and the bias through raw pointers.
     assert!(
         weight.len() >= g.patch_len() * g.cout && epilogue.bias.is_none_or(|b| b.len() >= g.cout),
@@ -179,10 +183,9 @@ pub fn backward_weight(g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f
 
 /// [`backward_weight`] on `isa`, which this CPU must have and which must support `g`.
 pub fn backward_weight_on(isa: Isa, g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    let kernels: DirectKernels = match paths::of(isa).direct {
-        Some(k) if (k.weight_grad)(g) && isa.available() => k,
-        _ => panic!("no direct weight-gradient kernel for {g:?} on {isa}"),
-    };
+    let kernels = kernels_with(isa, g, |k| k.weight_grad)
+        .filter(|_| isa.available())
+        .unwrap_or_else(|| panic!("no direct weight-gradient kernel for {g:?} on {isa}"));
     let zeros = || vec![0.0f32; g.patch_len() * g.cout];
     let Some(out_nhw) = g.output(input) else {
         return zeros();
