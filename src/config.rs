@@ -349,17 +349,30 @@ impl Config {
     /// reference's ImageNet policy sees a half-size image). The base network is unchanged.
     pub fn with_policy_input_pool(mut self, pool: usize) -> Result<Config> {
         let (_, h, w) = self.input;
-        // The policy's stride-2 stages halve the image twice after the pool: the pooled size
-        // must stay even through them (Fashion-MNIST's 28 allows no pool).
-        let fits = |side: usize| side.is_multiple_of(pool) && (side / pool).is_multiple_of(4);
-        if !(1..=MAX_POLICY_INPUT_POOL).contains(&pool) || !fits(h) || !fits(w) {
+        if !(1..=MAX_POLICY_INPUT_POOL).contains(&pool) {
             return Err(Error::BadUsage(format!(
-                "a policy input pool of {pool} does not fit {} ({h}x{w} images): 1 to {MAX_POLICY_INPUT_POOL}, leaving a side divisible by 4",
+                "a policy input pool of {pool} does not fit {} ({h}x{w} images): give 1 to {MAX_POLICY_INPUT_POOL}",
                 self.name
             )));
         }
         self.policy_input_pool = pool;
         Ok(self)
+    }
+
+    /// How the policy network's input is made from an image side of `side` pixels:
+    /// `(pad_before, pad_after, pooled_side)`. The side is zero-padded to a multiple of
+    /// 4 × the pool (the policy's two stride-2 stages then halve an even size twice), split
+    /// evenly with the odd pixel after, then average-pooled. Sides already a multiple (CIFAR's
+    /// 32 at pools 1, 2 and 4, ImageNet's 224 at 2, Fashion-MNIST's 28 at 1) are not padded.
+    pub fn policy_input_side(&self, side: usize) -> (usize, usize, usize) {
+        let unit = 4 * self.policy_input_pool.max(1);
+        let padded = side.div_ceil(unit) * unit;
+        let pad = padded - side;
+        (
+            pad / 2,
+            pad - pad / 2,
+            padded / self.policy_input_pool.max(1),
+        )
     }
 
     /// The policy input pool when it differs from the named configuration's own.
@@ -471,6 +484,34 @@ mod tests {
         assert_eq!(blocks("R110_C100"), Some(54));
         assert_eq!(blocks("R101_ImgNet"), Some(33));
         assert_eq!(blocks("r110_fmnist"), Some(54));
+    }
+
+    /// Sides already a multiple of 4 × the pool are pooled as they are (every reference
+    /// setting); others are padded evenly first (Fashion-MNIST's 28 at pool 2: 2 + 28 + 2 → 16).
+    #[test]
+    fn the_policy_input_is_padded_only_where_the_pool_needs_it() {
+        let side = |name: &str, pool: usize, side: usize| {
+            Config::by_name(name)
+                .unwrap()
+                .with_policy_input_pool(pool)
+                .unwrap()
+                .policy_input_side(side)
+        };
+        assert_eq!(side("R32_C10", 1, 32), (0, 0, 32));
+        assert_eq!(side("R32_C10", 2, 32), (0, 0, 16));
+        assert_eq!(side("R32_C10", 4, 32), (0, 0, 8));
+        assert_eq!(side("R32_C10", 3, 32), (2, 2, 12));
+        assert_eq!(side("R101_ImgNet", 2, 224), (0, 0, 112));
+        assert_eq!(side("R32_FMNIST", 1, 28), (0, 0, 28));
+        assert_eq!(side("R32_FMNIST", 2, 28), (2, 2, 16));
+        assert_eq!(side("R32_FMNIST", 4, 28), (2, 2, 8));
+        assert_eq!(side("R32_FMNIST", 3, 29), (3, 4, 12));
+        for pool in [0, MAX_POLICY_INPUT_POOL + 1] {
+            let err = Config::by_name("R32_FMNIST")
+                .unwrap()
+                .with_policy_input_pool(pool);
+            assert!(err.is_err(), "pool {pool}");
+        }
     }
 
     #[test]

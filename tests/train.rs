@@ -43,6 +43,9 @@ fn policy_options(penalty: f64) -> PolicyOptions {
         init: fixture("r32_c10.pth"),
         cost: BlockCost::Blocks,
         finetune_beta: 0.0,
+        samples: 1,
+        oracle_warm_start: 0,
+        oracle_images: 512,
     }
 }
 
@@ -264,6 +267,51 @@ fn the_finetune_entropy_bonus_adds_exactly_its_term() {
     );
 }
 
+/// `--samples S`: each draw's baseline is the mean reward of the image's other draws. Draws
+/// that are all the same policy then have no advantage: the curriculum's loss is the entropy
+/// term alone, finetuning's the cross-entropy alone (the advantages' arithmetic is
+/// `reward::leave_one_out`'s unit test).
+#[test]
+fn several_samples_are_baselined_by_the_other_samples() {
+    let case = &json("policy_loss_expected.json")["finetune"];
+    let (model, _) = trainable_r32();
+    let mut base = model.resnet.clone();
+    base.fold_batchnorm().unwrap();
+    let (x, labels) = fixed_batch(&model, 16);
+    let y = Tensor::new(labels.as_slice(), &Device::Cpu).unwrap();
+    let policy = policy_of(case);
+    let twice = Tensor::cat(&[&policy, &policy], 0).unwrap();
+    let mut options = policy_options(-1.0);
+    options.samples = 2;
+    let k = model.num_blocks();
+    let step = curriculum::step(&model, &base, &x, &labels, k, &options, |p| {
+        assert_eq!(
+            p.dims2().unwrap(),
+            (32, k),
+            "the draws see every image twice"
+        );
+        Ok(twice.clone())
+    })
+    .unwrap();
+    assert_eq!(step.correct.len(), 16, "the outcome reports the first draw");
+    let probs = model.policy().unwrap().keep_probs(&x, true).unwrap();
+    let bounded = reward::bounded(&probs, 0.8).unwrap();
+    let entropy_only = (reward::entropy_sum(&bounded).unwrap() * (-0.1 / 16.0)).unwrap();
+    assert_close(
+        &[step.loss.to_scalar::<f32>().unwrap()],
+        &[entropy_only.to_scalar::<f32>().unwrap()],
+        "identical draws: the entropy term only",
+    );
+    let step = finetune::step(&model, &x, &labels, &y, &options, |_| Ok(twice.clone())).unwrap();
+    let logits = blockdrop::exec::forward_masked(&model.resnet, &x, &policy, true).unwrap();
+    let ce = candle_nn::loss::cross_entropy(&logits, &y).unwrap();
+    assert_close(
+        &[step.loss.to_scalar::<f32>().unwrap()],
+        &[ce.to_scalar::<f32>().unwrap()],
+        "identical draws: the cross-entropy only",
+    );
+}
+
 #[test]
 fn losses_fall_on_a_fixed_batch() {
     use blockdrop::train::optim::{params, Kind, Optimizer};
@@ -310,6 +358,31 @@ fn losses_fall_on_a_fixed_batch() {
     }
     let last = surrogate().to_scalar::<f32>().unwrap();
     assert!(last < first, "policy-gradient surrogate {first} → {last}");
+
+    // The oracle warm start's cross-entropy against its ladder's targets, with Adam.
+    let (model, varmap) = trainable_r32();
+    let mut base = model.resnet.clone();
+    base.fold_batchnorm().unwrap();
+    let k = model.num_blocks();
+    let ladder = blockdrop::train::oracle::Ladder::new(
+        (1..=k).map(|r| (0..k).map(|b| b < r).collect()).collect(),
+    );
+    let mut adam = Optimizer::new(
+        Kind::Adam { weight_decay: 0.0 },
+        params(&varmap, &["agent."]),
+    );
+    let options = policy_options(-1.0);
+    let warm = || {
+        blockdrop::train::oracle::step(&model, &base, &ladder, &x, &labels, &options)
+            .unwrap()
+            .loss
+    };
+    let first = warm().to_scalar::<f32>().unwrap();
+    for _ in 0..5 {
+        adam.step(&warm().backward().unwrap(), 1e-3).unwrap();
+    }
+    let last = warm().to_scalar::<f32>().unwrap();
+    assert!(last < first, "warm-start cross-entropy {first} → {last}");
 }
 
 // ------------------------------------------------------------------ the command line
@@ -525,7 +598,7 @@ fn a_half_size_policy_input_is_recorded_and_kept_by_every_stage() {
     ];
     args.extend(TINY);
     ok(blockdrop(&args));
-    // Fashion-MNIST's 28x28 halves to 14, which the policy's stages cannot halve twice.
+    // A pool beyond 4 leaves a CIFAR image a few pixels: refused.
     let refused = blockdrop(&[
         "train",
         "curriculum",
@@ -536,9 +609,9 @@ fn a_half_size_policy_input_is_recorded_and_kept_by_every_stage() {
         "--out",
         s(&tmp.path().join("refused")),
         "--config",
-        "R32_FMNIST",
+        "R32_C10",
         "--policy-input-pool",
-        "2",
+        "5",
     ]);
     assert_eq!(
         refused.status.code(),
@@ -603,7 +676,7 @@ fn a_half_size_policy_input_is_recorded_and_kept_by_every_stage() {
         &Device::Cpu,
     )
     .unwrap();
-    meta.insert("policy_input_pool".to_string(), "3".to_string());
+    meta.insert("policy_input_pool".to_string(), "9".to_string());
     let forged = tmp.path().join("forged.safetensors");
     let tensors: std::collections::BTreeMap<String, Tensor> = tensors.into_iter().collect();
     let meta: std::collections::BTreeMap<String, String> = meta
@@ -710,6 +783,77 @@ fn curriculum_and_finetune_train_from_the_previous_stage() {
     assert!(
         finetuned != base_tensors,
         "finetuning changed no base tensor"
+    );
+}
+
+/// The options beyond the reference (`--oracle-warm-start`, `--samples`, `--cost network`, a
+/// padded `--policy-input-pool` on Fashion-MNIST's 28x28) run end to end: the warm-start
+/// epoch trains every decision (its targets' figures in metrics.csv, no forced blocks), the
+/// run records each option, resuming keeps them, and the model evaluates.
+#[test]
+fn the_options_beyond_the_reference_train_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_fmnist(tmp.path());
+    let base = train_base(tmp.path(), &data, 1);
+    let cl = tmp.path().join("curriculum");
+    let extra = [
+        "--oracle-warm-start",
+        "1",
+        "--oracle-images",
+        "16",
+        "--samples",
+        "2",
+        "--cost",
+        "network",
+        "--policy-input-pool",
+        "2",
+        "--cl-step",
+        "15",
+    ];
+    train_curriculum(&base, &data, &cl, "1", &extra);
+    let config = std::fs::read_to_string(cl.join("config.json")).unwrap();
+    for needle in [
+        "\"oracle_warm_start\": 1",
+        "\"oracle_images\": 16",
+        "\"samples\": 2",
+        "\"kind\": \"network\"",
+        "\"policy_input_pool\": 2",
+    ] {
+        assert!(config.contains(needle), "{needle} in {config}");
+    }
+    let last = cl.join("last.safetensors");
+    let (_, meta) =
+        blockdrop::checkpoint::native::read(&last, &std::fs::read(&last).unwrap(), &Device::Cpu)
+            .unwrap();
+    assert!(
+        !meta.contains_key("evaluation"),
+        "a warm-start epoch forces no decision: {meta:?}"
+    );
+    ok(blockdrop(&[
+        "train",
+        "curriculum",
+        "--resume",
+        s(&cl),
+        "--epochs",
+        "2",
+    ]));
+    assert_eq!(metrics_rows(&cl), 2);
+    let config_after = std::fs::read_to_string(cl.join("config.json")).unwrap();
+    assert!(config_after.contains("\"samples\": 2"), "{config_after}");
+    let out = ok(blockdrop(&[
+        "eval",
+        "--model",
+        s(&last),
+        "--data",
+        s(&data),
+    ]));
+    assert!(out.starts_with("Accuracy: "), "{out}");
+    let loaded = blockdrop::checkpoint::load_model(&last, None, None, &Device::Cpu).unwrap();
+    let agent = loaded.model.policy().unwrap();
+    assert_eq!(
+        agent.input_pad,
+        ((2, 2), (2, 2)),
+        "28 padded to 32 before the pool"
     );
 }
 

@@ -323,6 +323,9 @@ struct PolicyStage<'a> {
     train: StageFn,
     /// `--policy-input-pool` (the curriculum, which makes the policy network).
     policy_input_pool: Option<usize>,
+    /// `--oracle-warm-start` and `--oracle-images` (the curriculum; 0 elsewhere).
+    oracle_warm_start: usize,
+    oracle_images: usize,
 }
 
 fn train_policy(
@@ -354,6 +357,7 @@ fn train_policy(
         |config| {
             let cost = match (&policy.cost, &table) {
                 (Some(RewardCostArg::Flops), _) => BlockCost::flops(config),
+                (Some(RewardCostArg::Network), _) => BlockCost::network(config),
                 (_, Some((path, table))) => BlockCost::measured(table, path, config)?,
                 _ => BlockCost::Blocks,
             };
@@ -368,6 +372,9 @@ fn train_policy(
                 init: stage.init.to_path_buf(),
                 cost,
                 finetune_beta: policy.finetune_beta,
+                samples: policy.samples,
+                oracle_warm_start: stage.oracle_warm_start,
+                oracle_images: stage.oracle_images,
             })
         },
     )?;
@@ -401,10 +408,12 @@ pub fn curriculum(args: &TrainCurriculumArgs) -> anyhow::Result<()> {
         what: "policy (curriculum)",
         init: &base,
         model_file: base.clone(),
-        defaults: curriculum::defaults(blocks, args.policy.cl_step),
+        defaults: curriculum::defaults(blocks, args.policy.cl_step, args.oracle_warm_start),
         penalty: curriculum::DEFAULT_PENALTY,
         train: curriculum::train,
         policy_input_pool: args.policy_input_pool,
+        oracle_warm_start: args.oracle_warm_start,
+        oracle_images: args.oracle_images,
     };
     train_policy(&args.run, &args.policy, stage)
 }
@@ -423,6 +432,8 @@ pub fn finetune(args: &TrainFinetuneArgs) -> anyhow::Result<()> {
         penalty: finetune::DEFAULT_PENALTY,
         train: finetune::train,
         policy_input_pool: None,
+        oracle_warm_start: 0,
+        oracle_images: blockdrop::train::oracle::DEFAULT_LADDER_IMAGES,
     };
     train_policy(&args.run, &args.policy, stage)
 }

@@ -49,11 +49,19 @@ pub struct PolicyArgs {
     pub no_augment: bool,
 
     /// What a kept block costs in the reward: `blocks` (the reference: every block the same),
-    /// `flops` (each block's FLOPs), or a cost table FILE.json from `profile --cost` (each
-    /// block's measured time on a device). A correct image earns 1 − (cost kept / cost of all
-    /// blocks)². Fixed when the run starts; the run folder keeps the table as cost.json.
-    #[arg(long, value_name = "blocks|flops|FILE.json", conflicts_with = "resume", value_parser = reward_cost)]
+    /// `flops` (each block's FLOPs), `network` (ours: the FLOPs of the whole network, the
+    /// policy network, stem, shortcuts and head included, as the comparison at equal FLOPs
+    /// counts them), or a cost table FILE.json from `profile --cost` (each block's measured
+    /// time on a device). A correct image earns 1 − (cost kept / cost of all blocks)². Fixed
+    /// when the run starts; the run folder keeps the table as cost.json.
+    #[arg(long, value_name = "blocks|flops|network|FILE.json", conflicts_with = "resume", value_parser = reward_cost)]
     pub cost: Option<RewardCostArg>,
+
+    /// Policy samples per image (ours; 1 = the reference). Above 1, each sample's advantage is
+    /// its reward minus the mean reward of the image's other samples (the leave-one-out
+    /// baseline) instead of the greedy policy's; the base network runs once per sample.
+    #[arg(long, value_name = "S", default_value_t = 1, value_parser = count)]
+    pub samples: usize,
 
     /// Finetuning: run every kept block on the whole batch and blend (the reference's masked
     /// executor, BatchNorm over the whole batch) instead of running a block only on the images
@@ -77,11 +85,24 @@ pub struct TrainCurriculumArgs {
     pub base: Option<PathBuf>,
 
     /// The policy network sees the image average-pooled by N (2: a 16x16 CIFAR image, a
-    /// quarter of the policy's FLOPs). Ours, for CIFAR and Fashion-MNIST; the reference's
-    /// ImageNet policy already sees a half-size image. Recorded in the model files, which
-    /// every command then runs the same way.
+    /// quarter of the policy's FLOPs), after zero-padding a side that is not a multiple of
+    /// 4·N up to one (Fashion-MNIST at 2: 32, pooled to 16x16). Ours, for CIFAR and
+    /// Fashion-MNIST; the reference's ImageNet policy already sees a half-size image.
+    /// Recorded in the model files, which every command then runs the same way.
     #[arg(long, value_name = "N", conflicts_with = "resume", value_parser = count)]
     pub policy_input_pool: Option<usize>,
+
+    /// Epochs of oracle-guided warm start before REINFORCE (ours; 0 = the reference): the
+    /// policy learns, per training image, the cheapest of the best static subsets (a nested
+    /// ladder chosen on --oracle-images training images) from which the base stays right.
+    /// Added to the default epochs. With --cl-step at the block count REINFORCE then trains
+    /// every decision from its first epoch.
+    #[arg(long, value_name = "E", default_value_t = 0, conflicts_with = "resume")]
+    pub oracle_warm_start: usize,
+
+    /// Training images the warm start's ladder of static subsets is chosen on.
+    #[arg(long, value_name = "N", default_value_t = blockdrop::train::oracle::DEFAULT_LADDER_IMAGES, value_parser = count)]
+    pub oracle_images: usize,
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +124,7 @@ pub struct TrainFinetuneArgs {
 pub enum RewardCostArg {
     Blocks,
     Flops,
+    Network,
     Table(PathBuf),
 }
 
@@ -110,7 +132,8 @@ fn reward_cost(s: &str) -> Result<RewardCostArg, String> {
     match s {
         "blocks" => Ok(RewardCostArg::Blocks),
         "flops" => Ok(RewardCostArg::Flops),
-        "" => Err("give `blocks`, `flops` or a cost table's path".into()),
+        "network" => Ok(RewardCostArg::Network),
+        "" => Err("give `blocks`, `flops`, `network` or a cost table's path".into()),
         path => Ok(RewardCostArg::Table(PathBuf::from(path))),
     }
 }

@@ -116,11 +116,10 @@ pub struct BlockDropFlops {
 impl BlockDropFlops {
     pub fn for_config(config: &Config) -> Self {
         let (_, h, w) = config.input;
-        let pool = config.policy_input_pool;
         let policy = NetworkFlops::count(
             &config.policy,
-            h / pool,
-            w / pool,
+            config.policy_input_side(h).2,
+            config.policy_input_side(w).2,
             &[config.num_blocks(), 1],
         );
         let base = NetworkFlops::count(&config.base, h, w, &[config.classes()]);

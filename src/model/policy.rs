@@ -15,6 +15,9 @@ pub struct PolicyNet {
     pub vnet: Linear,
     /// The input is average-pooled by this factor first (2 for the ImageNet policy).
     pub input_pool: usize,
+    /// Zeros added before and after each side first, `(height, width)`
+    /// ([`Config::policy_input_side`]).
+    pub input_pad: ((usize, usize), (usize, usize)),
 }
 
 impl PolicyNet {
@@ -26,16 +29,28 @@ impl PolicyNet {
             logit: candle_nn::linear(dim, config.num_blocks(), vb.pp("logit"))?,
             vnet: candle_nn::linear(dim, 1, vb.pp("vnet"))?,
             input_pool: config.policy_input_pool,
+            input_pad: {
+                let (_, h, w) = config.input;
+                let (top, bottom, _) = config.policy_input_side(h);
+                let (left, right, _) = config.policy_input_side(w);
+                ((top, bottom), (left, right))
+            },
         })
     }
 
     /// The trunk's pooled features, `[N, feature_dim]`.
     pub fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let x = if self.input_pool > 1 {
-            x.avg_pool2d(self.input_pool)?
-        } else {
-            x.clone()
-        };
+        let ((top, bottom), (left, right)) = self.input_pad;
+        let mut x = x.clone();
+        if top + bottom > 0 {
+            x = x.pad_with_zeros(2, top, bottom)?;
+        }
+        if left + right > 0 {
+            x = x.pad_with_zeros(3, left, right)?;
+        }
+        if self.input_pool > 1 {
+            x = x.avg_pool2d(self.input_pool)?;
+        }
         self.features.forward_full(&x, train)
     }
 

@@ -24,6 +24,10 @@ pub enum BlockCost {
     Blocks,
     /// Each block's FLOPs.
     Flops { blocks: Vec<f64> },
+    /// Each block's FLOPs on top of `fixed`, the FLOPs every image pays whatever it keeps
+    /// (policy network, stem, shortcuts, head): the count the comparison at equal FLOPs
+    /// charges (ours, `--cost network`).
+    Network { blocks: Vec<f64>, fixed: f64 },
     /// Each block's median time (µs) from the cost table `table` (a copy is kept in the run
     /// folder as `cost.json`).
     Measured {
@@ -39,6 +43,16 @@ impl BlockCost {
         let flops = BlockDropFlops::for_config(config);
         BlockCost::Flops {
             blocks: flops.base.blocks.iter().map(|&f| f as f64).collect(),
+        }
+    }
+
+    /// Each block's FLOPs on top of the FLOPs every image pays, in `config`.
+    pub fn network(config: &Config) -> Self {
+        let flops = BlockDropFlops::for_config(config);
+        let none = vec![false; flops.base.blocks.len()];
+        BlockCost::Network {
+            blocks: flops.base.blocks.iter().map(|&f| f as f64).collect(),
+            fixed: flops.per_image(&none) as f64,
         }
     }
 
@@ -66,7 +80,17 @@ impl BlockCost {
     pub fn weights(&self) -> Option<&[f64]> {
         match self {
             BlockCost::Blocks => None,
-            BlockCost::Flops { blocks } | BlockCost::Measured { blocks, .. } => Some(blocks),
+            BlockCost::Flops { blocks }
+            | BlockCost::Network { blocks, .. }
+            | BlockCost::Measured { blocks, .. } => Some(blocks),
+        }
+    }
+
+    /// What every image pays whatever it keeps, in the weights' unit (0 but for `network`).
+    fn fixed(&self) -> f64 {
+        match self {
+            BlockCost::Network { fixed, .. } => *fixed,
+            _ => 0.0,
         }
     }
 
@@ -94,6 +118,12 @@ impl BlockCost {
         if weights.iter().sum::<f64>() <= 0.0 {
             return Err("gives every block a cost of 0".into());
         }
+        let fixed = self.fixed();
+        if !(fixed.is_finite() && (0.0..=MAX_WEIGHT).contains(&fixed)) {
+            return Err(format!(
+                "fixed cost is {fixed}, not a cost from 0 to {MAX_WEIGHT:e}"
+            ));
+        }
         Ok(())
     }
 
@@ -104,14 +134,15 @@ impl BlockCost {
         match self.weights() {
             None => keep.iter().filter(|&&k| k).count() as f32 / keep.len().max(1) as f32,
             Some(weights) => {
-                let total: f64 = weights.iter().sum();
+                let fixed = self.fixed();
+                let total: f64 = fixed + weights.iter().sum::<f64>();
                 let kept = weights
                     .iter()
                     .zip(keep)
                     .filter(|(_, &k)| k)
                     // From +0.0: an empty f64 sum is −0.0.
                     .fold(0.0, |sum, (w, _)| sum + w);
-                (kept / total) as f32
+                ((fixed + kept) / total) as f32
             }
         }
     }
@@ -121,6 +152,7 @@ impl BlockCost {
         match self {
             BlockCost::Blocks => "blocks",
             BlockCost::Flops { .. } => "flops",
+            BlockCost::Network { .. } => "network",
             BlockCost::Measured { .. } => "measured",
         }
     }
@@ -130,6 +162,7 @@ impl BlockCost {
         match self {
             BlockCost::Blocks => "blocks".into(),
             BlockCost::Flops { .. } => "FLOPs".into(),
+            BlockCost::Network { .. } => "FLOPs of the whole network, policy included".into(),
             BlockCost::Measured { table, .. } => format!("measured time ({})", table.display()),
         }
     }
@@ -172,6 +205,32 @@ mod tests {
         assert_eq!(cost.share(&[true, false]), 0.25);
         assert_eq!(cost.share(&[false, true]), 0.75);
         assert_eq!(cost.share(&[true, true]), 1.0);
+    }
+
+    /// `network`: what every image pays counts in both the kept cost and the total.
+    #[test]
+    fn the_network_cost_charges_the_fixed_part() {
+        let cost = BlockCost::Network {
+            blocks: vec![1.0, 3.0],
+            fixed: 4.0,
+        };
+        assert_eq!(cost.share(&[false, false]), 0.5);
+        assert_eq!(cost.share(&[false, true]), 0.875);
+        assert_eq!(cost.share(&[true, true]), 1.0);
+        let config = Config::by_name("R32_FMNIST").unwrap();
+        let flops = BlockDropFlops::for_config(&config);
+        let BlockCost::Network { blocks, fixed } = BlockCost::network(&config) else {
+            panic!("not a network cost");
+        };
+        let all = fixed + blocks.iter().sum::<f64>();
+        let every = vec![true; blocks.len()];
+        assert_eq!(all as u64, flops.per_image(&every));
+        assert!(BlockCost::Network {
+            blocks,
+            fixed: f64::NAN
+        }
+        .check(15)
+        .is_err());
     }
 
     #[test]

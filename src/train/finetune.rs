@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::exec::{forward_batch, forward_masked, forward_masked_sparse};
 use crate::model::BlockDrop;
 use crate::train::policy::{self, PolicyOptions, Step, Trainer};
-use crate::train::reward::{self, bounded, greedy, keep_bits, sample};
+use crate::train::reward::{self, bounded, greedy, keep_bits, repeat_rows, sample};
 use crate::train::run::{Run, BEST, LAST};
 use crate::train::{load_model_file, LoopDefaults, Progress, Setting, DEFAULT_LR_DECAY_RATIO};
 
@@ -88,42 +88,56 @@ pub fn step(
     options: &PolicyOptions,
     draw: impl FnOnce(&Tensor) -> candle_core::Result<Tensor>,
 ) -> Result<Step> {
+    let (n, draws) = (labels.len(), options.samples.max(1));
     let probs = model.policy()?.keep_probs(x, true)?;
     let p_bounded = bounded(&probs, options.alpha)?;
-    let sampled = draw(&p_bounded)?;
-    let baseline = greedy(&probs)?;
-    let baseline_logits = forward_batch(&model.resnet, x, &keep_bits(&baseline)?)?.detach();
+    let p_draws = repeat_rows(&p_bounded, draws)?;
+    let sampled = draw(&p_draws)?;
+    let (x_draws, all_labels) = (repeat_rows(x, draws)?, labels.repeat(draws));
     let logits = if options.masked {
-        forward_masked(&model.resnet, x, &sampled, true)?
+        forward_masked(&model.resnet, &x_draws, &sampled, true)?
     } else {
-        forward_masked_sparse(&model.resnet, x, &keep_bits(&sampled)?, true)?
+        forward_masked_sparse(&model.resnet, &x_draws, &keep_bits(&sampled)?, true)?
     };
-    let correct = reward::correct(&logits, labels)?;
+    let correct = reward::correct(&logits, &all_labels)?;
     let sampled_reward = reward::reward(&correct, &sampled, &options.cost, options.penalty)?;
-    let baseline_reward = reward::reward(
-        &reward::correct(&baseline_logits, labels)?,
-        &baseline,
-        &options.cost,
-        options.penalty,
-    )?;
-    let advantage: Vec<f32> = sampled_reward
-        .iter()
-        .zip(&baseline_reward)
-        .map(|(s, b)| s - b)
-        .collect();
-    let mut loss = joint_loss(&p_bounded, &sampled, &advantage, &logits, y)?;
+    let (mut loss, sampled_reward) = if draws == 1 {
+        let baseline = greedy(&probs)?;
+        let baseline_logits = forward_batch(&model.resnet, x, &keep_bits(&baseline)?)?.detach();
+        let baseline_reward = reward::reward(
+            &reward::correct(&baseline_logits, labels)?,
+            &baseline,
+            &options.cost,
+            options.penalty,
+        )?;
+        let advantage: Vec<f32> = sampled_reward
+            .iter()
+            .zip(&baseline_reward)
+            .map(|(s, b)| s - b)
+            .collect();
+        let loss = joint_loss(&p_bounded, &sampled, &advantage, &logits, y)?;
+        (loss, sampled_reward)
+    } else {
+        // The policy term averaged over the draws; the cross-entropy is a mean already.
+        let advantage = reward::leave_one_out(&sampled_reward, n);
+        let policy_term = reward::policy_gradient_sum(&p_draws, &sampled, &advantage, None)?;
+        let y_draws = repeat_rows(y, draws)?;
+        let ce = candle_nn::loss::cross_entropy(&logits, &y_draws)?;
+        (((policy_term / draws as f64)? + ce)?, sampled_reward)
+    };
     if options.finetune_beta > 0.0 {
         // Summed over images like the policy-gradient term, so β weighs the two as in the
         // curriculum's loss; the Bernoulli entropy, which does not favour dropping blocks.
         let entropy = reward::bernoulli_entropy_sum(&p_bounded)?;
         loss = (loss - (entropy * options.finetune_beta)?)?;
     }
-    Ok(Step {
+    Ok(Step::first_draw(
         loss,
-        sampled,
+        &sampled,
         correct,
         sampled_reward,
-    })
+        n,
+    )?)
 }
 
 /// The finetuning loss: the policy-gradient term summed over images (no entropy bonus) plus

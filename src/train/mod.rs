@@ -10,6 +10,7 @@ pub mod epochs;
 pub mod finetune;
 pub mod init;
 pub mod optim;
+pub mod oracle;
 pub mod policy;
 pub mod reward;
 pub mod run;

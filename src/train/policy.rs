@@ -56,6 +56,24 @@ pub struct PolicyOptions {
     /// exploration option against policies collapsing to a few, docs/method.md).
     #[serde(default)]
     pub finetune_beta: f64,
+    /// Policy samples drawn per image; above 1 each sample's baseline is the mean reward of
+    /// the image's other samples instead of the greedy policy's (ours, docs/method.md).
+    #[serde(default = "one")]
+    pub samples: usize,
+    /// Curriculum: epochs of oracle-guided warm start before REINFORCE (ours, 0 = the
+    /// reference), and the training images its ladder of subsets is chosen on.
+    #[serde(default)]
+    pub oracle_warm_start: usize,
+    #[serde(default = "default_ladder_images")]
+    pub oracle_images: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn default_ladder_images() -> usize {
+    crate::train::oracle::DEFAULT_LADDER_IMAGES
 }
 
 /// One batch's outcome under the sampled policies.
@@ -65,6 +83,27 @@ pub struct Step {
     pub sampled: Tensor,
     pub correct: Vec<bool>,
     pub sampled_reward: Vec<f32>,
+}
+
+impl Step {
+    /// A batch of `n` images drawn several times, reported as its first draw's (the first
+    /// `n` rows): the progress line's figures stay per image.
+    pub fn first_draw(
+        loss: Tensor,
+        sampled: &Tensor,
+        mut correct: Vec<bool>,
+        mut sampled_reward: Vec<f32>,
+        n: usize,
+    ) -> candle_core::Result<Self> {
+        correct.truncate(n);
+        sampled_reward.truncate(n);
+        Ok(Step {
+            loss,
+            sampled: sampled.narrow(0, 0, n)?,
+            correct,
+            sampled_reward,
+        })
+    }
 }
 
 crate::train::stage_options!(PolicyOptions);
@@ -112,6 +151,11 @@ impl Trainer {
             optimizer,
             start,
         })
+    }
+
+    /// The first epoch the run still has to train.
+    pub fn first_epoch(&self) -> usize {
+        self.start.epoch
     }
 
     /// The run's remaining epochs: each batch through `step(model, epoch, images, labels,

@@ -41,6 +41,32 @@ pub fn sample(bounded_probs: &Tensor, rng: &mut Rng) -> Result<Tensor> {
     uniform.lt(&bounded_probs.detach())?.to_dtype(DType::F32)
 }
 
+/// `t` stacked `times` times along the batch: row `s·N + i` is row `i` of draw `s`.
+pub fn repeat_rows(t: &Tensor, times: usize) -> Result<Tensor> {
+    match times {
+        0 | 1 => Ok(t.clone()),
+        _ => Tensor::cat(&vec![t; times], 0),
+    }
+}
+
+/// Each draw's advantage over the mean reward of the same image's other draws (the
+/// leave-one-out baseline), `rewards` laid out as [`repeat_rows`] lays out `images` images.
+pub fn leave_one_out(rewards: &[f32], images: usize) -> Vec<f32> {
+    let draws = rewards.len() / images.max(1);
+    if draws < 2 {
+        return vec![0.0; rewards.len()];
+    }
+    let mut sums = vec![0f32; images];
+    for (j, r) in rewards.iter().enumerate() {
+        sums[j % images] += r;
+    }
+    rewards
+        .iter()
+        .enumerate()
+        .map(|(j, r)| r - (sums[j % images] - r) / (draws - 1) as f32)
+        .collect()
+}
+
 /// The greedy policy `p ≥ 0.5`, `[N, K]` of 0/1.
 pub fn greedy(probs: &Tensor) -> Result<Tensor> {
     probs.detach().ge(0.5)?.to_dtype(DType::F32)
@@ -179,6 +205,18 @@ mod tests {
             policy.to_vec2::<f32>().unwrap()
         );
         assert_eq!(mask.sum_all().unwrap().to_scalar::<f32>().unwrap(), 4.0);
+    }
+
+    #[test]
+    fn leave_one_out_subtracts_the_other_draws_mean() {
+        // Two images, three draws each: image 0 gets 1, 0, 0.5; image 1 gets 0, 0, 0.
+        let r = [1.0, 0.0, 0.0, 0.0, 0.5, 0.0];
+        let a = leave_one_out(&r, 2);
+        assert_eq!(a, vec![0.75, 0.0, -0.75, 0.0, 0.0, 0.0]);
+        let x = t(&[&[1.0, 2.0], &[3.0, 4.0]]);
+        let stacked = repeat_rows(&x, 3).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(stacked.len(), 6);
+        assert_eq!(stacked[4], vec![1.0, 2.0]);
     }
 
     /// −Σ log P(u)·A by hand: p' = (0.8, 0.2), u = (1, 0) → log P = 2·ln 0.8; A = 0.5.
