@@ -78,11 +78,7 @@ pub fn step(
         let (baseline, _) = force_first(&greedy(&probs)?, trained)?;
         let (correct, sampled_reward) = outcome(&sampled, x, labels)?;
         let (_, baseline_reward) = outcome(&baseline, x, labels)?;
-        let advantage = sampled_reward
-            .iter()
-            .zip(&baseline_reward)
-            .map(|(s, b)| s - b)
-            .collect();
+        let advantage = reward::over_baseline(&sampled_reward, &baseline_reward);
         (correct, sampled_reward, advantage)
     } else {
         let all_labels = labels.repeat(draws);

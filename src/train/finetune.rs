@@ -110,20 +110,19 @@ pub fn step(
             &options.cost,
             options.penalty,
         )?;
-        let advantage: Vec<f32> = sampled_reward
-            .iter()
-            .zip(&baseline_reward)
-            .map(|(s, b)| s - b)
-            .collect();
+        let advantage = reward::over_baseline(&sampled_reward, &baseline_reward);
         let loss = joint_loss(&p_bounded, &sampled, &advantage, &logits, y)?;
         (loss, sampled_reward)
     } else {
-        // The policy term averaged over the draws; the cross-entropy is a mean already.
-        let advantage = reward::leave_one_out(&sampled_reward, n);
-        let policy_term = reward::policy_gradient_sum(&p_draws, &sampled, &advantage, None)?;
+        // The policy term averaged over the draws (each advantage divided by their number);
+        // the cross-entropy is a mean already.
+        let advantage: Vec<f32> = reward::leave_one_out(&sampled_reward, n)
+            .iter()
+            .map(|a| a / draws as f32)
+            .collect();
         let y_draws = repeat_rows(y, draws)?;
-        let ce = candle_nn::loss::cross_entropy(&logits, &y_draws)?;
-        (((policy_term / draws as f64)? + ce)?, sampled_reward)
+        let loss = joint_loss(&p_draws, &sampled, &advantage, &logits, &y_draws)?;
+        (loss, sampled_reward)
     };
     if options.finetune_beta > 0.0 {
         // Summed over images like the policy-gradient term, so β weighs the two as in the

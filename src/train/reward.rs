@@ -41,6 +41,12 @@ pub fn sample(bounded_probs: &Tensor, rng: &mut Rng) -> Result<Tensor> {
     uniform.lt(&bounded_probs.detach())?.to_dtype(DType::F32)
 }
 
+/// Each sample's advantage over the greedy policy's reward on the same image (the reference's
+/// self-critical baseline).
+pub fn over_baseline(sampled: &[f32], baseline: &[f32]) -> Vec<f32> {
+    sampled.iter().zip(baseline).map(|(s, b)| s - b).collect()
+}
+
 /// `t` stacked `times` times along the batch: row `s·N + i` is row `i` of draw `s`.
 pub fn repeat_rows(t: &Tensor, times: usize) -> Result<Tensor> {
     match times {
