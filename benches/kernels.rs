@@ -8,7 +8,7 @@
 //! - one training step of R32_FMNIST at batch 128 (forward in train mode, cross-entropy,
 //!   backward, SGD update): stock, fast, PyTorch eager;
 //! - each convolution shape of the CIFAR ResNets at batch 64 on its own, in GFLOP/s, on the
-//!   GEMM, on each direct path the CPU has and on Winograd (AVX2), forward and weight
+//!   GEMM, on each direct and Winograd path the CPU has, forward and weight
 //!   gradient, next to the CPU's measured FMA peak (Winograd's GFLOP/s count the direct
 //!   convolution's work).
 //!
@@ -32,8 +32,9 @@ use blockdrop::kernels::isa::{self, Isa};
 use blockdrop::kernels::Kernels;
 use blockdrop::model::{BlockDrop, BlockDropFlops};
 use blockdrop::stats::median;
+use blockdrop::train::optim::{params, Kind, Optimizer};
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{Optimizer, VarBuilder, VarMap, SGD};
+use candle_nn::{VarBuilder, VarMap};
 use timing::time_ms;
 
 const MODELS: [&str; 2] = ["R110_C10", "R32_FMNIST"];
@@ -70,16 +71,22 @@ fn forward_ms(config: &Config, batch: usize, kernels: Kernels) -> anyhow::Result
     Ok(time_ms(|| model.resnet.forward_full(&x, false))? / batch as f64)
 }
 
-/// One SGD training step of the base network, ms, on the given kernel path.
+/// One SGD training step of the base network, ms, on the given kernel path, with the
+/// optimiser `train base` uses (plain SGD here, as PyTorch's side of the comparison runs).
 fn train_step_ms(config: &Config, kernels: Kernels) -> anyhow::Result<f64> {
     let x = input(config, TRAIN_BATCH)?;
     let labels: Vec<u32> = (0..TRAIN_BATCH as u32).map(|i| i % 10).collect();
     let y = Tensor::new(labels.as_slice(), &Device::Cpu)?;
     let (model, varmap) = random_model(config, kernels, false)?;
-    let mut sgd = SGD::new(varmap.all_vars(), 0.01)?;
+    let sgd = Kind::Sgd {
+        momentum: 0.0,
+        weight_decay: 0.0,
+    };
+    let mut optimizer = Optimizer::new(sgd, params(&varmap, &["resnet."]));
     time_ms(|| {
         let logits = model.resnet.forward_full(&x, true)?;
-        sgd.backward_step(&candle_nn::loss::cross_entropy(&logits, &y)?)
+        let grads = candle_nn::loss::cross_entropy(&logits, &y)?.backward()?;
+        optimizer.step(&grads, 0.01)
     })
 }
 

@@ -403,19 +403,25 @@ fn direct_and_gemm_paths_agree_on_narrow_layers_on_every_isa() {
     println!("compared {compared} layers on {paths:?}");
 }
 
-/// Winograd F(2×2, 3×3) against the GEMM, forward (bias, residual and ReLU included) and
-/// weight gradient: whole and half tiles (odd sizes), padding 0–2, bands on two threads and on
-/// one, single tiles.
+/// Winograd F(2×2, 3×3) against the GEMM on every path with Winograd kernels (AVX2 and
+/// AVX-512; a path this CPU lacks is named as skipped), forward (bias, residual and ReLU
+/// included) and weight gradient: whole and half tiles (odd sizes), padding 0–2, a last group
+/// of 8 input channels, bands on two threads and on one, single tiles.
 #[test]
 fn winograd_and_gemm_agree_on_3x3_stride_1_layers() {
     use blockdrop::kernels::conv::{self, Epilogue, Nhw};
     use blockdrop::kernels::winograd;
-    if !Isa::Avx2.available() {
-        skip(Isa::Avx2, "winograd");
-        return;
-    }
-    let mut compared = 0;
-    for (pad, cin, cout, side, batch) in [
+    let paths: Vec<Isa> = [Isa::Avx2, Isa::Avx512]
+        .into_iter()
+        .filter(|&isa| {
+            let have = isa.available();
+            if !have {
+                skip(isa, "winograd");
+            }
+            have
+        })
+        .collect();
+    const SHAPES: [(usize, usize, usize, usize, usize); 15] = [
         (1, 16, 16, 32, 3),
         (1, 32, 32, 16, 3),
         (1, 64, 64, 8, 3),
@@ -430,7 +436,11 @@ fn winograd_and_gemm_agree_on_3x3_stride_1_layers() {
         (2, 16, 48, 5, 2),
         (1, 24, 32, 9, 3),
         (0, 8, 16, 3, 1),
-    ] {
+        // More tiles than one register block of every path (14 × 32 on AVX-512, 28 × 16).
+        (1, 40, 64, 30, 1),
+    ];
+    let mut compared = 0;
+    for (pad, cin, cout, side, batch) in SHAPES {
         let g = ConvGeom {
             kernel: 3,
             stride: 1,
@@ -438,7 +448,6 @@ fn winograd_and_gemm_agree_on_3x3_stride_1_layers() {
             cin,
             cout,
         };
-        assert!(winograd::supported_on(&g, Isa::Avx2), "{g:?}");
         let input = Nhw {
             n: batch,
             h: side,
@@ -448,39 +457,42 @@ fn winograd_and_gemm_agree_on_3x3_stride_1_layers() {
         let w = values(&randn(&[g.patch_len(), cout]));
         let out_len = g.output(input).unwrap().pixels() * cout;
         let (bias, residual) = (values(&randn(&[cout])), values(&randn(&[out_len])));
-        for epilogue in [
-            Epilogue {
-                bias: Some(&bias),
-                residual: Some(&residual),
-                relu: true,
-            },
-            Epilogue::default(),
-        ] {
-            let mut gemm = vec![f32::NAN; out_len];
-            conv::forward_gemm(&g, input, &x, &w, epilogue, &mut gemm);
-            let v = winograd::transform_weights(&g, &w);
-            on_each_pool(|pool| {
-                let mut fast = vec![f32::NAN; out_len];
-                winograd::forward_on(Isa::Avx2, &g, input, &x, &v, epilogue, &mut fast);
-                let err = rel_err(&fast, &gemm);
-                assert!(
-                    err < 1e-5,
-                    "{g:?} at {batch}x{side}x{side} ({pool}): relative error {err:.2e}"
-                );
-                compared += 1;
-            });
-        }
-        // The weight gradient, with the residual standing in for the output gradient.
+        let v = winograd::transform_weights(&g, &w);
         let gemm_dw = conv::backward_weight_gemm(&g, input, &x, &residual);
-        let fast_dw = winograd::backward_weight_on(Isa::Avx2, &g, input, &x, &residual);
-        let err = rel_err(&fast_dw, &gemm_dw);
-        assert!(
-            err < 1e-5,
-            "{g:?} at {batch}x{side}x{side}: weight gradient relative error {err:.2e}"
-        );
-        compared += 1;
+        for &isa in &paths {
+            assert!(winograd::supported_on(&g, isa), "{isa}: {g:?}");
+            for epilogue in [
+                Epilogue {
+                    bias: Some(&bias),
+                    residual: Some(&residual),
+                    relu: true,
+                },
+                Epilogue::default(),
+            ] {
+                let mut gemm = vec![f32::NAN; out_len];
+                conv::forward_gemm(&g, input, &x, &w, epilogue, &mut gemm);
+                on_each_pool(|pool| {
+                    let mut fast = vec![f32::NAN; out_len];
+                    winograd::forward_on(isa, &g, input, &x, &v, epilogue, &mut fast);
+                    let err = rel_err(&fast, &gemm);
+                    assert!(
+                        err < 1e-5,
+                        "{isa}: {g:?} at {batch}x{side}x{side} ({pool}): relative error {err:.2e}"
+                    );
+                    compared += 1;
+                });
+            }
+            // The weight gradient, with the residual standing in for the output gradient.
+            let fast_dw = winograd::backward_weight_on(isa, &g, input, &x, &residual);
+            let err = rel_err(&fast_dw, &gemm_dw);
+            assert!(
+                err < 1e-5,
+                "{isa}: {g:?} at {batch}x{side}x{side}: weight gradient relative error {err:.2e}"
+            );
+            compared += 1;
+        }
     }
-    assert_eq!(compared, 14 * 5);
+    assert_eq!(compared, paths.len() * SHAPES.len() * 5);
 }
 
 /// The path forced by `BLOCKDROP_ISA` in a child run of these tests (see below).

@@ -133,3 +133,87 @@ fn a_model_folded_for_inference_computes_the_same_and_refuses_training() {
 fn the_forced_instruction_set_path_is_the_one_in_use() {
     common::assert_forced_isa();
 }
+
+/// Every BatchNorm of `varmap` given random statistics and affine parameters, so that a fold
+/// that dropped or misplaced one shows.
+fn randomise_batchnorm(varmap: &VarMap) {
+    let data = varmap.data().lock().unwrap();
+    for (name, var) in data.iter() {
+        let shape = var.as_tensor().shape().clone();
+        let uniform = |lo: f32, hi: f32| Tensor::rand(lo, hi, &shape, &Device::Cpu).unwrap();
+        let is_bn = name.contains(".bn") || name.contains("ds.");
+        if name.ends_with("running_var") {
+            var.set(&uniform(0.5, 1.5)).unwrap();
+        } else if name.ends_with("running_mean") || (is_bn && name.ends_with("bias")) {
+            var.set(&uniform(-0.3, 0.3)).unwrap();
+        } else if is_bn && name.ends_with("weight") {
+            var.set(&uniform(0.7, 1.3)).unwrap();
+        }
+    }
+}
+
+/// The fused pass of a folded network (`blockdrop::model::fused`) against the operators it
+/// replaces: the base with every block, with blocks dropped (segment-opening ones included)
+/// and with none; the policy's features with its input padded and pooled.
+#[test]
+fn the_fused_pass_matches_the_operators() {
+    use blockdrop::exec::{forward_skip_hooked, Direct};
+    use common::rel_err;
+    let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    for (name, pool) in [
+        ("R32_FMNIST", 1),
+        ("R32_FMNIST", 2),
+        ("R32_C10", 2),
+        ("R110_C10", 1),
+    ] {
+        let mut config = Config::by_name(name).unwrap();
+        config.policy_input_pool = pool;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let mut model = BlockDrop::new(&config, vb).unwrap();
+        randomise_batchnorm(&varmap);
+        assert!(
+            !model.resnet.fusable(),
+            "an unfolded network has no fused pass"
+        );
+        model.set_kernels(Kernels::Fast).unwrap();
+        model.fold_batchnorm().unwrap();
+        assert!(model.resnet.fusable(), "{name}");
+        let (c, h, w) = config.input;
+        let x = Tensor::randn(0f32, 1.0, (3, c, h, w), &Device::Cpu).unwrap();
+        let k = model.num_blocks();
+        for keep in [
+            vec![true; k],
+            (0..k).map(|i| i % 5 != 0).collect(),
+            (0..k).map(|i| i % 3 != 1).collect(),
+            vec![false; k],
+        ] {
+            let fused = forward_skip(&model.resnet, &x, &keep).unwrap();
+            let ops = forward_skip_hooked(&model.resnet, &x, &keep, &mut Direct).unwrap();
+            let err = rel_err(&values(&fused), &values(&ops));
+            assert!(err < 1e-5, "{name} {keep:?}: relative error {err:.2e}");
+        }
+        let full = model.resnet.forward_full(&x, false).unwrap();
+        let ops = forward_skip_hooked(&model.resnet, &x, &vec![true; k], &mut Direct).unwrap();
+        assert!(rel_err(&values(&full), &values(&ops)) < 1e-5, "{name}");
+        // The policy: its input padded to a multiple of the pool, pooled, then the trunk.
+        let policy = model.policy().unwrap();
+        let fused = policy.features(&x, false).unwrap();
+        let (top, bottom, _) = config.policy_input_side(h);
+        let (left, right, _) = config.policy_input_side(w);
+        let mut shrunk = x.pad_with_zeros(2, top, bottom).unwrap();
+        shrunk = shrunk.pad_with_zeros(3, left, right).unwrap();
+        if pool > 1 {
+            shrunk = shrunk.avg_pool2d(pool).unwrap();
+        }
+        let trunk = &policy.features;
+        let all = vec![true; trunk.num_blocks()];
+        let ops = forward_skip_hooked(trunk, &shrunk, &all, &mut Direct).unwrap();
+        assert_eq!(fused.dims(), ops.dims());
+        let err = rel_err(&values(&fused), &values(&ops));
+        assert!(
+            err < 1e-5,
+            "{name} policy at pool {pool}: relative error {err:.2e}"
+        );
+    }
+}

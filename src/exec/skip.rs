@@ -5,7 +5,11 @@ use crate::model::FlatResNet;
 
 /// Runs `x` (one image, or a batch sharing one policy) with dropped blocks truly skipped:
 /// a dropped block costs nothing but its segment's shortcut when it is a segment's first block.
+/// A folded network runs as one fused pass ([`crate::model::fused`]).
 pub fn forward_skip(net: &FlatResNet, x: &Tensor, keep: &[bool]) -> Result<Tensor> {
+    if net.fusable() {
+        return net.fused_forward(x, Some(keep), crate::model::fused::InputPrep::NONE);
+    }
     forward_skip_hooked(net, x, keep, &mut Direct)
 }
 

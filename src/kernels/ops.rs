@@ -172,8 +172,6 @@ impl FusedConv {
         check_weight(pl, packed_rows(g), g)?;
         let out = output_of(g, input)?;
         let packed = cpu_f32(ps, pl, "fast conv")?;
-        let (weight, rest) = packed.split_at(g.patch_len() * g.cout);
-        let (bias, winograd_weights) = rest.split_at(g.cout);
         let residual = match residual {
             Some((rs, rl)) => {
                 if activation(rl, g.cout, "residual")? != out {
@@ -183,22 +181,45 @@ impl FusedConv {
             }
             None => None,
         };
-        let epilogue = Epilogue {
-            bias: Some(bias),
-            residual,
-            relu: self.relu,
-        };
         let x = cpu_f32(xs, xl, "fast conv")?;
         // The forward kernels write every output element.
         let y = written_buffer(out.pixels() * g.cout, |y| {
-            let winograd_weights = Some(winograd_weights).filter(|v| !v.is_empty());
-            conv::forward_with(g, input, x, weight, winograd_weights, epilogue, y)
+            packed_forward(g, input, x, packed, residual, self.relu, y)
         });
         Ok((
             CpuStorage::F32(y),
             Shape::from((out.n, out.h, out.w, g.cout)),
         ))
     }
+}
+
+/// `act(x ⊛ w + b [+ residual])` into `out` from a packed inference weight
+/// ([`pack_with_bias`]): what [`FusedConv`] runs, for callers that keep their own buffers
+/// (`crate::model::fused`). The caller checks the operands' sizes: `packed` holds
+/// [`packed_len`] floats, `x` the input's pixels, `residual` and `out` the output's.
+pub fn packed_forward(
+    g: &ConvGeom,
+    input: Nhw,
+    x: &[f32],
+    packed: &[f32],
+    residual: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+) {
+    let (weight, rest) = packed.split_at(g.patch_len() * g.cout);
+    let (bias, winograd_weights) = rest.split_at(g.cout);
+    let epilogue = Epilogue {
+        bias: Some(bias),
+        residual,
+        relu,
+    };
+    let winograd_weights = Some(winograd_weights).filter(|v| !v.is_empty());
+    conv::forward_with(g, input, x, weight, winograd_weights, epilogue, out)
+}
+
+/// Floats in the packed inference weight of `g` ([`pack_with_bias`]).
+pub fn packed_len(g: &ConvGeom) -> usize {
+    packed_rows(g) * g.cout
 }
 
 /// Rows of the packed inference weight of `g` ([`pack_with_bias`]).

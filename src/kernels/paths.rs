@@ -62,8 +62,11 @@ pub(in crate::kernels) struct DirectKernels {
 /// A path's Winograd kernels.
 #[derive(Clone, Copy)]
 pub(in crate::kernels) struct WinogradKernels {
-    /// The layers it runs.
+    /// The layers it can run.
     pub(in crate::kernels) supports: fn(&ConvGeom) -> bool,
+    /// The layers the dispatch gives it, among those it supports: where it beats the path's
+    /// direct kernel and the GEMM, measured.
+    pub(in crate::kernels) preferred: fn(&ConvGeom) -> bool,
     /// One band of the forward pass: transform the band's input tiles into `u`, multiply by
     /// the transformed weights `v` into `m`, transform `m` into the output rows `dst` with
     /// the epilogue applied.

@@ -26,27 +26,9 @@ impl CustomOp1 for ShortcutA {
         let (n, h, w, c) = layout.shape().dims4()?;
         let s = self.stride;
         let (oh, ow, oc) = (h / s, w / s, c + self.extra);
-        let scale = 1.0 / (s * s) as f32;
-        let mut out = vec![0.0f32; n * oh * ow * oc];
-        out.par_chunks_mut(ow * oc)
-            .enumerate()
-            .for_each(|(row, dst)| {
-                let (img, oy) = (row / oh.max(1), row % oh.max(1));
-                for ox in 0..ow {
-                    let d = &mut dst[ox * oc..ox * oc + c];
-                    for dy in 0..s {
-                        for dx in 0..s {
-                            let at = ((img * h + oy * s + dy) * w + ox * s + dx) * c;
-                            for (o, v) in d.iter_mut().zip(&x[at..at + c]) {
-                                *o += v;
-                            }
-                        }
-                    }
-                    for o in d.iter_mut() {
-                        *o *= scale;
-                    }
-                }
-            });
+        let out = super::written_buffer(n * oh * ow * oc, |out| {
+            shortcut_a_into(x, (n, h, w, c), *self, out)
+        });
         Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, oc))))
     }
 
@@ -113,20 +95,7 @@ impl CustomOp1 for GlobalAvgPool {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = cpu_f32(storage, layout, "pooling")?;
         let (n, h, w, c) = layout.shape().dims4()?;
-        let scale = 1.0 / (h * w).max(1) as f32;
-        let mut out = vec![0.0f32; n * c];
-        out.par_chunks_mut(c.max(1))
-            .zip(x.par_chunks((h * w * c).max(1)))
-            .for_each(|(dst, image)| {
-                for pixel in image.chunks_exact(c) {
-                    for (o, v) in dst.iter_mut().zip(pixel) {
-                        *o += v;
-                    }
-                }
-                for o in dst.iter_mut() {
-                    *o *= scale;
-                }
-            });
+        let out = super::written_buffer(n * c, |out| global_avg_pool_into(x, (n, h, w, c), out));
         Ok((CpuStorage::F32(out), Shape::from((n, c))))
     }
 
@@ -178,6 +147,63 @@ impl CustomOp1 for MaxPool3x3S2 {
             });
         Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, c))))
     }
+}
+
+/// [`ShortcutA`] of `x` (`[n, h, w, c]`) into `out` (`[n, h/s, w/s, c + extra]`), every
+/// element written.
+pub fn shortcut_a_into(
+    x: &[f32],
+    (n, h, w, c): (usize, usize, usize, usize),
+    op: ShortcutA,
+    out: &mut [f32],
+) {
+    let s = op.stride;
+    let (oh, ow, oc) = (h / s, w / s, c + op.extra);
+    let scale = 1.0 / (s * s) as f32;
+    out[..n * oh * ow * oc]
+        .par_chunks_mut((ow * oc).max(1))
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let (img, oy) = (row / oh.max(1), row % oh.max(1));
+            for (ox, pixel) in dst.chunks_exact_mut(oc.max(1)).enumerate() {
+                pixel.fill(0.0);
+                let d = &mut pixel[..c];
+                for dy in 0..s {
+                    for dx in 0..s {
+                        let at = ((img * h + oy * s + dy) * w + ox * s + dx) * c;
+                        for (o, v) in d.iter_mut().zip(&x[at..at + c]) {
+                            *o += v;
+                        }
+                    }
+                }
+                for o in d.iter_mut() {
+                    *o *= scale;
+                }
+            }
+        });
+}
+
+/// [`GlobalAvgPool`] of `x` (`[n, h, w, c]`) into `out` (`[n, c]`), every element written.
+pub fn global_avg_pool_into(
+    x: &[f32],
+    (n, h, w, c): (usize, usize, usize, usize),
+    out: &mut [f32],
+) {
+    let scale = 1.0 / (h * w).max(1) as f32;
+    let out = &mut out[..n * c];
+    out.fill(0.0);
+    out.par_chunks_mut(c.max(1))
+        .zip(x.par_chunks((h * w * c).max(1)))
+        .for_each(|(dst, image)| {
+            for pixel in image.chunks_exact(c) {
+                for (o, v) in dst.iter_mut().zip(pixel) {
+                    *o += v;
+                }
+            }
+            for o in dst.iter_mut() {
+                *o *= scale;
+            }
+        });
 }
 
 /// The ImageNet stem's max-pool of an NHWC activation ([`MaxPool3x3S2`]); no autograd.

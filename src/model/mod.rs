@@ -2,6 +2,7 @@
 
 pub mod blockdrop;
 pub mod flops;
+pub mod fused;
 pub mod norm;
 pub mod policy;
 pub mod resnet;

@@ -6,6 +6,7 @@ use candle_core::{Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use crate::config::Config;
+use crate::model::fused::InputPrep;
 use crate::model::resnet::FlatResNet;
 
 #[derive(Debug, Clone)]
@@ -38,8 +39,16 @@ impl PolicyNet {
         })
     }
 
-    /// The trunk's pooled features, `[N, feature_dim]`.
+    /// The trunk's pooled features, `[N, feature_dim]`. A folded trunk runs as one fused pass
+    /// in eval mode ([`crate::model::fused`]).
     pub fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if !train && self.features.fusable() {
+            let prep = InputPrep {
+                pad: self.input_pad,
+                pool: self.input_pool,
+            };
+            return self.features.fused_forward(x, None, prep);
+        }
         let ((top, bottom), (left, right)) = self.input_pad;
         let mut x = x.clone();
         if top + bottom > 0 {

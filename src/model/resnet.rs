@@ -130,6 +130,14 @@ impl ConvBn {
         self.folded.is_some()
     }
 
+    /// The packed weights of a pair folded for the fast kernels ([`ops::pack_with_bias`]).
+    pub(crate) fn packed(&self) -> Option<&Tensor> {
+        match &self.folded {
+            Some(Folded::Fast(packed)) => Some(packed),
+            _ => None,
+        }
+    }
+
     /// conv → BN on NCHW input with candle's ops.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match &self.folded {
@@ -470,11 +478,16 @@ impl FlatResNet {
         }
     }
 
+    /// The segment whose first block is block `k`, if it is one.
+    pub(crate) fn segment_starting_at(&self, k: usize) -> Option<usize> {
+        self.segment_starts.iter().position(|&start| start == k)
+    }
+
     /// What block `k` adds its branch to, and what it outputs when dropped: the segment's
     /// shortcut for a segment's first block (which therefore runs even when the block is
     /// dropped), the input itself otherwise.
     pub fn residual(&self, k: usize, x: &Tensor, train: bool) -> Result<Tensor> {
-        match self.segment_starts.iter().position(|&start| start == k) {
+        match self.segment_starting_at(k) {
             Some(segment) => self.shortcuts[segment].forward_t(x, train, self.kernels),
             None => Ok(x.clone()),
         }
@@ -516,8 +529,12 @@ impl FlatResNet {
         }
     }
 
-    /// Every block kept (the reference's `forward_full`).
+    /// Every block kept (the reference's `forward_full`); a folded network in eval mode runs
+    /// as one fused pass ([`crate::model::fused`]).
     pub fn forward_full(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if !train && self.fusable() {
+            return self.fused_forward(x, None, crate::model::fused::InputPrep::NONE);
+        }
         let mut x = self.stem(x, train)?;
         for k in 0..self.num_blocks() {
             x = self.run_block(k, &x, train)?;

@@ -173,7 +173,12 @@ impl<O: StageOptions> EpochLoop<'_, O> {
                     optimizer_steps: s.optimizer.steps,
                     best,
                 };
-                run.save_partial(&tensors(s.varmap), s.optimizer.state(), &position, &partial)?;
+                run.save_partial(
+                    &tensors(s.varmap),
+                    s.optimizer.state()?,
+                    &position,
+                    &partial,
+                )?;
                 Err(Error::Stopped {
                     dir: run.dir.clone(),
                     epoch: epoch + 1,
@@ -209,7 +214,7 @@ impl<O: StageOptions> EpochLoop<'_, O> {
                 &metrics,
                 &tensors(self.varmap),
                 &metadata,
-                self.optimizer.state(),
+                self.optimizer.state()?,
                 self.optimizer.steps,
                 best,
                 is_best,

@@ -58,14 +58,64 @@ impl Optimizer {
         }
     }
 
-    /// One update with learning rate `lr`; parameters without a gradient are left alone.
+    /// One update with learning rate `lr`; parameters without a gradient are left alone. On
+    /// the CPU each parameter and its state are updated in place, one pass each
+    /// ([`in_place`]); elsewhere with candle's operators, the same arithmetic.
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+        self.update(grads, lr, true)
+    }
+
+    /// [`Optimizer::step`], in place where `in_place_allowed` and the tensors allow.
+    fn update(&mut self, grads: &GradStore, lr: f64, in_place_allowed: bool) -> Result<()> {
         self.steps += 1;
         let t = self.steps as i32;
         for (i, (_, var)) in self.params.iter().enumerate() {
             let Some(grad) = grads.get(var.as_tensor()) else {
                 continue;
             };
+            if in_place_allowed && in_place::applies(var.as_tensor(), grad) {
+                let p = var.as_tensor();
+                let zeros = || p.zeros_like();
+                match self.kind {
+                    Kind::Sgd {
+                        momentum,
+                        weight_decay,
+                    } => {
+                        let buf = match self.first[i].take() {
+                            Some(buf) => buf,
+                            None => zeros()?,
+                        };
+                        let op = in_place::Momentum {
+                            momentum,
+                            weight_decay,
+                        };
+                        buf.inplace_op3(grad, p, &op)?;
+                        p.inplace_op2(&buf, &in_place::Descend { lr })?;
+                        self.first[i] = Some(buf);
+                    }
+                    Kind::Adam { weight_decay } => {
+                        let m = match self.first[i].take() {
+                            Some(m) => m,
+                            None => zeros()?,
+                        };
+                        let v = match self.second[i].take() {
+                            Some(v) => v,
+                            None => zeros()?,
+                        };
+                        m.inplace_op3(grad, p, &in_place::Moment::first(weight_decay))?;
+                        v.inplace_op3(grad, p, &in_place::Moment::second(weight_decay))?;
+                        let op = in_place::AdamStep {
+                            lr,
+                            first_correction: 1.0 - BETA1.powi(t),
+                            second_correction: 1.0 - BETA2.powi(t),
+                        };
+                        p.inplace_op3(&m, &v, &op)?;
+                        self.first[i] = Some(m);
+                        self.second[i] = Some(v);
+                    }
+                }
+                continue;
+            }
             // Detached: the update must not record an autograd graph, or each step's buffers
             // would keep every earlier step's alive.
             let p = var.as_tensor().detach();
@@ -112,17 +162,18 @@ impl Optimizer {
     }
 
     /// The state as named tensors (`first.NAME`, `second.NAME`) for a checkpoint.
-    pub fn state(&self) -> BTreeMap<String, Tensor> {
+    pub fn state(&self) -> Result<BTreeMap<String, Tensor>> {
         let mut out = BTreeMap::new();
         for (i, (name, _)) in self.params.iter().enumerate() {
+            // Copies: the step updates the buffers in place.
             if let Some(t) = &self.first[i] {
-                out.insert(format!("first.{name}"), t.clone());
+                out.insert(format!("first.{name}"), t.copy()?);
             }
             if let Some(t) = &self.second[i] {
-                out.insert(format!("second.{name}"), t.clone());
+                out.insert(format!("second.{name}"), t.copy()?);
             }
         }
-        out
+        Ok(out)
     }
 
     /// Restores [`Optimizer::state`]; a parameter missing from `state` starts fresh.
@@ -133,7 +184,8 @@ impl Optimizer {
                 (&mut self.second[i], format!("second.{name}")),
             ] {
                 *slot = match state.get(&key) {
-                    Some(t) if t.shape() == var.shape() => Some(t.to_device(var.device())?),
+                    // A copy: the step updates the buffers in place.
+                    Some(t) if t.shape() == var.shape() => Some(t.to_device(var.device())?.copy()?),
                     Some(t) => candle_core::bail!(
                         "optimizer state {key} is {:?}, parameter is {:?}",
                         t.shape(),
@@ -145,6 +197,183 @@ impl Optimizer {
         }
         self.steps = steps;
         Ok(())
+    }
+}
+
+/// The updates as in-place candle ops over contiguous f32 CPU tensors: one pass over a
+/// parameter and its state, no new tensor per step. The arithmetic is the operator path's,
+/// element by element, with the same f32 constants.
+mod in_place {
+    use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor};
+
+    /// Whether `p` and its gradient take the in-place update.
+    pub fn applies(p: &Tensor, grad: &Tensor) -> bool {
+        let cpu_f32 = |t: &Tensor| {
+            t.device().is_cpu()
+                && t.dtype() == candle_core::DType::F32
+                && t.is_contiguous()
+                && t.shape() == p.shape()
+        };
+        cpu_f32(p) && cpu_f32(grad)
+    }
+
+    fn slice_mut<'a>(storage: &'a mut CpuStorage, layout: &Layout) -> Result<&'a mut [f32]> {
+        let (start, end) = layout
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("optimizer: non-contiguous state".into()))?;
+        match storage {
+            CpuStorage::F32(data) => Ok(&mut data[start..end]),
+            _ => candle_core::bail!("optimizer: the state is not f32"),
+        }
+    }
+
+    fn slice<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+        crate::kernels::cpu_f32(storage, layout, "optimizer")
+    }
+
+    /// `buf ← μ·buf + (g + λ·p)` (sources `g`, `p`); with μ = 0, `buf ← g + λ·p`.
+    pub struct Momentum {
+        pub momentum: f64,
+        pub weight_decay: f64,
+    }
+
+    impl InplaceOp3 for Momentum {
+        fn name(&self) -> &'static str {
+            "sgd-momentum"
+        }
+
+        fn cpu_fwd(
+            &self,
+            dst: &mut CpuStorage,
+            dst_l: &Layout,
+            gs: &CpuStorage,
+            gl: &Layout,
+            ps: &CpuStorage,
+            pl: &Layout,
+        ) -> Result<()> {
+            let (g, p) = (slice(gs, gl)?, slice(ps, pl)?);
+            let buf = slice_mut(dst, dst_l)?;
+            let (mu, wd) = (self.momentum as f32, self.weight_decay as f32);
+            for ((b, &g), &p) in buf.iter_mut().zip(g).zip(p) {
+                let g = g + p * wd;
+                *b = if self.momentum > 0.0 { *b * mu + g } else { g };
+            }
+            Ok(())
+        }
+    }
+
+    /// `p ← p − lr·u` (source `u`).
+    pub struct Descend {
+        pub lr: f64,
+    }
+
+    impl InplaceOp2 for Descend {
+        fn name(&self) -> &'static str {
+            "descend"
+        }
+
+        fn cpu_fwd(
+            &self,
+            dst: &mut CpuStorage,
+            dst_l: &Layout,
+            us: &CpuStorage,
+            ul: &Layout,
+        ) -> Result<()> {
+            let u = slice(us, ul)?;
+            let lr = self.lr as f32;
+            for (p, &u) in slice_mut(dst, dst_l)?.iter_mut().zip(u) {
+                *p -= u * lr;
+            }
+            Ok(())
+        }
+    }
+
+    /// Adam's moment `m ← β·m + (1 − β)·f(g + λ·p)`, `f` the identity (first) or the square
+    /// (second); sources `g`, `p`.
+    pub struct Moment {
+        beta: f64,
+        square: bool,
+        weight_decay: f64,
+    }
+
+    impl Moment {
+        pub fn first(weight_decay: f64) -> Self {
+            Self {
+                beta: super::BETA1,
+                square: false,
+                weight_decay,
+            }
+        }
+
+        pub fn second(weight_decay: f64) -> Self {
+            Self {
+                beta: super::BETA2,
+                square: true,
+                weight_decay,
+            }
+        }
+    }
+
+    impl InplaceOp3 for Moment {
+        fn name(&self) -> &'static str {
+            "adam-moment"
+        }
+
+        fn cpu_fwd(
+            &self,
+            dst: &mut CpuStorage,
+            dst_l: &Layout,
+            gs: &CpuStorage,
+            gl: &Layout,
+            ps: &CpuStorage,
+            pl: &Layout,
+        ) -> Result<()> {
+            let (g, p) = (slice(gs, gl)?, slice(ps, pl)?);
+            let (beta, rest) = (self.beta as f32, (1.0 - self.beta) as f32);
+            let wd = self.weight_decay as f32;
+            for ((m, &g), &p) in slice_mut(dst, dst_l)?.iter_mut().zip(g).zip(p) {
+                let g = if self.weight_decay > 0.0 {
+                    g + p * wd
+                } else {
+                    g
+                };
+                let g = if self.square { g * g } else { g };
+                *m = *m * beta + g * rest;
+            }
+            Ok(())
+        }
+    }
+
+    /// `p ← p − lr·m̂/(√v̂ + ε)`, `m̂ = m/(1 − β₁ᵗ)`, `v̂ = v/(1 − β₂ᵗ)` (sources `m`, `v`).
+    pub struct AdamStep {
+        pub lr: f64,
+        pub first_correction: f64,
+        pub second_correction: f64,
+    }
+
+    impl InplaceOp3 for AdamStep {
+        fn name(&self) -> &'static str {
+            "adam-step"
+        }
+
+        fn cpu_fwd(
+            &self,
+            dst: &mut CpuStorage,
+            dst_l: &Layout,
+            ms: &CpuStorage,
+            ml: &Layout,
+            vs: &CpuStorage,
+            vl: &Layout,
+        ) -> Result<()> {
+            let (m, v) = (slice(ms, ml)?, slice(vs, vl)?);
+            let first = (1.0 / self.first_correction) as f32;
+            let second = (1.0 / self.second_correction) as f32;
+            let (eps, lr) = (super::EPS as f32, self.lr as f32);
+            for ((p, &m), &v) in slice_mut(dst, dst_l)?.iter_mut().zip(m).zip(v) {
+                *p -= m * first / ((v * second).sqrt() + eps) * lr;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -183,6 +412,52 @@ mod tests {
         assert!((value(&w) - 0.4351).abs() < 1e-5);
     }
 
+    /// The in-place updates against the operator path, bit for bit, over several steps of
+    /// every kind (momentum 0 included), from the same random parameters and gradients.
+    #[test]
+    fn in_place_updates_match_the_operator_path() {
+        let kinds = [
+            Kind::Sgd {
+                momentum: 0.9,
+                weight_decay: 5e-4,
+            },
+            Kind::Sgd {
+                momentum: 0.0,
+                weight_decay: 0.0,
+            },
+            Kind::Adam { weight_decay: 0.0 },
+            Kind::Adam { weight_decay: 1e-3 },
+        ];
+        for kind in kinds {
+            let start = Tensor::randn(0f32, 1.0, (7, 5), &Device::Cpu).unwrap();
+            let paths: Vec<(Var, Optimizer)> = (0..2)
+                .map(|_| {
+                    let var = Var::from_tensor(&start.copy().unwrap()).unwrap();
+                    let opt = Optimizer::new(kind, vec![("w".into(), var.clone())]);
+                    (var, opt)
+                })
+                .collect();
+            let mut paths = paths;
+            for step in 0..4 {
+                let target = Tensor::randn(0f32, 1.0, (7, 5), &Device::Cpu).unwrap();
+                for (path, (var, opt)) in paths.iter_mut().enumerate() {
+                    let loss = (var.as_tensor() - &target)
+                        .unwrap()
+                        .sqr()
+                        .unwrap()
+                        .sum_all();
+                    let grads = loss.unwrap().backward().unwrap();
+                    opt.update(&grads, 0.05, path == 0).unwrap();
+                }
+                let values: Vec<Vec<f32>> = paths
+                    .iter()
+                    .map(|(var, _)| var.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+                    .collect();
+                assert_eq!(values[0], values[1], "{kind:?}, step {step}");
+            }
+        }
+    }
+
     #[test]
     fn adam_first_step_moves_by_the_learning_rate_and_state_round_trips() {
         let (w, params) = one_param(1.0);
@@ -191,7 +466,7 @@ mod tests {
             .unwrap();
         // m̂ = g, v̂ = g², so the step is lr·g/(|g| + ε) ≈ lr.
         assert!((value(&w) - 0.99).abs() < 1e-6);
-        let state: HashMap<String, Tensor> = opt.state().into_iter().collect();
+        let state: HashMap<String, Tensor> = opt.state().unwrap().into_iter().collect();
         let (w2, params2) = one_param(0.99);
         let mut resumed = Optimizer::new(Kind::Adam { weight_decay: 0.0 }, params2);
         resumed.load_state(&state, opt.steps).unwrap();

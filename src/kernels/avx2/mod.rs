@@ -23,6 +23,7 @@ pub const KERNELS: PathKernels = PathKernels {
     }),
     winograd: Some(super::paths::WinogradKernels {
         supports: crate::kernels::winograd::fits,
+        preferred: crate::kernels::winograd::fits,
         forward_band: kernels::forward_band,
         weight_band: kernels::weight_band,
     }),

@@ -1,10 +1,12 @@
-//! The AVX-512 path (AVX-512F: 16-wide vectors, 32 registers): direct convolution kernels for
-//! the narrow layers, reading a zero-padded copy of the whole input; no Winograd kernels yet
-//! (the direct ones run these layers at 384–533 GFLOP/s on the development machine, see
-//! docs/performance.md). Everything else takes the `gemm` crate's AVX-512 GEMM.
+//! The AVX-512 path (AVX-512F: 16-wide vectors, 32 registers): Winograd F(2×2, 3×3) for the
+//! 3×3 stride-1 layers where it beats the direct kernels (measured, see [`kernels::winograd`]),
+//! direct convolution kernels for the other narrow layers, reading a zero-padded copy of the
+//! whole input. Everything else takes the `gemm` crate's AVX-512 GEMM.
 
 #[cfg(target_arch = "x86_64")]
 mod direct;
+#[cfg(target_arch = "x86_64")]
+mod winograd;
 
 use super::paths::PathKernels;
 
@@ -19,7 +21,12 @@ pub const KERNELS: PathKernels = PathKernels {
         row: kernels::row,
         weight: kernels::weight,
     }),
-    winograd: None,
+    winograd: Some(super::paths::WinogradKernels {
+        supports: crate::kernels::winograd::fits,
+        preferred: kernels::winograd,
+        forward_band: kernels::forward_band,
+        weight_band: kernels::weight_band,
+    }),
 };
 
 /// Off x86-64 the path cannot be selected ([`super::isa::Isa::available`]).
@@ -30,9 +37,51 @@ pub const KERNELS: PathKernels = PathKernels::GEMM_ONLY;
 mod kernels {
     use std::ops::Range;
 
-    use super::direct;
+    use super::{direct, winograd as wino};
     use crate::kernels::direct::{RowJob, WeightJob};
-    use crate::kernels::geometry::ConvGeom;
+    use crate::kernels::geometry::{ConvGeom, Epilogue};
+    use crate::kernels::winograd::Band;
+
+    /// The 3×3 stride-1 layers Winograd takes from the direct kernels: every one it fits
+    /// (measured with `cargo bench --bench kernels -- convs`).
+    pub fn winograd(g: &ConvGeom) -> bool {
+        crate::kernels::winograd::fits(g)
+    }
+
+    /// One Winograd band forward: input transform, products, output transform.
+    ///
+    /// # Safety
+    ///
+    /// As [`crate::kernels::paths::WinogradKernels::forward_band`].
+    pub unsafe fn forward_band(
+        band: &Band,
+        v: &[f32],
+        u: &mut [f32],
+        m: &mut [f32],
+        epilogue: Epilogue,
+        dst: &mut [f32],
+    ) {
+        wino::transform_input(band, u);
+        wino::products(band, u, v, m);
+        wino::transform_output(band, m, epilogue, dst);
+    }
+
+    /// One Winograd band's weight gradient: `dV += Uᵀ D`.
+    ///
+    /// # Safety
+    ///
+    /// As [`crate::kernels::paths::WinogradKernels::weight_band`].
+    pub unsafe fn weight_band(
+        band: &Band,
+        dy: &[f32],
+        u: &mut [f32],
+        d: &mut [f32],
+        dv: &mut [f32],
+    ) {
+        wino::transform_input(band, u);
+        wino::transform_output_grad(band, dy, d);
+        wino::weight_products(band, u, d, dv);
+    }
 
     /// 16 or 32 output channels, or 64 (as two groups of 32) at stride 1; wider or strided
     /// 64-channel layers do better on the GEMM here (measured with `cargo bench --bench

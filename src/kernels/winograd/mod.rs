@@ -45,9 +45,17 @@ use super::paths::{self, WinogradKernels};
 pub const POSITIONS: usize = 16;
 
 /// Whether [`forward_on`] has a kernel for `g` on `isa` ([`fits`], on the paths whose table
-/// has Winograd kernels: AVX2; AVX-512 keeps its direct kernels).
+/// has Winograd kernels: AVX2 and AVX-512).
 pub fn supported_on(g: &ConvGeom, isa: Isa) -> bool {
     paths::of(isa).winograd.is_some_and(|k| (k.supports)(g))
+}
+
+/// Whether the dispatch on `isa` gives `g` to this kernel: where the path supports it and,
+/// measured, it beats the path's other kernels.
+pub fn preferred_on(g: &ConvGeom, isa: Isa) -> bool {
+    paths::of(isa)
+        .winograd
+        .is_some_and(|k| (k.supports)(g) && (k.preferred)(g))
 }
 
 /// The layers any Winograd kernel here can run: 3×3 stride-1 layers whose input channels
@@ -64,12 +72,12 @@ pub fn fits(g: &ConvGeom) -> bool {
 }
 
 /// Whether the convolutions (forward, input and weight gradients) take this kernel for `g`:
-/// wherever the active path supports it. On the 16-channel layers, where the transforms cost
-/// a third of the time, it is 5–10% ahead of the direct kernel; on 32 and 64 channels
-/// 1.5–2× (measured with `cargo bench --bench kernels -- convs`, and with the two
-/// alternating call by call).
+/// wherever the active path prefers it ([`preferred_on`]). On AVX2, on the 16-channel layers,
+/// where the transforms cost a third of the time, it is 5–10% ahead of the direct kernel; on
+/// 32 and 64 channels 1.5–2× (measured with `cargo bench --bench kernels -- convs`, and with
+/// the two alternating call by call; docs/performance.md has both paths' tables).
 pub fn used(g: &ConvGeom) -> bool {
-    supported_on(g, Isa::active())
+    preferred_on(g, Isa::active())
 }
 
 /// `G`, row by row (the weights of taps 0, 1, 2 in each transformed position).
@@ -268,13 +276,14 @@ fn kernels_on(g: &ConvGeom, isa: Isa) -> WinogradKernels {
 }
 
 /// Tile rows per task: as many as keep `U` and `M` within about 192 KiB of L2, but no more
-/// than leave 4 tasks per thread.
+/// than leave 2 tasks per thread (at batch 1 a task per thread or four cost 5–15% more on the
+/// policy network: idle threads, or a pass of the pool per band).
 fn band_tile_rows(g: &ConvGeom, out: Nhw, tiles_wide: usize) -> usize {
     let tile_rows = out.h.div_ceil(2);
     let tile_bytes = POSITIONS * (g.cin + g.cout) * 4;
     let by_cache = (192 * 1024 / tile_bytes / tiles_wide).max(1);
-    let tasks_wanted = 4 * rayon::current_num_threads();
-    let by_threads = (out.n * tile_rows / tasks_wanted).max(1);
+    let tasks_wanted = 2 * rayon::current_num_threads();
+    let by_threads = (out.n * tile_rows).div_ceil(tasks_wanted).max(1);
     by_cache.min(by_threads).clamp(1, tile_rows)
 }
 
