@@ -5,6 +5,7 @@
 //! - full-network forward (every block, BatchNorm folded, random weights) of R110_C10 and
 //!   R32_FMNIST at batch 1 and 64: stock, fast, PyTorch eager, PyTorch with conv+BN fused, and
 //!   ONNX Runtime with all graph optimisations;
+//! - the policy network of R32_FMNIST at batch 1, hot and right after the base network;
 //! - one training step of R32_FMNIST at batch 128 (forward in train mode, cross-entropy,
 //!   backward, SGD update): stock, fast, PyTorch eager;
 //! - each convolution shape of the CIFAR ResNets at batch 64 on its own, in GFLOP/s, on the
@@ -90,6 +91,31 @@ fn train_step_ms(config: &Config, kernels: Kernels) -> anyhow::Result<f64> {
     })
 }
 
+/// The policy network of `config` at batch 1 (folded, as inference runs it), ms: hot (run
+/// again and again), and after the full base network (as a BlockDrop path meets it: the base
+/// evicted its weights from the caches).
+fn policy_ms(config: &Config) -> anyhow::Result<(f64, f64)> {
+    let x = input(config, 1)?;
+    let (model, _) = random_model(config, Kernels::Fast, true)?;
+    let (mut hot, mut after_base) = (Vec::new(), Vec::new());
+    for run in 0..400 {
+        let base_first = run % 2 == 1;
+        if base_first {
+            model.resnet.forward_full(&x, false)?;
+        }
+        let start = std::time::Instant::now();
+        std::hint::black_box(model.keep_probs(&x, false)?);
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        if base_first {
+            &mut after_base
+        } else {
+            &mut hot
+        }
+        .push(ms);
+    }
+    Ok((median(&hot), median(&after_base)))
+}
+
 /// Our fast path on every workload, by the engines' keys (`R110_C10 b64`, `R32_FMNIST
 /// train128`); with `stock`, also candle's stock ops, printed side by side.
 fn measure_ours(stock: bool) -> anyhow::Result<HashMap<String, f64>> {
@@ -112,6 +138,14 @@ fn measure_ours(stock: bool) -> anyhow::Result<HashMap<String, f64>> {
         }
     }
     let config = Config::by_name("R32_FMNIST")?;
+    if stock {
+        let (hot, after_base) = policy_ms(&config)?;
+        println!(
+            "R32_FMNIST policy network b1  fast {:7.1} µs hot | {:7.1} µs after the base network",
+            hot * 1e3,
+            after_base * 1e3
+        );
+    }
     let fast = train_step_ms(&config, Kernels::Fast)?;
     if stock {
         let stock = train_step_ms(&config, Kernels::Stock)?;

@@ -61,9 +61,12 @@ mod kernels {
         epilogue: Epilogue,
         dst: &mut [f32],
     ) {
-        wino::transform_input(band, u);
-        wino::products(band, u, v, m);
-        wino::transform_output(band, m, epilogue, dst);
+        for tiles in chunks(band, wino::CHUNK) {
+            let count = tiles.len();
+            wino::transform_input(band, tiles.clone(), u);
+            wino::products(band, count, u, v, m);
+            wino::transform_output(band, tiles, m, epilogue, dst);
+        }
     }
 
     /// One Winograd band's weight gradient: `dV += Uᵀ D`.
@@ -78,9 +81,20 @@ mod kernels {
         d: &mut [f32],
         dv: &mut [f32],
     ) {
-        wino::transform_input(band, u);
-        wino::transform_output_grad(band, dy, d);
-        wino::weight_products(band, u, d, dv);
+        for tiles in chunks(band, wino::WEIGHT_CHUNK) {
+            let count = tiles.len();
+            wino::transform_input(band, tiles.clone(), u);
+            wino::transform_output_grad(band, tiles, dy, d);
+            wino::weight_products(band, count, u, d, dv);
+        }
+    }
+
+    /// The band's tiles in chunks of `size`.
+    fn chunks(band: &Band, size: usize) -> impl Iterator<Item = Range<usize>> {
+        let tiles = band.tiles;
+        (0..tiles)
+            .step_by(size)
+            .map(move |first| first..(first + size).min(tiles))
     }
 
     /// 16 or 32 output channels, or 64 (as two groups of 32) at stride 1; wider or strided

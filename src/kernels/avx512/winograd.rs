@@ -2,9 +2,22 @@
 //! input and output transforms 16 channels a vector (a masked half vector for a last group of
 //! 8 input channels), the 16 position products on a register block of 14 tiles × 32 output
 //! channels (28 of the 32 registers accumulate), and the weight gradient's products over
-//! tiles on 8 input × 32 output channels.
+//! tiles on 8 input × 32 output channels. Each stage takes a chunk of the band's tiles
+//! ([`CHUNK`]), so that the chunk's transformed tiles and products stay in L1 from one stage
+//! to the next instead of going out to L2.
+
+/// Tiles per chunk: two register blocks of 14. At 16 channels a chunk's `U` and `M` take
+/// 28 KiB, and the transforms cost as much as the products, so the round trip through L2
+/// that a whole band's `U` and `M` make was a large share of the time (measured with `cargo
+/// bench --bench kernels -- convs`, docs/performance.md).
+pub const CHUNK: usize = 28;
+
+/// Tiles per chunk of the weight gradient, whose products add into all of `dV` (up to 256
+/// KiB) once per chunk: larger chunks, fewer passes over it.
+pub const WEIGHT_CHUNK: usize = 112;
 
 use std::arch::x86_64::*;
+use std::ops::Range;
 
 use crate::kernels::geometry::Epilogue;
 use crate::kernels::winograd::{position_stride, Band, GROUP, POSITIONS};
@@ -19,19 +32,20 @@ fn lanes(c0: usize, channels: usize) -> __mmask16 {
     }
 }
 
-/// `U[ξ][tile] = (Bᵀ d B)[ξ]` for every tile of the band, 16 channels at a time.
+/// `U[ξ][i] = (Bᵀ d B)[ξ]` for the band's tiles `tiles` (`i` counted from its start), 16
+/// channels at a time.
 ///
 /// # Safety
 ///
-/// The CPU has AVX-512F; `band.window` holds the band's padded input rows and `u` its 16
-/// position blocks of `tiles × cin` floats (as `crate::kernels::winograd` sizes them).
+/// The CPU has AVX-512F; `band.window` holds the band's padded input rows, `tiles` lies
+/// within the band, and `u` holds 16 position blocks of `tiles.len() × cin` floats.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn transform_input(band: &Band, u: &mut [f32]) {
+pub unsafe fn transform_input(band: &Band, tiles: Range<usize>, u: &mut [f32]) {
     let cin = band.g.cin;
     let window = band.window.as_ptr();
     let u = u.as_mut_ptr();
-    let stride = position_stride(band.tiles, cin);
-    for tile in 0..band.tiles {
+    let stride = position_stride(tiles.len(), cin);
+    for (local, tile) in tiles.enumerate() {
         let (r, t) = (tile / band.tiles_wide, tile % band.tiles_wide);
         let corner = window.add((2 * r * band.width + 2 * t) * cin);
         for c0 in (0..cin).step_by(16) {
@@ -51,7 +65,7 @@ pub unsafe fn transform_input(band: &Band, u: &mut [f32]) {
                 bd[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
             }
             // (Bᵀ d) B, row by row.
-            let at = u.add(tile * cin + c0);
+            let at = u.add(local * cin + c0);
             for (i, row) in bd.iter().enumerate() {
                 let out = [
                     _mm512_sub_ps(row[0], row[2]),
@@ -73,11 +87,11 @@ pub unsafe fn transform_input(band: &Band, u: &mut [f32]) {
 ///
 /// # Safety
 ///
-/// The CPU has AVX-512F; `u`, `v` and `m` hold the band's 16 position blocks (`tiles ×
-/// cin`, `cin × cout`, `tiles × cout`), as `crate::kernels::winograd` sizes them.
+/// The CPU has AVX-512F; `u`, `v` and `m` hold 16 position blocks (`tiles × cin`, `cin ×
+/// cout`, `tiles × cout`).
 #[target_feature(enable = "avx512f")]
-pub unsafe fn products(band: &Band, u: &[f32], v: &[f32], m: &mut [f32]) {
-    let (cin, cout, tiles) = (band.g.cin, band.g.cout, band.tiles);
+pub unsafe fn products(band: &Band, tiles: usize, u: &[f32], v: &[f32], m: &mut [f32]) {
+    let (cin, cout) = (band.g.cin, band.g.cout);
     for xi in 0..POSITIONS {
         let u = u.as_ptr().add(xi * position_stride(tiles, cin));
         let v = v.as_ptr().add(xi * cin * cout);
@@ -166,25 +180,33 @@ unsafe fn block<const CV: usize, const R: usize>(
     }
 }
 
-/// The band's output rows from `M`: `Y = Aᵀ m A` per tile, 16 channels at a time, then the
-/// bias, the residual and ReLU; pixels of a tile outside the output are dropped.
+/// The output pixels of the band's tiles `tiles` from `M`: `Y = Aᵀ m A` per tile, 16
+/// channels at a time, then the bias, the residual and ReLU; pixels of a tile outside the
+/// output are dropped.
 ///
 /// # Safety
 ///
-/// The CPU has AVX-512F; `m` holds the band's 16 position blocks of products; `dst` and the
-/// epilogue's residual hold the band's output rows and `bias`, when given, `cout` floats.
+/// The CPU has AVX-512F; `tiles` lies within the band; `m` holds 16 position blocks of
+/// `tiles.len() × cout` products; `dst` and the epilogue's residual hold the band's output
+/// rows and `bias`, when given, `cout` floats.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn transform_output(band: &Band, m: &[f32], epilogue: Epilogue, dst: &mut [f32]) {
+pub unsafe fn transform_output(
+    band: &Band,
+    tiles: Range<usize>,
+    m: &[f32],
+    epilogue: Epilogue,
+    dst: &mut [f32],
+) {
     let cout = band.g.cout;
     let row_len = band.out_w * cout;
     let rows = dst.len() / row_len;
-    let stride = position_stride(band.tiles, cout);
+    let stride = position_stride(tiles.len(), cout);
     let m = m.as_ptr();
     let zero = _mm512_setzero_ps();
-    for tile in 0..band.tiles {
+    for (local, tile) in tiles.enumerate() {
         let (r, t) = (tile / band.tiles_wide, tile % band.tiles_wide);
         for co0 in (0..cout).step_by(16) {
-            let at = m.add(tile * cout + co0);
+            let at = m.add(local * cout + co0);
             let mut mv = [[zero; 4]; 4];
             for (i, row) in mv.iter_mut().enumerate() {
                 for (j, mij) in row.iter_mut().enumerate() {
@@ -231,21 +253,21 @@ pub unsafe fn transform_output(band: &Band, m: &[f32], epilogue: Epilogue, dst: 
     }
 }
 
-/// `D[ξ][tile] = (A dY Aᵀ)[ξ]` for every tile of the band (`dy` holds the band's rows),
-/// 16 channels at a time; pixels outside the output count as zero.
+/// `D[ξ][i] = (A dY Aᵀ)[ξ]` for the band's tiles `tiles` (`dy` holds the band's rows), 16
+/// channels at a time; pixels outside the output count as zero.
 ///
 /// # Safety
 ///
-/// The CPU has AVX-512F; `dy` holds the band's output-gradient rows and `d` its 16 position
-/// blocks of `tiles × cout` floats.
+/// The CPU has AVX-512F; `tiles` lies within the band; `dy` holds the band's
+/// output-gradient rows and `d` 16 position blocks of `tiles.len() × cout` floats.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn transform_output_grad(band: &Band, dy: &[f32], d: &mut [f32]) {
+pub unsafe fn transform_output_grad(band: &Band, tiles: Range<usize>, dy: &[f32], d: &mut [f32]) {
     let cout = band.g.cout;
     let row_len = band.out_w * cout;
-    let stride = position_stride(band.tiles, cout);
+    let stride = position_stride(tiles.len(), cout);
     let (dy, d) = (dy.as_ptr(), d.as_mut_ptr());
     let zero = _mm512_setzero_ps();
-    for tile in 0..band.tiles {
+    for (local, tile) in tiles.enumerate() {
         let (r, t) = (tile / band.tiles_wide, tile % band.tiles_wide);
         for co0 in (0..cout).step_by(16) {
             let mut g = [[zero; 2]; 2];
@@ -266,7 +288,7 @@ pub unsafe fn transform_output_grad(band: &Band, dy: &[f32], d: &mut [f32]) {
                 e[3][b] = _mm512_sub_ps(zero, g[1][b]);
             }
             // (A g) Aᵀ, row by row.
-            let at = d.add(tile * cout + co0);
+            let at = d.add(local * cout + co0);
             for (i, row) in e.iter().enumerate() {
                 let out = [
                     row[0],
@@ -288,11 +310,11 @@ pub unsafe fn transform_output_grad(band: &Band, dy: &[f32], d: &mut [f32]) {
 ///
 /// # Safety
 ///
-/// The CPU has AVX-512F; `u` and `d` hold the band's 16 position blocks and `dv` the
+/// The CPU has AVX-512F; `u` and `d` hold 16 position blocks of `tiles` tiles and `dv` the
 /// transformed weights' length.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn weight_products(band: &Band, u: &[f32], d: &[f32], dv: &mut [f32]) {
-    let (cin, cout, tiles) = (band.g.cin, band.g.cout, band.tiles);
+pub unsafe fn weight_products(band: &Band, tiles: usize, u: &[f32], d: &[f32], dv: &mut [f32]) {
+    let (cin, cout) = (band.g.cin, band.g.cout);
     for xi in 0..POSITIONS {
         let u = u.as_ptr().add(xi * position_stride(tiles, cin));
         let d = d.as_ptr().add(xi * position_stride(tiles, cout));
