@@ -171,9 +171,8 @@ impl FlatResNet {
             if keep.is_some_and(|keep| !keep[k]) {
                 // A dropped block outputs its residual: the input itself, or the shortcut.
                 if !std::ptr::eq(residual.as_ptr(), cur.as_ptr()) {
-                    grow(next, residual.len());
-                    next[..residual.len()].copy_from_slice(residual);
-                    std::mem::swap(&mut cur, &mut next);
+                    // The shortcut's buffer becomes the current activation.
+                    std::mem::swap(cur, shortcut);
                 }
                 (shape, channels) = residual_shape;
                 continue;
