@@ -125,3 +125,190 @@ macro_rules! weight_grad_kernel {
         }
     };
 }
+
+/// The Winograd F(2×2, 3×3) transforms (the method: `crate::kernels::winograd`), written once
+/// and stamped out per instruction set: the input tiles' `Bᵀ d B`, the output's `Aᵀ m A` with
+/// the epilogue, and the output gradient's `A dY Aᵀ`, each over a range of a band's tiles,
+/// `$lanes` channels a vector. `$load_in` and `$store_in` move one vector of input channels
+/// (`(pointer, first channel, channels)`: a path may mask a short last group).
+macro_rules! winograd_transforms {
+    ($feature:literal, $lanes:literal, $zero:ident, $load:ident, $store:ident, $add:ident,
+     $sub:ident, $max:ident, $load_in:ident, $store_in:ident) => {
+        /// `U[ξ][i] = (Bᵀ d B)[ξ]` for the band's tiles `tiles` (`i` counted from its start).
+        ///
+        /// # Safety
+        ///
+        /// The CPU has `$feature`; `band.window` holds the band's padded input rows, `tiles`
+        /// lies within the band, and `u` holds 16 position blocks of `tiles.len() × cin`
+        /// floats.
+        #[target_feature(enable = $feature)]
+        pub unsafe fn transform_input(band: &Band, tiles: Range<usize>, u: &mut [f32]) {
+            let cin = band.g.cin;
+            let window = band.window.as_ptr();
+            let u = u.as_mut_ptr();
+            let stride = position_stride(tiles.len(), cin);
+            for (local, tile) in tiles.enumerate() {
+                let (r, t) = (tile / band.tiles_wide, tile % band.tiles_wide);
+                let corner = window.add((2 * r * band.width + 2 * t) * cin);
+                for c0 in (0..cin).step_by($lanes) {
+                    let mut d = [[$zero(); 4]; 4];
+                    for (i, row) in d.iter_mut().enumerate() {
+                        for (j, dij) in row.iter_mut().enumerate() {
+                            *dij = $load_in(corner.add((i * band.width + j) * cin + c0), c0, cin);
+                        }
+                    }
+                    // Bᵀ d, column by column.
+                    let mut bd = [[$zero(); 4]; 4];
+                    for j in 0..4 {
+                        bd[0][j] = $sub(d[0][j], d[2][j]);
+                        bd[1][j] = $add(d[1][j], d[2][j]);
+                        bd[2][j] = $sub(d[2][j], d[1][j]);
+                        bd[3][j] = $sub(d[1][j], d[3][j]);
+                    }
+                    // (Bᵀ d) B, row by row.
+                    let at = u.add(local * cin + c0);
+                    for (i, row) in bd.iter().enumerate() {
+                        let out = [
+                            $sub(row[0], row[2]),
+                            $add(row[1], row[2]),
+                            $sub(row[2], row[1]),
+                            $sub(row[1], row[3]),
+                        ];
+                        for (j, value) in out.into_iter().enumerate() {
+                            $store_in(at.add((i * 4 + j) * stride), c0, cin, value);
+                        }
+                    }
+                }
+            }
+        }
+
+        /// The output pixels of the band's tiles `tiles` from `M`: `Y = Aᵀ m A` per tile,
+        /// then the bias, the residual and ReLU; pixels of a tile outside the output are
+        /// dropped.
+        ///
+        /// # Safety
+        ///
+        /// The CPU has `$feature`; `tiles` lies within the band; `m` holds 16 position blocks
+        /// of `tiles.len() × cout` products; `dst` and the epilogue's residual hold the band's
+        /// output rows and `bias`, when given, `cout` floats.
+        #[target_feature(enable = $feature)]
+        pub unsafe fn transform_output(
+            band: &Band,
+            tiles: Range<usize>,
+            m: &[f32],
+            epilogue: Epilogue,
+            dst: &mut [f32],
+        ) {
+            let cout = band.g.cout;
+            let row_len = band.out_w * cout;
+            let rows = dst.len() / row_len;
+            let stride = position_stride(tiles.len(), cout);
+            let m = m.as_ptr();
+            let zero = $zero();
+            for (local, tile) in tiles.enumerate() {
+                let (r, t) = (tile / band.tiles_wide, tile % band.tiles_wide);
+                for co0 in (0..cout).step_by($lanes) {
+                    let at = m.add(local * cout + co0);
+                    let mut mv = [[zero; 4]; 4];
+                    for (i, row) in mv.iter_mut().enumerate() {
+                        for (j, mij) in row.iter_mut().enumerate() {
+                            *mij = $load(at.add((i * 4 + j) * stride));
+                        }
+                    }
+                    // Aᵀ m, column by column, then (Aᵀ m) A.
+                    let mut s = [[zero; 4]; 2];
+                    for j in 0..4 {
+                        s[0][j] = $add($add(mv[0][j], mv[1][j]), mv[2][j]);
+                        s[1][j] = $sub($sub(mv[1][j], mv[2][j]), mv[3][j]);
+                    }
+                    let bias = match epilogue.bias {
+                        Some(b) => $load(b.as_ptr().add(co0)),
+                        None => zero,
+                    };
+                    for (a, row) in s.iter().enumerate() {
+                        let oy = 2 * r + a;
+                        if oy >= rows {
+                            continue;
+                        }
+                        let y = [
+                            $add($add(row[0], row[1]), row[2]),
+                            $sub($sub(row[1], row[2]), row[3]),
+                        ];
+                        for (b, mut value) in y.into_iter().enumerate() {
+                            let ox = 2 * t + b;
+                            if ox >= band.out_w {
+                                continue;
+                            }
+                            let offset = oy * row_len + ox * cout + co0;
+                            value = $add(value, bias);
+                            if let Some(res) = epilogue.residual {
+                                let global = band.first_row * row_len + offset;
+                                value = $add(value, $load(res.as_ptr().add(global)));
+                            }
+                            if epilogue.relu {
+                                value = $max(value, zero);
+                            }
+                            $store(dst.as_mut_ptr().add(offset), value);
+                        }
+                    }
+                }
+            }
+        }
+
+        /// `D[ξ][i] = (A dY Aᵀ)[ξ]` for the band's tiles `tiles` (`dy` holds the band's rows);
+        /// pixels outside the output count as zero.
+        ///
+        /// # Safety
+        ///
+        /// The CPU has `$feature`; `tiles` lies within the band; `dy` holds the band's
+        /// output-gradient rows and `d` 16 position blocks of `tiles.len() × cout` floats.
+        #[target_feature(enable = $feature)]
+        pub unsafe fn transform_output_grad(
+            band: &Band,
+            tiles: Range<usize>,
+            dy: &[f32],
+            d: &mut [f32],
+        ) {
+            let cout = band.g.cout;
+            let row_len = band.out_w * cout;
+            let stride = position_stride(tiles.len(), cout);
+            let (dy, d) = (dy.as_ptr(), d.as_mut_ptr());
+            let zero = $zero();
+            for (local, tile) in tiles.enumerate() {
+                let (r, t) = (tile / band.tiles_wide, tile % band.tiles_wide);
+                for co0 in (0..cout).step_by($lanes) {
+                    let mut g = [[zero; 2]; 2];
+                    for (a, row) in g.iter_mut().enumerate() {
+                        for (b, gab) in row.iter_mut().enumerate() {
+                            let (oy, ox) = (2 * r + a, 2 * t + b);
+                            if oy < band.rows && ox < band.out_w {
+                                *gab = $load(dy.add(oy * row_len + ox * cout + co0));
+                            }
+                        }
+                    }
+                    // A g, column by column: rows g0, g0 + g1, g0 − g1, −g1.
+                    let mut e = [[zero; 2]; 4];
+                    for b in 0..2 {
+                        e[0][b] = g[0][b];
+                        e[1][b] = $add(g[0][b], g[1][b]);
+                        e[2][b] = $sub(g[0][b], g[1][b]);
+                        e[3][b] = $sub(zero, g[1][b]);
+                    }
+                    // (A g) Aᵀ, row by row.
+                    let at = d.add(local * cout + co0);
+                    for (i, row) in e.iter().enumerate() {
+                        let out = [
+                            row[0],
+                            $add(row[0], row[1]),
+                            $sub(row[0], row[1]),
+                            $sub(zero, row[1]),
+                        ];
+                        for (j, value) in out.into_iter().enumerate() {
+                            $store(at.add((i * 4 + j) * stride), value);
+                        }
+                    }
+                }
+            }
+        }
+    };
+}

@@ -85,12 +85,8 @@ impl Optimizer {
                             Some(buf) => buf,
                             None => zeros()?,
                         };
-                        let op = in_place::Momentum {
-                            momentum,
-                            weight_decay,
-                        };
-                        buf.inplace_op3(grad, p, &op)?;
-                        p.inplace_op2(&buf, &in_place::Descend { lr })?;
+                        buf.inplace_op3(grad, p, &in_place::momentum(momentum, weight_decay))?;
+                        p.inplace_op3(&buf, &buf, &in_place::descend(lr))?;
                         self.first[i] = Some(buf);
                     }
                     Kind::Adam { weight_decay } => {
@@ -102,13 +98,10 @@ impl Optimizer {
                             Some(v) => v,
                             None => zeros()?,
                         };
-                        m.inplace_op3(grad, p, &in_place::Moment::first(weight_decay))?;
-                        v.inplace_op3(grad, p, &in_place::Moment::second(weight_decay))?;
-                        let op = in_place::AdamStep {
-                            lr,
-                            first_correction: 1.0 - BETA1.powi(t),
-                            second_correction: 1.0 - BETA2.powi(t),
-                        };
+                        m.inplace_op3(grad, p, &in_place::moment(BETA1, false, weight_decay))?;
+                        v.inplace_op3(grad, p, &in_place::moment(BETA2, true, weight_decay))?;
+                        let corrections = (1.0 - BETA1.powi(t), 1.0 - BETA2.powi(t));
+                        let op = in_place::adam_step(lr, corrections.0, corrections.1);
                         p.inplace_op3(&m, &v, &op)?;
                         self.first[i] = Some(m);
                         self.second[i] = Some(v);
@@ -204,7 +197,7 @@ impl Optimizer {
 /// parameter and its state, no new tensor per step. The arithmetic is the operator path's,
 /// element by element, with the same f32 constants.
 mod in_place {
-    use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor};
+    use candle_core::{CpuStorage, InplaceOp3, Layout, Result, Tensor};
 
     /// Whether `p` and its gradient take the in-place update.
     pub fn applies(p: &Tensor, grad: &Tensor) -> bool {
@@ -231,148 +224,93 @@ mod in_place {
         crate::kernels::cpu_f32(storage, layout, "optimizer")
     }
 
-    /// `buf ← μ·buf + (g + λ·p)` (sources `g`, `p`); with μ = 0, `buf ← g + λ·p`.
-    pub struct Momentum {
-        pub momentum: f64,
-        pub weight_decay: f64,
+    /// `dst[i] ← f(dst[i], a[i], b[i])` over three tensors of one shape: every update below
+    /// is one of these, named for candle's error messages.
+    pub struct Update<F> {
+        pub name: &'static str,
+        pub f: F,
     }
 
-    impl InplaceOp3 for Momentum {
+    impl<F: Fn(f32, f32, f32) -> f32> InplaceOp3 for Update<F> {
         fn name(&self) -> &'static str {
-            "sgd-momentum"
+            self.name
         }
 
         fn cpu_fwd(
             &self,
             dst: &mut CpuStorage,
             dst_l: &Layout,
-            gs: &CpuStorage,
-            gl: &Layout,
-            ps: &CpuStorage,
-            pl: &Layout,
+            a_s: &CpuStorage,
+            a_l: &Layout,
+            b_s: &CpuStorage,
+            b_l: &Layout,
         ) -> Result<()> {
-            let (g, p) = (slice(gs, gl)?, slice(ps, pl)?);
-            let buf = slice_mut(dst, dst_l)?;
-            let (mu, wd) = (self.momentum as f32, self.weight_decay as f32);
-            for ((b, &g), &p) in buf.iter_mut().zip(g).zip(p) {
-                let g = g + p * wd;
-                *b = if self.momentum > 0.0 { *b * mu + g } else { g };
+            let (a, b) = (slice(a_s, a_l)?, slice(b_s, b_l)?);
+            for ((d, &a), &b) in slice_mut(dst, dst_l)?.iter_mut().zip(a).zip(b) {
+                *d = (self.f)(*d, a, b);
             }
             Ok(())
         }
     }
 
-    /// `p ← p − lr·u` (source `u`).
-    pub struct Descend {
-        pub lr: f64,
-    }
-
-    impl InplaceOp2 for Descend {
-        fn name(&self) -> &'static str {
-            "descend"
-        }
-
-        fn cpu_fwd(
-            &self,
-            dst: &mut CpuStorage,
-            dst_l: &Layout,
-            us: &CpuStorage,
-            ul: &Layout,
-        ) -> Result<()> {
-            let u = slice(us, ul)?;
-            let lr = self.lr as f32;
-            for (p, &u) in slice_mut(dst, dst_l)?.iter_mut().zip(u) {
-                *p -= u * lr;
+    /// SGD's momentum buffer `buf ← μ·buf + (g + λ·p)` (sources `g`, `p`); with μ = 0,
+    /// `buf ← g + λ·p`.
+    pub fn momentum(momentum: f64, weight_decay: f64) -> Update<impl Fn(f32, f32, f32) -> f32> {
+        let (mu, wd) = (momentum as f32, weight_decay as f32);
+        let f = move |buf: f32, g: f32, p: f32| {
+            let g = g + p * wd;
+            if momentum > 0.0 {
+                buf * mu + g
+            } else {
+                g
             }
-            Ok(())
+        };
+        Update {
+            name: "sgd-momentum",
+            f,
         }
     }
 
-    /// Adam's moment `m ← β·m + (1 − β)·f(g + λ·p)`, `f` the identity (first) or the square
-    /// (second); sources `g`, `p`.
-    pub struct Moment {
+    /// `p ← p − lr·u` (sources `u`, and `u` again: the second is unused).
+    pub fn descend(lr: f64) -> Update<impl Fn(f32, f32, f32) -> f32> {
+        let lr = lr as f32;
+        Update {
+            name: "descend",
+            f: move |p: f32, u: f32, _: f32| p - u * lr,
+        }
+    }
+
+    /// Adam's moment `m ← β·m + (1 − β)·f(g + λ·p)`, `f` the identity (`square` false) or
+    /// the square; sources `g`, `p`.
+    pub fn moment(
         beta: f64,
         square: bool,
         weight_decay: f64,
-    }
-
-    impl Moment {
-        pub fn first(weight_decay: f64) -> Self {
-            Self {
-                beta: super::BETA1,
-                square: false,
-                weight_decay,
-            }
-        }
-
-        pub fn second(weight_decay: f64) -> Self {
-            Self {
-                beta: super::BETA2,
-                square: true,
-                weight_decay,
-            }
-        }
-    }
-
-    impl InplaceOp3 for Moment {
-        fn name(&self) -> &'static str {
-            "adam-moment"
-        }
-
-        fn cpu_fwd(
-            &self,
-            dst: &mut CpuStorage,
-            dst_l: &Layout,
-            gs: &CpuStorage,
-            gl: &Layout,
-            ps: &CpuStorage,
-            pl: &Layout,
-        ) -> Result<()> {
-            let (g, p) = (slice(gs, gl)?, slice(ps, pl)?);
-            let (beta, rest) = (self.beta as f32, (1.0 - self.beta) as f32);
-            let wd = self.weight_decay as f32;
-            for ((m, &g), &p) in slice_mut(dst, dst_l)?.iter_mut().zip(g).zip(p) {
-                let g = if self.weight_decay > 0.0 {
-                    g + p * wd
-                } else {
-                    g
-                };
-                let g = if self.square { g * g } else { g };
-                *m = *m * beta + g * rest;
-            }
-            Ok(())
+    ) -> Update<impl Fn(f32, f32, f32) -> f32> {
+        let (b, rest, wd) = (beta as f32, (1.0 - beta) as f32, weight_decay as f32);
+        let f = move |m: f32, g: f32, p: f32| {
+            let g = if weight_decay > 0.0 { g + p * wd } else { g };
+            let g = if square { g * g } else { g };
+            m * b + g * rest
+        };
+        Update {
+            name: "adam-moment",
+            f,
         }
     }
 
     /// `p ← p − lr·m̂/(√v̂ + ε)`, `m̂ = m/(1 − β₁ᵗ)`, `v̂ = v/(1 − β₂ᵗ)` (sources `m`, `v`).
-    pub struct AdamStep {
-        pub lr: f64,
-        pub first_correction: f64,
-        pub second_correction: f64,
-    }
-
-    impl InplaceOp3 for AdamStep {
-        fn name(&self) -> &'static str {
-            "adam-step"
-        }
-
-        fn cpu_fwd(
-            &self,
-            dst: &mut CpuStorage,
-            dst_l: &Layout,
-            ms: &CpuStorage,
-            ml: &Layout,
-            vs: &CpuStorage,
-            vl: &Layout,
-        ) -> Result<()> {
-            let (m, v) = (slice(ms, ml)?, slice(vs, vl)?);
-            let first = (1.0 / self.first_correction) as f32;
-            let second = (1.0 / self.second_correction) as f32;
-            let (eps, lr) = (super::EPS as f32, self.lr as f32);
-            for ((p, &m), &v) in slice_mut(dst, dst_l)?.iter_mut().zip(m).zip(v) {
-                *p -= m * first / ((v * second).sqrt() + eps) * lr;
-            }
-            Ok(())
+    pub fn adam_step(
+        lr: f64,
+        first_correction: f64,
+        second_correction: f64,
+    ) -> Update<impl Fn(f32, f32, f32) -> f32> {
+        let first = (1.0 / first_correction) as f32;
+        let second = (1.0 / second_correction) as f32;
+        let (eps, lr) = (super::EPS as f32, lr as f32);
+        Update {
+            name: "adam-step",
+            f: move |p: f32, m: f32, v: f32| p - m * first / ((v * second).sqrt() + eps) * lr,
         }
     }
 }

@@ -99,9 +99,9 @@ mod kernels {
         epilogue: Epilogue,
         dst: &mut [f32],
     ) {
-        winograd::transform_input(band, u);
+        winograd::transform_input(band, 0..band.tiles, u);
         winograd::products(band, u, v, m);
-        winograd::transform_output(band, m, epilogue, dst);
+        winograd::transform_output(band, 0..band.tiles, m, epilogue, dst);
     }
 
     /// One Winograd band's weight gradient: `dV += Uᵀ D`.
@@ -116,8 +116,8 @@ mod kernels {
         d: &mut [f32],
         dv: &mut [f32],
     ) {
-        winograd::transform_input(band, u);
-        winograd::transform_output_grad(band, dy, d);
+        winograd::transform_input(band, 0..band.tiles, u);
+        winograd::transform_output_grad(band, 0..band.tiles, dy, d);
         winograd::weight_products(band, u, d, dv);
     }
 }
