@@ -217,3 +217,31 @@ fn the_fused_pass_matches_the_operators() {
         );
     }
 }
+
+/// The fused pass refuses an input with the wrong number of channels (also after a pass that
+/// grew its buffers), and an empty batch gives `[0, classes]` as the operators do.
+#[test]
+fn the_fused_pass_checks_its_input() {
+    use blockdrop::model::fused::InputPrep;
+    let mut model = random_model("R32_C10");
+    model.set_kernels(Kernels::Fast).unwrap();
+    model.fold_batchnorm().unwrap();
+    let net = &model.resnet;
+    let right = Tensor::randn(0f32, 1.0, (2, 3, 32, 32), &Device::Cpu).unwrap();
+    assert_eq!(
+        net.fused_forward(&right, None, InputPrep::NONE)
+            .unwrap()
+            .dims(),
+        &[2, 10]
+    );
+    for channels in [1, 4] {
+        let wrong = Tensor::randn(0f32, 1.0, (2, channels, 32, 32), &Device::Cpu).unwrap();
+        let err = net
+            .fused_forward(&wrong, None, InputPrep::NONE)
+            .unwrap_err();
+        assert!(err.to_string().contains("channels"), "{err}");
+    }
+    let empty = Tensor::zeros((0, 3, 32, 32), DType::F32, &Device::Cpu).unwrap();
+    let out = net.fused_forward(&empty, None, InputPrep::NONE).unwrap();
+    assert_eq!(out.dims(), &[0, 10]);
+}

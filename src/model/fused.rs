@@ -91,7 +91,7 @@ impl FlatResNet {
         }
         let x = x.contiguous()?;
         let (n, c, h, w) = x.dims4()?;
-        let features = {
+        let (features, channels) = {
             let (storage, layout) = x.storage_and_layout();
             let Storage::Cpu(cpu) = &*storage else {
                 bail!("fused pass: the input is not on the CPU")
@@ -104,7 +104,6 @@ impl FlatResNet {
                 Err(_) => self.run(images, (n, c, h, w), keep, prep, &mut Buffers::default()),
             })?
         };
-        let channels = features.len() / n.max(1);
         let features = Tensor::from_vec(features, (n, channels), x.device())?;
         match &self.fc {
             Some(fc) => fc.forward(&features),
@@ -112,7 +111,7 @@ impl FlatResNet {
         }
     }
 
-    /// The pass over `images` (`[n, c, h, w]`), to the pooled features.
+    /// The pass over `images` (`[n, c, h, w]`), to the pooled features and their width.
     fn run(
         &self,
         images: &[f32],
@@ -120,7 +119,7 @@ impl FlatResNet {
         keep: Option<&[bool]>,
         prep: InputPrep,
         buffers: &mut Buffers,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<(Vec<f32>, usize)> {
         let Buffers {
             x: cur,
             y: next,
@@ -128,8 +127,15 @@ impl FlatResNet {
             shortcut,
         } = buffers;
         let (mut cur, mut next) = (cur, next);
+        if c != self.stem.geom.cin {
+            bail!(
+                "fused pass: the input has {c} channels, the network takes {}",
+                self.stem.geom.cin
+            )
+        }
         let mut shape = prepare_input(images, (n, c, h, w), prep, inner)?;
-        shape = conv(&self.stem, shape, inner, None, true, cur)?;
+        let len = shape.pixels() * c;
+        shape = conv(&self.stem, shape, &inner[..len], None, true, cur)?;
         let mut channels = self.stem.geom.cout;
         for (k, block) in self.blocks.iter().enumerate() {
             let Block::Basic(block) = block else {
@@ -177,6 +183,12 @@ impl FlatResNet {
                 (shape, channels) = residual_shape;
                 continue;
             }
+            if block.conv1.geom.cin != channels {
+                bail!(
+                    "fused pass: block {k} takes {} channels, gets {channels}",
+                    block.conv1.geom.cin
+                )
+            }
             let mid = conv(&block.conv1, shape, &cur[..len], None, true, inner)?;
             let mid_len = mid.pixels() * block.conv1.geom.cout;
             if residual.len() != conv_output_len(&block.conv2, mid)? {
@@ -196,7 +208,7 @@ impl FlatResNet {
         let mut features = vec![0.0f32; n * channels];
         let len = shape.pixels() * channels;
         pool::global_avg_pool_into(&cur[..len], (n, shape.h, shape.w, channels), &mut features);
-        Ok(features)
+        Ok((features, channels))
     }
 }
 
@@ -219,7 +231,8 @@ fn prepare_input(
         out[..images.len()].copy_from_slice(images);
         return Ok(Nhw { n, h, w });
     }
-    let window = (pool * pool) as f32;
+    // candle's `avg_pool2d`'s arithmetic: the sum times the window's reciprocal.
+    let scale = (1.0 / (pool * pool) as f64) as f32;
     for img in 0..n {
         for oy in 0..oh {
             for ox in 0..ow {
@@ -238,7 +251,7 @@ fn prepare_input(
                             }
                         }
                     }
-                    *d = if pool == 1 { sum } else { sum / window };
+                    *d = if pool == 1 { sum } else { sum * scale };
                 }
             }
         }

@@ -81,30 +81,33 @@ impl Optimizer {
                         momentum,
                         weight_decay,
                     } => {
-                        let buf = match self.first[i].take() {
-                            Some(buf) => buf,
+                        let buf = match &self.first[i] {
+                            Some(buf) => buf.clone(),
                             None => zeros()?,
                         };
+                        // Kept first (a handle on the same storage), so that an error below
+                        // leaves the state in place.
+                        self.first[i] = Some(buf.clone());
                         buf.inplace_op3(grad, p, &in_place::momentum(momentum, weight_decay))?;
                         p.inplace_op3(&buf, &buf, &in_place::descend(lr))?;
-                        self.first[i] = Some(buf);
                     }
                     Kind::Adam { weight_decay } => {
-                        let m = match self.first[i].take() {
-                            Some(m) => m,
+                        let m = match &self.first[i] {
+                            Some(m) => m.clone(),
                             None => zeros()?,
                         };
-                        let v = match self.second[i].take() {
-                            Some(v) => v,
+                        let v = match &self.second[i] {
+                            Some(v) => v.clone(),
                             None => zeros()?,
                         };
+                        // Kept first (handles on the same storage), as for SGD.
+                        self.first[i] = Some(m.clone());
+                        self.second[i] = Some(v.clone());
                         m.inplace_op3(grad, p, &in_place::moment(BETA1, false, weight_decay))?;
                         v.inplace_op3(grad, p, &in_place::moment(BETA2, true, weight_decay))?;
                         let corrections = (1.0 - BETA1.powi(t), 1.0 - BETA2.powi(t));
                         let op = in_place::adam_step(lr, corrections.0, corrections.1);
                         p.inplace_op3(&m, &v, &op)?;
-                        self.first[i] = Some(m);
-                        self.second[i] = Some(v);
                     }
                 }
                 continue;
