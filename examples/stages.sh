@@ -1,8 +1,13 @@
-# Sourced by the training examples (run from the repository root): builds blockdrop, and
-# defines `stage` and `cifar10_data`.
+# Sourced by the training examples (run from the repository root): builds blockdrop (or runs
+# the binary BD names, unbuilt: a long queue of runs keeps one binary while the tree changes),
+# and defines `stage` and `cifar10_data`.
 
-cargo build --release
-bd=target/release/blockdrop
+if [ -n "${BD:-}" ]; then
+    bd=$BD
+else
+    cargo build --release
+    bd=target/release/blockdrop
+fi
 
 # stage DIR EPOCHS ARGS…: start the run in DIR, or resume it when it exists.
 stage() {

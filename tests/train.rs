@@ -46,6 +46,7 @@ fn policy_options(penalty: f64) -> PolicyOptions {
         samples: 1,
         oracle_warm_start: 0,
         oracle_images: 512,
+        oracle_margin: 0,
     }
 }
 
@@ -801,6 +802,8 @@ fn the_options_beyond_the_reference_train_end_to_end() {
         "1",
         "--oracle-images",
         "16",
+        "--oracle-margin",
+        "2",
         "--samples",
         "2",
         "--cost",
@@ -815,6 +818,7 @@ fn the_options_beyond_the_reference_train_end_to_end() {
     for needle in [
         "\"oracle_warm_start\": 1",
         "\"oracle_images\": 16",
+        "\"oracle_margin\": 2",
         "\"samples\": 2",
         "\"kind\": \"network\"",
         "\"policy_input_pool\": 2",

@@ -326,6 +326,7 @@ struct PolicyStage<'a> {
     /// `--oracle-warm-start` and `--oracle-images` (the curriculum; 0 elsewhere).
     oracle_warm_start: usize,
     oracle_images: usize,
+    oracle_margin: usize,
 }
 
 fn train_policy(
@@ -375,6 +376,7 @@ fn train_policy(
                 samples: policy.samples,
                 oracle_warm_start: stage.oracle_warm_start,
                 oracle_images: stage.oracle_images,
+                oracle_margin: stage.oracle_margin,
             })
         },
     )?;
@@ -414,6 +416,7 @@ pub fn curriculum(args: &TrainCurriculumArgs) -> anyhow::Result<()> {
         policy_input_pool: args.policy_input_pool,
         oracle_warm_start: args.oracle_warm_start,
         oracle_images: args.oracle_images,
+        oracle_margin: args.oracle_margin,
     };
     train_policy(&args.run, &args.policy, stage)
 }
@@ -434,6 +437,7 @@ pub fn finetune(args: &TrainFinetuneArgs) -> anyhow::Result<()> {
         policy_input_pool: None,
         oracle_warm_start: 0,
         oracle_images: blockdrop::train::oracle::DEFAULT_LADDER_IMAGES,
+        oracle_margin: 0,
     };
     train_policy(&args.run, &args.policy, stage)
 }

@@ -103,6 +103,18 @@ pub struct TrainCurriculumArgs {
     /// Training images the warm start's ladder of static subsets is chosen on.
     #[arg(long, value_name = "N", default_value_t = blockdrop::train::oracle::DEFAULT_LADDER_IMAGES, value_parser = count)]
     pub oracle_images: usize,
+
+    /// The warm start targets this many rungs of the ladder above each image's lowest stable
+    /// right one (at most every block): a policy that starts with more blocks than the median
+    /// image needs, nearer the accuracy wanted, for REINFORCE to trade down from.
+    #[arg(
+        long,
+        value_name = "R",
+        default_value_t = 0,
+        requires = "oracle_warm_start",
+        conflicts_with = "resume"
+    )]
+    pub oracle_margin: usize,
 }
 
 #[derive(Debug, Args)]

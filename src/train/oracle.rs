@@ -51,14 +51,16 @@ impl Ladder {
     }
 
     /// Per image of `x`, the lowest rung from which `base` is right on every rung above
-    /// (the top rung when the full network is wrong), with whether that rung is right.
-    /// Stable rather than the cheapest right rung: a small subset right by chance on one
-    /// image, wrong on the rungs above it, is no sign the image is easy.
+    /// (the top rung when the full network is wrong), then `margin` rungs higher (at most the
+    /// top), with whether that rung is right. Stable rather than the cheapest right rung: a
+    /// small subset right by chance on one image, wrong on the rungs above it, is no sign the
+    /// image is easy.
     pub fn targets(
         &self,
         base: &FlatResNet,
         x: &Tensor,
         labels: &[u32],
+        margin: usize,
     ) -> Result<Vec<(usize, bool)>> {
         let n = labels.len();
         let top = self.0.len() - 1;
@@ -81,6 +83,10 @@ impl Ladder {
                 }
             }
         }
+        for t in &mut target {
+            // Every rung above a right target is right too.
+            t.0 = t.0.saturating_add(margin).min(top);
+        }
         Ok(target)
     }
 }
@@ -96,7 +102,7 @@ pub fn step(
     labels: &[u32],
     options: &PolicyOptions,
 ) -> Result<Step> {
-    let targets = ladder.targets(base, x, labels)?;
+    let targets = ladder.targets(base, x, labels, options.oracle_margin)?;
     let keep: Vec<Vec<bool>> = targets
         .iter()
         .map(|&(rung, _)| ladder.rungs()[rung].clone())
@@ -145,7 +151,7 @@ mod tests {
             })
             .collect();
         let labels: Vec<u32> = predicted[k - 1].clone();
-        let targets = ladder.targets(&model.resnet, &x, &labels).unwrap();
+        let targets = ladder.targets(&model.resnet, &x, &labels, 0).unwrap();
         for (i, &(rung, right)) in targets.iter().enumerate() {
             assert!(right);
             assert!((rung..k).all(|r| predicted[r][i] == labels[i]), "image {i}");
@@ -154,8 +160,14 @@ mod tests {
                 "image {i}"
             );
         }
+        // A margin moves every target up as many rungs, never past the top.
+        let raised = ladder.targets(&model.resnet, &x, &labels, 2).unwrap();
+        for (t, r) in targets.iter().zip(&raised) {
+            assert_eq!(r.0, (t.0 + 2).min(k - 1));
+            assert!(r.1);
+        }
         let wrong: Vec<u32> = labels.iter().map(|&l| (l + 1) % 10).collect();
-        let targets = ladder.targets(&model.resnet, &x, &wrong).unwrap();
+        let targets = ladder.targets(&model.resnet, &x, &wrong, 1).unwrap();
         assert!(targets.iter().all(|&t| t == (k - 1, false)));
     }
 }

@@ -66,6 +66,10 @@ pub struct PolicyOptions {
     pub oracle_warm_start: usize,
     #[serde(default = "default_ladder_images")]
     pub oracle_images: usize,
+    /// Rungs of the ladder above each image's lowest stable right rung that the warm start
+    /// targets (ours, 0: the lowest).
+    #[serde(default)]
+    pub oracle_margin: usize,
 }
 
 fn one() -> usize {
