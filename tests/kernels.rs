@@ -404,13 +404,15 @@ fn direct_and_gemm_paths_agree_on_narrow_layers_on_every_isa() {
 }
 
 /// Winograd F(2×2, 3×3) against the GEMM on every path with Winograd kernels (AVX2 and
-/// AVX-512; a path this CPU lacks is named as skipped), forward (bias, residual and ReLU
-/// included) and weight gradient: whole and half tiles (odd sizes), padding 0–2, a last group
-/// of 8 input channels, bands on two threads and on one, single tiles.
+/// AVX-512; a path this CPU lacks is named as skipped), F(2×2, 3×3) and F(4×4, 3×3), forward
+/// (bias, residual and ReLU included) and weight gradient (F(2×2)): whole and partial tiles,
+/// padding 0–2, a last group of 8 input channels, bands on two threads and on one, single
+/// tiles.
 #[test]
 fn winograd_and_gemm_agree_on_3x3_stride_1_layers() {
     use blockdrop::kernels::conv::{self, Epilogue, Nhw};
-    use blockdrop::kernels::winograd;
+    use blockdrop::kernels::winograd::{self, Tile};
+    const TILES: [Tile; 2] = [Tile::F2, Tile::F4];
     let paths: Vec<Isa> = [Isa::Avx2, Isa::Avx512]
         .into_iter()
         .filter(|&isa| {
@@ -457,27 +459,35 @@ fn winograd_and_gemm_agree_on_3x3_stride_1_layers() {
         let w = values(&randn(&[g.patch_len(), cout]));
         let out_len = g.output(input).unwrap().pixels() * cout;
         let (bias, residual) = (values(&randn(&[cout])), values(&randn(&[out_len])));
-        let v = winograd::transform_weights(&g, &w);
         let gemm_dw = conv::backward_weight_gemm(&g, input, &x, &residual);
         for &isa in &paths {
-            assert!(winograd::supported_on(&g, isa), "{isa}: {g:?}");
-            for epilogue in [
-                Epilogue {
-                    bias: Some(&bias),
-                    residual: Some(&residual),
-                    relu: true,
-                },
-                Epilogue::default(),
-            ] {
+            for tile in TILES {
+                assert!(
+                    winograd::supported_on(&g, isa, tile),
+                    "{isa} {tile:?}: {g:?}"
+                );
+            }
+            for (tile, epilogue) in TILES.into_iter().flat_map(|tile| {
+                [
+                    Epilogue {
+                        bias: Some(&bias),
+                        residual: Some(&residual),
+                        relu: true,
+                    },
+                    Epilogue::default(),
+                ]
+                .map(|e| (tile, e))
+            }) {
+                let v = winograd::transform_weights(&g, tile, &w);
                 let mut gemm = vec![f32::NAN; out_len];
                 conv::forward_gemm(&g, input, &x, &w, epilogue, &mut gemm);
                 on_each_pool(|pool| {
                     let mut fast = vec![f32::NAN; out_len];
-                    winograd::forward_on(isa, &g, input, &x, &v, epilogue, &mut fast);
+                    winograd::forward_on(isa, tile, &g, input, &x, &v, epilogue, &mut fast);
                     let err = rel_err(&fast, &gemm);
                     assert!(
                         err < 1e-5,
-                        "{isa}: {g:?} at {batch}x{side}x{side} ({pool}): relative error {err:.2e}"
+                        "{isa} {tile:?}: {g:?} at {batch}x{side}x{side} ({pool}): relative error {err:.2e}"
                     );
                     compared += 1;
                 });
@@ -492,7 +502,7 @@ fn winograd_and_gemm_agree_on_3x3_stride_1_layers() {
             compared += 1;
         }
     }
-    assert_eq!(compared, paths.len() * SHAPES.len() * 5);
+    assert_eq!(compared, paths.len() * SHAPES.len() * (TILES.len() * 4 + 1));
 }
 
 /// The path forced by `BLOCKDROP_ISA` in a child run of these tests (see below).

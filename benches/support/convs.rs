@@ -6,9 +6,10 @@
 use std::time::Instant;
 
 use blockdrop::kernels::conv::{self, Epilogue, Nhw};
+use blockdrop::kernels::direct;
 use blockdrop::kernels::isa::Isa;
+use blockdrop::kernels::winograd::{self, Tile};
 use blockdrop::kernels::ConvGeom;
-use blockdrop::kernels::{direct, winograd};
 use blockdrop::stats::quantile;
 
 pub const BATCH: usize = 64;
@@ -83,7 +84,7 @@ fn operands(g: &ConvGeom, side: usize) -> Option<(Nhw, Nhw, Vec<f32>)> {
 pub enum Path {
     Gemm,
     Direct(Isa),
-    Winograd(Isa),
+    Winograd(Isa, Tile),
 }
 
 impl Path {
@@ -91,7 +92,8 @@ impl Path {
         match self {
             Path::Gemm => "gemm".into(),
             Path::Direct(isa) => format!("direct {isa}"),
-            Path::Winograd(isa) => format!("winograd {isa}"),
+            Path::Winograd(isa, Tile::F2) => format!("winograd {isa}"),
+            Path::Winograd(isa, Tile::F4) => format!("wino F4 {isa}"),
         }
     }
 }
@@ -102,7 +104,7 @@ pub fn forward(g: &ConvGeom, side: usize, path: Path) -> Option<f64> {
     let has_kernel = match path {
         Path::Gemm => true,
         Path::Direct(isa) => isa.available() && direct::supported_on(g, isa),
-        Path::Winograd(isa) => isa.available() && winograd::supported_on(g, isa),
+        Path::Winograd(isa, tile) => isa.available() && winograd::supported_on(g, isa, tile),
     };
     if !has_kernel {
         return None;
@@ -117,13 +119,15 @@ pub fn forward(g: &ConvGeom, side: usize, path: Path) -> Option<f64> {
         relu: true,
     };
     let v = match path {
-        Path::Winograd(_) => winograd::transform_weights(g, &w),
+        Path::Winograd(_, tile) => winograd::transform_weights(g, tile, &w),
         _ => Vec::new(),
     };
     Some(gflops(conv_flops(g, side), || match path {
         Path::Gemm => conv::forward_gemm(g, input, &x, &w, epilogue, &mut y),
         Path::Direct(isa) => direct::forward_on(isa, g, input, &x, &w, epilogue, &mut y),
-        Path::Winograd(isa) => winograd::forward_on(isa, g, input, &x, &v, epilogue, &mut y),
+        Path::Winograd(isa, tile) => {
+            winograd::forward_on(isa, tile, g, input, &x, &v, epilogue, &mut y)
+        }
     }))
 }
 
@@ -161,7 +165,10 @@ pub fn weight_grad(g: &ConvGeom, side: usize, path: Path) -> Option<f64> {
     let has_kernel = match path {
         Path::Gemm => true,
         Path::Direct(isa) => isa.available() && direct::supports_weight_grad_on(g, isa),
-        Path::Winograd(isa) => isa.available() && winograd::supported_on(g, isa),
+        // The weight gradient has F(2×2) only.
+        Path::Winograd(isa, tile) => {
+            tile == Tile::F2 && isa.available() && winograd::supported_on(g, isa, tile)
+        }
     };
     if !has_kernel {
         return None;
@@ -172,7 +179,7 @@ pub fn weight_grad(g: &ConvGeom, side: usize, path: Path) -> Option<f64> {
         std::hint::black_box(match path {
             Path::Gemm => conv::backward_weight_gemm(g, input, &x, &dy),
             Path::Direct(isa) => direct::backward_weight_on(isa, g, input, &x, &dy),
-            Path::Winograd(isa) => winograd::backward_weight_on(isa, g, input, &x, &dy),
+            Path::Winograd(isa, _) => winograd::backward_weight_on(isa, g, input, &x, &dy),
         });
     }))
 }
@@ -253,7 +260,13 @@ pub fn print_table() {
         .filter(|isa| isa.available());
     let paths: Vec<Path> = std::iter::once(Path::Gemm)
         .chain(available.clone().map(Path::Direct))
-        .chain(available.map(Path::Winograd))
+        .chain(available.clone().map(|isa| Path::Winograd(isa, Tile::F2)))
+        .chain(available.map(|isa| Path::Winograd(isa, Tile::F4)))
+        // F(4×4) columns only for the paths that have it.
+        .filter(|path| match *path {
+            Path::Winograd(isa, tile) => winograd::supported_on(&shapes()[2].1, isa, tile),
+            _ => true,
+        })
         .collect();
     let skipped: Vec<&str> = [Isa::Avx2, Isa::Avx512]
         .into_iter()

@@ -231,7 +231,10 @@ pub fn forward_with(
     use super::winograd;
     if winograd::used(g) {
         match winograd_weights {
-            Some(v) => winograd::forward_on(Isa::active(), g, input, x, v, epilogue, out),
+            Some(v) => {
+                let (isa, tile) = (Isa::active(), winograd::tile(g));
+                winograd::forward_on(isa, tile, g, input, x, v, epilogue, out)
+            }
             None => winograd::forward(g, input, x, weight, epilogue, out),
         }
     } else if super::direct::supported(g) {

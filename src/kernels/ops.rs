@@ -225,7 +225,7 @@ pub fn packed_len(g: &ConvGeom) -> usize {
 /// Rows of the packed inference weight of `g` ([`pack_with_bias`]).
 fn packed_rows(g: &ConvGeom) -> usize {
     let winograd_rows = if winograd::used(g) {
-        winograd::transformed_len(g) / g.cout
+        winograd::transformed_len(g, winograd::tile(g)) / g.cout
     } else {
         0
     };
@@ -307,7 +307,7 @@ pub fn hwio(weight: &Tensor) -> Result<Tensor> {
 
 /// The packed inference weight of a layer `geom`: [`hwio`] with the bias appended as one
 /// more row, then, where the layer takes the Winograd kernel, the weights' transform
-/// (`16·cin` rows, [`winograd::transform_weights`]) so that it is computed once, not per call.
+/// (`16·cin` or `36·cin` rows, [`winograd::transform_weights`]) so that it is computed once, not per call.
 pub fn pack_with_bias(weight: &Tensor, bias: &Tensor, geom: ConvGeom) -> Result<Tensor> {
     let plain = Tensor::cat(&[&hwio(weight)?, &bias.unsqueeze(0)?], 0)?.contiguous()?;
     if !winograd::used(&geom) {
@@ -321,10 +321,11 @@ pub fn pack_with_bias(weight: &Tensor, bias: &Tensor, geom: ConvGeom) -> Result<
         )
     }
     let values = plain.flatten_all()?.to_vec1::<f32>()?;
-    let transformed = winograd::transform_weights(&geom, &values[..geom.patch_len() * cout]);
+    let tile = winograd::tile(&geom);
+    let transformed = winograd::transform_weights(&geom, tile, &values[..geom.patch_len() * cout]);
     let transformed = Tensor::from_vec(
         transformed,
-        (winograd::transformed_len(&geom) / cout, cout),
+        (winograd::transformed_len(&geom, tile) / cout, cout),
         weight.device(),
     )?;
     Tensor::cat(&[&plain, &transformed], 0)?.contiguous()

@@ -16,7 +16,8 @@ use super::winograd::Band;
 pub(in crate::kernels) struct PathKernels {
     /// Direct convolution of narrow layers, forward and weight gradient (`super::direct`).
     pub(in crate::kernels) direct: Option<DirectKernels>,
-    /// Winograd F(2×2, 3×3) for 3×3 stride-1 layers (`super::winograd`).
+    /// Winograd F(2×2, 3×3), and F(4×4, 3×3) where the path has it, for 3×3 stride-1 layers
+    /// (`super::winograd`).
     pub(in crate::kernels) winograd: Option<WinogradKernels>,
 }
 
@@ -86,6 +87,20 @@ pub(in crate::kernels) struct WinogradKernels {
     /// As `forward_band`, with `dy` the band's output-gradient rows, `d` sized as `m`, and
     /// `dv` holding the transformed weights' length.
     pub(in crate::kernels) weight_band: WeightBand,
+    /// F(4×4, 3×3) for the forward pass, where the path has it (`super::winograd::Tile`).
+    pub(in crate::kernels) f4: Option<F4Kernels>,
+}
+
+/// A path's Winograd F(4×4, 3×3) kernels (the forward pass; the weight gradient keeps
+/// F(2×2)).
+#[derive(Clone, Copy)]
+pub(in crate::kernels) struct F4Kernels {
+    /// The layers the dispatch gives F(4×4) rather than F(2×2), among those the path's
+    /// Winograd kernels support (measured).
+    pub(in crate::kernels) preferred: fn(&ConvGeom) -> bool,
+    /// As [`WinogradKernels::forward_band`], on 6×6 transformed tiles (`u` and `m` hold 36
+    /// position blocks).
+    pub(in crate::kernels) forward_band: ForwardBand,
 }
 
 /// `forward_band(band, v, u, m, epilogue, dst)`.

@@ -312,3 +312,161 @@ macro_rules! winograd_transforms {
         }
     };
 }
+
+/// The Winograd F(4×4, 3×3) transforms (the method: `crate::kernels::winograd::f4`), written
+/// once and stamped out per instruction set, `$lanes` channels a vector, the multiply-adds of
+/// `Bᵀ` and `Aᵀ` as FMAs: the input tiles' `Bᵀ d B` and the output's `Aᵀ m A` with the
+/// epilogue, each over a range of a band's tiles. `$load_in` and `$store_in` as in
+/// [`winograd_transforms`].
+macro_rules! winograd_f4_transforms {
+    ($feature:literal, $lanes:literal, $vec:ty, $zero:ident, $load:ident, $store:ident,
+     $add:ident, $sub:ident, $max:ident, $fmadd:ident, $fnmadd:ident, $set1:ident,
+     $load_in:ident, $store_in:ident) => {
+        /// Positions along a transformed tile's side.
+        const SIDE: usize = 6;
+
+        /// `Bᵀ d` for one column (or, on the transposed side, `d B` for one row) of six values.
+        #[target_feature(enable = $feature)]
+        #[inline]
+        unsafe fn bt(d: [$vec; SIDE]) -> [$vec; SIDE] {
+            let (two, four, five) = ($set1(2.0), $set1(4.0), $set1(5.0));
+            let d42 = $sub(d[4], d[2]);
+            [
+                // 4d0 − 5d2 + d4
+                $fmadd(four, d[0], $fnmadd(five, d[2], d[4])),
+                // −4(d1 + d2) + (d3 + d4)
+                $fnmadd(four, $add(d[1], d[2]), $add(d[3], d[4])),
+                // 4(d1 − d2) + (d4 − d3)
+                $fmadd(four, $sub(d[1], d[2]), $sub(d[4], d[3])),
+                // 2(d3 − d1) + (d4 − d2)
+                $fmadd(two, $sub(d[3], d[1]), d42),
+                // 2(d1 − d3) + (d4 − d2)
+                $fmadd(two, $sub(d[1], d[3]), d42),
+                // 4d1 − 5d3 + d5
+                $fmadd(four, d[1], $fnmadd(five, d[3], d[5])),
+            ]
+        }
+
+        /// `Aᵀ m` for one column (or `m A` for one row) of six values.
+        #[target_feature(enable = $feature)]
+        #[inline]
+        unsafe fn at(m: [$vec; SIDE]) -> [$vec; 4] {
+            let (two, four, eight) = ($set1(2.0), $set1(4.0), $set1(8.0));
+            let (sum12, diff12) = ($add(m[1], m[2]), $sub(m[1], m[2]));
+            let (sum34, diff34) = ($add(m[3], m[4]), $sub(m[3], m[4]));
+            [
+                $add($add(m[0], sum12), sum34),
+                $fmadd(two, diff34, diff12),
+                $fmadd(four, sum34, sum12),
+                $add($fmadd(eight, diff34, diff12), m[5]),
+            ]
+        }
+
+        /// `U[ξ][i] = (Bᵀ d B)[ξ]` for the band's tiles `tiles` (`i` counted from its start).
+        ///
+        /// # Safety
+        ///
+        /// The CPU has `$feature`; `band.window` holds the band's padded input rows for 4×4 tiles,
+        /// `tiles` lies within the band, and `u` holds 36 position blocks of `tiles.len() × cin`
+        /// floats.
+        #[target_feature(enable = $feature)]
+        pub unsafe fn transform_input(band: &Band, tiles: Range<usize>, u: &mut [f32]) {
+            let cin = band.g.cin;
+            let window = band.window.as_ptr();
+            let u = u.as_mut_ptr();
+            let stride = position_stride(tiles.len(), cin);
+            for (local, tile) in tiles.enumerate() {
+                let (r, t) = (tile / band.tiles_wide, tile % band.tiles_wide);
+                let corner = window.add((4 * r * band.width + 4 * t) * cin);
+                for c0 in (0..cin).step_by($lanes) {
+                    // Bᵀ d, column by column.
+                    let mut bd = [[$zero(); SIDE]; SIDE];
+                    for j in 0..SIDE {
+                        let mut column = [$zero(); SIDE];
+                        for (i, value) in column.iter_mut().enumerate() {
+                            *value = $load_in(corner.add((i * band.width + j) * cin + c0), c0, cin);
+                        }
+                        for (i, value) in bt(column).into_iter().enumerate() {
+                            bd[i][j] = value;
+                        }
+                    }
+                    // (Bᵀ d) B, row by row.
+                    let at = u.add(local * cin + c0);
+                    for (i, row) in bd.into_iter().enumerate() {
+                        for (j, value) in bt(row).into_iter().enumerate() {
+                            $store_in(at.add((i * SIDE + j) * stride), c0, cin, value);
+                        }
+                    }
+                }
+            }
+        }
+
+        /// The output pixels of the band's tiles `tiles` from `M`: `Y = Aᵀ m A` per tile, then the
+        /// bias, the residual and ReLU; pixels of a tile outside the output are dropped.
+        ///
+        /// # Safety
+        ///
+        /// The CPU has `$feature`; `tiles` lies within the band; `m` holds 36 position blocks of
+        /// `tiles.len() × cout` products; `dst` and the epilogue's residual hold the band's output
+        /// rows and `bias`, when given, `cout` floats.
+        #[target_feature(enable = $feature)]
+        pub unsafe fn transform_output(
+            band: &Band,
+            tiles: Range<usize>,
+            m: &[f32],
+            epilogue: Epilogue,
+            dst: &mut [f32],
+        ) {
+            let cout = band.g.cout;
+            let row_len = band.out_w * cout;
+            let rows = dst.len() / row_len;
+            let stride = position_stride(tiles.len(), cout);
+            let m = m.as_ptr();
+            let zero = $zero();
+            for (local, tile) in tiles.enumerate() {
+                let (r, t) = (tile / band.tiles_wide, tile % band.tiles_wide);
+                for co0 in (0..cout).step_by($lanes) {
+                    let from = m.add(local * cout + co0);
+                    // Aᵀ m, column by column.
+                    let mut am = [[zero; SIDE]; 4];
+                    for j in 0..SIDE {
+                        let mut column = [zero; SIDE];
+                        for (i, value) in column.iter_mut().enumerate() {
+                            *value = $load(from.add((i * SIDE + j) * stride));
+                        }
+                        for (i, value) in at(column).into_iter().enumerate() {
+                            am[i][j] = value;
+                        }
+                    }
+                    let bias = match epilogue.bias {
+                        Some(b) => $load(b.as_ptr().add(co0)),
+                        None => zero,
+                    };
+                    // (Aᵀ m) A, row by row.
+                    for (a, row) in am.into_iter().enumerate() {
+                        let oy = 4 * r + a;
+                        if oy >= rows {
+                            break;
+                        }
+                        for (b, mut value) in at(row).into_iter().enumerate() {
+                            let ox = 4 * t + b;
+                            if ox >= band.out_w {
+                                break;
+                            }
+                            let offset = oy * row_len + ox * cout + co0;
+                            value = $add(value, bias);
+                            if let Some(res) = epilogue.residual {
+                                let global = band.first_row * row_len + offset;
+                                value = $add(value, $load(res.as_ptr().add(global)));
+                            }
+                            if epilogue.relu {
+                                value = $max(value, zero);
+                            }
+                            $store(dst.as_mut_ptr().add(offset), value);
+                        }
+                    }
+                }
+            }
+        }
+    };
+}

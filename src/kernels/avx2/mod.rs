@@ -7,6 +7,8 @@
 mod direct;
 #[cfg(target_arch = "x86_64")]
 mod winograd;
+#[cfg(target_arch = "x86_64")]
+mod winograd4;
 
 use super::paths::PathKernels;
 
@@ -26,6 +28,10 @@ pub const KERNELS: PathKernels = PathKernels {
         preferred: crate::kernels::winograd::fits,
         forward_band: kernels::forward_band,
         weight_band: kernels::weight_band,
+        f4: Some(super::paths::F4Kernels {
+            preferred: kernels::winograd_f4,
+            forward_band: kernels::forward_band_f4,
+        }),
     }),
 };
 
@@ -37,7 +43,7 @@ pub const KERNELS: PathKernels = PathKernels::GEMM_ONLY;
 mod kernels {
     use std::ops::Range;
 
-    use super::{direct, winograd};
+    use super::{direct, winograd, winograd4};
     use crate::kernels::direct::{RowJob, WeightJob};
     use crate::kernels::geometry::{ConvGeom, Epilogue};
     use crate::kernels::winograd::Band;
@@ -102,6 +108,30 @@ mod kernels {
         winograd::transform_input(band, 0..band.tiles, u);
         winograd::products(band, u, v, m);
         winograd::transform_output(band, 0..band.tiles, m, epilogue, dst);
+    }
+
+    /// The layers whose forward pass takes F(4×4) rather than F(2×2) (measured with `cargo
+    /// bench --bench kernels -- convs`).
+    pub fn winograd_f4(g: &ConvGeom) -> bool {
+        crate::kernels::winograd::fits(g)
+    }
+
+    /// One Winograd F(4×4) band forward: input transform, products, output transform.
+    ///
+    /// # Safety
+    ///
+    /// As [`crate::kernels::paths::F4Kernels::forward_band`].
+    pub unsafe fn forward_band_f4(
+        band: &Band,
+        v: &[f32],
+        u: &mut [f32],
+        m: &mut [f32],
+        epilogue: Epilogue,
+        dst: &mut [f32],
+    ) {
+        winograd4::transform_input(band, 0..band.tiles, u);
+        winograd::products(band, u, v, m);
+        winograd4::transform_output(band, 0..band.tiles, m, epilogue, dst);
     }
 
     /// One Winograd band's weight gradient: `dV += Uᵀ D`.

@@ -15,7 +15,7 @@ use crate::kernels::winograd::{position_stride, Band, GROUP, POSITIONS};
 /// The CPU has AVX2; `at` points at 8 readable floats.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn load_channels(at: *const f32, _c0: usize, _channels: usize) -> __m256 {
+pub(super) unsafe fn load_channels(at: *const f32, _c0: usize, _channels: usize) -> __m256 {
     _mm256_loadu_ps(at)
 }
 
@@ -26,7 +26,7 @@ unsafe fn load_channels(at: *const f32, _c0: usize, _channels: usize) -> __m256 
 /// As [`load_channels`], writable.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn store_channels(at: *mut f32, _c0: usize, _channels: usize, value: __m256) {
+pub(super) unsafe fn store_channels(at: *mut f32, _c0: usize, _channels: usize, value: __m256) {
     _mm256_storeu_ps(at, value)
 }
 
@@ -43,17 +43,18 @@ winograd_transforms!(
     store_channels
 );
 
-/// `M[ξ] = U[ξ] · V[ξ]` for the 16 positions: blocks of 6 tiles × 16 output channels in
-/// registers, the direct kernel's inner loop over the input channels.
+/// `M[ξ] = U[ξ] · V[ξ]` for the tile's positions (16 for F(2×2), 36 for F(4×4)): blocks of
+/// 6 tiles × 16 output channels in registers, the direct kernel's inner loop over the input
+/// channels.
 ///
 /// # Safety
 ///
-/// The CPU has AVX2 and FMA; `u`, `v` and `m` hold the band's 16 position blocks (`tiles ×
+/// The CPU has AVX2 and FMA; `u`, `v` and `m` hold the band's position blocks (`tiles ×
 /// cin`, `cin × cout`, `tiles × cout`), as `crate::kernels::winograd` sizes them.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn products(band: &Band, u: &[f32], v: &[f32], m: &mut [f32]) {
     let (cin, cout, tiles) = (band.g.cin, band.g.cout, band.tiles);
-    for xi in 0..POSITIONS {
+    for xi in 0..band.tile.positions() {
         let u = u.as_ptr().add(xi * position_stride(tiles, cin));
         let v = v.as_ptr().add(xi * cin * cout);
         let m = m.as_mut_ptr().add(xi * position_stride(tiles, cout));

@@ -7,6 +7,8 @@
 mod direct;
 #[cfg(target_arch = "x86_64")]
 mod winograd;
+#[cfg(target_arch = "x86_64")]
+mod winograd4;
 
 use super::paths::PathKernels;
 
@@ -26,6 +28,10 @@ pub const KERNELS: PathKernels = PathKernels {
         preferred: kernels::winograd,
         forward_band: kernels::forward_band,
         weight_band: kernels::weight_band,
+        f4: Some(super::paths::F4Kernels {
+            preferred: kernels::winograd_f4,
+            forward_band: kernels::forward_band_f4,
+        }),
     }),
 };
 
@@ -37,7 +43,7 @@ pub const KERNELS: PathKernels = PathKernels::GEMM_ONLY;
 mod kernels {
     use std::ops::Range;
 
-    use super::{direct, winograd as wino};
+    use super::{direct, winograd as wino, winograd4 as wino4};
     use crate::kernels::direct::{RowJob, WeightJob};
     use crate::kernels::geometry::{ConvGeom, Epilogue};
     use crate::kernels::winograd::Band;
@@ -66,6 +72,33 @@ mod kernels {
             wino::transform_input(band, tiles.clone(), u);
             wino::products(band, count, u, v, m);
             wino::transform_output(band, tiles, m, epilogue, dst);
+        }
+    }
+
+    /// The layers whose forward pass takes F(4×4) rather than F(2×2) (measured with `cargo
+    /// bench --bench kernels -- convs`).
+    pub fn winograd_f4(g: &ConvGeom) -> bool {
+        crate::kernels::winograd::fits(g)
+    }
+
+    /// One Winograd F(4×4) band forward: input transform, products, output transform.
+    ///
+    /// # Safety
+    ///
+    /// As [`crate::kernels::paths::F4Kernels::forward_band`].
+    pub unsafe fn forward_band_f4(
+        band: &Band,
+        v: &[f32],
+        u: &mut [f32],
+        m: &mut [f32],
+        epilogue: Epilogue,
+        dst: &mut [f32],
+    ) {
+        for tiles in chunks(band, wino4::CHUNK) {
+            let count = tiles.len();
+            wino4::transform_input(band, tiles.clone(), u);
+            wino::products(band, count, u, v, m);
+            wino4::transform_output(band, tiles, m, epilogue, dst);
         }
     }
 

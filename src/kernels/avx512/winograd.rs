@@ -39,7 +39,7 @@ fn lanes(c0: usize, channels: usize) -> __mmask16 {
 /// The CPU has AVX-512F; `at` points at the channels of `c0 .. min(c0 + 16, channels)`.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn load_channels(at: *const f32, c0: usize, channels: usize) -> __m512 {
+pub(super) unsafe fn load_channels(at: *const f32, c0: usize, channels: usize) -> __m512 {
     _mm512_maskz_loadu_ps(lanes(c0, channels), at)
 }
 
@@ -50,7 +50,7 @@ unsafe fn load_channels(at: *const f32, c0: usize, channels: usize) -> __m512 {
 /// As [`load_channels`], writable.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn store_channels(at: *mut f32, c0: usize, channels: usize, value: __m512) {
+pub(super) unsafe fn store_channels(at: *mut f32, c0: usize, channels: usize, value: __m512) {
     _mm512_mask_storeu_ps(at, lanes(c0, channels), value)
 }
 
@@ -67,18 +67,18 @@ winograd_transforms!(
     store_channels
 );
 
-/// `M[ξ] = U[ξ] · V[ξ]` for the 16 positions: blocks of 14 tiles × 32 output channels (two
-/// of `V`'s groups of 16) in registers, or 28 tiles × 16 for a last single group; shorter
-/// blocks at the band's end.
+/// `M[ξ] = U[ξ] · V[ξ]` for the tile's positions (16 for F(2×2), 36 for F(4×4)): blocks of
+/// 14 tiles × 32 output channels (two of `V`'s groups of 16) in registers, or 28 tiles × 16
+/// for a last single group; shorter blocks at the band's end.
 ///
 /// # Safety
 ///
-/// The CPU has AVX-512F; `u`, `v` and `m` hold 16 position blocks (`tiles × cin`, `cin ×
-/// cout`, `tiles × cout`).
+/// The CPU has AVX-512F; `u`, `v` and `m` hold the band tile's position blocks (`tiles ×
+/// cin`, `cin × cout`, `tiles × cout`).
 #[target_feature(enable = "avx512f")]
 pub unsafe fn products(band: &Band, tiles: usize, u: &[f32], v: &[f32], m: &mut [f32]) {
     let (cin, cout) = (band.g.cin, band.g.cout);
-    for xi in 0..POSITIONS {
+    for xi in 0..band.tile.positions() {
         let u = u.as_ptr().add(xi * position_stride(tiles, cin));
         let v = v.as_ptr().add(xi * cin * cout);
         let m = m.as_mut_ptr().add(xi * position_stride(tiles, cout));

@@ -1,7 +1,8 @@
-//! Winograd convolution F(2×2, 3×3) for the 3×3 stride-1 layers on the AVX2 path: each 2×2
-//! block of output pixels (a tile) comes from the 4×4 input patch under it with 16
-//! multiplications per channel pair instead of 36, so the multiply work is 2.25× less than
-//! the direct kernel's.
+//! Winograd convolution F(2×2, 3×3) for the 3×3 stride-1 layers on the AVX2 and AVX-512
+//! paths: each 2×2 block of output pixels (a tile) comes from the 4×4 input patch under it
+//! with 16 multiplications per channel pair instead of 36, so the multiply work is 2.25× less
+//! than the direct kernel's. AVX-512 also has F(4×4, 3×3) for the forward pass ([`f4`],
+//! [`Tile`]): the same stages on 6×6 transformed tiles.
 //!
 //! For a tile's patch `d` (4×4) and a filter `g` (3×3), `Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A` with
 //!
@@ -33,6 +34,8 @@
 // Off x86-64 only the dispatch remains (it never selects this kernel).
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
+mod f4;
+
 use std::cell::RefCell;
 
 use rayon::prelude::*;
@@ -41,13 +44,51 @@ use super::geometry::{band_window, ConvGeom, Epilogue, Nhw};
 use super::isa::Isa;
 use super::paths::{self, WinogradKernels};
 
-/// Positions of a transformed tile (4×4).
+/// Positions of an F(2×2, 3×3) transformed tile (4×4).
 pub const POSITIONS: usize = 16;
 
-/// Whether [`forward_on`] has a kernel for `g` on `isa` ([`fits`], on the paths whose table
-/// has Winograd kernels: AVX2 and AVX-512).
-pub fn supported_on(g: &ConvGeom, isa: Isa) -> bool {
-    paths::of(isa).winograd.is_some_and(|k| (k.supports)(g))
+/// Which Winograd algorithm: the output tile's edge. F(2×2, 3×3) everywhere Winograd runs;
+/// F(4×4, 3×3) (a 6×6 transformed tile: 36 multiplications per 16 outputs, 2.25 per output
+/// against F(2×2)'s 4) for the forward pass where a path has it and it wins ([`f4`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tile {
+    F2,
+    F4,
+}
+
+impl Tile {
+    /// Output pixels along a tile's side.
+    pub const fn edge(self) -> usize {
+        match self {
+            Tile::F2 => 2,
+            Tile::F4 => 4,
+        }
+    }
+
+    /// Positions of a transformed tile, `(edge + 2)²`.
+    pub const fn positions(self) -> usize {
+        (self.edge() + 2) * (self.edge() + 2)
+    }
+
+    /// `G`'s rows for this tile.
+    fn g_rows(self) -> &'static [[f32; 3]] {
+        match self {
+            Tile::F2 => &G,
+            Tile::F4 => &f4::G,
+        }
+    }
+}
+
+/// Whether [`forward_on`] has a kernel for `g` on `isa` with `tile` ([`fits`], on the paths
+/// whose table has Winograd kernels: F(2×2) on AVX2 and AVX-512, F(4×4) on AVX-512).
+pub fn supported_on(g: &ConvGeom, isa: Isa, tile: Tile) -> bool {
+    paths::of(isa).winograd.is_some_and(|k| {
+        (k.supports)(g)
+            && match tile {
+                Tile::F2 => true,
+                Tile::F4 => k.f4.is_some(),
+            }
+    })
 }
 
 /// Whether the dispatch on `isa` gives `g` to this kernel: where the path supports it and,
@@ -56,6 +97,20 @@ pub fn preferred_on(g: &ConvGeom, isa: Isa) -> bool {
     paths::of(isa)
         .winograd
         .is_some_and(|k| (k.supports)(g) && (k.preferred)(g))
+}
+
+/// The tile the forward pass of `g` takes on `isa` when [`preferred_on`]: F(4×4) where the
+/// path has it and prefers it, measured; else F(2×2).
+pub fn tile_on(g: &ConvGeom, isa: Isa) -> Tile {
+    match paths::of(isa).winograd.and_then(|k| k.f4) {
+        Some(f4) if (f4.preferred)(g) => Tile::F4,
+        _ => Tile::F2,
+    }
+}
+
+/// [`tile_on`] on the active path.
+pub fn tile(g: &ConvGeom) -> Tile {
+    tile_on(g, Isa::active())
 }
 
 /// The layers any Winograd kernel here can run: 3×3 stride-1 layers whose input channels
@@ -91,25 +146,27 @@ const G: [[f32; 3]; 4] = [
 /// Output channels per register block of the products (two AVX2 vectors).
 pub(in crate::kernels) const GROUP: usize = 16;
 
-/// Length of [`transform_weights`]' result for `g`.
-pub fn transformed_len(g: &ConvGeom) -> usize {
-    POSITIONS * g.cin * g.cout
+/// Length of [`transform_weights`]' result for `g` with `tile`.
+pub fn transformed_len(g: &ConvGeom, tile: Tile) -> usize {
+    tile.positions() * g.cin * g.cout
 }
 
 /// The transformed weights `V[ξ][ci][co] = (G g Gᵀ)[ξ]` for each filter `g` of `weight`
 /// (`[9·cin, cout]`, rows `(ky·3 + kx)·cin + ci`), stored as `[ξ][co / 16][ci][co % 16]`: the
 /// products read one group of 16 output channels as one contiguous run.
-pub fn transform_weights(g: &ConvGeom, weight: &[f32]) -> Vec<f32> {
+pub fn transform_weights(g: &ConvGeom, tile: Tile, weight: &[f32]) -> Vec<f32> {
     let (cin, cout) = (g.cin, g.cout);
     assert!(g.kernel == 3 && weight.len() >= 9 * cin * cout);
-    let mut v = vec![0.0f32; transformed_len(g)];
+    let g_rows = tile.g_rows();
+    let n = g_rows.len();
+    let mut v = vec![0.0f32; transformed_len(g, tile)];
     let tap =
         |ky: usize, kx: usize, ci: usize| &weight[((ky * 3 + kx) * cin + ci) * cout..][..cout];
-    let mut gg = vec![0.0f32; 4 * 3 * cout];
+    let mut gg = vec![0.0f32; n * 3 * cout];
     let mut row = vec![0.0f32; cout];
     for ci in 0..cin {
         // (G g)[a][kx] over every output channel at once.
-        for (a, ga) in G.iter().enumerate() {
+        for (a, ga) in g_rows.iter().enumerate() {
             for kx in 0..3 {
                 let dst = &mut gg[(a * 3 + kx) * cout..][..cout];
                 dst.fill(0.0);
@@ -123,8 +180,8 @@ pub fn transform_weights(g: &ConvGeom, weight: &[f32]) -> Vec<f32> {
             }
         }
         // ((G g) Gᵀ)[a][b], stored by groups of 16 output channels.
-        for a in 0..4 {
-            for (b, gb) in G.iter().enumerate() {
+        for a in 0..n {
+            for (b, gb) in g_rows.iter().enumerate() {
                 row.fill(0.0);
                 for (kx, &c) in gb.iter().enumerate() {
                     if c != 0.0 {
@@ -133,7 +190,7 @@ pub fn transform_weights(g: &ConvGeom, weight: &[f32]) -> Vec<f32> {
                         }
                     }
                 }
-                let xi = a * 4 + b;
+                let xi = a * n + b;
                 for (group, values) in row.chunks_exact(GROUP).enumerate() {
                     v[((xi * cout / GROUP + group) * cin + ci) * GROUP..][..GROUP]
                         .copy_from_slice(values);
@@ -154,8 +211,9 @@ pub fn forward(
     epilogue: Epilogue,
     out: &mut [f32],
 ) {
-    let v = transform_weights(g, weight);
-    forward_on(Isa::active(), g, input, x, &v, epilogue, out)
+    let tile = tile(g);
+    let v = transform_weights(g, tile, weight);
+    forward_on(Isa::active(), tile, g, input, x, &v, epilogue, out)
 }
 
 thread_local! {
@@ -171,10 +229,12 @@ struct Buffers {
     m: Vec<f32>,
 }
 
-/// [`forward`] on `isa` from the transformed weights `v` ([`transform_weights`]); the CPU
-/// must have `isa`, and `isa` must support `g`.
+/// [`forward`] on `isa` with `tile` from the transformed weights `v` ([`transform_weights`]
+/// for that tile); the CPU must have `isa`, and `isa` must support `g` with `tile`.
+#[allow(clippy::too_many_arguments)]
 pub fn forward_on(
     isa: Isa,
+    tile: Tile,
     g: &ConvGeom,
     input: Nhw,
     x: &[f32],
@@ -183,9 +243,16 @@ pub fn forward_on(
     out: &mut [f32],
 ) {
     let kernels = kernels_on(g, isa);
+    let forward_band = match tile {
+        Tile::F2 => kernels.forward_band,
+        Tile::F4 => match kernels.f4 {
+            Some(f4) => f4.forward_band,
+            None => panic!("no Winograd F(4x4, 3x3) kernel on {isa}"),
+        },
+    };
     // The kernels read through raw pointers: the operands must hold what the shapes say.
     assert!(
-        v.len() >= transformed_len(g)
+        v.len() >= transformed_len(g, tile)
             && x.len() >= input.pixels() * g.cin
             && epilogue.bias.is_none_or(|b| b.len() >= g.cout),
         "operands shorter than {g:?} needs"
@@ -199,25 +266,25 @@ pub fn forward_on(
         .residual
         .is_none_or(|r| r.len() >= out_nhw.pixels() * g.cout));
     let row_len = out_nhw.w * g.cout;
-    let tiles_wide = out_nhw.w.div_ceil(2);
-    let band = band_tile_rows(g, out_nhw, tiles_wide);
+    let band_rows = tile.edge() * band_tile_rows(g, tile, out_nhw);
     out[..out_nhw.pixels() * g.cout]
         .par_chunks_mut(row_len * out_nhw.h)
         .enumerate()
         .flat_map(|(img, image_out)| {
             image_out
-                .par_chunks_mut(2 * band * row_len)
+                .par_chunks_mut(band_rows * row_len)
                 .enumerate()
-                .map(move |(b, dst)| (img, b * 2 * band, dst))
+                .map(move |(b, dst)| (img, b * band_rows, dst))
         })
         .for_each(|(img, oy0, dst)| {
             BUFFERS.with(|cell| {
                 let buffers = &mut *cell.borrow_mut();
                 let rows = dst.len() / row_len;
-                let (band, u, m) = prepare(g, input, out_nhw, x, (img, oy0, rows), buffers);
+                let task = (img, oy0, rows);
+                let (band, u, m) = prepare(g, tile, input, out_nhw, x, task, buffers);
                 // SAFETY: the CPU has `isa` (asserted above); the buffers hold what `Band`
                 // says (`prepare`), and `dst` holds the band's rows.
-                unsafe { (kernels.forward_band)(&band, v, u, m, epilogue, dst) };
+                unsafe { forward_band(&band, v, u, m, epilogue, dst) };
             })
         });
 }
@@ -226,20 +293,22 @@ pub fn forward_on(
 /// tiles read into the window and sizes `U` and `M` (or `D`) for its tiles.
 fn prepare<'a>(
     g: &'a ConvGeom,
+    tile: Tile,
     input: Nhw,
     out: Nhw,
     x: &[f32],
     (img, oy0, rows): (usize, usize, usize),
     buffers: &'a mut Buffers,
 ) -> (Band<'a>, &'a mut [f32], &'a mut [f32]) {
-    let tiles_wide = out.w.div_ceil(2);
-    let tile_rows = rows.div_ceil(2);
-    // The window covers whole tiles: 2·tiles_wide columns of output, even where the output
-    // is one narrower.
+    let edge = tile.edge();
+    let tiles_wide = out.w.div_ceil(edge);
+    let tile_rows = rows.div_ceil(edge);
+    // The window covers whole tiles: edge·tiles_wide columns of output, even where the output
+    // is narrower.
     let tiled = Nhw {
         n: out.n,
-        h: 2 * tile_rows,
-        w: 2 * tiles_wide,
+        h: edge * tile_rows,
+        w: edge * tiles_wide,
     };
     let width = band_window(
         g,
@@ -247,14 +316,21 @@ fn prepare<'a>(
         tiled,
         x,
         (img, oy0),
-        2 * tile_rows,
+        edge * tile_rows,
         &mut buffers.window,
     );
     let tiles = tile_rows * tiles_wide;
-    grow(&mut buffers.u, POSITIONS * position_stride(tiles, g.cin));
-    grow(&mut buffers.m, POSITIONS * position_stride(tiles, g.cout));
+    grow(
+        &mut buffers.u,
+        tile.positions() * position_stride(tiles, g.cin),
+    );
+    grow(
+        &mut buffers.m,
+        tile.positions() * position_stride(tiles, g.cout),
+    );
     let band = Band {
         g,
+        tile,
         window: &buffers.window,
         width,
         tiles_wide,
@@ -278,9 +354,10 @@ fn kernels_on(g: &ConvGeom, isa: Isa) -> WinogradKernels {
 /// Tile rows per task: as many as keep `U` and `M` within about 192 KiB of L2, but no more
 /// than leave 2 tasks per thread (at batch 1 a task per thread or four cost 5–15% more on the
 /// policy network: idle threads, or a pass of the pool per band).
-fn band_tile_rows(g: &ConvGeom, out: Nhw, tiles_wide: usize) -> usize {
-    let tile_rows = out.h.div_ceil(2);
-    let tile_bytes = POSITIONS * (g.cin + g.cout) * 4;
+fn band_tile_rows(g: &ConvGeom, tile: Tile, out: Nhw) -> usize {
+    let tiles_wide = out.w.div_ceil(tile.edge());
+    let tile_rows = out.h.div_ceil(tile.edge());
+    let tile_bytes = tile.positions() * (g.cin + g.cout) * 4;
     let by_cache = (192 * 1024 / tile_bytes / tiles_wide).max(1);
     let tasks_wanted = 2 * rayon::current_num_threads();
     let by_threads = (out.n * tile_rows).div_ceil(tasks_wanted).max(1);
@@ -304,8 +381,9 @@ fn grow(buffer: &mut Vec<f32>, len: usize) {
 /// One task's band of tiles.
 pub(in crate::kernels) struct Band<'a> {
     pub(in crate::kernels) g: &'a ConvGeom,
-    /// Zero-padded input rows `[2·tile_rows + 2][width][cin]`: tile `(r, t)` reads rows
-    /// `2r .. 2r + 4`, columns `2t .. 2t + 4`.
+    pub(in crate::kernels) tile: Tile,
+    /// Zero-padded input rows `[e·tile_rows + 2][width][cin]` for the tile's edge `e`: tile
+    /// `(r, t)` reads rows `e·r .. e·r + e + 2`, columns `e·t .. e·t + e + 2`.
     pub(in crate::kernels) window: &'a [f32],
     pub(in crate::kernels) width: usize,
     pub(in crate::kernels) tiles_wide: usize,
@@ -341,14 +419,16 @@ pub fn backward_weight_on(isa: Isa, g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f
         "operands shorter than {g:?} needs"
     );
     let row_len = out.w * g.cout;
-    let band_rows = 2 * band_tile_rows(g, out, out.w.div_ceil(2));
+    let band_rows = 2 * band_tile_rows(g, Tile::F2, out);
     let bands = out.h.div_ceil(band_rows);
-    let dv = super::ordered_sum(out.n * bands, transformed_len(g), |task, dv: &mut [f32]| {
+    let dv_len = transformed_len(g, Tile::F2);
+    let dv = super::ordered_sum(out.n * bands, dv_len, |task, dv: &mut [f32]| {
         let (img, oy0) = (task / bands, task % bands * band_rows);
         let rows = band_rows.min(out.h - oy0);
         BUFFERS.with(|cell| {
             let buffers = &mut *cell.borrow_mut();
-            let (band, u, d) = prepare(g, input, out, x, (img, oy0, rows), buffers);
+            let task = (img, oy0, rows);
+            let (band, u, d) = prepare(g, Tile::F2, input, out, x, task, buffers);
             let dy_band = &dy[band.first_row * row_len..][..rows * row_len];
             // SAFETY: the CPU has `isa` (asserted above); the buffers hold what `Band`
             // says (`prepare`), `dy_band` the band's rows and `dv` every position.
