@@ -405,7 +405,7 @@ fn direct_and_gemm_paths_agree_on_narrow_layers_on_every_isa() {
 
 /// Winograd F(2×2, 3×3) against the GEMM on every path with Winograd kernels (AVX2 and
 /// AVX-512; a path this CPU lacks is named as skipped), F(2×2, 3×3) and F(4×4, 3×3), forward
-/// (bias, residual and ReLU included) and weight gradient (F(2×2)): whole and partial tiles,
+/// (bias, residual and ReLU included) and weight gradient: whole and partial tiles,
 /// padding 0–2, a last group of 8 input channels, bands on two threads and on one, single
 /// tiles.
 #[test]
@@ -493,16 +493,18 @@ fn winograd_and_gemm_agree_on_3x3_stride_1_layers() {
                 });
             }
             // The weight gradient, with the residual standing in for the output gradient.
-            let fast_dw = winograd::backward_weight_on(isa, &g, input, &x, &residual);
-            let err = rel_err(&fast_dw, &gemm_dw);
-            assert!(
-                err < 1e-5,
-                "{isa}: {g:?} at {batch}x{side}x{side}: weight gradient relative error {err:.2e}"
-            );
-            compared += 1;
+            for tile in TILES {
+                let fast_dw = winograd::backward_weight_on(isa, tile, &g, input, &x, &residual);
+                let err = rel_err(&fast_dw, &gemm_dw);
+                assert!(
+                    err < 1e-5,
+                    "{isa} {tile:?}: {g:?} at {batch}x{side}x{side}: weight gradient relative error {err:.2e}"
+                );
+                compared += 1;
+            }
         }
     }
-    assert_eq!(compared, paths.len() * SHAPES.len() * (TILES.len() * 4 + 1));
+    assert_eq!(compared, paths.len() * SHAPES.len() * TILES.len() * 5);
 }
 
 /// The path forced by `BLOCKDROP_ISA` in a child run of these tests (see below).

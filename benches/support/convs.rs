@@ -165,10 +165,7 @@ pub fn weight_grad(g: &ConvGeom, side: usize, path: Path) -> Option<f64> {
     let has_kernel = match path {
         Path::Gemm => true,
         Path::Direct(isa) => isa.available() && direct::supports_weight_grad_on(g, isa),
-        // The weight gradient has F(2×2) only.
-        Path::Winograd(isa, tile) => {
-            tile == Tile::F2 && isa.available() && winograd::supported_on(g, isa, tile)
-        }
+        Path::Winograd(isa, tile) => isa.available() && winograd::supported_on(g, isa, tile),
     };
     if !has_kernel {
         return None;
@@ -179,7 +176,7 @@ pub fn weight_grad(g: &ConvGeom, side: usize, path: Path) -> Option<f64> {
         std::hint::black_box(match path {
             Path::Gemm => conv::backward_weight_gemm(g, input, &x, &dy),
             Path::Direct(isa) => direct::backward_weight_on(isa, g, input, &x, &dy),
-            Path::Winograd(isa, _) => winograd::backward_weight_on(isa, g, input, &x, &dy),
+            Path::Winograd(isa, tile) => winograd::backward_weight_on(isa, tile, g, input, &x, &dy),
         });
     }))
 }

@@ -75,7 +75,7 @@ pub(in crate::kernels) struct WinogradKernels {
     /// # Safety
     ///
     /// The CPU has the path; `supports` holds for `band.g`; `v` holds the transformed weights
-    /// (`super::winograd::transformed_len`); `u` and `m` hold 16 position blocks of the band's
+    /// (`super::winograd::transformed_len`); `u` and `m` hold the position blocks (16) of the band's
     /// tiles (`super::winograd` sizes them); `dst` and the epilogue's residual hold the
     /// band's output rows.
     pub(in crate::kernels) forward_band: ForwardBand,
@@ -87,20 +87,23 @@ pub(in crate::kernels) struct WinogradKernels {
     /// As `forward_band`, with `dy` the band's output-gradient rows, `d` sized as `m`, and
     /// `dv` holding the transformed weights' length.
     pub(in crate::kernels) weight_band: WeightBand,
-    /// F(4×4, 3×3) for the forward pass, where the path has it (`super::winograd::Tile`).
+    /// F(4×4, 3×3), where the path has it (`super::winograd::Tile`).
     pub(in crate::kernels) f4: Option<F4Kernels>,
 }
 
-/// A path's Winograd F(4×4, 3×3) kernels (the forward pass; the weight gradient keeps
-/// F(2×2)).
+/// A path's Winograd F(4×4, 3×3) kernels.
 #[derive(Clone, Copy)]
 pub(in crate::kernels) struct F4Kernels {
-    /// The layers the dispatch gives F(4×4) rather than F(2×2), among those the path's
-    /// Winograd kernels support (measured).
+    /// The layers whose forward pass (and input gradient) the dispatch gives F(4×4) rather
+    /// than F(2×2), among those the path's Winograd kernels support (measured).
     pub(in crate::kernels) preferred: fn(&ConvGeom) -> bool,
+    /// The layers whose weight gradient it gives F(4×4).
+    pub(in crate::kernels) weight_preferred: fn(&ConvGeom) -> bool,
     /// As [`WinogradKernels::forward_band`], on 6×6 transformed tiles (`u` and `m` hold 36
     /// position blocks).
     pub(in crate::kernels) forward_band: ForwardBand,
+    /// As [`WinogradKernels::weight_band`], on 6×6 transformed tiles.
+    pub(in crate::kernels) weight_band: WeightBand,
 }
 
 /// `forward_band(band, v, u, m, epilogue, dst)`.

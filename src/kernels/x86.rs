@@ -315,8 +315,8 @@ macro_rules! winograd_transforms {
 
 /// The Winograd F(4×4, 3×3) transforms (the method: `crate::kernels::winograd::f4`), written
 /// once and stamped out per instruction set, `$lanes` channels a vector, the multiply-adds of
-/// `Bᵀ` and `Aᵀ` as FMAs: the input tiles' `Bᵀ d B` and the output's `Aᵀ m A` with the
-/// epilogue, each over a range of a band's tiles. `$load_in` and `$store_in` as in
+/// `Bᵀ` and `Aᵀ` as FMAs: the input tiles' `Bᵀ d B`, the output's `Aᵀ m A` with the
+/// epilogue and the output gradient's `A dY Aᵀ`, each over a range of a band's tiles. `$load_in` and `$store_in` as in
 /// [`winograd_transforms`].
 macro_rules! winograd_f4_transforms {
     ($feature:literal, $lanes:literal, $vec:ty, $zero:ident, $load:ident, $store:ident,
@@ -463,6 +463,74 @@ macro_rules! winograd_f4_transforms {
                                 value = $max(value, zero);
                             }
                             $store(dst.as_mut_ptr().add(offset), value);
+                        }
+                    }
+                }
+            }
+        }
+
+        /// `A g` for one column of four values (or `g Aᵀ` for one row): six values.
+        #[target_feature(enable = $feature)]
+        #[inline]
+        unsafe fn a_column(g: [$vec; 4]) -> [$vec; SIDE] {
+            let (four, eight) = ($set1(4.0), $set1(8.0));
+            let (even, odd) = ($add(g[0], g[2]), $add(g[1], g[3]));
+            // g0 + 4g2 and 2g1 + 8g3.
+            let (even4, odd8) = (
+                $fmadd(four, g[2], g[0]),
+                $fmadd(eight, g[3], $add(g[1], g[1])),
+            );
+            [
+                g[0],
+                $add(even, odd),
+                $sub(even, odd),
+                $add(even4, odd8),
+                $sub(even4, odd8),
+                g[3],
+            ]
+        }
+
+        /// `D[ξ][i] = (A dY Aᵀ)[ξ]` for the band's tiles `tiles` (`dy` holds the band's rows);
+        /// pixels outside the output count as zero.
+        ///
+        /// # Safety
+        ///
+        /// The CPU has `$feature`; `tiles` lies within the band; `dy` holds the band's
+        /// output-gradient rows and `d` 36 position blocks of `tiles.len() × cout` floats.
+        #[target_feature(enable = $feature)]
+        pub unsafe fn transform_output_grad(
+            band: &Band,
+            tiles: Range<usize>,
+            dy: &[f32],
+            d: &mut [f32],
+        ) {
+            let cout = band.g.cout;
+            let row_len = band.out_w * cout;
+            let stride = position_stride(tiles.len(), cout);
+            let (dy, d) = (dy.as_ptr(), d.as_mut_ptr());
+            let zero = $zero();
+            for (local, tile) in tiles.enumerate() {
+                let (r, t) = (tile / band.tiles_wide, tile % band.tiles_wide);
+                for co0 in (0..cout).step_by($lanes) {
+                    // A g, column by column.
+                    let mut ag = [[zero; 4]; SIDE];
+                    for b in 0..4 {
+                        let mut column = [zero; 4];
+                        for (a, value) in column.iter_mut().enumerate() {
+                            let (oy, ox) = (4 * r + a, 4 * t + b);
+                            if oy < band.rows && ox < band.out_w {
+                                *value = $load(dy.add(oy * row_len + ox * cout + co0));
+                            }
+                        }
+                        for (i, value) in a_column(column).into_iter().enumerate() {
+                            ag[i][b] = value;
+                        }
+                    }
+                    // (A g) Aᵀ, row by row.
+                    let at = d.add(local * cout + co0);
+                    for (i, row) in ag.into_iter().enumerate() {
+                        for (j, value) in a_column(row).into_iter().enumerate() {
+                            $store(at.add((i * SIDE + j) * stride), value);
                         }
                     }
                 }

@@ -30,7 +30,9 @@ pub const KERNELS: PathKernels = PathKernels {
         weight_band: kernels::weight_band,
         f4: Some(super::paths::F4Kernels {
             preferred: kernels::winograd_f4,
+            weight_preferred: kernels::winograd_f4_weight,
             forward_band: kernels::forward_band_f4,
+            weight_band: kernels::weight_band_f4,
         }),
     }),
 };
@@ -116,6 +118,12 @@ mod kernels {
         crate::kernels::winograd::fits(g)
     }
 
+    /// The layers whose weight gradient takes F(4×4): every one (measured with `cargo bench
+    /// --bench kernels -- convs`).
+    pub fn winograd_f4_weight(g: &ConvGeom) -> bool {
+        crate::kernels::winograd::fits(g)
+    }
+
     /// One Winograd F(4×4) band forward: input transform, products, output transform.
     ///
     /// # Safety
@@ -132,6 +140,23 @@ mod kernels {
         winograd4::transform_input(band, 0..band.tiles, u);
         winograd::products(band, u, v, m);
         winograd4::transform_output(band, 0..band.tiles, m, epilogue, dst);
+    }
+
+    /// One Winograd F(4×4) band's weight gradient: `dV += Uᵀ D`.
+    ///
+    /// # Safety
+    ///
+    /// As [`crate::kernels::paths::F4Kernels::weight_band`].
+    pub unsafe fn weight_band_f4(
+        band: &Band,
+        dy: &[f32],
+        u: &mut [f32],
+        d: &mut [f32],
+        dv: &mut [f32],
+    ) {
+        winograd4::transform_input(band, 0..band.tiles, u);
+        winograd4::transform_output_grad(band, 0..band.tiles, dy, d);
+        winograd::weight_products(band, u, d, dv);
     }
 
     /// One Winograd band's weight gradient: `dV += Uᵀ D`.

@@ -6,7 +6,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use crate::kernels::geometry::Epilogue;
-use crate::kernels::winograd::{position_stride, Band, GROUP, POSITIONS};
+use crate::kernels::winograd::{position_stride, Band, GROUP};
 
 /// The 8 input channels at `at` (the layers' input channels come in multiples of 8).
 ///
@@ -100,17 +100,17 @@ unsafe fn block<const R: usize>(
     }
 }
 
-/// `dV[ξ] += U[ξ]ᵀ · D[ξ]` for the 16 positions: blocks of 6 input channels × 16 output
+/// `dV[ξ] += U[ξ]ᵀ · D[ξ]` for the tile's positions: blocks of 6 input channels × 16 output
 /// channels in registers, summed over the band's tiles.
 ///
 /// # Safety
 ///
-/// The CPU has AVX2 and FMA; `u` and `d` hold the band's 16 position blocks and `dv` the
+/// The CPU has AVX2 and FMA; `u` and `d` hold the band's position blocks and `dv` the
 /// transformed weights' length.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn weight_products(band: &Band, u: &[f32], d: &[f32], dv: &mut [f32]) {
     let (cin, cout, tiles) = (band.g.cin, band.g.cout, band.tiles);
-    for xi in 0..POSITIONS {
+    for xi in 0..band.tile.positions() {
         let u = u.as_ptr().add(xi * position_stride(tiles, cin));
         let d = d.as_ptr().add(xi * position_stride(tiles, cout));
         let dv = dv.as_mut_ptr().add(xi * cin * cout);

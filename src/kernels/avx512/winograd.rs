@@ -20,7 +20,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use crate::kernels::geometry::Epilogue;
-use crate::kernels::winograd::{position_stride, Band, GROUP, POSITIONS};
+use crate::kernels::winograd::{position_stride, Band, GROUP};
 
 /// The lanes of the 16-channel group from `c0` that lie inside `channels` (a multiple of 8).
 #[inline]
@@ -166,18 +166,18 @@ unsafe fn block<const CV: usize, const R: usize>(
     }
 }
 
-/// `dV[ξ] += U[ξ]ᵀ · D[ξ]` for the 16 positions: blocks of 8 input channels × 32 output
+/// `dV[ξ] += U[ξ]ᵀ · D[ξ]` for the tile's positions: blocks of 8 input channels × 32 output
 /// channels (16 accumulators), or 16 × 16 for a last single group, summed over the band's
 /// tiles.
 ///
 /// # Safety
 ///
-/// The CPU has AVX-512F; `u` and `d` hold 16 position blocks of `tiles` tiles and `dv` the
+/// The CPU has AVX-512F; `u` and `d` hold the tile's position blocks of `tiles` tiles and `dv` the
 /// transformed weights' length.
 #[target_feature(enable = "avx512f")]
 pub unsafe fn weight_products(band: &Band, tiles: usize, u: &[f32], d: &[f32], dv: &mut [f32]) {
     let (cin, cout) = (band.g.cin, band.g.cout);
-    for xi in 0..POSITIONS {
+    for xi in 0..band.tile.positions() {
         let u = u.as_ptr().add(xi * position_stride(tiles, cin));
         let d = d.as_ptr().add(xi * position_stride(tiles, cout));
         let dv = dv.as_mut_ptr().add(xi * cin * cout);

@@ -10,10 +10,6 @@ use super::winograd::{load_channels, store_channels};
 use crate::kernels::geometry::Epilogue;
 use crate::kernels::winograd::{position_stride, Band};
 
-/// Tiles per chunk: one register block of the products. A 6×6 tile's `U` and `M` are 2.25
-/// times an F(2×2) tile's, so the chunk that stays in L1 between stages is smaller.
-pub const CHUNK: usize = 14;
-
 winograd_f4_transforms!(
     "avx512f",
     16,

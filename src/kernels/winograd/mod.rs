@@ -113,6 +113,14 @@ pub fn tile(g: &ConvGeom) -> Tile {
     tile_on(g, Isa::active())
 }
 
+/// The tile the weight gradient of `g` takes on `isa` when [`preferred_on`], as [`tile_on`].
+pub fn weight_tile_on(g: &ConvGeom, isa: Isa) -> Tile {
+    match paths::of(isa).winograd.and_then(|k| k.f4) {
+        Some(f4) if (f4.weight_preferred)(g) => Tile::F4,
+        _ => Tile::F2,
+    }
+}
+
 /// The layers any Winograd kernel here can run: 3×3 stride-1 layers whose input channels
 /// come in vectors of 8 and output channels in groups of 16, at most 64 of each (so that one
 /// position's weights, `cin·cout` floats, stay in L1). A path's table narrows it further.
@@ -127,10 +135,11 @@ pub fn fits(g: &ConvGeom) -> bool {
 }
 
 /// Whether the convolutions (forward, input and weight gradients) take this kernel for `g`:
-/// wherever the active path prefers it ([`preferred_on`]). On AVX2, on the 16-channel layers,
-/// where the transforms cost a third of the time, it is 5–10% ahead of the direct kernel; on
-/// 32 and 64 channels 1.5–2× (measured with `cargo bench --bench kernels -- convs`, and with
-/// the two alternating call by call; docs/performance.md has both paths' tables).
+/// wherever the active path prefers it ([`preferred_on`]), with the tile [`tile_on`] or
+/// [`weight_tile_on`] gives. F(2×2) alone was 5–10% ahead of the AVX2 direct kernel on the
+/// 16-channel layers, where the transforms cost a third of the time, and 1.5–2× on 32 and 64
+/// channels; F(4×4) is another 1.2–1.6× (measured with `cargo bench --bench kernels --
+/// convs`; docs/performance.md has both paths' tables).
 pub fn used(g: &ConvGeom) -> bool {
     preferred_on(g, Isa::active())
 }
@@ -399,7 +408,8 @@ pub(in crate::kernels) struct Band<'a> {
 /// Gradient with respect to the weights, `[9·cin, cout]`, as
 /// [`super::conv::backward_weight`], on the active path; call only when [`used`].
 pub fn backward_weight(g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    backward_weight_on(Isa::active(), g, input, x, dy)
+    let isa = Isa::active();
+    backward_weight_on(isa, weight_tile_on(g, isa), g, input, x, dy)
 }
 
 /// [`backward_weight`] on `isa`, which this CPU must have and which must support `g`. The
@@ -407,8 +417,22 @@ pub fn backward_weight(g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f
 /// `dV[ξ] = Σ_tiles U[ξ]ᵀ · D[ξ]`, with `D = A dY Aᵀ` each tile's transformed output
 /// gradient, and the weights' is `Gᵀ dV G`: the products run over tiles rather than over
 /// output pixels × taps, 2.25× fewer multiplications again.
-pub fn backward_weight_on(isa: Isa, g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f32]) -> Vec<f32> {
+pub fn backward_weight_on(
+    isa: Isa,
+    tile: Tile,
+    g: &ConvGeom,
+    input: Nhw,
+    x: &[f32],
+    dy: &[f32],
+) -> Vec<f32> {
     let kernels = kernels_on(g, isa);
+    let weight_band = match tile {
+        Tile::F2 => kernels.weight_band,
+        Tile::F4 => match kernels.f4 {
+            Some(f4) => f4.weight_band,
+            None => panic!("no Winograd F(4x4, 3x3) kernel on {isa}"),
+        },
+    };
     // No output pixels (the kernel does not fit, or an empty batch): no gradient.
     let Some(out) = g.output(input).filter(|out| out.pixels() > 0) else {
         return vec![0.0; g.patch_len() * g.cout];
@@ -419,40 +443,42 @@ pub fn backward_weight_on(isa: Isa, g: &ConvGeom, input: Nhw, x: &[f32], dy: &[f
         "operands shorter than {g:?} needs"
     );
     let row_len = out.w * g.cout;
-    let band_rows = 2 * band_tile_rows(g, Tile::F2, out);
+    let band_rows = tile.edge() * band_tile_rows(g, tile, out);
     let bands = out.h.div_ceil(band_rows);
-    let dv_len = transformed_len(g, Tile::F2);
+    let dv_len = transformed_len(g, tile);
     let dv = super::ordered_sum(out.n * bands, dv_len, |task, dv: &mut [f32]| {
         let (img, oy0) = (task / bands, task % bands * band_rows);
         let rows = band_rows.min(out.h - oy0);
         BUFFERS.with(|cell| {
             let buffers = &mut *cell.borrow_mut();
             let task = (img, oy0, rows);
-            let (band, u, d) = prepare(g, Tile::F2, input, out, x, task, buffers);
+            let (band, u, d) = prepare(g, tile, input, out, x, task, buffers);
             let dy_band = &dy[band.first_row * row_len..][..rows * row_len];
             // SAFETY: the CPU has `isa` (asserted above); the buffers hold what `Band`
             // says (`prepare`), `dy_band` the band's rows and `dv` every position.
-            unsafe { (kernels.weight_band)(&band, dy_band, u, d, dv) };
+            unsafe { weight_band(&band, dy_band, u, d, dv) };
         });
     });
-    untransform_weight_grad(g, &dv)
+    untransform_weight_grad(g, tile, &dv)
 }
 
 /// `dW[(ky·3 + kx)·cin + ci][co] = (Gᵀ dV[ci][co] G)[ky][kx]`.
-fn untransform_weight_grad(g: &ConvGeom, dv: &[f32]) -> Vec<f32> {
+fn untransform_weight_grad(g: &ConvGeom, tile: Tile, dv: &[f32]) -> Vec<f32> {
     let (cin, cout) = (g.cin, g.cout);
+    let g_rows = tile.g_rows();
+    let n = g_rows.len();
     let mut dw = vec![0.0f32; 9 * cin * cout];
-    let mut t = vec![0.0f32; 4 * 3 * cout];
+    let mut t = vec![0.0f32; n * 3 * cout];
     for ci in 0..cin {
         // T[a][kx] = Σ_b dV[a][b] G[b][kx].
-        for a in 0..4 {
+        for a in 0..n {
             for kx in 0..3 {
                 let dst = &mut t[(a * 3 + kx) * cout..][..cout];
                 dst.fill(0.0);
-                for (b, gb) in G.iter().enumerate() {
+                for (b, gb) in g_rows.iter().enumerate() {
                     let c = gb[kx];
                     if c != 0.0 {
-                        let src = &dv[((a * 4 + b) * cin + ci) * cout..][..cout];
+                        let src = &dv[((a * n + b) * cin + ci) * cout..][..cout];
                         for (d, &s) in dst.iter_mut().zip(src) {
                             *d += c * s;
                         }
@@ -464,7 +490,7 @@ fn untransform_weight_grad(g: &ConvGeom, dv: &[f32]) -> Vec<f32> {
         for ky in 0..3 {
             for kx in 0..3 {
                 let dst = &mut dw[((ky * 3 + kx) * cin + ci) * cout..][..cout];
-                for (a, ga) in G.iter().enumerate() {
+                for (a, ga) in g_rows.iter().enumerate() {
                     let c = ga[ky];
                     if c != 0.0 {
                         for (d, &s) in dst.iter_mut().zip(&t[(a * 3 + kx) * cout..][..cout]) {
