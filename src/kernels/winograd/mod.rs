@@ -251,14 +251,7 @@ pub fn forward_on(
     epilogue: Epilogue,
     out: &mut [f32],
 ) {
-    let kernels = kernels_on(g, isa);
-    let forward_band = match tile {
-        Tile::F2 => kernels.forward_band,
-        Tile::F4 => match kernels.f4 {
-            Some(f4) => f4.forward_band,
-            None => panic!("no Winograd F(4x4, 3x3) kernel on {isa}"),
-        },
-    };
+    let (forward_band, _) = band_kernels(g, isa, tile);
     // The kernels read through raw pointers: the operands must hold what the shapes say.
     assert!(
         v.len() >= transformed_len(g, tile)
@@ -360,6 +353,17 @@ fn kernels_on(g: &ConvGeom, isa: Isa) -> WinogradKernels {
     }
 }
 
+/// The forward and weight-gradient band kernels of `isa` for `g` with `tile`; panics as
+/// [`kernels_on`] does, or when the path has no F(4×4) kernels.
+fn band_kernels(g: &ConvGeom, isa: Isa, tile: Tile) -> (paths::ForwardBand, paths::WeightBand) {
+    let kernels = kernels_on(g, isa);
+    match (tile, kernels.f4) {
+        (Tile::F2, _) => (kernels.forward_band, kernels.weight_band),
+        (Tile::F4, Some(f4)) => (f4.forward_band, f4.weight_band),
+        (Tile::F4, None) => panic!("no Winograd F(4x4, 3x3) kernel on {isa}"),
+    }
+}
+
 /// Tile rows per task: as many as keep `U` and `M` within about 192 KiB of L2, but no more
 /// than leave 2 tasks per thread (at batch 1 a task per thread or four cost 5–15% more on the
 /// policy network: idle threads, or a pass of the pool per band).
@@ -425,14 +429,7 @@ pub fn backward_weight_on(
     x: &[f32],
     dy: &[f32],
 ) -> Vec<f32> {
-    let kernels = kernels_on(g, isa);
-    let weight_band = match tile {
-        Tile::F2 => kernels.weight_band,
-        Tile::F4 => match kernels.f4 {
-            Some(f4) => f4.weight_band,
-            None => panic!("no Winograd F(4x4, 3x3) kernel on {isa}"),
-        },
-    };
+    let (_, weight_band) = band_kernels(g, isa, tile);
     // No output pixels (the kernel does not fit, or an empty batch): no gradient.
     let Some(out) = g.output(input).filter(|out| out.pixels() > 0) else {
         return vec![0.0; g.patch_len() * g.cout];
