@@ -132,8 +132,36 @@ macro_rules! weight_grad_kernel {
 /// `$lanes` channels a vector. `$load_in` and `$store_in` move one vector of input channels
 /// (`(pointer, first channel, channels)`: a path may mask a short last group).
 macro_rules! winograd_transforms {
-    ($feature:literal, $lanes:literal, $zero:ident, $load:ident, $store:ident, $add:ident,
-     $sub:ident, $max:ident, $load_in:ident, $store_in:ident) => {
+    ($feature:literal, $lanes:literal, $vec:ty, $zero:ident, $load:ident, $store:ident,
+     $add:ident, $sub:ident, $max:ident, $load_in:ident, $store_in:ident) => {
+        /// One output vector at `offset` of the band's rows (`dst`): `value` plus `bias`, the
+        /// residual and ReLU as the epilogue asks. Shared with the F(4×4) transforms.
+        ///
+        /// # Safety
+        ///
+        /// The CPU has `$feature`; `dst` and the epilogue's residual hold the band's output
+        /// rows, `offset` and `$lanes` floats from it inside them.
+        #[target_feature(enable = $feature)]
+        #[inline]
+        pub unsafe fn store_output(
+            band: &Band,
+            epilogue: Epilogue,
+            bias: $vec,
+            offset: usize,
+            value: $vec,
+            dst: &mut [f32],
+        ) {
+            let mut value = $add(value, bias);
+            if let Some(res) = epilogue.residual {
+                let global = band.first_row * band.out_w * band.g.cout + offset;
+                value = $add(value, $load(res.as_ptr().add(global)));
+            }
+            if epilogue.relu {
+                value = $max(value, $zero());
+            }
+            $store(dst.as_mut_ptr().add(offset), value);
+        }
+
         /// `U[ξ][i] = (Bᵀ d B)[ξ]` for the band's tiles `tiles` (`i` counted from its start).
         ///
         /// # Safety
@@ -234,21 +262,13 @@ macro_rules! winograd_transforms {
                             $add($add(row[0], row[1]), row[2]),
                             $sub($sub(row[1], row[2]), row[3]),
                         ];
-                        for (b, mut value) in y.into_iter().enumerate() {
+                        for (b, value) in y.into_iter().enumerate() {
                             let ox = 2 * t + b;
                             if ox >= band.out_w {
                                 continue;
                             }
                             let offset = oy * row_len + ox * cout + co0;
-                            value = $add(value, bias);
-                            if let Some(res) = epilogue.residual {
-                                let global = band.first_row * row_len + offset;
-                                value = $add(value, $load(res.as_ptr().add(global)));
-                            }
-                            if epilogue.relu {
-                                value = $max(value, zero);
-                            }
-                            $store(dst.as_mut_ptr().add(offset), value);
+                            store_output(band, epilogue, bias, offset, value, dst);
                         }
                     }
                 }
@@ -316,12 +336,12 @@ macro_rules! winograd_transforms {
 /// The Winograd F(4×4, 3×3) transforms (the method: `crate::kernels::winograd::f4`), written
 /// once and stamped out per instruction set, `$lanes` channels a vector, the multiply-adds of
 /// `Bᵀ` and `Aᵀ` as FMAs: the input tiles' `Bᵀ d B`, the output's `Aᵀ m A` with the
-/// epilogue and the output gradient's `A dY Aᵀ`, each over a range of a band's tiles. `$load_in` and `$store_in` as in
-/// [`winograd_transforms`].
+/// epilogue and the output gradient's `A dY Aᵀ`, each over a range of a band's tiles.
+/// `$load_in` and `$store_in` as in [`winograd_transforms`], `$store_output` its output store.
 macro_rules! winograd_f4_transforms {
     ($feature:literal, $lanes:literal, $vec:ty, $zero:ident, $load:ident, $store:ident,
      $add:ident, $sub:ident, $max:ident, $fmadd:ident, $fnmadd:ident, $set1:ident,
-     $load_in:ident, $store_in:ident) => {
+     $load_in:ident, $store_in:ident, $store_output:ident) => {
         /// Positions along a transformed tile's side.
         const SIDE: usize = 6;
 
@@ -448,21 +468,13 @@ macro_rules! winograd_f4_transforms {
                         if oy >= rows {
                             break;
                         }
-                        for (b, mut value) in at(row).into_iter().enumerate() {
+                        for (b, value) in at(row).into_iter().enumerate() {
                             let ox = 4 * t + b;
                             if ox >= band.out_w {
                                 break;
                             }
                             let offset = oy * row_len + ox * cout + co0;
-                            value = $add(value, bias);
-                            if let Some(res) = epilogue.residual {
-                                let global = band.first_row * row_len + offset;
-                                value = $add(value, $load(res.as_ptr().add(global)));
-                            }
-                            if epilogue.relu {
-                                value = $max(value, zero);
-                            }
-                            $store(dst.as_mut_ptr().add(offset), value);
+                            $store_output(band, epilogue, bias, offset, value, dst);
                         }
                     }
                 }

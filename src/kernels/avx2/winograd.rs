@@ -33,6 +33,7 @@ pub(super) unsafe fn store_channels(at: *mut f32, _c0: usize, _channels: usize, 
 winograd_transforms!(
     "avx2,fma",
     8,
+    __m256,
     _mm256_setzero_ps,
     _mm256_loadu_ps,
     _mm256_storeu_ps,

@@ -5,7 +5,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::winograd::{load_channels, store_channels};
+use super::winograd::{load_channels, store_channels, store_output};
 use crate::kernels::geometry::Epilogue;
 use crate::kernels::winograd::{position_stride, Band};
 
@@ -23,5 +23,6 @@ winograd_f4_transforms!(
     _mm256_fnmadd_ps,
     _mm256_set1_ps,
     load_channels,
-    store_channels
+    store_channels,
+    store_output
 );

@@ -57,6 +57,7 @@ pub(super) unsafe fn store_channels(at: *mut f32, c0: usize, channels: usize, va
 winograd_transforms!(
     "avx512f",
     16,
+    __m512,
     _mm512_setzero_ps,
     _mm512_loadu_ps,
     _mm512_storeu_ps,

@@ -6,7 +6,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::winograd::{load_channels, store_channels};
+use super::winograd::{load_channels, store_channels, store_output};
 use crate::kernels::geometry::Epilogue;
 use crate::kernels::winograd::{position_stride, Band};
 
@@ -24,5 +24,6 @@ winograd_f4_transforms!(
     _mm512_fnmadd_ps,
     _mm512_set1_ps,
     load_channels,
-    store_channels
+    store_channels,
+    store_output
 );
